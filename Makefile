@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`.
+# Everything else here is a convenience around CMake.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps deps-test build run test test-fast test-asan fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+deps-test:
+	@scripts/deps.sh --test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/tlsgate serve
+
+# Every test: the normal build, then the whole suite again under ASan+UBSan
+# (the 1 GiB transfers are labelled "big" and run in the normal build only).
+test: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+	$(MAKE) test-asan
+
+test-fast: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j 2 -LE big
+
+test-asan: deps-test
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -LE big
+
+fuzz: deps-test
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTG_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	scripts/fuzz.sh build-fuzz $${FUZZ_SECONDS:-30}
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,208 @@
+/*
+ * Shared CLI plumbing: error printing, flag scanning, and the layered
+ * configuration load that serve, config and the clients use.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config_int.h"
+#include "util.h"
+
+extern char **environ;
+
+int
+cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tlsgate: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int
+cli_fail_err(const struct tg_err *err)
+{
+	return cli_fail("%s", err->msg[0] ? err->msg : "failed");
+}
+
+int
+cli_is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h") || !strcmp(arg, "help");
+}
+
+const char *
+cli_flag(int argc, char **argv, int *i, const char *flag, int *missing)
+{
+	size_t n = strlen(flag);
+
+	if (strncmp(argv[*i], flag, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = 1;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+int
+cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i)
+{
+	static const struct { const char *flag, *key; } shorts[] = {
+		{ "--listen", "listen" }, { "--mode", "tls.mode" },
+		{ "--cert", "tls.cert" }, { "--key", "tls.key" },
+		{ "--state-dir", "state_dir" },
+	};
+	static char buf[64][1024];
+	const char *v;
+	int missing = 0;
+	size_t k;
+
+	if ((v = cli_flag(argc, argv, i, "--config", &missing)) != NULL) {
+		f->config = v;
+		return 1;
+	}
+	if (missing)
+		return cli_fail("--config needs a file name"), -1;
+	if (f->nsets >= 64)
+		return cli_fail("too many configuration flags"), -1;
+	if ((v = cli_flag(argc, argv, i, "--set", &missing)) != NULL) {
+		if (strchr(v, '=') == NULL)
+			return cli_fail("--set %s: write KEY=VALUE, e.g. --set tls.mode=mutual", v), -1;
+		f->sets[f->nsets] = v;
+		f->origins[f->nsets++] = "--set";
+		return 1;
+	}
+	if (missing)
+		return cli_fail("--set needs KEY=VALUE"), -1;
+	if ((v = cli_flag(argc, argv, i, "--autocert", &missing)) != NULL || missing)
+		return cli_fail("--autocert: ACME is not available in this version of tlsgate "
+		    "yet; use --cert/--key or the local CA"), -1;
+	for (k = 0; k < sizeof(shorts) / sizeof(shorts[0]); k++) {
+		if ((v = cli_flag(argc, argv, i, shorts[k].flag, &missing)) != NULL) {
+			snprintf(buf[f->nsets], sizeof(buf[0]), "%s=%s", shorts[k].key, v);
+			f->sets[f->nsets] = buf[f->nsets];
+			f->origins[f->nsets++] = shorts[k].flag;
+			return 1;
+		}
+		if (missing)
+			return cli_fail("%s needs a value", shorts[k].flag), -1;
+	}
+	return 0;
+}
+
+struct tg_config *
+cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err)
+{
+	struct tg_config *cfg = tg_config_new();
+	const char *path = f->config ? f->config : tg_config_default_path();
+	int named = f->config != NULL || (getenv("TLSGATE_CONFIG") && getenv("TLSGATE_CONFIG")[0]);
+	int i;
+
+	if (cfg == NULL) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return NULL;
+	}
+	if (tg_config_load_file(cfg, path, named, err) < 0)
+		goto fail;
+	tg_config_note_file(cfg, path);
+	if (tg_config_load_env(cfg, environ, err) < 0)
+		goto fail;
+	for (i = 0; i < f->nsets; i++) {
+		char key[256];
+		const char *eq = strchr(f->sets[i], '=');
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - f->sets[i]), f->sets[i]);
+		if (tg_config_set(cfg, key, eq + 1, f->origins[i], err) < 0)
+			goto fail;
+	}
+	if (tg_config_validate(cfg, err) < 0)
+		goto fail;
+	return cfg;
+fail:
+	tg_config_free(cfg);
+	return NULL;
+}
+
+int
+cli_client_flag(struct cli_client *c, int argc, char **argv, int *i)
+{
+	const struct { const char *flag; const char **dst; } map[] = {
+		{ "--trust", &c->trust }, { "--ca-cert", &c->ca },
+		{ "--known-servers", &c->known }, { "--server-name", &c->server_name },
+		{ "--cert", &c->cert }, { "--key", &c->key },
+	};
+	const char *v;
+	int missing = 0;
+	size_t k;
+
+	for (k = 0; k < sizeof(map) / sizeof(map[0]); k++) {
+		if ((v = cli_flag(argc, argv, i, map[k].flag, &missing)) != NULL) {
+			*map[k].dst = v;
+			return 1;
+		}
+		if (missing)
+			return cli_fail("%s needs a value", map[k].flag), -1;
+	}
+	if ((v = cli_flag(argc, argv, i, "--timeout", &missing)) != NULL) {
+		int64_t ms;
+		if (tg_parse_duration(v, &ms) < 0 || ms <= 0 || ms > 86400000)
+			return cli_fail("--timeout %s: give a duration such as 30s or 2m", v), -1;
+		c->timeout_ms = (int)ms;
+		return 1;
+	}
+	if (missing)
+		return cli_fail("--timeout needs a value"), -1;
+	if (!strncmp(argv[*i], "--config", 8) || !strncmp(argv[*i], "--set", 5))
+		return cli_cfg_flag(&c->cfg, argc, argv, i);
+	return 0;
+}
+
+int
+cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *err)
+{
+	struct tg_config *cfg = cli_load_config(&c->cfg, err);
+	char sd[4096];
+
+	if (cfg == NULL)
+		return -1;
+	memset(o, 0, sizeof(*o));
+	snprintf(c->bufs[0], sizeof(c->bufs[0]), "%s", c->trust ? c->trust : tg_cfg_str(cfg, "client.trust"));
+	snprintf(c->bufs[1], sizeof(c->bufs[1]), "%s", c->ca ? c->ca : tg_cfg_str(cfg, "client.ca"));
+	snprintf(c->bufs[2], sizeof(c->bufs[2]), "%s", c->server_name ? c->server_name :
+	    tg_cfg_str(cfg, "client.server_name"));
+	snprintf(c->bufs[3], sizeof(c->bufs[3]), "%s", c->cert ? c->cert : tg_cfg_str(cfg, "client.cert"));
+	snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", c->key ? c->key : tg_cfg_str(cfg, "client.key"));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	snprintf(c->bufs[5], sizeof(c->bufs[5]), "%s/ca/ca.crt", sd);
+	tg_config_free(cfg);
+	o->trust = c->bufs[0];
+	o->ca = c->bufs[1];
+	o->server_name = c->bufs[2];
+	o->cert = c->bufs[3];
+	o->key = c->bufs[4];
+	o->local_ca = c->bufs[5];
+	o->timeout_ms = c->timeout_ms ? c->timeout_ms : 30000;
+	if (strcmp(o->trust, "ca") != 0 && strcmp(o->trust, "tofu") && strcmp(o->trust, "whitelist") &&
+	    strcmp(o->trust, "ca-or-tofu") && strcmp(o->trust, "insecure-no-validation")) {
+		snprintf(err->msg, sizeof(err->msg), "--trust %s: use ca, tofu, whitelist, "
+		    "ca-or-tofu or insecure-no-validation", o->trust);
+		return -1;
+	}
+	if (c->known) {
+		snprintf(err->msg, sizeof(err->msg), "--known-servers: fingerprint files are not "
+		    "available in this version of tlsgate yet");
+		return -1;
+	}
+	return 0;
+}

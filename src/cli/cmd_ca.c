@@ -1,0 +1,87 @@
+/*
+ * tlsgate ca init: the local certificate authority.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config_int.h"
+#include "pki.h"
+#include "util.h"
+
+static const char ca_usage[] =
+"usage: tlsgate ca init [--dir DIR] [--name CN] [--key TYPE] [--days N]\n"
+"\n"
+"Creates a CA (ca.crt and ca.key, mode 0600) in DIR, by default state_dir/ca.\n"
+"  --name CN    the CA's common name (default \"tlsgate local CA\")\n"
+"  --key TYPE   ec-p256 (default), ec-p384, rsa-2048, rsa-3072, ed25519\n"
+"  --days N     validity in days (default 3650)\n";
+
+/* The local CA folder: state_dir/ca from the configuration. */
+int
+cli_default_ca_dir(char *buf, size_t len)
+{
+	struct cli_cfg_flags f;
+	struct tg_config *cfg;
+	struct tg_err err;
+	char sd[PATH_MAX];
+
+	memset(&f, 0, sizeof(f));
+	cfg = cli_load_config(&f, &err);
+	if (cfg == NULL)
+		return cli_fail_err(&err), -1;
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	snprintf(buf, len, "%s/ca", sd);
+	tg_config_free(cfg);
+	return 0;
+}
+
+int
+cmd_ca(int argc, char **argv)
+{
+	const char *dir = NULL, *name = "tlsgate local CA", *v;
+	char dbuf[PATH_MAX];
+	enum tg_key_type kt = TG_KEY_EC_P256;
+	int days = 0, i, missing = 0;
+	struct tg_err err;
+
+	if (argc < 2 || cli_is_help(argv[1])) {
+		fputs(ca_usage, argc < 2 ? stderr : stdout);
+		return argc < 2;
+	}
+	if (strcmp(argv[1], "init") != 0)
+		return cli_fail("ca %s: unknown subcommand; see `tlsgate ca --help`", argv[1]);
+	for (i = 2; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(ca_usage, stdout);
+			return 0;
+		} else if ((v = cli_flag(argc, argv, &i, "--dir", &missing))) {
+			dir = v;
+		} else if ((v = cli_flag(argc, argv, &i, "--name", &missing))) {
+			name = v;
+		} else if ((v = cli_flag(argc, argv, &i, "--key", &missing))) {
+			if (tg_key_type_parse(v, &kt) < 0)
+				return cli_fail("--key %s: use ec-p256, ec-p384, rsa-2048, rsa-3072 "
+				    "or ed25519", v);
+		} else if ((v = cli_flag(argc, argv, &i, "--days", &missing))) {
+			days = atoi(v);
+			if (days <= 0 || days > 36500)
+				return cli_fail("--days %s: give a number of days from 1 to 36500", v);
+		} else {
+			return cli_fail(missing ? "%s needs a value" : "ca init: unknown argument %s",
+			    argv[i]);
+		}
+	}
+	if (dir == NULL) {
+		if (cli_default_ca_dir(dbuf, sizeof(dbuf)) < 0)
+			return 1;
+		dir = dbuf;
+	}
+	if (tg_ca_init(dir, name, kt, days, &err) < 0)
+		return cli_fail_err(&err);
+	printf("created CA \"%s\" in %s\n  certificate: %s/ca.crt (give this to clients)\n"
+	    "  key:         %s/ca.key (mode 0600; keep it secret)\n", name, dir, dir, dir);
+	return 0;
+}

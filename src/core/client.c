@@ -1,0 +1,242 @@
+/*
+ * Blocking client connections: resolve, connect with a timeout, TLS
+ * handshake, and the trust verdict on the server's certificate, decided
+ * before any byte of ours is sent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "client.h"
+#include "error.h"
+#include "ossl_words.h"
+#include "tls.h"
+
+struct tg_conn {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int trusted;
+	char verdict[768];
+	char peer[300];
+	char proto[128];
+};
+
+static int
+connect_timeout(int fd, const struct sockaddr *sa, socklen_t sl, int ms)
+{
+	struct pollfd p = { fd, POLLOUT, 0 };
+	int fl = fcntl(fd, F_GETFL), e = 0;
+	socklen_t el = sizeof(e);
+
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	if (connect(fd, sa, sl) < 0) {
+		if (errno != EINPROGRESS)
+			return -1;
+		if (poll(&p, 1, ms) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
+			errno = e ? e : EIO;
+			return -1;
+		}
+	}
+	fcntl(fd, F_SETFL, fl);
+	return 0;
+}
+
+static int
+dial(const char *host, int port, int ms, struct tg_err *err)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	char ps[8];
+	int fd = -1, rc, saved = 0, one = 1;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_ADDRCONFIG;
+	snprintf(ps, sizeof(ps), "%d", port);
+	rc = getaddrinfo(host, ps, &hints, &res);
+	if (rc != 0)
+		return tg_err_set(err, TG_E_CONNECT, "cannot resolve %s: %s", host, gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect_timeout(fd, ai->ai_addr, ai->ai_addrlen, ms) == 0)
+			break;
+		saved = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return tg_err_set(err, TG_E_CONNECT, "cannot connect to %s port %d: %s", host,
+		    port, strerror(saved ? saved : EHOSTUNREACH));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int
+tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opts *o,
+    int enforce, struct tg_conn **out, struct tg_err *err)
+{
+	struct tg_conn *c = calloc(1, sizeof(*c));
+	const char *name = o->server_name && o->server_name[0] ? o->server_name : host;
+	int ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+
+	*out = NULL;
+	if (c == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	c->fd = -1;
+	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	if ((c->fd = dial(host, port, ms, err)) < 0)
+		goto fail;
+	if (!use_tls) {
+		*out = c;
+		return 0;
+	}
+	if ((c->ctx = tg_tls_client_ctx(o, err)) == NULL)
+		goto fail;
+	if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		tg_err_ossl(err, TG_E_TLS, "cannot set up TLS");
+		goto fail;
+	}
+	if (tg_tls_client_prepare(c->ssl, name, err) < 0)
+		goto fail;
+	ERR_clear_error();
+	if (SSL_connect(c->ssl) != 1) {
+		const char *why = tg_tls_refusal(c->ssl);
+		char words[300];
+		tg_ossl_words(words, sizeof(words));
+		if (words[0] == '\0')
+			snprintf(words, sizeof(words), "%s", errno == EAGAIN ?
+			    "timed out" : "the connection was closed during the handshake");
+		tg_err_set(err, TG_E_TLS, "TLS handshake with %s failed: %s%s%s", c->peer, words,
+		    why[0] ? "; " : "", why);
+		goto fail;
+	}
+	snprintf(c->proto, sizeof(c->proto), "%s %s", SSL_get_version(c->ssl),
+	    SSL_get_cipher_name(c->ssl));
+	c->trusted = tg_tls_client_verdict(c->ssl, name, c->verdict, sizeof(c->verdict)) == 0;
+	if (enforce && !c->trusted) {
+		tg_err_set(err, TG_E_TRUST, "%s is not trusted: %s", c->peer, c->verdict);
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	tg_conn_close(c);
+	return -1;
+}
+
+const char *
+tg_conn_verdict(struct tg_conn *c, int *trusted)
+{
+	*trusted = c->trusted;
+	return c->verdict;
+}
+
+STACK_OF(X509) *
+tg_conn_chain(struct tg_conn *c)
+{
+	return c->ssl ? SSL_get_peer_cert_chain(c->ssl) : NULL;
+}
+
+const char *
+tg_conn_protocol(struct tg_conn *c)
+{
+	return c->proto;
+}
+
+ssize_t
+tg_conn_read(struct tg_conn *c, void *buf, size_t len, struct tg_err *err)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	if (c->ssl == NULL) {
+		do
+			n = read(c->fd, buf, len);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return tg_err_set(err, TG_E_IO, "reading from %s: %s", c->peer,
+			    errno == EAGAIN ? "timed out" : strerror(errno));
+		return n;
+	}
+	if (SSL_read_ex(c->ssl, buf, len, &got) == 1)
+		return (ssize_t)got;
+	switch (SSL_get_error(c->ssl, 0)) {
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (errno == EAGAIN)
+			return tg_err_set(err, TG_E_IO, "reading from %s: timed out", c->peer);
+		/* fall through */
+	default: {
+		char w[256];
+		tg_ossl_words(w, sizeof(w));
+		return tg_err_set(err, TG_E_IO, "reading from %s: %s", c->peer,
+		    w[0] ? w : "the connection was cut");
+	}
+	}
+}
+
+int
+tg_conn_write(struct tg_conn *c, const void *buf, size_t len, struct tg_err *err)
+{
+	const char *p = buf;
+	size_t done = 0, n;
+
+	while (done < len) {
+		if (c->ssl == NULL) {
+			ssize_t w = write(c->fd, p + done, len - done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return tg_err_set(err, TG_E_IO, "writing to %s: %s", c->peer,
+				    errno == EAGAIN ? "timed out" : strerror(errno));
+			done += (size_t)w;
+		} else {
+			if (SSL_write_ex(c->ssl, p + done, len - done, &n) != 1) {
+				char w[256];
+				tg_ossl_words(w, sizeof(w));
+				return tg_err_set(err, TG_E_IO, "writing to %s: %s", c->peer,
+				    w[0] ? w : errno == EAGAIN ? "timed out" : strerror(errno));
+			}
+			done += n;
+		}
+	}
+	return 0;
+}
+
+void
+tg_conn_close(struct tg_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	SSL_CTX_free(c->ctx);
+	if (c->fd >= 0)
+		close(c->fd);
+	ERR_clear_error();
+	free(c);
+}

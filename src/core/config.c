@@ -1,0 +1,560 @@
+/*
+ * The configuration model: one table of every key drives defaults,
+ * validation, environment names, `config list` and error messages. Values
+ * are validated when set (the defaults go through the same setter), and
+ * each remembers its origin so that a bad value is reported where the user
+ * wrote it.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config_int.h"
+#include "error.h"
+#include "util.h"
+
+enum ktype { K_STR, K_PATH, K_SPATH, K_BOOL, K_INT, K_SIZE, K_DUR, K_ENUM, K_LIST, K_ADDR };
+
+struct keydef {
+	const char *name;
+	enum ktype type;
+	const char *def;        /* NULL: computed (state_dir) */
+	const char *choices;    /* K_ENUM: "a|b|c" */
+	const char *doc;
+};
+
+static const struct keydef keys[] = {
+	{ "state_dir", K_PATH, NULL, NULL, "CA, auto certificates, known files, file-service root" },
+	{ "listen", K_ADDR, "[::]:8443", NULL, "address the server listens on" },
+	{ "log.level", K_ENUM, "info", "debug|info|warn|error", "least severity logged" },
+	{ "log.format", K_ENUM, "text", "text|json", "log line format" },
+	{ "tls.mode", K_ENUM, "server", "off|server|mutual", "plain HTTP, HTTPS, or HTTPS with client certificates" },
+	{ "tls.cert", K_PATH, "", NULL, "certificate chain (PEM, leaf first); empty = tls.auto" },
+	{ "tls.key", K_PATH, "", NULL, "private key of tls.cert (PEM, mode 0600)" },
+	{ "tls.auto", K_ENUM, "local-ca", "local-ca|self-signed|acme|none", "where a certificate comes from when tls.cert is empty" },
+	{ "tls.names", K_LIST, "", NULL, "names for auto certificates; default localhost, hostname, local IPs" },
+	{ "tls.min_version", K_ENUM, "1.2", "1.2|1.3", "lowest TLS version accepted" },
+	{ "tls.acme.directory", K_STR, "https://acme-v02.api.letsencrypt.org/directory", NULL, "ACME directory URL" },
+	{ "tls.acme.email", K_STR, "", NULL, "ACME account contact" },
+	{ "tls.acme.names", K_LIST, "", NULL, "names to order" },
+	{ "tls.acme.challenge", K_ENUM, "http-01", "http-01|tls-alpn-01|dns-01", "ACME challenge type" },
+	{ "tls.acme.http_listen", K_ADDR, ":80", NULL, "where HTTP-01 answers are served" },
+	{ "tls.acme.dns_hook", K_STR, "", NULL, "dns-01 hook: HOOK add|remove NAME VALUE" },
+	{ "tls.acme.renew_before", K_DUR, "30d", NULL, "renew this long before expiry" },
+	{ "tls.acme.ca_cert", K_PATH, "", NULL, "extra trust for the ACME server" },
+	{ "tls.acme.eab_kid", K_STR, "", NULL, "external account binding key id" },
+	{ "tls.acme.eab_hmac_key", K_STR, "", NULL, "external account binding HMAC key" },
+	{ "tls.clients.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how client certificates are judged (mutual mode)" },
+	{ "tls.clients.ca", K_PATH, "", NULL, "CA file or folder of PEM files for client certificates" },
+	{ "tls.clients.known", K_SPATH, "known-clients", NULL, "client fingerprint store" },
+	{ "tls.clients.allow", K_LIST, "", NULL, "identity allow-list: cn:, dns:, uri: patterns" },
+	{ "client.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how servers are judged when connecting out" },
+	{ "client.ca", K_PATH, "", NULL, "CA file or folder; default system roots plus the local CA" },
+	{ "client.known", K_SPATH, "known-servers", NULL, "server fingerprint store" },
+	{ "client.server_name", K_STR, "", NULL, "name to verify and send in SNI" },
+	{ "client.cert", K_PATH, "", NULL, "client certificate for servers that require one" },
+	{ "client.key", K_PATH, "", NULL, "key of client.cert" },
+	{ "files.enabled", K_BOOL, "true", NULL, "serve the file transfer service" },
+	{ "files.prefix", K_STR, "/files/", NULL, "URL prefix of the file service" },
+	{ "files.root", K_SPATH, "files", NULL, "folder the file service stores into" },
+	{ "files.max_upload", K_SIZE, "1GiB", NULL, "largest upload accepted (413 above)" },
+	{ "admin.listen", K_ADDR, "127.0.0.1:9090", NULL, "metrics and status listener (not served yet)" },
+	{ "timeouts.handshake", K_DUR, "10s", NULL, "TLS handshake must finish within" },
+	{ "timeouts.header", K_DUR, "30s", NULL, "request head must arrive within" },
+	{ "timeouts.body", K_DUR, "60s", NULL, "longest pause while a body is sent or received" },
+	{ "timeouts.keepalive", K_DUR, "60s", NULL, "idle keep-alive connections closed after" },
+	{ "limits.max_connections", K_INT, "10000", NULL, "open connections at most" },
+	{ "limits.max_header_bytes", K_SIZE, "16KiB", NULL, "largest request head" },
+	{ "limits.max_headers", K_INT, "64", NULL, "most header fields in a request" },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Keys the spec reserves for features this build does not have; setting
+ * them to anything but an empty list is an error, never silently ignored. */
+static const char *const unsupported_lists[] = { "proxy", "tunnels" };
+
+struct value {
+	char *text;             /* normalised text; lists joined by "," */
+	int64_t num;
+	char **items;           /* K_LIST */
+	size_t nitems;
+	char origin[320];
+};
+
+struct tg_config {
+	struct value v[NKEYS];
+	char file[PATH_MAX];
+};
+
+static const struct keydef *
+find_key(const char *name, size_t *idx)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].name, name) == 0) {
+			if (idx)
+				*idx = i;
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+int
+tg_config_key_known(const char *key)
+{
+	size_t i, n = strlen(key);
+
+	if (find_key(key, NULL))
+		return 1;
+	for (i = 0; i < NKEYS; i++)
+		if (strncmp(keys[i].name, key, n) == 0 && keys[i].name[n] == '.')
+			return 2;
+	for (i = 0; i < sizeof(unsupported_lists) / sizeof(unsupported_lists[0]); i++)
+		if (strcmp(key, unsupported_lists[i]) == 0)
+			return 3;
+	return 0;
+}
+
+int
+tg_config_key_is_list(const char *key)
+{
+	const struct keydef *k = find_key(key, NULL);
+	return k && k->type == K_LIST;
+}
+
+const char *
+tg_config_key(size_t i, const char **doc)
+{
+	if (i >= NKEYS)
+		return NULL;
+	if (doc)
+		*doc = keys[i].doc;
+	return keys[i].name;
+}
+
+static void
+value_clear(struct value *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->nitems; i++)
+		free(v->items[i]);
+	free(v->items);
+	free(v->text);
+	memset(v, 0, sizeof(*v));
+}
+
+static int
+set_list(struct value *v, const char *text)
+{
+	const char *p = text;
+	char *joined;
+	size_t cap = 0;
+
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		while (n && isspace((unsigned char)*p))
+			p++, n--;
+		while (n && isspace((unsigned char)p[n - 1]))
+			n--;
+		if (n) {
+			if (v->nitems == cap) {
+				char **ni = realloc(v->items, (cap = cap ? cap * 2 : 4) * sizeof(*ni));
+				if (ni == NULL)
+					return -1;
+				v->items = ni;
+			}
+			if ((v->items[v->nitems] = strndup(p, n)) == NULL)
+				return -1;
+			v->nitems++;
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	/* normalised text: items joined by "," */
+	joined = calloc(1, strlen(text) + 1);
+	if (joined == NULL)
+		return -1;
+	for (cap = 0; cap < v->nitems; cap++) {
+		if (cap)
+			strcat(joined, ",");
+		strcat(joined, v->items[cap]);
+	}
+	v->text = joined;
+	return 0;
+}
+
+static int
+enum_ok(const char *choices, const char *val)
+{
+	size_t n = strlen(val);
+	const char *p = choices;
+
+	while (p) {
+		const char *e = strchr(p, '|');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == n && strncmp(p, val, n) == 0)
+			return 1;
+		p = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+/*
+ * The one setter. basedir resolves relative K_PATH values (the config file's
+ * folder); NULL keeps them as written (relative to the working directory).
+ */
+int
+tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
+    const char *origin, const char *basedir, struct tg_err *err)
+{
+	const struct keydef *k;
+	struct value nv;
+	char path[PATH_MAX];
+	size_t idx;
+	int64_t num = 0;
+
+	memset(&nv, 0, sizeof(nv));
+	k = find_key(key, &idx);
+	if (k == NULL) {
+		if (tg_config_key_known(key) == 3 && value[0] == '\0')
+			return 0;
+		if (tg_config_key_known(key) == 3)
+			return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): %s routes are not "
+			    "supported by this version of tlsgate yet; remove the key",
+			    key, origin, key);
+		if (tg_config_key_known(key) == 2)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): is a section, "
+			    "not a value; set one of its keys (tlsgate config list)", key, origin);
+		return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): unknown key; "
+		    "see `tlsgate config list` for the known ones", key, origin);
+	}
+	switch (k->type) {
+	case K_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
+		    !strcmp(value, "1"))
+			num = 1, value = "true";
+		else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+		    !strcmp(value, "off") || !strcmp(value, "0"))
+			num = 0, value = "false";
+		else
+			goto bad;
+		break;
+	case K_INT: {
+		char *end;
+		long long n = strtoll(value, &end, 10);
+		if (value[0] == '\0' || *end != '\0' || n < 0 || n > INT_MAX)
+			goto bad;
+		num = n;
+		break;
+	}
+	case K_SIZE:
+		if (tg_parse_size(value, &num) < 0)
+			goto bad;
+		break;
+	case K_DUR:
+		if (tg_parse_duration(value, &num) < 0)
+			goto bad;
+		break;
+	case K_ENUM:
+		if (!enum_ok(k->choices, value))
+			goto bad;
+		break;
+	case K_ADDR: {
+		char host[256];
+		int port;
+		if (tg_parse_hostport(value, host, sizeof(host), &port) < 0)
+			goto bad;
+		num = port;
+		break;
+	}
+	case K_PATH:
+		if (value[0] != '\0') {
+			if (tg_path_join(path, sizeof(path), basedir, value) < 0)
+				goto bad;
+			value = path;
+		}
+		break;
+	case K_SPATH:
+		if (value[0] != '\0' && tg_path_expand(path, sizeof(path), value) == 0)
+			value = path;
+		if (value[0] == '\0')
+			goto bad;
+		break;
+	case K_STR:
+	case K_LIST:
+		break;
+	}
+	if (k->type == K_LIST) {
+		if (set_list(&nv, value) < 0)
+			goto oom;
+	} else if ((nv.text = strdup(value)) == NULL) {
+		goto oom;
+	}
+	nv.num = num;
+	snprintf(nv.origin, sizeof(nv.origin), "%s", origin);
+	value_clear(&cfg->v[idx]);
+	cfg->v[idx] = nv;
+	return 0;
+bad:
+	switch (k->type) {
+	case K_BOOL:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a boolean; "
+		    "use true or false", key, origin, value);
+	case K_INT:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a whole number",
+		    key, origin, value);
+	case K_SIZE:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a size; use "
+		    "bytes or a number with KiB, MiB or GiB", key, origin, value);
+	case K_DUR:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a duration; "
+		    "use a number with s, m, h or d (e.g. 30s, 30d)", key, origin, value);
+	case K_ENUM:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not one of %s",
+		    key, origin, value, k->choices);
+	case K_ADDR:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not an address; "
+		    "use HOST:PORT, [IPv6]:PORT or :PORT", key, origin, value);
+	default:
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): bad value '%s'",
+		    key, origin, value);
+	}
+oom:
+	value_clear(&nv);
+	return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+}
+
+int
+tg_config_set(struct tg_config *cfg, const char *key, const char *value,
+    const char *origin, struct tg_err *err)
+{
+	return tg_config_set_from(cfg, key, value, origin, NULL, err);
+}
+
+struct tg_config *
+tg_config_new(void)
+{
+	struct tg_config *cfg = calloc(1, sizeof(*cfg));
+	struct tg_err err;
+	size_t i;
+
+	if (cfg == NULL)
+		return NULL;
+	for (i = 0; i < NKEYS; i++) {
+		const char *def = keys[i].def;
+		if (def == NULL)   /* state_dir */
+			def = tg_is_root() ? "/var/lib/tlsgate" : "~/.local/state/tlsgate";
+		if (tg_config_set_from(cfg, keys[i].name, def, "default", NULL, &err) < 0) {
+			/* a default that fails its own validator is a bug */
+			fprintf(stderr, "tlsgate: internal error: %s\n", err.msg);
+			abort();
+		}
+	}
+	return cfg;
+}
+
+void
+tg_config_free(struct tg_config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < NKEYS; i++)
+		value_clear(&cfg->v[i]);
+	free(cfg);
+}
+
+static void
+env_name(const char *key, char *buf, size_t len)
+{
+	size_t i, n = (size_t)snprintf(buf, len, "TLSGATE_");
+
+	for (i = 0; key[i] && n + 1 < len; i++, n++)
+		buf[n] = key[i] == '.' ? '_' : (char)toupper((unsigned char)key[i]);
+	buf[n] = '\0';
+}
+
+int
+tg_config_load_env(struct tg_config *cfg, char *const *envp, struct tg_err *err)
+{
+	char name[128], origin[160];
+	size_t i, j;
+
+	for (i = 0; envp && envp[i]; i++) {
+		const char *eq = strchr(envp[i], '=');
+		size_t nl;
+		int found = 0;
+
+		if (strncmp(envp[i], "TLSGATE_", 8) != 0 || eq == NULL)
+			continue;
+		nl = (size_t)(eq - envp[i]);
+		if (nl == strlen("TLSGATE_CONFIG") && !strncmp(envp[i], "TLSGATE_CONFIG", nl))
+			continue;
+		for (j = 0; j < NKEYS && !found; j++) {
+			env_name(keys[j].name, name, sizeof(name));
+			if (strlen(name) == nl && strncmp(name, envp[i], nl) == 0) {
+				snprintf(origin, sizeof(origin), "env %s", name);
+				if (tg_config_set(cfg, keys[j].name, eq + 1, origin, err) < 0)
+					return -1;
+				found = 1;
+			}
+		}
+		if (!found)
+			return tg_err_set(err, TG_E_CONFIG_KEY, "%.*s (environment): no such "
+			    "setting; unset it, or see `tlsgate config list`", (int)nl, envp[i]);
+	}
+	return 0;
+}
+
+const char *
+tg_config_get(const struct tg_config *cfg, const char *key)
+{
+	size_t idx;
+
+	if (find_key(key, &idx) == NULL)
+		return NULL;
+	return cfg->v[idx].text;
+}
+
+const char *
+tg_config_origin(const struct tg_config *cfg, const char *key)
+{
+	size_t idx;
+
+	if (find_key(key, &idx) == NULL)
+		return "?";
+	return cfg->v[idx].origin;
+}
+
+static size_t
+must_find(const char *key)
+{
+	size_t idx;
+
+	if (find_key(key, &idx) == NULL) {
+		fprintf(stderr, "tlsgate: internal error: no configuration key %s\n", key);
+		abort();
+	}
+	return idx;
+}
+
+const char *
+tg_cfg_str(const struct tg_config *cfg, const char *key)
+{
+	return cfg->v[must_find(key)].text;
+}
+
+int64_t
+tg_cfg_num(const struct tg_config *cfg, const char *key)
+{
+	return cfg->v[must_find(key)].num;
+}
+
+size_t
+tg_cfg_list(const struct tg_config *cfg, const char *key, const char *const **items)
+{
+	const struct value *v = &cfg->v[must_find(key)];
+
+	*items = (const char *const *)v->items;
+	return v->nitems;
+}
+
+int
+tg_cfg_path(const struct tg_config *cfg, const char *key, char *buf, size_t len)
+{
+	size_t idx = must_find(key);
+	char sd[PATH_MAX];
+
+	if (keys[idx].type == K_SPATH) {
+		if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir")) < 0)
+			return -1;
+		return tg_path_join(buf, len, sd, cfg->v[idx].text);
+	}
+	return tg_path_expand(buf, len, cfg->v[idx].text);
+}
+
+const char *
+tg_cfg_file(const struct tg_config *cfg)
+{
+	return cfg->file[0] ? cfg->file : NULL;
+}
+
+void
+tg_config_note_file(struct tg_config *cfg, const char *path)
+{
+	snprintf(cfg->file, sizeof(cfg->file), "%s", path);
+}
+
+const char *
+tg_config_default_path(void)
+{
+	static char buf[PATH_MAX];
+	const char *env = getenv("TLSGATE_CONFIG");
+
+	if (env && env[0])
+		return env;
+	if (tg_is_root())
+		return "/etc/tlsgate/tlsgate.yaml";
+	if (tg_path_expand(buf, sizeof(buf), "~/.config/tlsgate/tlsgate.yaml") < 0)
+		return "tlsgate.yaml";
+	return buf;
+}
+
+static int
+unsupported(const struct tg_config *cfg, const char *key, const char *value,
+    const char *what, struct tg_err *err)
+{
+	if (strcmp(tg_cfg_str(cfg, key), value) != 0)
+		return 0;
+	return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): %s is not available in this "
+	    "version of tlsgate yet; %s", key, tg_config_origin(cfg, key), value, what);
+}
+
+int
+tg_config_validate(struct tg_config *cfg, struct tg_err *err)
+{
+	static const char *const modes[] = { "tofu", "whitelist", "ca-or-tofu",
+		"insecure-no-validation" };
+	const char *cert = tg_cfg_str(cfg, "tls.cert"), *key = tg_cfg_str(cfg, "tls.key");
+	const char *prefix = tg_cfg_str(cfg, "files.prefix");
+	size_t i;
+
+	if (cert[0] && !key[0])
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.key is empty but tls.cert is set "
+		    "(%s); give the certificate's private key too", tg_config_origin(cfg, "tls.cert"));
+	if (key[0] && !cert[0])
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.cert is empty but tls.key is set "
+		    "(%s); give the certificate chain too", tg_config_origin(cfg, "tls.key"));
+	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/')
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
+		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
+	if (unsupported(cfg, "tls.auto", "acme", "use tls.cert/tls.key, local-ca or self-signed", err) < 0)
+		return -1;
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (unsupported(cfg, "tls.clients.trust", modes[i], "only ca works today", err) < 0 ||
+		    unsupported(cfg, "client.trust", modes[i], "only ca works today", err) < 0)
+			return -1;
+	}
+	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && !cert[0] &&
+	    strcmp(tg_cfg_str(cfg, "tls.auto"), "none") == 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is none (%s) and tls.cert is "
+		    "empty: give tls.cert and tls.key, pick an auto source, or set tls.mode off",
+		    tg_config_origin(cfg, "tls.auto"));
+	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual") == 0 &&
+	    !tg_cfg_str(cfg, "tls.clients.ca")[0] &&
+	    strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") != 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.clients.ca is empty and tls.mode is "
+		    "mutual (%s): name the CA file or folder that issues client certificates",
+		    tg_config_origin(cfg, "tls.mode"));
+	return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * Typed access to configuration values for the core and the server. The
+ * public header only deals in text; these helpers return the parsed value
+ * and never fail for a key in the table (an unknown key aborts: that is a
+ * programming error, caught by every test).
+ */
+#ifndef TG_CONFIG_INT_H
+#define TG_CONFIG_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tlsgate/tlsgate.h>
+
+const char *tg_cfg_str(const struct tg_config *cfg, const char *key);
+int64_t tg_cfg_num(const struct tg_config *cfg, const char *key); /* int, bool, size, ms */
+/* List values: count and items (valid until the key is set again). */
+size_t tg_cfg_list(const struct tg_config *cfg, const char *key, const char *const **items);
+/* A path key resolved: state-relative keys against state_dir. */
+int tg_cfg_path(const struct tg_config *cfg, const char *key, char *buf, size_t len);
+/* The file the configuration was read from, or NULL. */
+const char *tg_cfg_file(const struct tg_config *cfg);
+
+/* Editing a YAML file in place, keeping comments and the rest of it. */
+int tg_config_edit(const char *path, const char *key, const char *value,
+    struct tg_err *err);   /* value NULL = unset */
+
+/* The setter behind tg_config_set: basedir resolves relative paths. */
+int tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
+    const char *origin, const char *basedir, struct tg_err *err);
+void tg_config_note_file(struct tg_config *cfg, const char *path);
+/* Parses YAML text (name is used in messages, basedir for paths). */
+int tg_config_load_yaml(struct tg_config *cfg, const unsigned char *text, size_t len,
+    const char *name, const char *basedir, struct tg_err *err);
+
+/* Key table queries shared by the loader and the editor. */
+int tg_config_key_known(const char *key);      /* 1 leaf, 2 section, 0 no */
+int tg_config_key_is_list(const char *key);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * The PKI toolkit's internal face: keys, certificates and CAs as OpenSSL
+ * objects. The public tg_ca_* / tg_cert_* calls in tlsgate.h are built on
+ * these; so are the auto certificates of the server.
+ */
+#ifndef TG_PKI_H
+#define TG_PKI_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <tlsgate/tlsgate.h>
+
+#define TG_DEFAULT_DAYS    397     /* what browsers accept for a leaf */
+#define TG_DEFAULT_CA_DAYS 3650
+
+EVP_PKEY *tg_key_generate(enum tg_key_type type, struct tg_err *err);
+/* PEM (PKCS#8) to a 0600 file, atomically; the PEM text is wiped. */
+int tg_key_write(const char *path, EVP_PKEY *key, struct tg_err *err);
+EVP_PKEY *tg_key_read(const char *path, struct tg_err *err);
+/* "EC P-256", "RSA 2048", "Ed25519" */
+void tg_key_describe(EVP_PKEY *key, char *buf, size_t len);
+
+/* Certificates from a PEM file (all of them, in order) or one DER cert. */
+STACK_OF(X509) *tg_certs_read(const char *path, struct tg_err *err);
+STACK_OF(X509) *tg_certs_parse(const unsigned char *data, size_t len,
+    const char *name, struct tg_err *err);
+/* Appends PEM of each certificate to a malloc'ed string. */
+char *tg_certs_pem(STACK_OF(X509) *certs);
+/* Trust anchors from a PEM file or a folder of PEM files (no c_rehash). */
+X509_STORE *tg_trust_store_load(const char *path, STACK_OF(X509_NAME) **names,
+    struct tg_err *err);
+int tg_trust_store_add(X509_STORE *st, const char *path, STACK_OF(X509_NAME) *names,
+    struct tg_err *err);
+
+/* sha256:BASE64 of the SubjectPublicKeyInfo. */
+int tg_spki_pin(X509 *cert, char *buf, size_t len);
+/* Whole days from now until the certificate's notAfter (negative: past). */
+int tg_cert_days_left(X509 *cert, int *days);
+
+/* A CA loaded from a folder with ca.crt and ca.key. */
+struct tg_ca {
+	X509 *cert;
+	EVP_PKEY *key;
+};
+int tg_ca_load(const char *dir, struct tg_ca *ca, struct tg_err *err);
+void tg_ca_clear(struct tg_ca *ca);
+
+/* Builds and signs a certificate for pub; issuer NULL = self-signed. */
+enum tg_build_kind { TG_BUILD_SERVER, TG_BUILD_CLIENT, TG_BUILD_CA, TG_BUILD_SELF };
+X509 *tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans,
+    int days, EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
+/* Validates a SAN list ("dns:a,ip:b,uri:c"; bare names guessed). */
+int tg_sans_check(const char *sans, struct tg_err *err);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * Building OpenSSL contexts for both directions from tlsgate settings, and
+ * keeping the reason a peer's certificate failed so it can be told in
+ * words. The verify callback never changes OpenSSL's verdict: it only
+ * records the first failure (fail closed).
+ */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "error.h"
+#include "ossl_words.h"
+#include "pki.h"
+#include "tls.h"
+
+/* ECDHE + AEAD only; AES-128-GCM first (cheapest with AES-NI). */
+#define TG_CIPHERS_12 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TG_SUITES_13 "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
+	"TLS_CHACHA20_POLY1305_SHA256"
+#define TG_GROUPS "X25519:P-256:P-384"
+
+static int refusal_idx = -1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void
+refusal_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	free(ptr);
+}
+
+static void
+init_once(void)
+{
+	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
+}
+
+int
+tg_tls_init(void)
+{
+	pthread_once(&once, init_once);
+	return refusal_idx < 0 ? -1 : 0;
+}
+
+const char *
+tg_tls_refusal(SSL *ssl)
+{
+	const char *r = SSL_get_ex_data(ssl, refusal_idx);
+	return r ? r : "";
+}
+
+static int
+verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl;
+	char words[600], *host = NULL, *copy;
+	X509_VERIFY_PARAM *vp;
+
+	if (ok)
+		return ok;
+	ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ssl == NULL || SSL_get_ex_data(ssl, refusal_idx) != NULL)
+		return ok;   /* keep the first reason */
+	vp = X509_STORE_CTX_get0_param(xs);
+	host = X509_VERIFY_PARAM_get0_host(vp, 0) ?
+	    strdup(X509_VERIFY_PARAM_get0_host(vp, 0)) : X509_VERIFY_PARAM_get1_ip_asc(vp);
+	tg_verify_words(X509_STORE_CTX_get_error(xs), X509_STORE_CTX_get_current_cert(xs),
+	    host, words, sizeof(words));
+	free(host);
+	copy = strdup(words);
+	if (copy && !SSL_set_ex_data(ssl, refusal_idx, copy))
+		free(copy);
+	return ok;
+}
+
+static int
+common_ctx(SSL_CTX *ctx, int min_version, struct tg_err *err)
+{
+	if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, TG_CIPHERS_12) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, TG_SUITES_13) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, TG_GROUPS) != 1)
+		return tg_err_ossl(err, TG_E_TLS, "cannot apply the TLS policy");
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	    SSL_MODE_ENABLE_PARTIAL_WRITE);
+	return 0;
+}
+
+/* Loads a chain and its key into ctx, checking they belong together and
+ * that the leaf is valid now. what/origins name the settings in messages. */
+static int
+use_keypair(SSL_CTX *ctx, const char *cert, const char *key, const char *cert_what,
+    const char *key_what, struct tg_err *err)
+{
+	STACK_OF(X509) *chain = NULL;
+	EVP_PKEY *pk = NULL;
+	X509 *leaf;
+	char label[256], date[64];
+	int rv = -1, i;
+
+	if ((chain = tg_certs_read(cert, err)) == NULL) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		tg_err_set(err, err->code, "%s: %s", cert_what, m);
+		goto out;
+	}
+	leaf = sk_X509_value(chain, 0);
+	tg_cert_label(leaf, label, sizeof(label));
+	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
+		tg_asn1_date(X509_get0_notAfter(leaf), date, sizeof(date));
+		tg_err_set(err, TG_E_CERT_EXPIRED, "%s: certificate for %s expired on %s; "
+		    "renew it (tlsgate cert issue) or point the key at a current one",
+		    cert_what, label, date);
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notBefore(leaf)) >= 0) {
+		tg_asn1_date(X509_get0_notBefore(leaf), date, sizeof(date));
+		tg_err_set(err, TG_E_CERT_EXPIRED, "%s: certificate for %s is not valid "
+		    "before %s; check the clock", cert_what, label, date);
+		goto out;
+	}
+	if ((pk = tg_key_read(key, err)) == NULL) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		tg_err_set(err, err->code, "%s: %s", key_what, m);
+		goto out;
+	}
+	if (X509_check_private_key(leaf, pk) != 1) {
+		ERR_clear_error();
+		tg_err_set(err, TG_E_KEY_MISMATCH, "%s does not match %s (certificate for %s): "
+		    "the key belongs to another certificate", key_what, cert_what, label);
+		goto out;
+	}
+	if (SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
+		tg_err_ossl(err, TG_E_TLS, "%s: cannot use the certificate", cert_what);
+		goto out;
+	}
+	for (i = 1; i < sk_X509_num(chain); i++) {
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) != 1) {
+			tg_err_ossl(err, TG_E_TLS, "%s: cannot use the chain", cert_what);
+			goto out;
+		}
+	}
+	rv = 0;
+out:
+	EVP_PKEY_free(pk);
+	sk_X509_pop_free(chain, X509_free);
+	return rv;
+}
+
+SSL_CTX *
+tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
+{
+	static const unsigned char sid[] = "tlsgate";
+	SSL_CTX *ctx;
+	char cw[512], kw[512];
+
+	if (tg_tls_init() < 0 || (ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		tg_err_ossl(err, TG_E_TLS, "cannot create a TLS context");
+		return NULL;
+	}
+	if (common_ctx(ctx, s->min_version, err) < 0)
+		goto fail;
+	SSL_CTX_set_num_tickets(ctx, 1);
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	snprintf(cw, sizeof(cw), "tls.cert %s (%s)", s->cert, s->cert_origin);
+	snprintf(kw, sizeof(kw), "tls.key %s (%s)", s->key, s->key_origin);
+	if (use_keypair(ctx, s->cert, s->key, cw, kw, err) < 0)
+		goto fail;
+	if (s->mutual) {
+		STACK_OF(X509_NAME) *names = NULL;
+		X509_STORE *st = tg_trust_store_load(s->clients_ca, &names, err);
+		if (st == NULL) {
+			char m[sizeof(err->msg)];
+			snprintf(m, sizeof(m), "%s", err->msg);
+			tg_err_set(err, err->code, "tls.clients.ca (%s): %s", s->clients_ca_origin, m);
+			goto fail;
+		}
+		SSL_CTX_set_cert_store(ctx, st);
+		SSL_CTX_set_client_CA_list(ctx, names);
+		X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_CLIENT);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+		SSL_CTX_set_verify_depth(ctx, 6);
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *
+tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err)
+{
+	SSL_CTX *ctx;
+	struct stat sb;
+
+	if (o->trust && strcmp(o->trust, "ca") != 0) {
+		tg_err_set(err, TG_E_USAGE, "trust mode %s is not available in this version of "
+		    "tlsgate yet; use ca", o->trust);
+		return NULL;
+	}
+	if (tg_tls_init() < 0 || (ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		tg_err_ossl(err, TG_E_TLS, "cannot create a TLS context");
+		return NULL;
+	}
+	if (common_ctx(ctx, TLS1_2_VERSION, err) < 0)
+		goto fail;
+	if (o->ca && o->ca[0]) {
+		X509_STORE *st = tg_trust_store_load(o->ca, NULL, err);
+		if (st == NULL)
+			goto fail;
+		SSL_CTX_set_cert_store(ctx, st);
+	} else {
+		if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+			ERR_clear_error();
+		if (o->local_ca && stat(o->local_ca, &sb) == 0 &&
+		    tg_trust_store_add(SSL_CTX_get_cert_store(ctx), o->local_ca, NULL, err) < 0)
+			goto fail;
+	}
+	X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
+	/* The handshake completes either way; tg_tls_client_verdict decides before
+	 * a single byte of ours is sent, so the reason can be told in words. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, verify_cb);
+	if ((o->cert && o->cert[0]) || (o->key && o->key[0])) {
+		char cw[512], kw[512];
+		if (!(o->cert && o->cert[0]) || !(o->key && o->key[0])) {
+			tg_err_set(err, TG_E_USAGE, "a client certificate needs both --cert and --key");
+			goto fail;
+		}
+		snprintf(cw, sizeof(cw), "client certificate %s", o->cert);
+		snprintf(kw, sizeof(kw), "client key %s", o->key);
+		if (use_keypair(ctx, o->cert, o->key, cw, kw, err) < 0)
+			goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static int
+is_ip(const char *s)
+{
+	unsigned char b[16];
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+int
+tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err)
+{
+	if (is_ip(host)) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1)
+			return tg_err_ossl(err, TG_E_TLS, "bad address %s", host);
+		return 0;
+	}
+	if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
+		return tg_err_ossl(err, TG_E_TLS, "bad server name %s", host);
+	return 0;
+}
+
+int
+tg_tls_client_verdict(SSL *ssl, const char *host, char *buf, size_t len)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	long r = SSL_get_verify_result(ssl);
+	const char *why = tg_tls_refusal(ssl);
+
+	if (peer == NULL) {
+		snprintf(buf, len, "the server sent no certificate");
+		return -1;
+	}
+	if (r == X509_V_OK) {
+		tg_verify_words(r, peer, host, buf, len);
+		return 0;
+	}
+	if (why[0])
+		snprintf(buf, len, "%s", why);
+	else
+		tg_verify_words(r, peer, host, buf, len);
+	return -1;
+}

@@ -1,0 +1,38 @@
+/*
+ * OpenSSL contexts built from tlsgate settings: the server context (which
+ * certificate, which TLS versions and suites, whether client certificates
+ * are required and from which CAs) and the client context (whom we trust
+ * when connecting out). Policy: TLS 1.2 minimum, ECDHE + AEAD only, no
+ * renegotiation, no compression.
+ */
+#ifndef TG_TLS_H
+#define TG_TLS_H
+
+#include <openssl/ssl.h>
+
+#include <tlsgate/tlsgate.h>
+
+struct tg_server_tls {
+	const char *cert, *key;           /* chain and key files */
+	const char *cert_origin, *key_origin;
+	int min_version;                  /* TLS1_2_VERSION or TLS1_3_VERSION */
+	int mutual;                       /* require client certificates */
+	const char *clients_ca;           /* file or folder */
+	const char *clients_ca_origin;
+};
+
+SSL_CTX *tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err);
+/* Why a client's certificate was refused, kept by the verify callback;
+ * "" when verification did not fail. */
+const char *tg_tls_refusal(SSL *ssl);
+
+SSL_CTX *tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err);
+/* Prepares ssl to talk to host (SNI unless an IP; name to verify). */
+int tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err);
+/* After the handshake: 0 if the server passed the trust rules, else -1 with
+ * the reason in words. */
+int tg_tls_client_verdict(SSL *ssl, const char *host, char *buf, size_t len);
+
+int tg_tls_init(void);   /* once per process: ex_data indexes */
+
+#endif
