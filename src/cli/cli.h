@@ -24,6 +24,7 @@ struct cli_cfg_flags {
 	const char *sets[64];   /* "key=value" or mapped short flags */
 	const char *origins[64];
 	int nsets;
+	int no_validate;   /* config get/list show a model that may not validate */
 };
 /* Consumes a config flag at argv[*i]; 1 consumed, 0 not ours, -1 error. */
 int cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i);

@@ -217,7 +217,7 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 		} else if (has_len && got + n > clen) {
 			n = (size_t)(clen - got);
 		}
-		if (ok2xx && n && write_all(out_fd, buf, n, err) < 0)
+		if (ok2xx && n && out_fd >= 0 && write_all(out_fd, buf, n, err) < 0)
 			goto out;
 		if (!ok2xx && etl + 1 < sizeof(errtext)) {
 			size_t t = n < sizeof(errtext) - 1 - etl ? n : sizeof(errtext) - 1 - etl;

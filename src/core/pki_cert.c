@@ -298,30 +298,57 @@ out:
 int
 tg_ca_init(const char *dir, const char *cn, enum tg_key_type kt, int days, struct tg_err *err)
 {
-	char crt[PATH_MAX], key[PATH_MAX];
-	struct stat sb;
+	struct tg_store *st = NULL;
 	EVP_PKEY *k = NULL;
 	X509 *x = NULL;
+	BIO *kb = NULL;
+	char *pem = NULL, *kp;
+	long kl;
 	int rv = -1;
 
-	snprintf(crt, sizeof(crt), "%s/ca.crt", dir);
-	snprintf(key, sizeof(key), "%s/ca.key", dir);
-	if (stat(crt, &sb) == 0 || stat(key, &sb) == 0)
-		return tg_err_set(err, TG_E_EXISTS, "a CA already exists in %s; remove ca.crt and "
+	if ((st = tg_store_fs_open(dir, err)) == NULL)
+		return -1;
+	/* two processes creating the same CA at once must not both win */
+	if (tg_store_lock(st, "ca", 10000, err) < 0)
+		goto out;
+	if (tg_store_exists(st, "ca.crt") || tg_store_exists(st, "ca.key")) {
+		tg_err_set(err, TG_E_EXISTS, "a CA already exists in %s; remove ca.crt and "
 		    "ca.key first if you really want a new one (everything it issued stops "
 		    "being trusted)", dir);
-	if (tg_mkdirs(dir, 0700, err) < 0)
-		return -1;
+		goto unlock;
+	}
 	if ((k = tg_key_generate(kt, err)) == NULL)
-		goto out;
+		goto unlock;
 	if ((x = tg_cert_build(TG_BUILD_CA, cn, NULL, days, k, NULL, err)) == NULL)
-		goto out;
-	if (tg_key_write(key, k, err) < 0 || write_cert_pem(crt, x, NULL, err) < 0)
-		goto out;
+		goto unlock;
+	kb = BIO_new(BIO_s_secmem());
+	if (kb == NULL || PEM_write_bio_PrivateKey(kb, k, NULL, NULL, 0, NULL, NULL) != 1) {
+		tg_err_ossl(err, TG_E_PKI, "cannot encode the CA key");
+		goto unlock;
+	}
+	kl = BIO_get_mem_data(kb, &kp);
+	{
+		STACK_OF(X509) *one = sk_X509_new_null();
+		if (one && sk_X509_push(one, x))
+			pem = tg_certs_pem(one);
+		sk_X509_free(one);
+	}
+	if (pem == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		goto unlock;
+	}
+	if (tg_store_put(st, "ca.key", kp, (size_t)kl, TG_STORE_SECRET, err) < 0 ||
+	    tg_store_put(st, "ca.crt", pem, strlen(pem), 0, err) < 0)
+		goto unlock;
 	rv = 0;
+unlock:
+	tg_store_unlock(st, "ca");
 out:
+	free(pem);
+	BIO_free(kb);
 	EVP_PKEY_free(k);
 	X509_free(x);
+	tg_store_free(st);
 	return rv;
 }
 

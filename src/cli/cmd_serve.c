@@ -1,0 +1,92 @@
+/*
+ * tlsgate serve: load the layered configuration, build the server, say
+ * where things are and how to reach it, run until told to stop.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "certs.h"
+#include "cli.h"
+#include "config_int.h"
+#include "server.h"
+#include "util.h"
+
+static const char serve_usage[] =
+"usage: tlsgate serve [--config FILE] [--set KEY=VALUE]... [--listen ADDR]\n"
+"                     [--mode off|server|mutual] [--cert FILE --key FILE] [--state-dir DIR]\n"
+"\n"
+"Serves the file transfer service (PUT/GET/HEAD/DELETE under files.prefix) over\n"
+"plain HTTP (mode off), HTTPS (server) or HTTPS with client certificates (mutual).\n"
+"With no certificate given, one is made from a local CA kept in state_dir.\n"
+"Every setting is a key (tlsgate config list); --set KEY=VALUE sets any of them,\n"
+"TLSGATE_KEY_NAME=VALUE in the environment too. Stop with SIGINT or SIGTERM.\n";
+
+static void
+banner(const struct tg_config *cfg, const struct tg_keypair *kp)
+{
+	const char *mode = tg_cfg_str(cfg, "tls.mode");
+	const char *listen = tg_cfg_str(cfg, "listen");
+	char host[256], url[512], root[4096];
+	int port = 0, tls = strcmp(mode, "off") != 0, mutual = !strcmp(mode, "mutual");
+
+	tg_parse_hostport(listen, host, sizeof(host), &port);
+	if (!host[0] || !strcmp(host, "::") || !strcmp(host, "0.0.0.0"))
+		snprintf(host, sizeof(host), "localhost");
+	snprintf(url, sizeof(url), strchr(host, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s",
+	    tls ? "https" : "http", host, port, tg_cfg_str(cfg, "files.prefix"));
+	tg_cfg_path(cfg, "files.root", root, sizeof(root));
+	fprintf(stderr, "tlsgate %s: serving %s (%s) on %s, files in %s\n", tg_version(), url,
+	    tls ? (mutual ? "HTTPS, client certificates required" : "HTTPS") : "plain HTTP",
+	    listen, root);
+	if (tls)
+		fprintf(stderr, "  certificate: %s (%s)%s\n", kp->cert, kp->cert_origin,
+		    kp->made_cert ? ", just issued" : "");
+	if (tls && kp->local_ca[0])
+		fprintf(stderr, "  local CA:    %s%s\n", kp->local_ca, kp->made_ca ? " (new)" : "");
+	if (!tls)
+		fprintf(stderr, "  try: curl -T hello.txt %shello.txt\n", url);
+	else if (mutual)
+		fprintf(stderr, "  make a client certificate: tlsgate cert issue --client --name NAME --out client\n"
+		    "  try: curl --cacert %s --cert client.crt --key client.key -T hello.txt %shello.txt\n",
+		    kp->local_ca[0] ? kp->local_ca : "CA.crt", url);
+	else if (kp->local_ca[0] && !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") &&
+	    !tg_cfg_str(cfg, "tls.cert")[0])
+		fprintf(stderr, "  try: curl --cacert %s -T hello.txt %shello.txt\n", kp->local_ca, url);
+	else
+		fprintf(stderr, "  try: curl --cacert YOUR-CA.crt -T hello.txt %shello.txt\n", url);
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	struct cli_cfg_flags f;
+	struct tg_config *cfg;
+	struct tg_server *srv;
+	struct tg_keypair kp;
+	struct tg_err err;
+	int i, r;
+
+	memset(&f, 0, sizeof(f));
+	for (i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(serve_usage, stdout);
+			return 0;
+		}
+		r = cli_cfg_flag(&f, argc, argv, &i);
+		if (r < 0)
+			return 1;
+		if (r == 0)
+			return cli_fail("serve: unknown argument %s; see `tlsgate serve --help`", argv[i]);
+	}
+	if ((cfg = cli_load_config(&f, &err)) == NULL)
+		return cli_fail_err(&err);
+	if ((srv = tg_server_new(cfg, &kp, &err)) == NULL) {
+		tg_config_free(cfg);
+		return cli_fail_err(&err);
+	}
+	banner(cfg, &kp);
+	tg_config_free(cfg);
+	tg_server_run(srv);
+	tg_server_free(srv);
+	return 0;
+}

@@ -1,0 +1,251 @@
+/*
+ * The server's keypair: user files as given, or an automatic certificate
+ * kept in the store under certs/. An automatic certificate is reused while
+ * it covers the wanted names, was issued by the current local CA (or is
+ * self-signed, for that mode) and has more than 30 days left; otherwise a
+ * new key and certificate replace it. All of it happens under a store lock
+ * so two starting processes agree on one certificate.
+ */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "certs.h"
+#include "config_int.h"
+#include "error.h"
+#include "ossl_words.h"
+#include "pki.h"
+#include "store.h"
+#include "util.h"
+
+#define RENEW_DAYS 30
+
+static void
+add_name(char *buf, size_t len, const char *kind, const char *v)
+{
+	char item[300];
+	size_t n = strlen(buf);
+
+	snprintf(item, sizeof(item), "%s:%s", kind, v);
+	/* no duplicates */
+	for (const char *p = buf; (p = strstr(p, item)) != NULL; p++)
+		if ((p == buf || p[-1] == ',') && (p[strlen(item)] == ',' || p[strlen(item)] == '\0'))
+			return;
+	if (n + strlen(item) + 2 < len)
+		snprintf(buf + n, len - n, "%s%s", n ? "," : "", item);
+}
+
+int
+tg_certs_default_names(char *buf, size_t len)
+{
+	struct ifaddrs *ifs = NULL, *i;
+	char host[256], ip[INET6_ADDRSTRLEN];
+
+	buf[0] = '\0';
+	add_name(buf, len, "dns", "localhost");
+	if (gethostname(host, sizeof(host)) == 0 && host[0] && strcmp(host, "localhost") &&
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == strlen(host))
+		add_name(buf, len, "dns", host);
+	add_name(buf, len, "ip", "127.0.0.1");
+	add_name(buf, len, "ip", "::1");
+	if (getifaddrs(&ifs) == 0) {
+		for (i = ifs; i; i = i->ifa_next) {
+			if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP))
+				continue;
+			if (i->ifa_addr->sa_family == AF_INET) {
+				inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, sizeof(ip));
+				add_name(buf, len, "ip", ip);
+			} else if (i->ifa_addr->sa_family == AF_INET6) {
+				struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+				if (IN6_IS_ADDR_LINKLOCAL(a))
+					continue;   /* needs a zone; not a name anyone dials */
+				inet_ntop(AF_INET6, a, ip, sizeof(ip));
+				add_name(buf, len, "ip", ip);
+			}
+		}
+		freeifaddrs(ifs);
+	}
+	return 0;
+}
+
+static void
+wanted_names(const struct tg_config *cfg, char *buf, size_t len)
+{
+	const char *const *items;
+	size_t n = tg_cfg_list(cfg, "tls.names", &items), i;
+	unsigned char b[16];
+
+	if (n == 0) {
+		tg_certs_default_names(buf, len);
+		return;
+	}
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (strchr(items[i], ':') && (!strncmp(items[i], "dns:", 4) ||
+		    !strncmp(items[i], "ip:", 3) || !strncmp(items[i], "uri:", 4))) {
+			const char *c = strchr(items[i], ':');
+			char kind[8];
+			snprintf(kind, sizeof(kind), "%.*s", (int)(c - items[i]), items[i]);
+			add_name(buf, len, kind, c + 1);
+		} else {
+			add_name(buf, len, inet_pton(AF_INET, items[i], b) == 1 ||
+			    inet_pton(AF_INET6, items[i], b) == 1 ? "ip" : "dns", items[i]);
+		}
+	}
+}
+
+/* Is the stored certificate still the right one? */
+static int
+still_good(struct tg_store *st, const char *crt_name, const char *key_name,
+    const char *names, EVP_PKEY *issuer_pub)
+{
+	unsigned char *pem = NULL;
+	size_t len;
+	STACK_OF(X509) *sk = NULL;
+	EVP_PKEY *k = NULL;
+	X509 *x;
+	char have[2048], key_path[PATH_MAX], *p;
+	int days, ok = 0;
+	struct tg_err err;
+
+	if (tg_store_get(st, crt_name, &pem, &len, &err) < 0)
+		return 0;
+	sk = tg_certs_parse(pem, len, crt_name, &err);
+	OPENSSL_free(pem);
+	if (sk == NULL)
+		goto out;
+	x = sk_X509_value(sk, 0);
+	tg_cert_sans(x, have, sizeof(have));
+	for (p = have; (p = strstr(p, ", ")) != NULL;)
+		memmove(p + 1, p + 2, strlen(p + 2) + 1);
+	if (strcmp(have, names) != 0)
+		goto out;
+	if (tg_cert_days_left(x, &days) < 0 || days <= RENEW_DAYS)
+		goto out;
+	if (X509_verify(x, issuer_pub ? issuer_pub : X509_get0_pubkey(x)) != 1)
+		goto out;
+	snprintf(key_path, sizeof(key_path), "%s/%s", tg_store_path(st), key_name);
+	if ((k = tg_key_read(key_path, &err)) == NULL || X509_check_private_key(x, k) != 1)
+		goto out;
+	ok = 1;
+out:
+	ERR_clear_error();
+	EVP_PKEY_free(k);
+	sk_X509_pop_free(sk, X509_free);
+	return ok;
+}
+
+static int
+make_auto(struct tg_store *st, const char *crt_name, const char *key_name,
+    const char *names, const struct tg_ca *ca, struct tg_err *err)
+{
+	EVP_PKEY *k = NULL;
+	X509 *x = NULL;
+	BIO *kb = NULL;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	char *pem = NULL, *kp, cn[256];
+	const char *colon = strchr(names, ':');
+	long kl;
+	int rv = -1;
+
+	snprintf(cn, sizeof(cn), "%.*s", (int)strcspn(colon + 1, ","), colon + 1);
+	if ((k = tg_key_generate(TG_KEY_EC_P256, err)) == NULL)
+		goto out;
+	x = tg_cert_build(ca ? TG_BUILD_SERVER : TG_BUILD_SELF, cn, names, 0, k, ca, err);
+	if (x == NULL)
+		goto out;
+	kb = BIO_new(BIO_s_secmem());
+	if (kb == NULL || chain == NULL ||
+	    PEM_write_bio_PrivateKey(kb, k, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    !sk_X509_push(chain, x) || (ca && !sk_X509_push(chain, ca->cert)) ||
+	    (pem = tg_certs_pem(chain)) == NULL) {
+		tg_err_ossl(err, TG_E_PKI, "cannot encode the automatic certificate");
+		goto out;
+	}
+	kl = BIO_get_mem_data(kb, &kp);
+	/* the key first: a certificate never points at a key that is not there */
+	if (tg_store_put(st, key_name, kp, (size_t)kl, TG_STORE_SECRET, err) < 0 ||
+	    tg_store_put(st, crt_name, pem, strlen(pem), 0, err) < 0)
+		goto out;
+	rv = 0;
+out:
+	free(pem);
+	sk_X509_free(chain);
+	BIO_free(kb);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return rv;
+}
+
+int
+tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
+{
+	const char *mode = tg_cfg_str(cfg, "tls.auto");
+	int local = !strcmp(mode, "local-ca");
+	const char *crt_name = local ? "certs/server.crt" : "certs/self-signed.crt";
+	const char *key_name = local ? "certs/server.key" : "certs/self-signed.key";
+	char sd[PATH_MAX], cadir[PATH_MAX], host[200], cn[300];
+	struct tg_store *st = NULL;
+	struct tg_ca ca;
+	int rv = -1;
+
+	memset(kp, 0, sizeof(*kp));
+	memset(&ca, 0, sizeof(ca));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
+	if ((st = tg_store_fs_open(sd, err)) == NULL) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		tg_err_set(err, err->code, "state_dir (%s): %s", tg_config_origin(cfg, "state_dir"), m);
+		return -1;
+	}
+	if (tg_store_exists(st, "ca/ca.crt") || local)
+		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca.crt", cadir);
+	if (tg_cfg_str(cfg, "tls.cert")[0]) {
+		tg_cfg_path(cfg, "tls.cert", kp->cert, sizeof(kp->cert));
+		tg_cfg_path(cfg, "tls.key", kp->key, sizeof(kp->key));
+		snprintf(kp->cert_origin, sizeof(kp->cert_origin), "%s", tg_config_origin(cfg, "tls.cert"));
+		snprintf(kp->key_origin, sizeof(kp->key_origin), "%s", tg_config_origin(cfg, "tls.key"));
+		rv = 0;
+		goto out;
+	}
+	wanted_names(cfg, kp->names, sizeof(kp->names));
+	if (tg_store_lock(st, "auto-certs", 15000, err) < 0)
+		goto out;
+	if (local) {
+		if (!tg_store_exists(st, "ca/ca.crt")) {
+			if (gethostname(host, sizeof(host)) != 0)
+				snprintf(host, sizeof(host), "localhost");
+			snprintf(cn, sizeof(cn), "tlsgate local CA (%s)", host);
+			if (tg_ca_init(cadir, cn, TG_KEY_EC_P256, 0, err) < 0)
+				goto unlock;
+			kp->made_ca = 1;
+		}
+		if (tg_ca_load(cadir, &ca, err) < 0)
+			goto unlock;
+	}
+	if (!still_good(st, crt_name, key_name, kp->names, local ? X509_get0_pubkey(ca.cert) : NULL)) {
+		if (make_auto(st, crt_name, key_name, kp->names, local ? &ca : NULL, err) < 0)
+			goto unlock;
+		kp->made_cert = 1;
+	}
+	snprintf(kp->cert, sizeof(kp->cert), "%s/%s", sd, crt_name);
+	snprintf(kp->key, sizeof(kp->key), "%s/%s", sd, key_name);
+	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "automatic, tls.auto %s", mode);
+	snprintf(kp->key_origin, sizeof(kp->key_origin), "automatic, tls.auto %s", mode);
+	rv = 0;
+unlock:
+	tg_store_unlock(st, "auto-certs");
+out:
+	tg_ca_clear(&ca);
+	tg_store_free(st);
+	return rv;
+}

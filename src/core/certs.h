@@ -1,0 +1,25 @@
+/*
+ * Where the server's certificate comes from: the files the user named, or
+ * one made and kept in state_dir (tls.auto: local-ca or self-signed), reused
+ * while it is valid for the wanted names and renewed when it is not.
+ */
+#ifndef TG_CERTS_H
+#define TG_CERTS_H
+
+#include <limits.h>
+
+#include <tlsgate/tlsgate.h>
+
+struct tg_keypair {
+	char cert[PATH_MAX], key[PATH_MAX];
+	char cert_origin[320], key_origin[320];
+	char local_ca[PATH_MAX];   /* the local CA certificate, "" if none */
+	int made_ca, made_cert;
+	char names[2048];          /* the auto certificate's names */
+};
+
+int tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err);
+/* localhost, the host name, and this machine's addresses, as a SAN list. */
+int tg_certs_default_names(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,802 @@
+/*
+ * Connections: accept, TLS handshake, HTTP/1.1 request heads and bodies,
+ * responses, keep-alive. OpenSSL reads and writes the socket itself; libuv
+ * only tells us when the descriptor is ready (uv_poll). conn_run() drives
+ * the state machine until the connection would block, and every state has
+ * a deadline on the connection's timer.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "conn.h"
+#include "error.h"
+#include "files.h"
+#include "ossl_words.h"
+#include "tls.h"
+#include "util.h"
+
+#define IO_AGAIN (-2)
+#define IO_FAIL  (-1)
+
+static void conn_run(struct tg_conn_s *c);
+static void conn_close(struct tg_conn_s *c);
+
+const char *
+tg_http_status_text(int s)
+{
+	switch (s) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
+	default: return "Unknown";
+	}
+}
+
+/* ---- socket I/O through TLS or plain ------------------------------------- */
+
+static ssize_t
+io_read(struct tg_conn_s *c, char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	if (c->ssl == NULL) {
+		r = recv(c->fd, buf, len, 0);
+		if (r >= 0)
+			return r;
+		if (errno == EAGAIN || errno == EINTR) {
+			c->want_write = 0;
+			return IO_AGAIN;
+		}
+		return IO_FAIL;
+	}
+	ERR_clear_error();
+	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	switch (SSL_get_error(c->ssl, 0)) {
+	case SSL_ERROR_WANT_READ:
+		c->want_write = 0;
+		return IO_AGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		c->want_write = 1;
+		return IO_AGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		return IO_FAIL;
+	}
+}
+
+static ssize_t
+io_write(struct tg_conn_s *c, const char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	if (c->ssl == NULL) {
+		r = send(c->fd, buf, len, MSG_NOSIGNAL);
+		if (r >= 0)
+			return r;
+		if (errno == EAGAIN || errno == EINTR) {
+			c->want_write = 1;
+			return IO_AGAIN;
+		}
+		return IO_FAIL;
+	}
+	ERR_clear_error();
+	if (SSL_write_ex(c->ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	switch (SSL_get_error(c->ssl, 0)) {
+	case SSL_ERROR_WANT_READ:
+		c->want_write = 0;
+		return IO_AGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		c->want_write = 1;
+		return IO_AGAIN;
+	default:
+		ERR_clear_error();
+		return IO_FAIL;
+	}
+}
+
+/* ---- timers and readiness -------------------------------------------------- */
+
+static void
+on_timeout(uv_timer_t *t)
+{
+	struct tg_conn_s *c = t->data;
+
+	if (c->state == CS_HEAD && c->in_len == 0) {
+		conn_close(c);   /* an idle keep-alive connection */
+		return;
+	}
+	tg_log(c->srv, TG_LOG_INFO, "%s: timed out %s", c->peer,
+	    c->state == CS_HANDSHAKE ? "during the TLS handshake" :
+	    c->state == CS_HEAD ? "waiting for the request head" :
+	    c->state == CS_BODY ? "waiting for the request body" : "sending the response");
+	if (c->state == CS_HEAD || c->state == CS_BODY) {
+		tg_files_abort(c);
+		c->keep_alive = 0;
+		tg_conn_respond(c, 408, NULL, "timed out waiting for the request");
+		conn_run(c);
+		return;
+	}
+	conn_close(c);
+}
+
+static void
+deadline(struct tg_conn_s *c, uint64_t ms)
+{
+	uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+static void
+on_poll(uv_poll_t *p, int status, int events)
+{
+	struct tg_conn_s *c = p->data;
+
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_run(c);
+}
+
+static void
+wait_io(struct tg_conn_s *c)
+{
+	uv_poll_start(&c->poll, c->want_write ? UV_WRITABLE : UV_READABLE, on_poll);
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+static int
+out_reserve(struct tg_conn_s *c, size_t need)
+{
+	if (c->out_cap >= need)
+		return 0;
+	char *nb = realloc(c->out, need);
+	if (nb == NULL)
+		return -1;
+	c->out = nb;
+	c->out_cap = need;
+	return 0;
+}
+
+static size_t
+head_common(struct tg_conn_s *c, char *buf, size_t len, int status, const char *extra,
+    uint64_t clen)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (c->body_left || c->chunked)   /* an unread body: the stream is lost */
+		c->close_after = 1;
+	if (!c->keep_alive || c->srv->stopping)
+		c->close_after = 1;
+	return (size_t)snprintf(buf, len, "HTTP/1.1 %d %s\r\nServer: tlsgate\r\nDate: %s\r\n"
+	    "Content-Length: %llu\r\n%s%s\r\n", status, tg_http_status_text(status), date,
+	    (unsigned long long)clen, extra ? extra : "",
+	    c->close_after ? "Connection: close\r\n" : "");
+}
+
+void
+tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers, uint64_t clen)
+{
+	char head[2048];
+	size_t n = head_common(c, head, sizeof(head), status, headers, clen);
+
+	if (out_reserve(c, n > TG_IO_BUF ? n : TG_IO_BUF) < 0) {
+		c->close_after = 1;
+		c->state = CS_CLOSING;
+		return;
+	}
+	memcpy(c->out, head, n);
+	c->out_len = n;
+	c->out_off = 0;
+	c->status = status;
+	c->state = CS_RESP;
+}
+
+void
+tg_conn_respond(struct tg_conn_s *c, int status, const char *extra, const char *body)
+{
+	char hdrs[1024];
+	size_t bl = body ? strlen(body) : 0, nl = bl && body[bl - 1] != '\n';
+	int head = !strcmp(c->method, "HEAD");
+
+	if (c->file_fd >= 0) {
+		close(c->file_fd);
+		c->file_fd = -1;
+		c->file_left = 0;
+	}
+	snprintf(hdrs, sizeof(hdrs), "%s%s", extra ? extra : "",
+	    body && (!extra || !strcasestr(extra, "Content-Type:")) ?
+	    "Content-Type: text/plain; charset=utf-8\r\n" : "");
+	tg_conn_respond_head(c, status, hdrs, bl + nl);
+	if (head || bl == 0 || c->state != CS_RESP)
+		return;
+	if (out_reserve(c, c->out_len + bl + 1) < 0) {
+		c->state = CS_CLOSING;
+		return;
+	}
+	memcpy(c->out + c->out_len, body, bl);
+	c->out_len += bl;
+	if (nl)
+		c->out[c->out_len++] = '\n';
+}
+
+/* ---- requests -------------------------------------------------------------- */
+
+static void
+reset_request(struct tg_conn_s *c)
+{
+	c->method[0] = c->target[0] = c->content_type[0] = c->range[0] = '\0';
+	c->keep_alive = c->expect_continue = c->chunked = c->has_len = 0;
+	c->content_length = c->body_left = 0;
+	c->status = c->close_after = 0;
+	c->bytes_in = c->bytes_out = 0;
+	memset(&c->chunk, 0, sizeof(c->chunk));
+}
+
+static int
+copy_hdr(const struct tg_http_header *h, char *dst, size_t len)
+{
+	if (h->value_len >= len)
+		return -1;
+	memcpy(dst, h->value, h->value_len);
+	dst[h->value_len] = '\0';
+	return 0;
+}
+
+/* Reads the framing headers; -1 with a response queued on bad framing. */
+static int
+read_headers(struct tg_conn_s *c, const struct tg_http_header *h, size_t n)
+{
+	size_t i;
+	int have_host = 0;
+
+	c->keep_alive = c->minor == 1;
+	for (i = 0; i < n; i++) {
+		const struct tg_http_header *x = &h[i];
+#define IS(hn) (x->name_len == sizeof(hn) - 1 && !strncasecmp(x->name, hn, x->name_len))
+		if (IS("Content-Length")) {
+			uint64_t v;
+			if (tg_http_content_length(x->value, x->value_len, &v) < 0 ||
+			    (c->has_len && v != c->content_length))
+				goto bad;
+			c->has_len = 1;
+			c->content_length = v;
+		} else if (IS("Transfer-Encoding")) {
+			if (c->chunked || x->value_len != 7 || strncasecmp(x->value, "chunked", 7)) {
+				c->keep_alive = 0;
+				tg_conn_respond(c, 501, NULL, "only Transfer-Encoding: chunked is supported");
+				return -1;
+			}
+			c->chunked = 1;
+		} else if (IS("Connection")) {
+			if (tg_http_has_token(x->value, x->value_len, "close"))
+				c->keep_alive = 0;
+			else if (tg_http_has_token(x->value, x->value_len, "keep-alive"))
+				c->keep_alive = 1;
+		} else if (IS("Expect")) {
+			if (x->value_len != 12 || strncasecmp(x->value, "100-continue", 12)) {
+				c->keep_alive = 0;
+				tg_conn_respond(c, 417, NULL, "only Expect: 100-continue is supported");
+				return -1;
+			}
+			c->expect_continue = 1;
+		} else if (IS("Content-Type")) {
+			if (copy_hdr(x, c->content_type, sizeof(c->content_type)) < 0)
+				goto bad;
+		} else if (IS("Range")) {
+			if (copy_hdr(x, c->range, sizeof(c->range)) < 0)
+				c->range[0] = '\0';   /* too long to be sensible: ignore */
+		} else if (IS("Host")) {
+			if (have_host++)
+				goto bad;
+		}
+#undef IS
+	}
+	/* RFC 9112 §6.3: both framings at once is how smuggling starts */
+	if (c->chunked && c->has_len)
+		goto bad;
+	if (c->minor == 1 && !have_host)
+		goto bad;
+	c->body_left = c->has_len ? c->content_length : 0;
+	return 0;
+bad:
+	c->keep_alive = 0;
+	c->body_left = 0;
+	c->chunked = 0;
+	tg_conn_respond(c, 400, NULL, "bad request framing or headers");
+	return -1;
+}
+
+static void
+body_complete(struct tg_conn_s *c)
+{
+	c->body_left = 0;
+	c->chunked = 0;
+	if (c->up)
+		tg_files_body_end(c);
+}
+
+static void
+begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *req)
+{
+	const struct tg_server *s = c->srv;
+	const char *target = c->target;
+	size_t tl;
+
+	c->t_start = tg_now_ms();
+	c->bytes_in = head_len;
+	snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method_len, req->method);
+	c->minor = req->minor_version;
+	if (req->method_len >= sizeof(c->method)) {
+		c->keep_alive = 0;
+		tg_conn_respond(c, 501, NULL, "unknown method");
+		return;
+	}
+	if (req->target_len >= sizeof(c->target)) {
+		snprintf(c->target, sizeof(c->target), "%.200s...", req->target);
+		c->keep_alive = 0;
+		tg_conn_respond(c, 414, NULL, "the path is too long");
+		return;
+	}
+	memcpy(c->target, req->target, req->target_len);
+	c->target[req->target_len] = '\0';
+	if (read_headers(c, req->headers, req->num_headers) < 0)
+		return;
+	deadline(c, s->t_body);
+	tl = strlen(target);
+	if (s->files_enabled && tl >= s->files_prefix_len &&
+	    !strncmp(target, s->files_prefix, s->files_prefix_len)) {
+		if (tg_files_begin(c, target + s->files_prefix_len, tl - s->files_prefix_len) == 1) {
+			c->state = CS_BODY;
+			if (c->expect_continue && (c->body_left || c->chunked)) {
+				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+				if (out_reserve(c, TG_IO_BUF) == 0) {
+					memcpy(c->out, cont, sizeof(cont) - 1);
+					c->out_len = sizeof(cont) - 1;
+					c->out_off = 0;
+				}
+			}
+			if (!c->body_left && !c->chunked)
+				body_complete(c);
+		}
+		return;
+	}
+	if (!strcmp(target, "/") && (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"))) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "tlsgate %s: %s", tg_version(), s->files_enabled ?
+		    "the file service is at the files prefix" : "the file service is off");
+		tg_conn_respond(c, 200, NULL, msg);
+		return;
+	}
+	tg_conn_respond(c, 404, NULL, "nothing is served at this path");
+}
+
+/* Feeds the body bytes now in c->in to the handler. */
+static void
+feed_body(struct tg_conn_s *c)
+{
+	size_t n = c->in_len, rest = 0;
+	ssize_t left;
+
+	if (c->chunked) {
+		left = tg_chunked_decode(&c->chunk, c->in, &n);
+		if (left == TG_HTTP_BAD) {
+			tg_files_abort(c);
+			c->keep_alive = 0;
+			c->chunked = 0;
+			tg_conn_respond(c, 400, NULL, "malformed chunked body");
+			c->in_len = 0;
+			return;
+		}
+		rest = left >= 0 ? (size_t)left : 0;
+	} else {
+		if (n > c->body_left) {
+			rest = n - (size_t)c->body_left;
+			n = (size_t)c->body_left;
+		}
+		c->body_left -= n;
+		left = c->body_left == 0 ? 0 : TG_HTTP_INCOMPLETE;
+	}
+	if (n && tg_files_body(c, c->in, n) < 0) {
+		c->in_len = 0;
+		return;   /* an error response is queued */
+	}
+	memmove(c->in, c->in + n, rest);   /* pipelined bytes of the next request */
+	c->in_len = rest;
+	if (left >= 0)
+		body_complete(c);
+}
+
+static void
+finish_request(struct tg_conn_s *c)
+{
+	tg_log_request(c->srv, c);
+	c->requests++;
+	if (c->close_after) {
+		conn_close(c);
+		return;
+	}
+	reset_request(c);
+	c->state = CS_HEAD;
+	c->out_len = c->out_off = 0;
+	/* an idle connection keeps no buffers */
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = 0;
+	if (c->in_len == 0) {
+		free(c->in);
+		c->in = NULL;
+	}
+	deadline(c, c->srv->t_keepalive);
+}
+
+/* ---- the state machine ----------------------------------------------------- */
+
+static int
+do_handshake(struct tg_conn_s *c)
+{
+	char words[300];
+	X509 *peer;
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		peer = SSL_get0_peer_certificate(c->ssl);
+		if (peer)
+			tg_cert_label(peer, c->ident, sizeof(c->ident));
+		c->state = CS_HEAD;
+		deadline(c, c->srv->t_header);
+		return 0;
+	}
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		c->want_write = 0;
+		return IO_AGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		c->want_write = 1;
+		return IO_AGAIN;
+	default:
+		tg_ossl_words(words, sizeof(words));
+		if (tg_tls_refusal(c->ssl)[0])
+			tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s", c->peer,
+			    tg_tls_refusal(c->ssl));
+		else if (words[0])
+			tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake failed: %s", c->peer, words);
+		else
+			tg_log(c->srv, TG_LOG_DEBUG, "%s: closed during the TLS handshake", c->peer);
+		return IO_FAIL;
+	}
+}
+
+static int
+read_more(struct tg_conn_s *c, size_t limit)
+{
+	ssize_t r;
+
+	if (c->in == NULL && (c->in = malloc(TG_IO_BUF)) == NULL)
+		return IO_FAIL;
+	r = io_read(c, c->in + c->in_len, limit - c->in_len);
+	if (r > 0) {
+		c->in_len += (size_t)r;
+		c->bytes_in += (uint64_t)r;
+	}
+	return r == 0 ? IO_FAIL : (int)(r < 0 ? r : 1);
+}
+
+static int
+step_head(struct tg_conn_s *c)
+{
+	struct tg_http_header hdrs[128];
+	struct tg_http_req req;
+	size_t limit = c->srv->max_header_bytes;
+	ssize_t r = TG_HTTP_INCOMPLETE;
+	int rr, was_empty = c->in_len == 0;
+
+	if (c->in_len) {
+		req.headers = hdrs;
+		req.num_headers = c->srv->max_headers < 128 ? c->srv->max_headers : 128;
+		r = tg_http_parse_request(c->in, c->in_len, &req);
+	}
+	if (r > 0) {
+		size_t hl = (size_t)r;
+		begin_request(c, hl, &req);
+		memmove(c->in, c->in + hl, c->in_len - hl);
+		c->in_len -= hl;
+		return 0;
+	}
+	if (r == TG_HTTP_BAD || c->in_len >= limit) {
+		int too_big = r != TG_HTTP_BAD;
+		c->keep_alive = 0;
+		snprintf(c->method, sizeof(c->method), "-");
+		tg_conn_respond(c, too_big ? 431 : 400, NULL, too_big ?
+		    "the request head is too large (limits.max_header_bytes)" :
+		    "malformed request head (or too many header fields)");
+		c->in_len = 0;
+		return 0;
+	}
+	rr = read_more(c, limit);
+	if (rr == IO_AGAIN && c->in_len == 0 && c->in) {
+		free(c->in);   /* idle: give the buffer back */
+		c->in = NULL;
+	}
+	if (rr > 0 && was_empty && c->requests > 0)
+		deadline(c, c->srv->t_header);   /* a new request head is arriving */
+	return rr > 0 ? 0 : rr;
+}
+
+static int
+flush_out(struct tg_conn_s *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t w = io_write(c, c->out + c->out_off, c->out_len - c->out_off);
+		if (w < 0)
+			return (int)w;
+		c->out_off += (size_t)w;
+		c->bytes_out += (uint64_t)w;
+		deadline(c, c->srv->t_body);
+	}
+	c->out_len = c->out_off = 0;
+	return 0;
+}
+
+static int
+step_body(struct tg_conn_s *c)
+{
+	int r;
+
+	if (c->out_off < c->out_len && (r = flush_out(c)) < 0)   /* 100 Continue */
+		return r;
+	if (c->in_len) {
+		feed_body(c);
+		return 0;
+	}
+	r = read_more(c, TG_IO_BUF);
+	if (r > 0)
+		deadline(c, c->srv->t_body);
+	return r > 0 ? 0 : r;
+}
+
+static int
+step_resp(struct tg_conn_s *c)
+{
+	int r;
+	ssize_t n;
+	size_t want;
+
+	if ((r = flush_out(c)) < 0)
+		return r;
+	if (c->file_fd >= 0 && c->file_left > 0) {
+		want = c->file_left < TG_IO_BUF ? (size_t)c->file_left : TG_IO_BUF;
+		if (out_reserve(c, TG_IO_BUF) < 0)
+			return IO_FAIL;
+		n = pread(c->file_fd, c->out, want, (off_t)c->file_off);
+		if (n <= 0)
+			return IO_FAIL;   /* the file shrank: the response cannot be completed */
+		c->out_len = (size_t)n;
+		c->out_off = 0;
+		c->file_off += (uint64_t)n;
+		c->file_left -= (uint64_t)n;
+		return 0;
+	}
+	if (c->file_fd >= 0) {
+		close(c->file_fd);
+		c->file_fd = -1;
+	}
+	finish_request(c);
+	return 0;
+}
+
+static void
+conn_run(struct tg_conn_s *c)
+{
+	int r = 0;
+
+	while (r == 0) {
+		switch (c->state) {
+		case CS_HANDSHAKE:
+			r = do_handshake(c);
+			break;
+		case CS_HEAD:
+			r = step_head(c);
+			break;
+		case CS_BODY:
+			r = step_body(c);
+			break;
+		case CS_RESP:
+			r = step_resp(c);
+			break;
+		case CS_WAIT:
+			uv_poll_stop(&c->poll);
+			return;
+		case CS_CLOSING:
+			conn_close(c);
+			return;
+		}
+	}
+	if (r == IO_AGAIN)
+		wait_io(c);
+	else
+		conn_close(c);
+}
+
+void
+tg_conn_resume(struct tg_conn_s *c)
+{
+	if (c->state != CS_CLOSING)
+		conn_run(c);
+}
+
+/* ---- life and death -------------------------------------------------------- */
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct tg_conn_s *c = h->data;
+
+	if (--c->handles_open > 0)
+		return;
+	close(c->fd);
+	c->magic = 0;
+	free(c);
+}
+
+static void
+conn_close(struct tg_conn_s *c)
+{
+	struct tg_server *s = c->srv;
+
+	if (c->handles_open == 0 || uv_is_closing((uv_handle_t *)&c->poll))
+		return;
+	if (c->state == CS_HEAD && c->in_len > 0)
+		tg_log(s, TG_LOG_DEBUG, "%s: closed with a partial request head", c->peer);
+	if (c->state == CS_BODY && c->up)
+		tg_log(s, TG_LOG_WARN, "%s: %s %s: the client went away during the upload; "
+		    "nothing was stored", c->peer, c->method, c->target);
+	c->state = CS_CLOSING;
+	tg_files_abort(c);
+	if (c->file_fd >= 0)
+		close(c->file_fd);
+	c->file_fd = -1;
+	if (c->ssl) {
+		ERR_clear_error();
+		if (SSL_is_init_finished(c->ssl))
+			SSL_shutdown(c->ssl);   /* one try; we do not wait for the peer */
+		ERR_clear_error();
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	free(c->in);
+	free(c->out);
+	c->in = c->out = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	uv_poll_stop(&c->poll);
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+void
+tg_conn_close_all(struct tg_server *s)
+{
+	while (s->conns)
+		conn_close(s->conns);
+}
+
+static void
+peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[64];
+
+	buf[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (ss.ss_family == AF_INET6 && !strncmp(host, "::ffff:", 7))
+		memmove(host, host + 7, strlen(host + 7) + 1);
+	snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+	    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port));
+}
+
+void
+tg_conn_accept(struct tg_server *s, int fd)
+{
+	struct tg_conn_s *c;
+	int one = 1;
+
+	if (s->nconns >= s->max_connections || s->stopping) {
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->magic = TG_CONN_MAGIC;
+	c->srv = s;
+	c->fd = fd;
+	c->file_fd = -1;
+	snprintf(c->ident, sizeof(c->ident), "-");
+	peer_name(fd, c->peer, sizeof(c->peer));
+	if (uv_poll_init(s->loop, &c->poll, fd) != 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	uv_timer_init(s->loop, &c->timer);
+	c->poll.data = c->timer.data = c;
+	c->handles_open = 2;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	if (s->ssl_ctx) {
+		c->ssl = SSL_new(s->ssl_ctx);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+			conn_close(c);
+			return;
+		}
+		SSL_set_accept_state(c->ssl);
+		c->state = CS_HANDSHAKE;
+		deadline(c, s->t_handshake);
+	} else {
+		c->state = CS_HEAD;
+		deadline(c, s->t_header);
+	}
+	conn_run(c);
+}

@@ -1,0 +1,76 @@
+/*
+ * A client connection: socket, TLS, the request being served and the
+ * buffers for it. Its life is a state machine (handshake -> head -> body ->
+ * response -> head again or close), every state bounded in time and bytes.
+ */
+#ifndef TG_CONN_H
+#define TG_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "http_parse.h"
+#include "server.h"
+
+#define TG_CONN_MAGIC 0x54474e43u   /* "TGNC" */
+#define TG_IO_BUF     (64 * 1024)
+
+enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_CLOSING };
+
+struct tg_upload;
+
+struct tg_conn_s {
+	uint32_t magic;
+	struct tg_server *srv;
+	struct tg_conn_s *next, *prev;
+	int fd;
+	SSL *ssl;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	int handles_open;
+	enum conn_state state;
+	int want_write;              /* the last I/O wanted POLLOUT */
+	char peer[64];
+	char ident[256];             /* client certificate identity, or "-" */
+	/* input: the head, then body bytes */
+	char *in;
+	size_t in_len;
+	/* output: response head and small bodies */
+	char *out;
+	size_t out_len, out_off, out_cap;
+	/* the request */
+	char method[16];
+	char target[4096];
+	int minor, keep_alive, expect_continue, chunked, has_len;
+	uint64_t content_length, body_left;
+	char content_type[512];
+	char range[128];
+	struct tg_chunked chunk;
+	struct tg_upload *up;
+	/* the response */
+	int status, close_after;
+	int file_fd;
+	uint64_t file_off, file_left;
+	uint64_t bytes_in, bytes_out;
+	uint64_t t_start;
+	unsigned requests;
+};
+
+/* Queues a complete response with a short text body (or none for HEAD). */
+void tg_conn_respond(struct tg_conn_s *c, int status, const char *extra_headers,
+    const char *body);
+/* Queues a response head; the body follows from c->file_fd. */
+void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
+    uint64_t content_length);
+/* The handler finished work off the loop: resume the connection. */
+void tg_conn_resume(struct tg_conn_s *c);
+const char *tg_http_status_text(int status);
+/* Takes over an accepted socket. */
+void tg_conn_accept(struct tg_server *srv, int fd);
+/* Closes every connection (shutdown). */
+void tg_conn_close_all(struct tg_server *srv);
+
+#endif

@@ -1,0 +1,655 @@
+/*
+ * The file service. Paths are percent-decoded, then every segment is
+ * checked ("..", ".", empty, control bytes, our temp names are refused),
+ * then resolved beneath the root with openat2(RESOLVE_BENEATH) where the
+ * kernel has it, or component by component with O_NOFOLLOW where not.
+ * Uploads go to a temp file in the target's folder; only a complete body
+ * is fsynced and renamed over the name, off the event loop.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "error.h"
+#include "files.h"
+#include "multipart.h"
+#include "util.h"
+
+#define TMP_PREFIX ".tlsgate-upload-"
+
+struct tg_upload {
+	int pfd, fd;
+	char tmp[64], name[NAME_MAX + 1];
+	char rel[PATH_MAX];
+	uint64_t written;
+	int existed;
+	struct tg_multipart *mp;
+	struct tg_conn_s *conn;      /* NULL once the connection is gone */
+	uv_work_t work;
+	int work_errno;
+};
+
+static int
+hexv(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+tg_files_clean_path(const char *raw, size_t len, char *out, size_t outlen)
+{
+	size_t i, n = 0, seg = 0;
+
+	for (i = 0; i < len && raw[i] != '?'; i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if (c == '%') {
+			int h, l;
+			if (i + 2 >= len)
+				return -1;
+			h = hexv(raw[i + 1]);
+			l = hexv(raw[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = (unsigned char)(h * 16 + l);
+			i += 2;
+		}
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			return -1;
+		if (n + 1 >= outlen)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	/* every segment must be a plain name */
+	for (i = 0; i <= n; i++) {
+		if (i == n || out[i] == '/') {
+			size_t sl = i - seg;
+			const char *s = out + seg;
+			if (i == n && sl == 0 && n > 0 && out[n - 1] == '/')
+				break;   /* a trailing slash names a folder */
+			if (sl == 0 && n > 0)
+				return -1;
+			if ((sl == 1 && s[0] == '.') || (sl == 2 && s[0] == '.' && s[1] == '.'))
+				return -1;
+			if (sl > NAME_MAX)
+				return -1;
+			if (sl >= sizeof(TMP_PREFIX) - 1 && !strncmp(s, TMP_PREFIX, sizeof(TMP_PREFIX) - 1))
+				return -1;
+			seg = i + 1;
+		}
+	}
+	return 0;
+}
+
+int
+tg_files_open_root(struct tg_server *srv, struct tg_err *err)
+{
+	if (tg_mkdirs(srv->files_root, 0755, err) < 0)
+		return -1;
+	srv->files_root_fd = open(srv->files_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (srv->files_root_fd < 0)
+		return tg_err_set(err, TG_E_IO, "files.root %s: %s", srv->files_root, strerror(errno));
+	return 0;
+}
+
+static void
+sweep_dir(int dfd, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!strncmp(de->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1)) {
+			unlinkat(dirfd(d), de->d_name, 0);
+		} else if (de->d_type == DT_DIR && de->d_name[0] != '.' && depth < 32) {
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				sweep_dir(sub, depth + 1);
+				close(sub);
+			}
+		}
+	}
+	closedir(d);
+}
+
+void
+tg_files_sweep(struct tg_server *srv)
+{
+	int fd = openat(srv->files_root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		sweep_dir(fd, 0);
+		close(fd);
+	}
+}
+
+/* Opens rel (a file or folder) beneath the root for reading. */
+static int
+open_beneath(int rootfd, const char *rel, int flags)
+{
+	struct open_how how;
+	char tmp[PATH_MAX], *p, *slash;
+	int fd, next;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_CLOEXEC);
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	fd = (int)syscall(SYS_openat2, rootfd, rel[0] ? rel : ".", &how, sizeof(how));
+	if (fd >= 0 || errno != ENOSYS)
+		return fd;
+	/* no openat2: walk, following no symlink at all */
+	snprintf(tmp, sizeof(tmp), "%s", rel);
+	fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (p = tmp; fd >= 0 && (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+		*slash = '\0';
+		next = openat(fd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		fd = next;
+	}
+	if (fd < 0 || *p == '\0')
+		return fd;
+	next = openat(fd, p, flags | O_NOFOLLOW | O_CLOEXEC);
+	close(fd);
+	return next;
+}
+
+/* Opens the folder that holds rel, creating missing folders (never through
+ * a symlink); *name points at the last segment. */
+static int
+open_parent(int rootfd, char *rel, const char **name)
+{
+	char *p = rel, *slash;
+	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), next;
+
+	/* O_RDONLY, not O_PATH: the last folder is fsynced after the rename */
+	while (fd >= 0 && (slash = strchr(p, '/')) != NULL) {
+		*slash = '\0';
+		if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST) {
+			close(fd);
+			*slash = '/';
+			return -1;
+		}
+		next = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		*slash = '/';
+		fd = next;
+		p = slash + 1;
+	}
+	*name = p;
+	return fd;
+}
+
+static int
+errno_status(int e)
+{
+	switch (e) {
+	case ENOENT:
+		return 404;
+	case EXDEV: case ELOOP: case ENOTDIR: case EACCES: case EPERM:
+		return 403;
+	case EISDIR: case ENOTEMPTY: case EEXIST:
+		return 409;
+	case ENOSPC: case EDQUOT:
+		return 507;
+	case ENAMETOOLONG:
+		return 414;
+	default:
+		return 500;
+	}
+}
+
+static const char *
+errno_reason(int e)
+{
+	switch (errno_status(e)) {
+	case 404: return "no such file";
+	case 403: return "path leaves the file root or crosses a symlink";
+	case 409: return "a folder is in the way (or the folder is not empty)";
+	case 507: return "no space left on the server";
+	default: return strerror(e);
+	}
+}
+
+static void
+http_date(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* "bytes=a-b" for a file of size n -> [*from, *to]; 0 ok, 1 ignore, -1 416. */
+static int
+parse_range(const char *r, uint64_t n, uint64_t *from, uint64_t *to)
+{
+	char *end;
+	unsigned long long a, b;
+
+	if (strncmp(r, "bytes=", 6) != 0 || strchr(r, ','))
+		return 1;   /* other units and multiple ranges: send it all */
+	r += 6;
+	if (*r == '-') {
+		b = strtoull(r + 1, &end, 10);
+		if (end == r + 1 || *end)
+			return 1;
+		if (b == 0)
+			return -1;
+		*from = b >= n ? 0 : n - b;
+		*to = n ? n - 1 : 0;
+		return n ? 0 : -1;
+	}
+	if (*r < '0' || *r > '9')
+		return 1;
+	a = strtoull(r, &end, 10);
+	if (*end != '-')
+		return 1;
+	if (end[1] == '\0') {
+		b = n ? n - 1 : 0;
+	} else {
+		char *e2;
+		b = strtoull(end + 1, &e2, 10);
+		if (*e2 || b < a)
+			return 1;
+		if (b >= n)
+			b = n ? n - 1 : 0;
+	}
+	if (a >= n)
+		return -1;
+	*from = a;
+	*to = b;
+	return 0;
+}
+
+static void
+serve_listing(struct tg_conn_s *c, int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	char *body = NULL;
+	size_t len = 0, cap = 0;
+
+	if (d == NULL) {
+		close(dfd);
+		tg_conn_respond(c, 500, NULL, "cannot list the folder");
+		return;
+	}
+	while ((de = readdir(d)) != NULL && len < (1 << 20)) {
+		size_t nl = strlen(de->d_name);
+		if (de->d_name[0] == '.' && (nl <= 2 || !strncmp(de->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1)))
+			continue;
+		if (len + nl + 3 > cap) {
+			char *nb = realloc(body, cap = (cap + nl + 3) * 2);
+			if (nb == NULL)
+				break;
+			body = nb;
+		}
+		len += (size_t)sprintf(body + len, "%s%s\n", de->d_name, de->d_type == DT_DIR ? "/" : "");
+	}
+	closedir(d);
+	tg_conn_respond(c, 200, "Content-Type: text/plain; charset=utf-8\r\n", body ? body : "");
+	free(body);
+}
+
+static void
+serve_read(struct tg_conn_s *c, const char *rel, int head)
+{
+	char hdrs[512], date[64];
+	struct stat sb;
+	uint64_t from = 0, to = 0;
+	int fd, r = 1, n;
+
+	fd = open_beneath(c->srv->files_root_fd, rel, O_RDONLY);
+	if (fd < 0) {
+		tg_conn_respond(c, errno_status(errno), NULL, errno_reason(errno));
+		return;
+	}
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		tg_conn_respond(c, 500, NULL, strerror(errno));
+		return;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		if (head) {
+			close(fd);
+			tg_conn_respond(c, 200, "Content-Type: text/plain; charset=utf-8\r\n", "");
+			return;
+		}
+		serve_listing(c, fd);
+		return;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		tg_conn_respond(c, 403, NULL, "not a regular file");
+		return;
+	}
+	http_date(sb.st_mtime, date, sizeof(date));
+	if (c->range[0])
+		r = parse_range(c->range, (uint64_t)sb.st_size, &from, &to);
+	if (r < 0) {
+		close(fd);
+		snprintf(hdrs, sizeof(hdrs), "Content-Range: bytes */%llu\r\n",
+		    (unsigned long long)sb.st_size);
+		tg_conn_respond(c, 416, hdrs, "range not satisfiable");
+		return;
+	}
+	n = snprintf(hdrs, sizeof(hdrs), "Content-Type: application/octet-stream\r\n"
+	    "Accept-Ranges: bytes\r\nLast-Modified: %s\r\n", date);
+	if (r == 0) {
+		snprintf(hdrs + n, sizeof(hdrs) - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
+		    (unsigned long long)from, (unsigned long long)to, (unsigned long long)sb.st_size);
+		c->file_off = from;
+		c->file_left = to - from + 1;
+	} else {
+		c->file_off = 0;
+		c->file_left = (uint64_t)sb.st_size;
+	}
+	tg_conn_respond_head(c, r == 0 ? 206 : 200, hdrs, c->file_left);
+	if (head || c->file_left == 0) {
+		close(fd);
+		c->file_left = 0;
+	} else {
+		c->file_fd = fd;
+	}
+}
+
+static void
+serve_delete(struct tg_conn_s *c, char *rel)
+{
+	const char *name;
+	int pfd;
+
+	if (rel[0] == '\0') {
+		tg_conn_respond(c, 403, NULL, "the file root itself cannot be removed");
+		return;
+	}
+	if (rel[strlen(rel) - 1] == '/')
+		rel[strlen(rel) - 1] = '\0';
+	{
+		/* resolve the parent beneath the root, creating nothing */
+		char parent[PATH_MAX];
+		char *slash = strrchr(rel, '/');
+		snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - rel) : 0, rel);
+		name = slash ? slash + 1 : rel;
+		pfd = open_beneath(c->srv->files_root_fd, parent, O_RDONLY | O_DIRECTORY);
+	}
+	if (pfd < 0) {
+		tg_conn_respond(c, errno_status(errno), NULL, errno_reason(errno));
+		return;
+	}
+	if (unlinkat(pfd, name, 0) < 0 && (errno != EISDIR || unlinkat(pfd, name, AT_REMOVEDIR) < 0)) {
+		int e = errno;
+		close(pfd);
+		tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
+		return;
+	}
+	fsync(pfd);
+	close(pfd);
+	tg_conn_respond(c, 204, NULL, NULL);
+}
+
+static int
+start_upload(struct tg_conn_s *c, char *rel)
+{
+	struct tg_upload *up;
+	unsigned char rnd[8];
+	const char *name;
+	struct stat sb;
+	size_t rl = strlen(rel);
+
+	if (rl == 0 || rel[rl - 1] == '/') {
+		tg_conn_respond(c, 400, NULL, "name a file to store, not a folder");
+		return 0;
+	}
+	if (c->has_len && c->content_length > c->srv->max_upload) {
+		tg_conn_respond(c, 413, NULL, "the body is larger than files.max_upload");
+		return 0;
+	}
+	up = calloc(1, sizeof(*up));
+	if (up == NULL) {
+		tg_conn_respond(c, 503, NULL, "out of memory");
+		return 0;
+	}
+	up->fd = -1;
+	snprintf(up->rel, sizeof(up->rel), "%s", rel);
+	up->pfd = open_parent(c->srv->files_root_fd, rel, &name);
+	if (up->pfd < 0) {
+		int e = errno;
+		free(up);
+		tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
+		return 0;
+	}
+	snprintf(up->name, sizeof(up->name), "%s", name);
+	if (fstatat(up->pfd, up->name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(sb.st_mode)) {
+			close(up->pfd);
+			free(up);
+			tg_conn_respond(c, 409, NULL, "a folder of that name exists");
+			return 0;
+		}
+		up->existed = 1;
+	}
+	if (c->content_type[0]) {
+		up->mp = tg_multipart_new(c->content_type, strlen(c->content_type));
+		if (up->mp == NULL && !strncasecmp(c->content_type, "multipart/", 10)) {
+			close(up->pfd);
+			free(up);
+			tg_conn_respond(c, 400, NULL, "multipart body without a usable boundary");
+			return 0;
+		}
+	}
+	RAND_bytes(rnd, sizeof(rnd));
+	snprintf(up->tmp, sizeof(up->tmp), TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x",
+	    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	up->fd = openat(up->pfd, up->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (up->fd < 0) {
+		int e = errno;
+		close(up->pfd);
+		tg_multipart_free(up->mp);
+		free(up);
+		tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
+		return 0;
+	}
+	c->up = up;
+	return 1;
+}
+
+int
+tg_files_begin(struct tg_conn_s *c, const char *raw, size_t len)
+{
+	char rel[PATH_MAX];
+
+	if (tg_files_clean_path(raw, len, rel, sizeof(rel)) < 0) {
+		tg_conn_respond(c, 400, NULL, "bad file path (.., empty or hidden upload "
+		    "segments, control characters or bad %-encoding)");
+		return 0;
+	}
+	if (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD")) {
+		serve_read(c, rel, c->method[0] == 'H');
+		return 0;
+	}
+	if (!strcmp(c->method, "DELETE")) {
+		serve_delete(c, rel);
+		return 0;
+	}
+	if (!strcmp(c->method, "PUT") || !strcmp(c->method, "POST"))
+		return start_upload(c, rel);
+	tg_conn_respond(c, 405, "Allow: GET, HEAD, PUT, POST, DELETE\r\n", "method not allowed");
+	return 0;
+}
+
+static int
+write_out(void *arg, const char *data, size_t len)
+{
+	struct tg_conn_s *c = arg;
+	struct tg_upload *up = c->up;
+
+	if (up->written + len > c->srv->max_upload) {
+		errno = EFBIG;
+		return -1;
+	}
+	while (len > 0) {
+		ssize_t w = write(up->fd, data, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		data += w;
+		len -= (size_t)w;
+		up->written += (uint64_t)w;
+	}
+	return 0;
+}
+
+static void
+drop_upload(struct tg_conn_s *c)
+{
+	struct tg_upload *up = c->up;
+
+	if (up == NULL)
+		return;
+	if (up->fd >= 0) {
+		close(up->fd);
+		unlinkat(up->pfd, up->tmp, 0);
+	}
+	close(up->pfd);
+	tg_multipart_free(up->mp);
+	free(up);
+	c->up = NULL;
+}
+
+int
+tg_files_body(struct tg_conn_s *c, char *data, size_t len)
+{
+	struct tg_upload *up = c->up;
+	int r;
+
+	if (up == NULL)
+		return 0;   /* the body of a request that is already answered */
+	r = up->mp ? tg_multipart_feed(up->mp, data, len, write_out, c) : write_out(c, data, len);
+	if (r == -1 && errno == EFBIG) {
+		drop_upload(c);
+		tg_conn_respond(c, 413, NULL, "the body is larger than files.max_upload");
+		return -1;
+	}
+	if (r < 0) {
+		int e = errno;
+		drop_upload(c);
+		if (up->mp && r == -1)
+			tg_conn_respond(c, 400, NULL, "malformed multipart body");
+		else
+			tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Runs on libuv's thread pool: fsync and rename are disk waits. */
+static void
+commit_work(uv_work_t *w)
+{
+	struct tg_upload *up = w->data;
+
+	up->work_errno = 0;
+	if (fsync(up->fd) < 0 || close(up->fd) < 0) {
+		up->work_errno = errno;
+		up->fd = -1;
+		return;
+	}
+	up->fd = -1;
+	if (renameat(up->pfd, up->tmp, up->pfd, up->name) < 0) {
+		up->work_errno = errno;
+		unlinkat(up->pfd, up->tmp, 0);
+		return;
+	}
+	fsync(up->pfd);
+}
+
+static void
+commit_done(uv_work_t *w, int status)
+{
+	struct tg_upload *up = w->data;
+	struct tg_conn_s *c = up->conn;
+	char body[PATH_MAX + 64];
+
+	if (up->work_errno) {
+		int e = up->work_errno;
+		if (up->fd >= 0)
+			close(up->fd);
+		up->fd = -1;
+		unlinkat(up->pfd, up->tmp, 0);
+		close(up->pfd);
+		free(up);
+		if (c) {
+			c->up = NULL;
+			tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
+			tg_conn_resume(c);
+		}
+		return;
+	}
+	snprintf(body, sizeof(body), "stored %s (%llu bytes)", up->rel,
+	    (unsigned long long)up->written);
+	close(up->pfd);
+	if (c) {
+		c->up = NULL;
+		tg_conn_respond(c, up->existed ? 200 : 201, NULL, body);
+		tg_conn_resume(c);
+	}
+	free(up);
+}
+
+void
+tg_files_body_end(struct tg_conn_s *c)
+{
+	struct tg_upload *up = c->up;
+
+	if (up->mp && !tg_multipart_complete(up->mp)) {
+		drop_upload(c);
+		tg_conn_respond(c, 400, NULL, "multipart body has no complete file part");
+		return;
+	}
+	up->work.data = up;
+	up->conn = c;
+	c->state = CS_WAIT;
+	if (uv_queue_work(c->srv->loop, &up->work, commit_work, commit_done) != 0) {
+		drop_upload(c);
+		tg_conn_respond(c, 500, NULL, "cannot queue the upload's completion");
+	}
+}
+
+void
+tg_files_abort(struct tg_conn_s *c)
+{
+	if (c->up == NULL)
+		return;
+	if (c->state == CS_WAIT) {
+		/* the commit runs on; it finds no connection to answer */
+		c->up->conn = NULL;
+		c->up = NULL;
+		return;
+	}
+	drop_upload(c);
+}

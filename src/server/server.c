@@ -1,0 +1,227 @@
+/*
+ * The server: settings taken from the configuration once, the certificate
+ * and TLS context, the listening socket, the event loop and the signals
+ * that stop it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "certs.h"
+#include "config_int.h"
+#include "conn.h"
+#include "error.h"
+#include "files.h"
+#include "server.h"
+#include "tls.h"
+#include "util.h"
+
+static int
+open_listener(const char *spec, struct tg_err *err)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char host[256], ps[8];
+	int port, fd = -1, one = 1, zero = 0, rc, e = 0;
+
+	if (tg_parse_hostport(spec, host, sizeof(host), &port) < 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "listen: '%s' is not HOST:PORT", spec);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(ps, sizeof(ps), "%d", port);
+	/* an empty host means every address: IPv6 with IPv4 mapped, else IPv4 */
+	rc = getaddrinfo(host[0] ? host : "::", ps, &hints, &res);
+	if (rc != 0 && !host[0])
+		rc = getaddrinfo("0.0.0.0", ps, &hints, &res);
+	if (rc != 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "listen %s: cannot resolve: %s", spec,
+		    gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd >= 0)
+		return fd;
+	if (e == EADDRINUSE)
+		return tg_err_set(err, TG_E_IO, "listen %s: the port is in use by another program; "
+		    "stop it or choose another address with --listen", spec);
+	if (e == EACCES)
+		return tg_err_set(err, TG_E_IO, "listen %s: ports below 1024 need root or "
+		    "CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep $(which tlsgate))", spec);
+	return tg_err_set(err, TG_E_IO, "listen %s: %s", spec, strerror(e));
+}
+
+static void
+on_accept(uv_poll_t *p, int status, int events)
+{
+	struct tg_server *s = p->data;
+	int i;
+
+	if (status < 0)
+		return;
+	for (i = 0; i < 64; i++) {   /* a bounded batch, then let others run */
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				tg_log(s, TG_LOG_ERROR, "out of file descriptors; raise the limit "
+				    "(ulimit -n) or lower limits.max_connections");
+			return;
+		}
+		tg_conn_accept(s, fd);
+	}
+}
+
+static void
+on_signal(uv_signal_t *sig, int signum)
+{
+	struct tg_server *s = sig->data;
+
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	tg_log(s, TG_LOG_INFO, "%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	uv_poll_stop(&s->listen_poll);
+	uv_close((uv_handle_t *)&s->listen_poll, NULL);
+	uv_close((uv_handle_t *)&s->sig_int, NULL);
+	uv_close((uv_handle_t *)&s->sig_term, NULL);
+	tg_conn_close_all(s);
+}
+
+static int
+level_of(const char *l)
+{
+	return !strcmp(l, "debug") ? TG_LOG_DEBUG : !strcmp(l, "warn") ? TG_LOG_WARN :
+	    !strcmp(l, "error") ? TG_LOG_ERROR : TG_LOG_INFO;
+}
+
+static int
+setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *kp,
+    struct tg_err *err)
+{
+	struct tg_server_tls t;
+	char cca[PATH_MAX];
+
+	if (tg_certs_prepare(cfg, kp, err) < 0)
+		return -1;
+	memset(&t, 0, sizeof(t));
+	t.cert = kp->cert;
+	t.key = kp->key;
+	t.cert_origin = kp->cert_origin;
+	t.key_origin = kp->key_origin;
+	t.min_version = !strcmp(tg_cfg_str(cfg, "tls.min_version"), "1.3") ? TLS1_3_VERSION :
+	    TLS1_2_VERSION;
+	t.mutual = s->mutual;
+	if (s->mutual) {
+		if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
+			tg_cfg_path(cfg, "tls.clients.ca", cca, sizeof(cca));
+			t.clients_ca_origin = tg_config_origin(cfg, "tls.clients.ca");
+		} else {
+			snprintf(cca, sizeof(cca), "%s", kp->local_ca);
+			t.clients_ca_origin = "default: the local CA";
+		}
+		t.clients_ca = cca;
+	}
+	s->ssl_ctx = tg_tls_server_ctx(&t, err);
+	return s->ssl_ctx ? 0 : -1;
+}
+
+struct tg_server *
+tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
+{
+	struct tg_server *s = calloc(1, sizeof(*s));
+	const char *mode = tg_cfg_str(cfg, "tls.mode");
+
+	if (s == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	memset(kp, 0, sizeof(*kp));
+	s->magic = TG_SERVER_MAGIC;
+	s->listen_fd = s->files_root_fd = -1;
+	snprintf(s->listen, sizeof(s->listen), "%s", tg_cfg_str(cfg, "listen"));
+	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
+	s->files_enabled = (int)tg_cfg_num(cfg, "files.enabled");
+	snprintf(s->files_prefix, sizeof(s->files_prefix), "%s", tg_cfg_str(cfg, "files.prefix"));
+	s->files_prefix_len = strlen(s->files_prefix);
+	tg_cfg_path(cfg, "files.root", s->files_root, sizeof(s->files_root));
+	s->max_upload = (uint64_t)tg_cfg_num(cfg, "files.max_upload");
+	s->t_handshake = (uint64_t)tg_cfg_num(cfg, "timeouts.handshake");
+	s->t_header = (uint64_t)tg_cfg_num(cfg, "timeouts.header");
+	s->t_body = (uint64_t)tg_cfg_num(cfg, "timeouts.body");
+	s->t_keepalive = (uint64_t)tg_cfg_num(cfg, "timeouts.keepalive");
+	s->max_connections = (size_t)tg_cfg_num(cfg, "limits.max_connections");
+	s->max_header_bytes = (size_t)tg_cfg_num(cfg, "limits.max_header_bytes");
+	if (s->max_header_bytes > TG_IO_BUF)
+		s->max_header_bytes = TG_IO_BUF;
+	s->max_headers = (size_t)tg_cfg_num(cfg, "limits.max_headers");
+	s->log_json = !strcmp(tg_cfg_str(cfg, "log.format"), "json");
+	s->log_level = level_of(tg_cfg_str(cfg, "log.level"));
+	s->mutual = !strcmp(mode, "mutual");
+	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
+		goto fail;
+	if (strcmp(mode, "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
+		goto fail;
+	if (s->files_enabled) {
+		if (tg_files_open_root(s, err) < 0)
+			goto fail;
+		tg_files_sweep(s);
+	}
+	if ((s->listen_fd = open_listener(s->listen, err)) < 0)
+		goto fail;
+	s->loop = uv_default_loop();
+	return s;
+fail:
+	tg_server_free(s);
+	return NULL;
+}
+
+int
+tg_server_run(struct tg_server *s)
+{
+	signal(SIGPIPE, SIG_IGN);
+	uv_poll_init(s->loop, &s->listen_poll, s->listen_fd);
+	s->listen_poll.data = s;
+	uv_poll_start(&s->listen_poll, UV_READABLE, on_accept);
+	uv_signal_init(s->loop, &s->sig_int);
+	uv_signal_init(s->loop, &s->sig_term);
+	s->sig_int.data = s->sig_term.data = s;
+	uv_signal_start(&s->sig_int, on_signal, SIGINT);
+	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+	uv_run(s->loop, UV_RUN_DEFAULT);
+	return 0;
+}
+
+void
+tg_server_free(struct tg_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->loop)
+		uv_loop_close(s->loop);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->files_root_fd >= 0)
+		close(s->files_root_fd);
+	SSL_CTX_free(s->ssl_ctx);
+	s->magic = 0;
+	free(s);
+}

@@ -1,0 +1,61 @@
+/*
+ * The daemon's shared types: the server (settings read once from the
+ * configuration, the TLS context, the listener) and a connection with its
+ * request state. Services (files) see connections through conn.h.
+ */
+#ifndef TG_SERVER_H
+#define TG_SERVER_H
+
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include <tlsgate/tlsgate.h>
+
+#define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
+
+struct tg_server {
+	uint32_t magic;
+	uv_loop_t *loop;
+	int listen_fd;
+	uv_poll_t listen_poll;
+	uv_signal_t sig_int, sig_term;
+	SSL_CTX *ssl_ctx;            /* NULL when tls.mode is off */
+	int mutual;
+	/* settings, copied from the configuration at start */
+	char listen[300];
+	char state_dir[4096];
+	int files_enabled;
+	char files_prefix[256];
+	size_t files_prefix_len;
+	char files_root[4096];
+	int files_root_fd;
+	uint64_t max_upload;
+	uint64_t t_handshake, t_header, t_body, t_keepalive;   /* ms */
+	size_t max_connections, max_header_bytes, max_headers;
+	int log_json, log_level;
+	/* state */
+	size_t nconns;
+	struct tg_conn_s *conns;     /* intrusive list, for shutdown */
+	int stopping;
+};
+
+/* Builds a server from a validated configuration: state_dir, certificates
+ * (auto when needed), the TLS context, the listening socket. */
+struct tg_keypair;
+struct tg_server *tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp,
+    struct tg_err *err);
+/* Runs until SIGINT or SIGTERM. */
+int tg_server_run(struct tg_server *srv);
+void tg_server_free(struct tg_server *srv);
+
+/* One line of the log; level 0 debug .. 3 error. */
+enum { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR };
+void tg_log(const struct tg_server *srv, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The per-request access line. */
+struct tg_conn_s;
+void tg_log_request(const struct tg_server *srv, const struct tg_conn_s *c);
+
+#endif
