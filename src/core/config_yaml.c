@@ -63,6 +63,9 @@ on_open(struct walk *w, int is_seq, size_t line)
 		return 0;
 	}
 	top = &w->st[w->depth - 1];
+	if (top->is_seq && tg_config_key_known(top->prefix) == 3)
+		return kerr(w, top->prefix, line, "routes are not supported by this version of "
+		    "tlsgate yet; remove the key");
 	if (top->is_seq || !top->have_pending)
 		return tg_err_set(w->err, TG_E_CONFIG_SYNTAX, "%s:%zu: a list or mapping is "
 		    "not allowed here", w->name, line);

@@ -1,0 +1,158 @@
+# Shared helpers for the integration scenarios (hitch style): a temp dir,
+# an EXIT trap that stops every process we started, fail() that shows the
+# logs, and helpers to start tlsgate and nginx on loopback.
+set -euo pipefail
+
+TG_BIN=${TG_BIN:?TG_BIN must name the tlsgate binary}
+T=$(mktemp -d /tmp/tlsgate-test.XXXXXX)
+PIDS=()
+export HOME=$T/home            # no user config file leaks in
+mkdir -p "$HOME"
+unset TLSGATE_CONFIG
+for v in $(env | grep -o '^TLSGATE_[A-Z_]*' || true); do unset "$v"; done
+# Sanitizer builds: leaks are failures; keep reports readable.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && wait "$p" 2>/dev/null || true
+	done
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	local f
+	for f in "$T"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- $f (last 30 lines)" >&2
+		tail -n 30 "$f" >&2
+	done
+	exit 1
+}
+
+pass() { echo "ok: $*"; }
+
+# A port that nothing listens on right now.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+	done
+	fail "no free port"
+}
+
+wait_port() {   # PORT [SECONDS]
+	local i
+	for i in $(seq $(( ${2:-10} * 20 ))); do
+		if (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_tlsgate NAME [serve args...]: state in $T/NAME, log in $T/NAME.log,
+# sets PORT_<NAME> and PID_<NAME>.
+start_tlsgate() {
+	local name=$1; shift
+	local port; port=$(free_port)
+	"$TG_BIN" serve --state-dir "$T/$name" --listen "127.0.0.1:$port" "$@" >"$T/$name.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	printf -v "PORT_$name" '%s' "$port"
+	printf -v "PID_$name" '%s' "$pid"
+	wait_port "$port" 10 || fail "tlsgate $name did not start on port $port"
+}
+
+stop_pid() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# expect_fail DESCRIPTION PATTERN CMD...: CMD exits 1 with one stderr line
+# matching PATTERN (grep -E).
+expect_fail() {
+	local what=$1 pat=$2; shift 2
+	local out rc=0
+	out=$("$@" 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 1 ] || fail "$what: exit code $rc, want 1 (stderr: $out)"
+	[ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] || fail "$what: want one line on stderr, got: $out"
+	printf '%s\n' "$out" | grep -qE -- "$pat" || fail "$what: stderr does not match /$pat/: $out"
+	pass "$what -> $out"
+}
+
+assert_log() {   # FILE PATTERN WHAT
+	local i
+	for i in $(seq 40); do
+		grep -qE -- "$2" "$1" && { pass "$3"; return 0; }
+		sleep 0.05
+	done
+	fail "$3: no line matching /$2/ in $1"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# An nginx of our own on loopback: start_nginx NAME CONF-BODY (the server
+# blocks); sets PID_NGINX_<NAME>.
+start_nginx() {
+	local name=$1 body=$2
+	mkdir -p "$T/nginx-$name"
+	cat >"$T/nginx-$name/nginx.conf" <<NGX
+daemon off;
+worker_processes 1;
+pid $T/nginx-$name/nginx.pid;
+error_log $T/nginx-$name.log info;
+events { worker_connections 64; }
+http {
+  access_log $T/nginx-$name.log;
+  client_body_temp_path $T/nginx-$name/body;
+  proxy_temp_path $T/nginx-$name/proxy;
+  fastcgi_temp_path $T/nginx-$name/fcgi;
+  uwsgi_temp_path $T/nginx-$name/uwsgi;
+  scgi_temp_path $T/nginx-$name/scgi;
+  $body
+}
+NGX
+	nginx -p "$T/nginx-$name" -c "$T/nginx-$name/nginx.conf" >"$T/nginx-$name.out.log" 2>&1 &
+	PIDS+=("$!")
+	printf -v "PID_NGINX_$name" '%s' "$!"
+}
+
+# An expired server certificate for localhost signed by the CA in $1,
+# written to $2.crt/$2.key: openssl ca backdates where tlsgate will not.
+make_expired_cert() {
+	local ca=$1 out=$2 d=$T/expired-ca
+	mkdir -p "$d"
+	: >"$d/index.txt"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out.key" \
+		-subj /CN=localhost -out "$d/req.csr" 2>/dev/null
+	cat >"$d/ca.cnf" <<CNF
+[ca]
+default_ca = c
+[c]
+database = $d/index.txt
+new_certs_dir = $d
+serial = $d/serial
+default_md = sha256
+policy = p
+x509_extensions = ext
+[p]
+commonName = supplied
+[ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost
+CNF
+	echo 1000 >"$d/serial"
+	openssl ca -batch -config "$d/ca.cnf" -cert "$ca/ca.crt" -keyfile "$ca/ca.key" \
+		-startdate 20200101000000Z -enddate 20210101000000Z -in "$d/req.csr" -out "$out.crt" \
+		>/dev/null 2>&1 || fail "openssl ca could not make an expired certificate"
+}
