@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "error.h"
+#include "ossl_words.h"
 #include "pki.h"
 #include "util.h"
 
@@ -111,8 +112,13 @@ tg_key_read(const char *path, struct tg_err *err)
 		BIO_free(b);
 	}
 	tg_free_secret(data, len);
-	if (k == NULL)
-		tg_err_ossl(err, TG_E_PEM, "%s is not a private key", path);
+	if (k == NULL) {
+		char words[256];
+		tg_ossl_words(words, sizeof(words));
+		tg_err_set(err, TG_E_PEM, "%s is not a private key (want PEM \"-----BEGIN "
+		    "PRIVATE KEY-----\" or DER, unencrypted)%s%s", path,
+		    strstr(words, "passphrase") ? ": " : "", strstr(words, "passphrase") ? words : "");
+	}
 	else
 		ERR_clear_error();
 	return k;

@@ -148,7 +148,7 @@ tg_path_join(char *buf, size_t len, const char *dir, const char *name)
 
 	if (tg_path_expand(tmp, sizeof(tmp), name) < 0)
 		return -1;
-	if (tmp[0] == '/' || dir == NULL || dir[0] == '\0' || tmp[0] == '\0')
+	if (tmp[0] == '/' || dir == NULL || dir[0] == '\0' || tmp[0] == '\0' || !strcmp(dir, "."))
 		n = snprintf(buf, len, "%s", tmp);
 	else
 		n = snprintf(buf, len, "%s/%s", dir, tmp);

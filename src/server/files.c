@@ -400,6 +400,14 @@ serve_delete(struct tg_conn_s *c, char *rel)
 		tg_conn_respond(c, errno_status(errno), NULL, errno_reason(errno));
 		return;
 	}
+	{
+		struct stat sb;
+		if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode)) {
+			close(pfd);
+			tg_conn_respond(c, 403, NULL, "the name is a symbolic link");
+			return;
+		}
+	}
 	if (unlinkat(pfd, name, 0) < 0 && (errno != EISDIR || unlinkat(pfd, name, AT_REMOVEDIR) < 0)) {
 		int e = errno;
 		close(pfd);
@@ -444,6 +452,13 @@ start_upload(struct tg_conn_s *c, char *rel)
 	}
 	snprintf(up->name, sizeof(up->name), "%s", name);
 	if (fstatat(up->pfd, up->name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISLNK(sb.st_mode)) {
+			/* links are the operator's; clients neither follow nor replace them */
+			close(up->pfd);
+			free(up);
+			tg_conn_respond(c, 403, NULL, "the name is a symbolic link");
+			return 0;
+		}
 		if (S_ISDIR(sb.st_mode)) {
 			close(up->pfd);
 			free(up);
