@@ -214,13 +214,17 @@ tg_verify_words(long result, X509 *cert, const char *host, char *buf, size_t len
 		    "use --server-name with one of them", host ? host : "?",
 		    sans[0] ? sans : "no SANs");
 		break;
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		tg_x509_name_line(X509_get_subject_name(cert), issuer, sizeof(issuer));
+		snprintf(buf, len, "the chain ends at the CA \"%s\", which is not a trusted CA",
+		    issuer);
+		break;
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
 	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
 		snprintf(buf, len, "certificate for %s is issued by \"%s\", which is not a "
-		    "trusted CA (give its certificate with --ca-cert)", label, issuer);
+		    "trusted CA", label, issuer);
 		break;
 	case X509_V_ERR_INVALID_PURPOSE:
 		snprintf(buf, len, "certificate for %s is not meant for this use "

@@ -286,5 +286,7 @@ tg_tls_client_verdict(SSL *ssl, const char *host, char *buf, size_t len)
 		snprintf(buf, len, "%s", why);
 	else
 		tg_verify_words(r, peer, host, buf, len);
+	if (strstr(buf, "not a trusted CA"))
+		snprintf(buf + strlen(buf), len - strlen(buf), " (give its certificate with --ca-cert)");
 	return -1;
 }

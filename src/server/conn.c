@@ -500,8 +500,11 @@ do_handshake(struct tg_conn_s *c)
 	default:
 		tg_ossl_words(words, sizeof(words));
 		if (tg_tls_refusal(c->ssl)[0])
-			tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s", c->peer,
-			    tg_tls_refusal(c->ssl));
+			tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
+			    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?
+			    " (tls.clients.ca names the trusted ones)" : "");
+		else if (BIO_number_read(SSL_get_rbio(c->ssl)) == 0)
+			tg_log(c->srv, TG_LOG_DEBUG, "%s: closed before the TLS handshake", c->peer);
 		else if (words[0])
 			tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake failed: %s", c->peer, words);
 		else

@@ -59,7 +59,7 @@ cmp -s hello.txt got.txt || fail "get content"
 	|| fail "get to stdout"
 pass "tlsgate put/get with --server-name"
 "$TG_BIN" ca init --dir other >/dev/null
-expect_fail "unknown CA" "issued by .*tlsgate local CA.*not a trusted CA" \
+expect_fail "unknown CA" "chain ends at the CA .*tlsgate local CA.*not a trusted CA" \
 	"$TG_BIN" get "https://localhost:$PORT_s/files/a.txt" --ca-cert other/ca.crt
 expect_fail "404 in words" "answered 404 Not Found: no such file" \
 	"$TG_BIN" get "https://localhost:$PORT_s/files/none.txt" --ca-cert ca/ca.crt -o never.txt

@@ -106,6 +106,7 @@ start_nginx() {
 	mkdir -p "$T/nginx-$name"
 	cat >"$T/nginx-$name/nginx.conf" <<NGX
 daemon off;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
 worker_processes 1;
 pid $T/nginx-$name/nginx.pid;
 error_log $T/nginx-$name.log info;
