@@ -26,6 +26,7 @@ run: build
 test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) test-asan
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 
 test-fast: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j 2 -LE big

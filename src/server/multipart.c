@@ -47,9 +47,9 @@ param_boundary(const char *ct, size_t n, char *out, size_t outlen)
 				l = (size_t)(q - p - 1);
 				p++;
 			} else {
-				l = strcspn(p, "; \t");
-				if (p + l > end)
-					l = (size_t)(end - p);
+				/* bounded: the header value need not be NUL-terminated */
+				while (p + l < end && p[l] != ';' && p[l] != ' ' && p[l] != '\t')
+					l++;
 			}
 			if (l == 0 || l >= outlen)
 				return 0;

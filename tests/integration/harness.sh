@@ -15,14 +15,21 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 cleanup() {
-	local p
+	local p rc=$?
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && kill "$p" 2>/dev/null || true
 	done
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && wait "$p" 2>/dev/null || true
 	done
+	# a sanitizer report in any server log fails the scenario
+	if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*.log >/dev/null 2>&1; then
+		echo "FAIL: sanitizer report in a log:" >&2
+		grep -hE -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*.log | head -60 >&2
+		rc=1
+	fi
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+	exit "$rc"
 }
 trap cleanup EXIT
 

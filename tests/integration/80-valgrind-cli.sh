@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The CLI paths under valgrind: no leak, no invalid access. (Skipped in the
+# sanitizer build, where ASan/LSan already watch every run.)
+. "$(dirname "$0")/harness.sh"
+if [ "${TG_SANITIZE:-OFF}" = ON ]; then echo "skipped under ASan: LSan covers it"; exit 0; fi
+command -v valgrind >/dev/null || fail "valgrind is not installed (scripts/deps.sh --test installs it)"
+cd "$T"
+vg() {
+	valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=99 --log-file="$T/vg.%p.log" "$TG_BIN" "$@" >/dev/null 2>&1
+	local rc=$?
+	[ "$rc" != 99 ] || { cat "$T"/vg.*.log >&2; fail "valgrind found errors in: tlsgate $*"; }
+	return $rc
+}
+vg ca init --dir ca || fail "ca init"
+vg cert issue --server --san dns:localhost,ip:127.0.0.1 --ca ca --out srv || fail "issue"
+vg cert issue --client --name c1 --ca ca --key rsa-2048 --out cli || fail "issue rsa"
+vg cert csr --new-key ec-p384 --name child --out child.csr || fail "csr"
+vg cert sign --client --csr child.csr --ca ca --out child.crt || fail "sign"
+vg cert show srv.crt --ca-cert ca/ca.crt || fail "show"
+vg cert check srv.crt || fail "check"
+vg cert check srv.crt --days 1000 && fail "check --days 1000"
+printf 'tls:\n  mode: server # c\n' >c.yaml
+vg config set tls.clients.ca /x --config c.yaml || fail "config set"
+vg config list --config c.yaml || fail "config list"
+vg config get tls.mode --config c.yaml || fail "config get"
+vg serve --set tls.mode=bad && fail "bad serve"
+vg cert sign --client --csr c.yaml --ca ca --out x.crt && fail "bad csr"
+start_tlsgate s --cert srv.crt --key srv.key
+echo hi >hi.txt
+vg put "https://localhost:$PORT_s/files/hi.txt" hi.txt --ca-cert ca/ca.crt || fail "put"
+vg get "https://localhost:$PORT_s/files/hi.txt" --ca-cert ca/ca.crt -o got.txt || fail "get"
+vg get "https://localhost:$PORT_s/files/none" --ca-cert ca/ca.crt && fail "get 404"
+vg get "https://127.0.0.1:$PORT_s/files/hi.txt" --ca-cert ca/ca.crt --server-name other.lan && fail "get bad name"
+vg cert show "127.0.0.1:$PORT_s" --ca-cert ca/ca.crt --server-name localhost || fail "show live"
+pass "no leaks or memory errors in ca, cert, config, get, put"
+echo "80-valgrind-cli: all passed"
