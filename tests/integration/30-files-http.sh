@@ -101,4 +101,21 @@ printf 'PUT /files/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encodi
 [ "$(curl -sS "$U/hello.txt")" = "hello world" ] || fail "server stopped serving"
 pass "malformed requests answered 400; service continues"
 assert_log "$T/srv.log" '"PUT /files/hello.txt" 201' "a log line per request"
+
+# slow clients time out; the server keeps serving others
+start_tlsgate slow --mode off --set timeouts.header=1s --set timeouts.body=1s
+exec 5<>"/dev/tcp/127.0.0.1/$PORT_slow"
+printf 'GET /files/ HTTP/1.1\r\nHost: a\r\n' >&5       # never finishes the head
+exec 6<>"/dev/tcp/127.0.0.1/$PORT_slow"
+printf 'PUT /files/slow.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc' >&6   # stalls in the body
+curl -sS "http://127.0.0.1:$PORT_slow/files/" >/dev/null || fail "serving others while two clients stall"
+t0=$(date +%s%N)
+head -1 <&5 | grep -q " 408 " || fail "slow head: no 408"
+head -1 <&6 | grep -q " 408 " || fail "slow body: no 408"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 3000 ] || fail "timeouts took $ms ms"
+exec 5<&- 6<&-
+[ ! -e "$T/slow/files/slow.txt" ] || fail "a timed-out upload was stored"
+ls -A "$T/slow/files" | grep -q tlsgate-upload && fail "a timed-out upload left a temp file"
+pass "slow head and slow body get 408 within the timeout; nothing stored"
 echo "30-files-http: all passed"

@@ -76,4 +76,11 @@ expect_fail "nothing listening" "cannot connect to 127.0.0.1 port 1: Connection 
 "$TG_BIN" cert check "127.0.0.1:$PORT_s" --ca-cert ca/ca.crt --server-name localhost >/dev/null || fail "check live"
 "$TG_BIN" cert check "127.0.0.1:$PORT_s" --ca-cert ca/ca.crt >/dev/null && fail "check live without the name passed"
 pass "cert show/check HOST:PORT"
+# a client that never finishes the handshake is dropped
+start_tlsgate h --set timeouts.handshake=1s
+t0=$(date +%s%N)
+timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT_h; cat <&3 >/dev/null" || fail "silent client not dropped"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ] || fail "handshake timeout after $ms ms"
+pass "a silent TLS client is dropped after timeouts.handshake ($ms ms)"
 echo "40-https: all passed"
