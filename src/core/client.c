@@ -25,6 +25,7 @@
 
 struct tg_conn {
 	int fd;
+	int have_cert;      /* we offered a client certificate */
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int trusted;
@@ -119,6 +120,7 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 	}
 	if (tg_tls_client_prepare(c->ssl, name, err) < 0)
 		goto fail;
+	c->have_cert = o->cert && o->cert[0];
 	ERR_clear_error();
 	if (SSL_connect(c->ssl) != 1) {
 		const char *why = tg_tls_refusal(c->ssl);
@@ -164,6 +166,22 @@ tg_conn_protocol(struct tg_conn *c)
 	return c->proto;
 }
 
+/*
+ * In TLS 1.3 a server refuses a missing client certificate after the
+ * client's handshake is done, so the refusal shows up as a failed read or
+ * write. When the server asked for a certificate and we had none, say so.
+ */
+static int
+io_error(struct tg_conn *c, const char *what, const char *detail, struct tg_err *err)
+{
+	STACK_OF(X509_NAME) *asked = c->ssl ? SSL_get_client_CA_list(c->ssl) : NULL;
+
+	if (!c->have_cert && asked && sk_X509_NAME_num(asked) > 0)
+		return tg_err_set(err, TG_E_TLS, "%s %s: the server requires a client certificate "
+		    "(give --cert and --key)", what, c->peer);
+	return tg_err_set(err, TG_E_IO, "%s %s: %s", what, c->peer, detail);
+}
+
 ssize_t
 tg_conn_read(struct tg_conn *c, void *buf, size_t len, struct tg_err *err)
 {
@@ -191,8 +209,9 @@ tg_conn_read(struct tg_conn *c, void *buf, size_t len, struct tg_err *err)
 	default: {
 		char w[256];
 		tg_ossl_words(w, sizeof(w));
-		return tg_err_set(err, TG_E_IO, "reading from %s: %s", c->peer,
-		    w[0] ? w : "the connection was cut");
+		if (strstr(w, "client certificate"))
+			return tg_err_set(err, TG_E_TLS, "reading from %s: %s", c->peer, w);
+		return io_error(c, "reading from", w[0] ? w : "the connection was cut", err);
 	}
 	}
 }
@@ -215,9 +234,12 @@ tg_conn_write(struct tg_conn *c, const void *buf, size_t len, struct tg_err *err
 		} else {
 			if (SSL_write_ex(c->ssl, p + done, len - done, &n) != 1) {
 				char w[256];
+				int e = errno;
 				tg_ossl_words(w, sizeof(w));
-				return tg_err_set(err, TG_E_IO, "writing to %s: %s", c->peer,
-				    w[0] ? w : errno == EAGAIN ? "timed out" : strerror(errno));
+				if (strstr(w, "client certificate"))
+					return tg_err_set(err, TG_E_TLS, "writing to %s: %s", c->peer, w);
+				return io_error(c, "writing to", w[0] ? w : e == EAGAIN ? "timed out" :
+				    strerror(e), err);
 			}
 			done += n;
 		}
