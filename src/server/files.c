@@ -610,6 +610,9 @@ commit_done(uv_work_t *w, int status)
 	struct tg_conn_s *c = up->conn;
 	char body[PATH_MAX + 64];
 
+	tg_multipart_free(up->mp);
+	up->mp = NULL;
+
 	if (up->work_errno) {
 		int e = up->work_errno;
 		if (up->fd >= 0)
