@@ -52,6 +52,8 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 	else if (kp->local_ca[0] && !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") &&
 	    !tg_cfg_str(cfg, "tls.cert")[0])
 		fprintf(stderr, "  try: curl --cacert %s -T hello.txt %shello.txt\n", kp->local_ca, url);
+	else if (!tg_cfg_str(cfg, "tls.cert")[0])   /* self-signed: trust the certificate itself */
+		fprintf(stderr, "  try: curl --cacert %s -T hello.txt %shello.txt\n", kp->cert, url);
 	else
 		fprintf(stderr, "  try: curl --cacert YOUR-CA.crt -T hello.txt %shello.txt\n", url);
 }

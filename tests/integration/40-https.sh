@@ -45,6 +45,14 @@ grep -q "(new)" "$T/zc2.log" && fail "restart made a new CA"
 stop_pid "$zpid"
 pass "restart reuses the CA and certificate"
 
+# --- self-signed: the printed line trusts the certificate itself
+start_tlsgate ss --set tls.auto=self-signed
+line=$(grep -o 'curl --cacert .*' "$T/ss.log") || fail "no curl line for self-signed"
+eval "${line/8443/$PORT_ss}" >/dev/null || fail "self-signed line failed: $line"
+openssl x509 -in "$T/ss/certs/self-signed.crt" -noout -issuer -subject | uniq -f1 | grep -q . || fail "self-signed"
+[ ! -e "$T/ss/ca" ] || fail "self-signed mode made a CA"
+pass "tls.auto self-signed"
+
 # --- certificate from files, with a name that is not the dialled address
 "$TG_BIN" ca init --dir ca >/dev/null
 "$TG_BIN" cert issue --server --san dns:localhost --ca ca --out srv >/dev/null
