@@ -133,12 +133,15 @@ int tg_cert_sign(const char *ca_dir, const char *csr_path,
 
 /* Whom a client trusts when it connects out (get, put, cert show/check). */
 struct tg_client_opts {
-	const char *trust;        /* "ca" */
+	const char *trust;        /* ca | tofu | whitelist | ca-or-tofu | insecure-no-validation */
+	const char *known;        /* known-servers file for the pinning modes */
 	const char *ca;           /* PEM file or folder; NULL = system + local CA */
 	const char *local_ca;     /* the local CA file added to the defaults */
 	const char *server_name;  /* name to verify and send in SNI */
 	const char *cert, *key;   /* client certificate */
 	int timeout_ms;
+	/* called with a warning the user must see (insecure-no-validation) */
+	void (*warn)(const char *msg);
 };
 
 const char *tg_version(void);

@@ -145,7 +145,7 @@ out:
 
 static int
 make_auto(struct tg_store *st, const char *crt_name, const char *key_name,
-    const char *names, const struct tg_ca *ca, struct tg_err *err)
+    const char *names, const struct tg_ca *ca, int client, struct tg_err *err)
 {
 	EVP_PKEY *k = NULL;
 	X509 *x = NULL;
@@ -159,7 +159,8 @@ make_auto(struct tg_store *st, const char *crt_name, const char *key_name,
 	snprintf(cn, sizeof(cn), "%.*s", (int)strcspn(colon + 1, ","), colon + 1);
 	if ((k = tg_key_generate(TG_KEY_EC_P256, err)) == NULL)
 		goto out;
-	x = tg_cert_build(ca ? TG_BUILD_SERVER : TG_BUILD_SELF, cn, names, 0, k, ca, err);
+	x = tg_cert_build(!ca ? TG_BUILD_SELF : client ? TG_BUILD_CLIENT : TG_BUILD_SERVER, cn, names,
+	    0, k, ca, err);
 	if (x == NULL)
 		goto out;
 	kb = BIO_new(BIO_s_secmem());
@@ -233,7 +234,7 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 			goto unlock;
 	}
 	if (!still_good(st, crt_name, key_name, kp->names, local ? X509_get0_pubkey(ca.cert) : NULL)) {
-		if (make_auto(st, crt_name, key_name, kp->names, local ? &ca : NULL, err) < 0)
+		if (make_auto(st, crt_name, key_name, kp->names, local ? &ca : NULL, 0, err) < 0)
 			goto unlock;
 		kp->made_cert = 1;
 	}
@@ -241,6 +242,49 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	snprintf(kp->key, sizeof(kp->key), "%s/%s", sd, key_name);
 	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "automatic, tls.auto %s", mode);
 	snprintf(kp->key_origin, sizeof(kp->key_origin), "automatic, tls.auto %s", mode);
+	rv = 0;
+unlock:
+	tg_store_unlock(st, "auto-certs");
+out:
+	tg_ca_clear(&ca);
+	tg_store_free(st);
+	return rv;
+}
+
+int
+tg_certs_client_prepare(const struct tg_config *cfg, struct tg_err *err)
+{
+	int local = !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca");
+	const char *const *items;
+	char sd[PATH_MAX], cadir[PATH_MAX], names[300], host[256];
+	struct tg_store *st;
+	struct tg_ca ca;
+	int rv = -1;
+
+	memset(&ca, 0, sizeof(ca));
+	/* the node's name: the first of tls.names, else the host name */
+	if (tg_cfg_list(cfg, "tls.names", &items) > 0) {
+		const char *n = items[0];
+		if (!strncmp(n, "dns:", 4))
+			n += 4;
+		snprintf(host, sizeof(host), "%s", n);
+	} else if (gethostname(host, sizeof(host)) != 0) {
+		snprintf(host, sizeof(host), "localhost");
+	}
+	snprintf(names, sizeof(names), "%s:%s", strspn(host, "0123456789.:abcdefABCDEF") ==
+	    strlen(host) && strchr(host, '.') == NULL && strchr(host, ':') ? "ip" : "dns", host);
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
+	if ((st = tg_store_fs_open(sd, err)) == NULL)
+		return -1;
+	if (tg_store_lock(st, "auto-certs", 15000, err) < 0)
+		goto out;
+	if (local && tg_ca_load(cadir, &ca, err) < 0)
+		goto unlock;
+	if (!still_good(st, "certs/client.crt", "certs/client.key", names,
+	    local ? X509_get0_pubkey(ca.cert) : NULL) &&
+	    make_auto(st, "certs/client.crt", "certs/client.key", names, local ? &ca : NULL, 1, err) < 0)
+		goto unlock;
 	rv = 0;
 unlock:
 	tg_store_unlock(st, "auto-certs");

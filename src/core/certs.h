@@ -19,6 +19,10 @@ struct tg_keypair {
 };
 
 int tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err);
+/* The node's own client certificate (state_dir/certs/client.crt), made
+ * from the local CA or self-signed like the server's; named by the first of
+ * tls.names, else the host name. */
+int tg_certs_client_prepare(const struct tg_config *cfg, struct tg_err *err);
 /* localhost, the host name, and this machine's addresses, as a SAN list. */
 int tg_certs_default_names(char *buf, size_t len);
 

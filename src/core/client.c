@@ -22,14 +22,15 @@
 #include "error.h"
 #include "ossl_words.h"
 #include "tls.h"
+#include "trust.h"
 
 struct tg_conn {
 	int fd;
 	int have_cert;      /* we offered a client certificate */
 	SSL_CTX *ctx;
 	SSL *ssl;
-	int trusted;
-	char verdict[768];
+	int trusted, warn;
+	char verdict[1300];
 	char peer[300];
 	char proto[128];
 };
@@ -135,7 +136,41 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 	}
 	snprintf(c->proto, sizeof(c->proto), "%s %s", SSL_get_version(c->ssl),
 	    SSL_get_cipher_name(c->ssl));
-	c->trusted = tg_tls_client_verdict(c->ssl, name, c->verdict, sizeof(c->verdict)) == 0;
+	{
+		/* the server's identity is the name we dialled (or asked for) and the port */
+		enum tg_trust_mode mode = TG_TRUST_CA;
+		struct tg_trust *t;
+		struct tg_trust_verdict v;
+		char id[320];
+
+		if (o->trust && o->trust[0] && tg_trust_mode_parse(o->trust, &mode) < 0) {
+			tg_err_set(err, TG_E_USAGE, "trust mode '%s': use ca, tofu, whitelist, "
+			    "ca-or-tofu or insecure-no-validation", o->trust);
+			goto fail;
+		}
+		if (mode != TG_TRUST_CA && !(o->known && o->known[0])) {
+			tg_err_set(err, TG_E_USAGE, "trust mode %s needs a known-servers file "
+			    "(--known-servers or client.known)", o->trust);
+			goto fail;
+		}
+		tg_trust_server_identity(name, port, id, sizeof(id));
+		if ((t = tg_trust_new(mode, o->known, "known-servers", NULL, 0, err)) == NULL)
+			goto fail;
+		if (tg_tls_client_judge(c->ssl, t, id, &v, err) < 0 ||
+		    (v.accept && v.record && tg_trust_record(t, &v, err) < 0)) {
+			tg_trust_free(t);
+			goto fail;
+		}
+		tg_trust_free(t);
+		c->trusted = v.accept;
+		c->warn = v.warn;
+		snprintf(c->verdict, sizeof(c->verdict), "%s", v.reason);
+	}
+	if (c->warn && o->warn) {
+		char w[1400];
+		snprintf(w, sizeof(w), "%s: %s", c->peer, c->verdict);
+		o->warn(w);
+	}
 	if (enforce && !c->trusted) {
 		tg_err_set(err, TG_E_TRUST, "%s is not trusted: %s", c->peer, c->verdict);
 		goto fail;
@@ -152,6 +187,12 @@ tg_conn_verdict(struct tg_conn *c, int *trusted)
 {
 	*trusted = c->trusted;
 	return c->verdict;
+}
+
+const char *
+tg_conn_warning(struct tg_conn *c)
+{
+	return c->warn ? c->verdict : NULL;
 }
 
 STACK_OF(X509) *

@@ -23,6 +23,8 @@ struct tg_conn;
 int tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opts *o,
     int enforce, struct tg_conn **out, struct tg_err *err);
 const char *tg_conn_verdict(struct tg_conn *c, int *trusted);
+/* The verdict when it carries a warning (insecure-no-validation), else NULL. */
+const char *tg_conn_warning(struct tg_conn *c);
 STACK_OF(X509) *tg_conn_chain(struct tg_conn *c);
 const char *tg_conn_protocol(struct tg_conn *c);   /* "TLSv1.3 TLS_AES_128..." */
 /* Bytes read, 0 at a clean end, -1 on error. */

@@ -523,8 +523,6 @@ unsupported(const struct tg_config *cfg, const char *key, const char *value,
 int
 tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 {
-	static const char *const modes[] = { "tofu", "whitelist", "ca-or-tofu",
-		"insecure-no-validation" };
 	const char *cert = tg_cfg_str(cfg, "tls.cert"), *key = tg_cfg_str(cfg, "tls.key");
 	const char *prefix = tg_cfg_str(cfg, "files.prefix");
 	size_t i;
@@ -540,10 +538,15 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
 	if (unsupported(cfg, "tls.auto", "acme", "use tls.cert/tls.key, local-ca or self-signed", err) < 0)
 		return -1;
-	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		if (unsupported(cfg, "tls.clients.trust", modes[i], "only ca works today", err) < 0 ||
-		    unsupported(cfg, "client.trust", modes[i], "only ca works today", err) < 0)
-			return -1;
+	{
+		const char *const *allow;
+		size_t n = tg_cfg_list(cfg, "tls.clients.allow", &allow);
+		for (i = 0; i < n; i++)
+			if (strncmp(allow[i], "cn:", 3) && strncmp(allow[i], "dns:", 4) &&
+			    strncmp(allow[i], "uri:", 4))
+				return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.clients.allow (%s): '%s' "
+				    "must start with cn:, dns: or uri: (e.g. cn:node-*)",
+				    tg_config_origin(cfg, "tls.clients.allow"), allow[i]);
 	}
 	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && !cert[0] &&
 	    strcmp(tg_cfg_str(cfg, "tls.auto"), "none") == 0)
@@ -552,9 +555,11 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 		    tg_config_origin(cfg, "tls.auto"));
 	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual") == 0 &&
 	    !tg_cfg_str(cfg, "tls.clients.ca")[0] &&
+	    (!strcmp(tg_cfg_str(cfg, "tls.clients.trust"), "ca") ||
+	    !strcmp(tg_cfg_str(cfg, "tls.clients.trust"), "ca-or-tofu")) &&
 	    strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") != 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.clients.ca is empty and tls.mode is "
-		    "mutual (%s): name the CA file or folder that issues client certificates",
-		    tg_config_origin(cfg, "tls.mode"));
+		    "mutual with trust %s (%s): name the CA file or folder that issues client "
+		    "certificates", tg_cfg_str(cfg, "tls.clients.trust"), tg_config_origin(cfg, "tls.mode"));
 	return 0;
 }

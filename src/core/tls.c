@@ -27,7 +27,7 @@
 	"TLS_CHACHA20_POLY1305_SHA256"
 #define TG_GROUPS "X25519:P-256:P-384"
 
-static int refusal_idx = -1;
+static int refusal_idx = -1, verdict_idx = -1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -40,13 +40,77 @@ static void
 init_once(void)
 {
 	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
+	verdict_idx = SSL_get_ex_new_index(0, "tlsgate verdict", NULL, NULL, refusal_free);
 }
 
 int
 tg_tls_init(void)
 {
 	pthread_once(&once, init_once);
-	return refusal_idx < 0 ? -1 : 0;
+	return refusal_idx < 0 || verdict_idx < 0 ? -1 : 0;
+}
+
+/* Replaces the kept reason (ex_data does not free what it overwrites). */
+static void
+set_refusal(SSL *ssl, const char *text)
+{
+	char *old = SSL_get_ex_data(ssl, refusal_idx), *copy = text ? strdup(text) : NULL;
+
+	if (SSL_set_ex_data(ssl, refusal_idx, copy))
+		free(old);
+	else
+		free(copy);
+}
+
+const struct tg_trust_verdict *
+tg_tls_verdict(SSL *ssl)
+{
+	return SSL_get_ex_data(ssl, verdict_idx);
+}
+
+/*
+ * The server's whole certificate check (SSL_CTX_set_cert_verify_callback):
+ * OpenSSL's chain verification runs first, so its verdict and reason are
+ * the input of the trust engine, which decides in every mode. Deciding here,
+ * inside the handshake, means a refused client gets a TLS alert instead of
+ * a connection that is dropped later.
+ */
+static int
+server_verify(X509_STORE_CTX *xs, void *arg)
+{
+	struct tg_trust *t = arg;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	struct tg_trust_verdict *v = calloc(1, sizeof(*v)), *old;
+	char id[320];
+	struct tg_err err;
+	int chain_ok;
+
+	if (v == NULL || ssl == NULL || leaf == NULL) {
+		free(v);
+		return 0;
+	}
+	chain_ok = X509_verify_cert(xs) == 1;
+	tg_trust_client_identity(leaf, id, sizeof(id));
+	if (tg_trust_judge(t, leaf, id, chain_ok, tg_tls_refusal(ssl), v, &err) < 0) {
+		v->accept = 0;
+		snprintf(v->reason, sizeof(v->reason), "%s", err.msg);
+	}
+	if (v->accept)
+		tg_trust_allowed(t, leaf, v);
+	old = SSL_get_ex_data(ssl, verdict_idx);
+	if (SSL_set_ex_data(ssl, verdict_idx, v))
+		free(old);
+	else
+		free(v), v = NULL;
+	if (v == NULL || !v->accept) {
+		set_refusal(ssl, v ? v->reason : "out of memory");
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	set_refusal(ssl, NULL);
+	X509_STORE_CTX_set_error(xs, X509_V_OK);
+	return 1;
 }
 
 const char *
@@ -177,18 +241,21 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 	if (use_keypair(ctx, s->cert, s->key, cw, kw, err) < 0)
 		goto fail;
 	if (s->mutual) {
-		STACK_OF(X509_NAME) *names = NULL;
-		X509_STORE *st = tg_trust_store_load(s->clients_ca, &names, err);
-		if (st == NULL) {
-			char m[sizeof(err->msg)];
-			snprintf(m, sizeof(m), "%s", err->msg);
-			tg_err_set(err, err->code, "tls.clients.ca (%s): %s", s->clients_ca_origin, m);
-			goto fail;
+		if (s->clients_ca && s->clients_ca[0]) {
+			STACK_OF(X509_NAME) *names = NULL;
+			X509_STORE *st = tg_trust_store_load(s->clients_ca, &names, err);
+			if (st == NULL) {
+				char m[sizeof(err->msg)];
+				snprintf(m, sizeof(m), "%s", err->msg);
+				tg_err_set(err, err->code, "tls.clients.ca (%s): %s", s->clients_ca_origin, m);
+				goto fail;
+			}
+			SSL_CTX_set_cert_store(ctx, st);
+			SSL_CTX_set_client_CA_list(ctx, names);
 		}
-		SSL_CTX_set_cert_store(ctx, st);
-		SSL_CTX_set_client_CA_list(ctx, names);
 		X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_CLIENT);
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+		SSL_CTX_set_cert_verify_callback(ctx, server_verify, s->clients);
 		SSL_CTX_set_verify_depth(ctx, 6);
 	}
 	return ctx;
@@ -203,11 +270,6 @@ tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err)
 	SSL_CTX *ctx;
 	struct stat sb;
 
-	if (o->trust && strcmp(o->trust, "ca") != 0) {
-		tg_err_set(err, TG_E_USAGE, "trust mode %s is not available in this version of "
-		    "tlsgate yet; use ca", o->trust);
-		return NULL;
-	}
 	if (tg_tls_init() < 0 || (ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		tg_err_ossl(err, TG_E_TLS, "cannot create a TLS context");
 		return NULL;
@@ -227,7 +289,7 @@ tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err)
 			goto fail;
 	}
 	X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
-	/* The handshake completes either way; tg_tls_client_verdict decides before
+	/* The handshake completes either way; tg_tls_client_judge decides before
 	 * a single byte of ours is sent, so the reason can be told in words. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, verify_cb);
 	if ((o->cert && o->cert[0]) || (o->key && o->key[0])) {
@@ -268,25 +330,27 @@ tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err)
 }
 
 int
-tg_tls_client_verdict(SSL *ssl, const char *host, char *buf, size_t len)
+tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity,
+    struct tg_trust_verdict *v, struct tg_err *err)
 {
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	long r = SSL_get_verify_result(ssl);
 	const char *why = tg_tls_refusal(ssl);
+	char words[800];
 
 	if (peer == NULL) {
-		snprintf(buf, len, "the server sent no certificate");
-		return -1;
-	}
-	if (r == X509_V_OK) {
-		tg_verify_words(r, peer, host, buf, len);
+		memset(v, 0, sizeof(*v));
+		snprintf(v->reason, sizeof(v->reason), "the server sent no certificate");
 		return 0;
 	}
-	if (why[0])
-		snprintf(buf, len, "%s", why);
+	if (r == X509_V_OK)
+		words[0] = '\0';
+	else if (why[0])
+		snprintf(words, sizeof(words), "%s", why);
 	else
-		tg_verify_words(r, peer, host, buf, len);
-	if (strstr(buf, "not a trusted CA"))
-		snprintf(buf + strlen(buf), len - strlen(buf), " (give its certificate with --ca-cert)");
-	return -1;
+		tg_verify_words(r, peer, NULL, words, sizeof(words));
+	if (strstr(words, "not a trusted CA"))
+		snprintf(words + strlen(words), sizeof(words) - strlen(words),
+		    " (give its certificate with --ca-cert)");
+	return tg_trust_judge(t, peer, identity, r == X509_V_OK, words, v, err);
 }

@@ -12,13 +12,16 @@
 
 #include <tlsgate/tlsgate.h>
 
+#include "trust.h"
+
 struct tg_server_tls {
 	const char *cert, *key;           /* chain and key files */
 	const char *cert_origin, *key_origin;
 	int min_version;                  /* TLS1_2_VERSION or TLS1_3_VERSION */
 	int mutual;                       /* require client certificates */
-	const char *clients_ca;           /* file or folder */
+	const char *clients_ca;           /* file or folder; "" = none */
 	const char *clients_ca_origin;
+	struct tg_trust *clients;         /* how client certificates are judged */
 };
 
 SSL_CTX *tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err);
@@ -26,12 +29,17 @@ SSL_CTX *tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err);
  * "" when verification did not fail. */
 const char *tg_tls_refusal(SSL *ssl);
 
+/* The trust engine's verdict on the client certificate of a finished
+ * handshake (NULL when there was none). */
+const struct tg_trust_verdict *tg_tls_verdict(SSL *ssl);
+
 SSL_CTX *tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err);
 /* Prepares ssl to talk to host (SNI unless an IP; name to verify). */
 int tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err);
-/* After the handshake: 0 if the server passed the trust rules, else -1 with
- * the reason in words. */
-int tg_tls_client_verdict(SSL *ssl, const char *host, char *buf, size_t len);
+/* After the handshake, before any byte is sent: judges the server as
+ * identity (host:port) by the trust engine; v tells the outcome. */
+int tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity,
+    struct tg_trust_verdict *v, struct tg_err *err);
 
 int tg_tls_init(void);   /* once per process: ex_data indexes */
 

@@ -25,6 +25,7 @@
 #include "files.h"
 #include "ossl_words.h"
 #include "tls.h"
+#include "trust.h"
 #include "util.h"
 
 #define IO_AGAIN (-2)
@@ -473,6 +474,56 @@ finish_request(struct tg_conn_s *c)
 
 /* ---- the state machine ----------------------------------------------------- */
 
+struct pin_job {
+	uv_work_t work;
+	struct tg_server *srv;
+	struct tg_trust_verdict v;
+	struct tg_err err;
+	int rv;
+};
+
+/* Writing a known file is disk work: it runs on the thread pool. */
+static void
+pin_work(uv_work_t *w)
+{
+	struct pin_job *j = w->data;
+	j->rv = tg_trust_record(j->srv->clients, &j->v, &j->err);
+}
+
+static void
+pin_done(uv_work_t *w, int status)
+{
+	struct pin_job *j = w->data;
+
+	if (j->rv < 0)
+		tg_log(j->srv, TG_LOG_ERROR, "cannot record the key of %s: %s", j->v.identity, j->err.msg);
+	else
+		tg_log(j->srv, TG_LOG_INFO, "recorded %s %s in %s", j->v.identity, j->v.pin,
+		    j->srv->clients->known);
+	free(j);
+}
+
+/* What the trust engine said about the client certificate, acted upon. */
+static void
+after_verdict(struct tg_conn_s *c)
+{
+	const struct tg_trust_verdict *v = tg_tls_verdict(c->ssl);
+	struct pin_job *j;
+
+	if (v == NULL)
+		return;
+	if (v->warn)
+		tg_log(c->srv, TG_LOG_WARN, "%s: client %s accepted WITHOUT VALIDATION: %s", c->peer,
+		    v->identity, v->reason);
+	if (v->record && (j = calloc(1, sizeof(*j))) != NULL) {
+		j->work.data = j;
+		j->srv = c->srv;
+		j->v = *v;
+		if (uv_queue_work(c->srv->loop, &j->work, pin_work, pin_done) != 0)
+			free(j);
+	}
+}
+
 static int
 do_handshake(struct tg_conn_s *c)
 {
@@ -485,7 +536,8 @@ do_handshake(struct tg_conn_s *c)
 	if (r == 1) {
 		peer = SSL_get0_peer_certificate(c->ssl);
 		if (peer)
-			tg_cert_label(peer, c->ident, sizeof(c->ident));
+			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
+		after_verdict(c);
 		c->state = CS_HEAD;
 		deadline(c, c->srv->t_header);
 		return 0;

@@ -21,6 +21,7 @@
 #include "files.h"
 #include "server.h"
 #include "tls.h"
+#include "trust.h"
 #include "util.h"
 
 static int
@@ -131,14 +132,31 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 	    TLS1_2_VERSION;
 	t.mutual = s->mutual;
 	if (s->mutual) {
+		enum tg_trust_mode mode = TG_TRUST_CA;
+		const char *const *allow;
+		size_t nallow = tg_cfg_list(cfg, "tls.clients.allow", &allow);
+		char known[PATH_MAX];
+
+		tg_trust_mode_parse(tg_cfg_str(cfg, "tls.clients.trust"), &mode);
+		tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
+		if ((s->clients = tg_trust_new(mode, known, "known-clients", allow, nallow, err)) == NULL)
+			return -1;
+		cca[0] = '\0';
+		t.clients_ca_origin = "";
 		if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
 			tg_cfg_path(cfg, "tls.clients.ca", cca, sizeof(cca));
 			t.clients_ca_origin = tg_config_origin(cfg, "tls.clients.ca");
-		} else {
+		} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
 			snprintf(cca, sizeof(cca), "%s", kp->local_ca);
 			t.clients_ca_origin = "default: the local CA";
 		}
 		t.clients_ca = cca;
+		t.clients = s->clients;
+		/* a node in mutual mode also gets its own client certificate, so
+		 * two nodes need no certificate commands to talk */
+		if (!tg_cfg_str(cfg, "client.cert")[0] && !tg_cfg_str(cfg, "tls.cert")[0] &&
+		    tg_certs_client_prepare(cfg, err) < 0)
+			return -1;
 	}
 	s->ssl_ctx = tg_tls_server_ctx(&t, err);
 	return s->ssl_ctx ? 0 : -1;
@@ -222,6 +240,7 @@ tg_server_free(struct tg_server *s)
 	if (s->files_root_fd >= 0)
 		close(s->files_root_fd);
 	SSL_CTX_free(s->ssl_ctx);
+	tg_trust_free(s->clients);
 	s->magic = 0;
 	free(s);
 }

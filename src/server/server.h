@@ -23,6 +23,7 @@ struct tg_server {
 	uv_signal_t sig_int, sig_term;
 	SSL_CTX *ssl_ctx;            /* NULL when tls.mode is off */
 	int mutual;
+	struct tg_trust *clients;    /* how client certificates are judged (mutual) */
 	/* settings, copied from the configuration at start */
 	char listen[300];
 	char state_dir[4096];

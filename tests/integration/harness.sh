@@ -69,13 +69,29 @@ wait_port() {   # PORT [SECONDS]
 # sets PORT_<NAME> and PID_<NAME>.
 start_tlsgate() {
 	local name=$1; shift
-	local port; port=$(free_port)
-	"$TG_BIN" serve --state-dir "$T/$name" --listen "127.0.0.1:$port" "$@" >"$T/$name.log" 2>&1 &
-	local pid=$!
-	PIDS+=("$pid")
-	printf -v "PORT_$name" '%s' "$port"
-	printf -v "PID_$name" '%s' "$pid"
-	wait_port "$port" 10 || fail "tlsgate $name did not start on port $port"
+	local port pid try
+	for try in 1 2 3 4 5; do
+		port=$(free_port)
+		"$TG_BIN" serve --state-dir "$T/$name" --listen "127.0.0.1:$port" "$@" >"$T/$name.log" 2>&1 &
+		pid=$!
+		# up when it says it serves (after its listener is open) and listens;
+		# a port taken meanwhile means another try
+		local i
+		for i in $(seq 200); do
+			grep -q "serving" "$T/$name.log" 2>/dev/null && break
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		if grep -q "serving" "$T/$name.log" && wait_port "$port" 10 && kill -0 "$pid" 2>/dev/null; then
+			PIDS+=("$pid")
+			printf -v "PORT_$name" '%s' "$port"
+			printf -v "PID_$name" '%s' "$pid"
+			return 0
+		fi
+		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+		grep -q "in use" "$T/$name.log" || break
+	done
+	fail "tlsgate $name did not start"
 }
 
 stop_pid() {

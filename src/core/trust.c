@@ -1,0 +1,299 @@
+/*
+ * The five trust modes as one table (SPEC "Trust modes"):
+ *
+ *   mode          chain              unknown         known, same key   known, other key
+ *   ca            required           accept          accept            accept if chain valid
+ *   tofu          not checked        accept+record   accept            reject
+ *   whitelist     not checked        reject          accept            reject
+ *   ca-or-tofu    valid: accept+rec  invalid: tofu   accept            valid: accept; else reject
+ *   insecure-...  not checked        accept+record   accept            accept, record, warn
+ *
+ * Pins are SPKI hashes, so a renewed certificate with the same key stays
+ * trusted. Rejections explain themselves the way OpenSSH does.
+ */
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/x509v3.h>
+
+#include "error.h"
+#include "ossl_words.h"
+#include "pins.h"
+#include "pki.h"
+#include "trust.h"
+
+static const char *const mode_names[] = {
+	[TG_TRUST_CA] = "ca",
+	[TG_TRUST_TOFU] = "tofu",
+	[TG_TRUST_WHITELIST] = "whitelist",
+	[TG_TRUST_CA_OR_TOFU] = "ca-or-tofu",
+	[TG_TRUST_INSECURE_NO_VALIDATION] = "insecure-no-validation",
+};
+
+int
+tg_trust_mode_parse(const char *s, enum tg_trust_mode *out)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
+		if (strcmp(s, mode_names[i]) == 0) {
+			*out = (enum tg_trust_mode)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+tg_trust_mode_name(enum tg_trust_mode m)
+{
+	return (size_t)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
+}
+
+struct tg_trust *
+tg_trust_new(enum tg_trust_mode mode, const char *known_path, const char *store_name,
+    const char *const *allow, size_t nallow, struct tg_err *err)
+{
+	struct tg_trust *t = calloc(1, sizeof(*t));
+	size_t i;
+
+	if (t == NULL || (nallow && (t->allow = calloc(nallow + 1, sizeof(char *))) == NULL)) {
+		free(t);
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	t->mode = mode;
+	snprintf(t->known, sizeof(t->known), "%s", known_path ? known_path : "");
+	t->store_name = store_name;
+	for (i = 0; i < nallow; i++) {
+		if ((t->allow[i] = strdup(allow[i])) == NULL) {
+			tg_trust_free(t);
+			tg_err_set(err, TG_E_INTERNAL, "out of memory");
+			return NULL;
+		}
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+}
+
+void
+tg_trust_free(struct tg_trust *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; t->allow && t->allow[i]; i++)
+		free(t->allow[i]);
+	free(t->allow);
+	tg_known_free(t->cache);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void
+tg_trust_client_identity(X509 *leaf, char *buf, size_t len)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type == GEN_DNS) {
+			snprintf(buf, len, "%.*s", ASN1_STRING_length(g->d.dNSName),
+			    (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+			break;
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	if (buf[0] == '\0' && X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
+	    NID_commonName, buf, (int)len) < 0)
+		snprintf(buf, len, "(unnamed)");
+	/* identities are one token in the known file */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == '#' || *p == 0x7f)
+			*p = '_';
+}
+
+void
+tg_trust_server_identity(const char *host, int port, char *buf, size_t len)
+{
+	snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* The known file, re-read only when it changed on disk. */
+static int
+known_snapshot(struct tg_trust *t, struct tg_err *err)
+{
+	struct stat sb;
+	struct tg_known *k;
+
+	if (stat(t->known, &sb) < 0) {
+		memset(&sb, 0, sizeof(sb));
+	}
+	if (t->have_cache && sb.st_ino == t->cache_st.st_ino && sb.st_size == t->cache_st.st_size &&
+	    sb.st_mtim.tv_sec == t->cache_st.st_mtim.tv_sec &&
+	    sb.st_mtim.tv_nsec == t->cache_st.st_mtim.tv_nsec)
+		return 0;
+	if ((k = tg_known_load(t->known, err)) == NULL)
+		return -1;
+	tg_known_free(t->cache);
+	t->cache = k;
+	t->cache_st = sb;
+	t->have_cache = 1;
+	return 0;
+}
+
+static void
+set_reason(struct tg_trust_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+set_reason(struct tg_trust_verdict *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+int
+tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_ok,
+    const char *chain_words, struct tg_trust_verdict *v, struct tg_err *err)
+{
+	enum tg_pin_match m = TG_PIN_UNKNOWN;
+	char expected[64] = "";
+	size_t line = 0;
+	const char *mode = tg_trust_mode_name(t->mode);
+
+	memset(v, 0, sizeof(*v));
+	snprintf(v->identity, sizeof(v->identity), "%s", identity);
+	if (tg_spki_pin(leaf, v->pin, sizeof(v->pin)) < 0)
+		return tg_err_set(err, TG_E_INTERNAL, "cannot hash the peer's key");
+	if (t->mode == TG_TRUST_CA) {
+		v->accept = chain_ok;
+		if (!chain_ok)
+			set_reason(v, "%s", chain_words && chain_words[0] ? chain_words :
+			    "the certificate chain did not verify");
+		else
+			set_reason(v, "chain verified (trust ca)");
+		return 0;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (known_snapshot(t, err) < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return -1;
+	}
+	m = tg_known_lookup(t->cache, identity, v->pin, &line, expected, sizeof(expected));
+	pthread_mutex_unlock(&t->lock);
+
+	if (m == TG_PIN_MATCH) {
+		v->accept = 1;
+		set_reason(v, "key known in %s (trust %s)", t->known, mode);
+		return 0;
+	}
+	if (t->mode == TG_TRUST_CA_OR_TOFU && chain_ok) {
+		v->accept = v->record = 1;
+		set_reason(v, "chain verified; key recorded in %s (trust %s)", t->known, mode);
+		return 0;
+	}
+	if (m == TG_PIN_UNKNOWN) {
+		if (t->mode == TG_TRUST_WHITELIST) {
+			set_reason(v, "%s is not in %s (trust whitelist; its key is %s). To let it in: "
+			    "tlsgate trust add --store %s %s %s", identity, t->known, v->pin,
+			    t->store_name, identity, v->pin);
+			return 0;
+		}
+		v->accept = v->record = 1;
+		v->warn = t->mode == TG_TRUST_INSECURE_NO_VALIDATION;
+		set_reason(v, "first contact: key %s recorded in %s (trust %s)", v->pin, t->known, mode);
+		return 0;
+	}
+	/* known identity, another key */
+	if (t->mode == TG_TRUST_INSECURE_NO_VALIDATION) {
+		v->accept = v->record = v->warn = 1;
+		set_reason(v, "the key of %s CHANGED (was %s at %s:%zu, now %s); accepted and "
+		    "recorded because trust is insecure-no-validation", identity, expected, t->known,
+		    line, v->pin);
+		return 0;
+	}
+	set_reason(v, "THE KEY OF %s HAS CHANGED: it presented %s, but %s:%zu expects %s. "
+	    "Someone may be impersonating it, or its key was replaced. If the change is expected: "
+	    "tlsgate trust remove --store %s %s", identity, v->pin, t->known, line, expected,
+	    t->store_name, identity);
+	return 0;
+}
+
+int
+tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_err *err)
+{
+	char comment[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!v->record)
+		return 0;
+	gmtime_r(&now, &tm);
+	strftime(comment, sizeof(comment), "recorded %Y-%m-%d", &tm);
+	return tg_known_record(t->known, v->identity, v->pin, comment, err);
+}
+
+/* Does one allow pattern (cn:node-*, dns:x.lan, uri:spiffe://a/...) match? */
+static int
+pattern_matches(const char *pat, X509 *leaf)
+{
+	GENERAL_NAMES *gens;
+	char cn[256];
+	int i, hit = 0, type;
+
+	if (!strncmp(pat, "cn:", 3))
+		return X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn,
+		    sizeof(cn)) >= 0 && fnmatch(pat + 3, cn, 0) == 0;
+	if (!strncmp(pat, "dns:", 4))
+		type = GEN_DNS, pat += 4;
+	else if (!strncmp(pat, "uri:", 4))
+		type = GEN_URI, pat += 4;
+	else
+		return 0;
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !hit; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const ASN1_STRING *s = g->type == GEN_DNS ? g->d.dNSName :
+		    g->type == GEN_URI ? g->d.uniformResourceIdentifier : NULL;
+		char val[512];
+		if (g->type != type || s == NULL || ASN1_STRING_length(s) >= (int)sizeof(val))
+			continue;
+		snprintf(val, sizeof(val), "%.*s", ASN1_STRING_length(s),
+		    (const char *)ASN1_STRING_get0_data(s));
+		if (strlen(val) == (size_t)ASN1_STRING_length(s))   /* no embedded NUL */
+			hit = fnmatch(pat, val, 0) == 0;
+	}
+	GENERAL_NAMES_free(gens);
+	return hit;
+}
+
+int
+tg_trust_allowed(const struct tg_trust *t, X509 *leaf, struct tg_trust_verdict *v)
+{
+	char list[600] = "";
+	size_t i, n = 0;
+
+	if (t->allow == NULL || t->allow[0] == NULL)
+		return 0;
+	for (i = 0; t->allow[i]; i++) {
+		if (pattern_matches(t->allow[i], leaf))
+			return 0;
+		n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s",
+		    i ? ", " : "", t->allow[i]);
+	}
+	v->accept = 0;
+	v->record = 0;
+	set_reason(v, "%s is trusted but not allowed: it matches none of tls.clients.allow (%s)",
+	    v->identity, list);
+	return -1;
+}

@@ -1,0 +1,70 @@
+/*
+ * The trust engine: one decision for both directions (a server judging a
+ * client certificate, a client judging a server). Input: the mode, the
+ * peer's identity and leaf, whether its chain verified (with the reason when
+ * not) and the known file; output: accept or reject, whether to record the
+ * pin, whether to warn, and the reason in words.
+ */
+#ifndef TG_TRUST_H
+#define TG_TRUST_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <openssl/x509.h>
+
+#include <tlsgate/tlsgate.h>
+
+enum tg_trust_mode {
+	TG_TRUST_CA,
+	TG_TRUST_TOFU,
+	TG_TRUST_WHITELIST,
+	TG_TRUST_CA_OR_TOFU,
+	TG_TRUST_INSECURE_NO_VALIDATION,   /* only when the user writes the word */
+};
+
+int tg_trust_mode_parse(const char *s, enum tg_trust_mode *out);
+const char *tg_trust_mode_name(enum tg_trust_mode m);
+
+struct tg_known;
+
+struct tg_trust {
+	enum tg_trust_mode mode;
+	char known[PATH_MAX];        /* known-clients / known-servers file */
+	const char *store_name;      /* "known-clients" or "known-servers" */
+	char **allow;                /* identity allow-list (clients), NULL-terminated */
+	/* the known file, re-read when it changes on disk */
+	pthread_mutex_t lock;
+	struct tg_known *cache;
+	struct stat cache_st;
+	int have_cache;
+};
+
+struct tg_trust_verdict {
+	int accept, record, warn;
+	char identity[320];
+	char pin[64];
+	char reason[1200];
+};
+
+/* store_name: "known-clients" or "known-servers"; allow may be NULL. */
+struct tg_trust *tg_trust_new(enum tg_trust_mode mode, const char *known_path,
+    const char *store_name, const char *const *allow, size_t nallow, struct tg_err *err);
+void tg_trust_free(struct tg_trust *t);
+
+/* Judges a peer. chain_ok: the chain verified (names, dates, purpose
+ * included); chain_words: why not, when it did not. */
+int tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_ok,
+    const char *chain_words, struct tg_trust_verdict *v, struct tg_err *err);
+/* Writes the verdict's pin to the known file (when v->record). */
+int tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_err *err);
+/* Checks the allow-list; 0 allowed, -1 with the reason in v->reason. */
+int tg_trust_allowed(const struct tg_trust *t, X509 *leaf, struct tg_trust_verdict *v);
+
+/* A client's identity: its first DNS SAN, else its CN. */
+void tg_trust_client_identity(X509 *leaf, char *buf, size_t len);
+/* A server's identity: "host:port", "[v6]:port". */
+void tg_trust_server_identity(const char *host, int port, char *buf, size_t len);
+
+#endif
