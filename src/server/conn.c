@@ -139,8 +139,8 @@ on_timeout(uv_timer_t *t)
 {
 	struct tg_conn_s *c = t->data;
 
-	if (c->state == CS_HEAD && c->in_len == 0) {
-		conn_close(c);   /* an idle keep-alive connection */
+	if ((c->state == CS_HEAD && c->in_len == 0) || c->state == CS_LINGER) {
+		conn_close(c);   /* an idle keep-alive connection, or lingering done */
 		return;
 	}
 	tg_log(c->srv, TG_LOG_INFO, "%s: timed out %s", c->peer,
@@ -207,7 +207,7 @@ head_common(struct tg_conn_s *c, char *buf, size_t len, int status, const char *
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	if (c->body_left || c->chunked)   /* an unread body: the stream is lost */
-		c->close_after = 1;
+		c->close_after = c->linger = 1;
 	if (!c->keep_alive || c->srv->stopping)
 		c->close_after = 1;
 	return (size_t)snprintf(buf, len, "HTTP/1.1 %d %s\r\nServer: tlsgate\r\nDate: %s\r\n"
@@ -270,7 +270,7 @@ reset_request(struct tg_conn_s *c)
 	c->method[0] = c->target[0] = c->content_type[0] = c->range[0] = '\0';
 	c->keep_alive = c->expect_continue = c->chunked = c->has_len = 0;
 	c->content_length = c->body_left = 0;
-	c->status = c->close_after = 0;
+	c->status = c->close_after = c->linger = 0;
 	c->bytes_in = c->bytes_out = 0;
 	memset(&c->chunk, 0, sizeof(c->chunk));
 }
@@ -454,6 +454,20 @@ finish_request(struct tg_conn_s *c)
 {
 	tg_log_request(c->srv, c);
 	c->requests++;
+	if (c->close_after && c->linger) {
+		/* The client may still be sending the body we refused. Closing now
+		 * would make the kernel reset the connection, and the client would
+		 * lose our answer: stop writing, drain its bytes for a while. */
+		if (c->ssl) {
+			ERR_clear_error();
+			SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
+		shutdown(c->fd, SHUT_WR);
+		c->state = CS_LINGER;
+		deadline(c, 2000);
+		return;
+	}
 	if (c->close_after) {
 		conn_close(c);
 		return;
@@ -683,6 +697,23 @@ step_resp(struct tg_conn_s *c)
 	return 0;
 }
 
+static int
+step_linger(struct tg_conn_s *c)
+{
+	char buf[16384];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			c->want_write = 0;
+			return IO_AGAIN;
+		}
+		if (n <= 0 || (c->lingered += (uint64_t)n) > (64u << 20))
+			return IO_FAIL;   /* done (or enough): close */
+	}
+}
+
 static void
 conn_run(struct tg_conn_s *c)
 {
@@ -701,6 +732,9 @@ conn_run(struct tg_conn_s *c)
 			break;
 		case CS_RESP:
 			r = step_resp(c);
+			break;
+		case CS_LINGER:
+			r = step_linger(c);
 			break;
 		case CS_WAIT:
 			uv_poll_stop(&c->poll);
@@ -756,7 +790,7 @@ conn_close(struct tg_conn_s *c)
 	c->file_fd = -1;
 	if (c->ssl) {
 		ERR_clear_error();
-		if (SSL_is_init_finished(c->ssl))
+		if (SSL_is_init_finished(c->ssl) && !c->linger)
 			SSL_shutdown(c->ssl);   /* one try; we do not wait for the peer */
 		ERR_clear_error();
 		SSL_free(c->ssl);

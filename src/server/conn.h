@@ -18,7 +18,7 @@
 #define TG_CONN_MAGIC 0x54474e43u   /* "TGNC" */
 #define TG_IO_BUF     (64 * 1024)
 
-enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_CLOSING };
+enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_LINGER, CS_CLOSING };
 
 struct tg_upload;
 
@@ -51,7 +51,8 @@ struct tg_conn_s {
 	struct tg_chunked chunk;
 	struct tg_upload *up;
 	/* the response */
-	int status, close_after;
+	int status, close_after, linger;
+	uint64_t lingered;
 	int file_fd;
 	uint64_t file_off, file_left;
 	uint64_t bytes_in, bytes_out;
