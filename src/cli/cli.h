@@ -40,7 +40,7 @@ struct cli_client {
 	struct cli_cfg_flags cfg;
 	const char *trust, *ca, *known, *server_name, *cert, *key;
 	int timeout_ms;
-	char bufs[6][4096];
+	char bufs[7][4096];
 };
 int cli_client_flag(struct cli_client *c, int argc, char **argv, int *i);
 int cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *err);
@@ -51,5 +51,6 @@ int cmd_config(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_put(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_trust(int argc, char **argv);
 
 #endif

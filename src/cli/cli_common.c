@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "config_int.h"
@@ -163,9 +164,16 @@ cli_client_flag(struct cli_client *c, int argc, char **argv, int *i)
 	}
 	if (missing)
 		return cli_fail("--timeout needs a value"), -1;
-	if (!strncmp(argv[*i], "--config", 8) || !strncmp(argv[*i], "--set", 5))
+	if (!strncmp(argv[*i], "--config", 8) || !strncmp(argv[*i], "--set", 5) ||
+	    !strncmp(argv[*i], "--state-dir", 11))
 		return cli_cfg_flag(&c->cfg, argc, argv, i);
 	return 0;
+}
+
+static void
+print_warning(const char *msg)
+{
+	fprintf(stderr, "tlsgate: WARNING: %s\n", msg);
 }
 
 int
@@ -185,6 +193,20 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", c->key ? c->key : tg_cfg_str(cfg, "client.key"));
 	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
 	snprintf(c->bufs[5], sizeof(c->bufs[5]), "%s/ca/ca.crt", sd);
+	if (c->known)
+		snprintf(c->bufs[6], sizeof(c->bufs[6]), "%s", c->known);
+	else
+		tg_cfg_path(cfg, "client.known", c->bufs[6], sizeof(c->bufs[6]));
+	/* the node's own client certificate, made by `serve` in mutual mode */
+	if (!c->bufs[3][0] && !c->bufs[4][0]) {
+		char crt[4200], key[4200];
+		snprintf(crt, sizeof(crt), "%s/certs/client.crt", sd);
+		snprintf(key, sizeof(key), "%s/certs/client.key", sd);
+		if (access(crt, R_OK) == 0 && access(key, R_OK) == 0) {
+			snprintf(c->bufs[3], sizeof(c->bufs[3]), "%s", crt);
+			snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", key);
+		}
+	}
 	tg_config_free(cfg);
 	o->trust = c->bufs[0];
 	o->ca = c->bufs[1];
@@ -192,16 +214,13 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	o->cert = c->bufs[3];
 	o->key = c->bufs[4];
 	o->local_ca = c->bufs[5];
+	o->known = c->bufs[6];
+	o->warn = print_warning;
 	o->timeout_ms = c->timeout_ms ? c->timeout_ms : 30000;
 	if (strcmp(o->trust, "ca") != 0 && strcmp(o->trust, "tofu") && strcmp(o->trust, "whitelist") &&
 	    strcmp(o->trust, "ca-or-tofu") && strcmp(o->trust, "insecure-no-validation")) {
 		snprintf(err->msg, sizeof(err->msg), "--trust %s: use ca, tofu, whitelist, "
 		    "ca-or-tofu or insecure-no-validation", o->trust);
-		return -1;
-	}
-	if (c->known) {
-		snprintf(err->msg, sizeof(err->msg), "--known-servers: fingerprint files are not "
-		    "available in this version of tlsgate yet");
 		return -1;
 	}
 	return 0;

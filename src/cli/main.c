@@ -1,6 +1,7 @@
 /*
  * tlsgate: argv to the command groups, nothing else.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ static const struct {
 	{ "serve",  cmd_serve,  "run the TLS gateway and file service" },
 	{ "ca",     cmd_ca,     "create the local certificate authority" },
 	{ "cert",   cmd_cert,   "issue, request, sign, show and check certificates" },
+	{ "trust",  cmd_trust,  "list, add and remove known client and server keys" },
 	{ "config", cmd_config, "read and edit the configuration" },
 	{ "get",    cmd_get,    "download a URL with tlsgate's trust rules" },
 	{ "put",    cmd_put,    "upload a file to a URL" },
@@ -50,6 +52,7 @@ main(int argc, char **argv)
 		printf("tlsgate %s (%s)\n", tg_version(), OpenSSL_version(OPENSSL_VERSION));
 		return 0;
 	}
+	signal(SIGPIPE, SIG_IGN);   /* a peer that goes away is an error, not a death */
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);
