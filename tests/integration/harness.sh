@@ -150,10 +150,12 @@ NGX
 	printf -v "PID_NGINX_$name" '%s' "$!"
 }
 
-# An expired server certificate for localhost signed by the CA in $1,
-# written to $2.crt/$2.key: openssl ca backdates where tlsgate will not.
-make_expired_cert() {
-	local ca=$1 out=$2 d=$T/expired-ca
+# A server certificate for localhost signed by the CA in $1, written to
+# $2.crt/$2.key, valid from $3 to $4 (YYYYMMDDHHMMSSZ): openssl ca makes the
+# expired and not-yet-valid certificates tlsgate itself will not.
+make_expired_cert() { make_dated_cert "$1" "$2" 20200101000000Z 20210101000000Z; }
+make_dated_cert() {
+	local ca=$1 out=$2 from=$3 to=$4 d=$T/dated-ca-$RANDOM
 	mkdir -p "$d"
 	: >"$d/index.txt"
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out.key" \
@@ -178,6 +180,16 @@ subjectAltName = DNS:localhost
 CNF
 	echo 1000 >"$d/serial"
 	openssl ca -batch -config "$d/ca.cnf" -cert "$ca/ca.crt" -keyfile "$ca/ca.key" \
-		-startdate 20200101000000Z -enddate 20210101000000Z -in "$d/req.csr" -out "$out.crt" \
+		-startdate "$from" -enddate "$to" -in "$d/req.csr" -out "$out.crt" \
 		>/dev/null 2>&1 || fail "openssl ca could not make an expired certificate"
+}
+
+# openssl s_server on a free port with CERT KEY; sets PORT_S_<NAME>.
+start_s_server() {   # NAME CERT KEY
+	local port; port=$(free_port)
+	openssl s_server -accept "127.0.0.1:$port" -cert "$2" -key "$3" -www -quiet >"$T/s_server-$1.log" 2>&1 &
+	PIDS+=("$!")
+	printf -v "PORT_S_$1" '%s' "$port"
+	printf -v "PID_S_$1" '%s' "$!"
+	wait_port "$port" 10 || fail "openssl s_server $1 did not start"
 }
