@@ -33,5 +33,11 @@ vg get "https://localhost:$PORT_s/files/hi.txt" --ca-cert ca/ca.crt -o got.txt |
 vg get "https://localhost:$PORT_s/files/none" --ca-cert ca/ca.crt && fail "get 404"
 vg get "https://127.0.0.1:$PORT_s/files/hi.txt" --ca-cert ca/ca.crt --server-name other.lan && fail "get bad name"
 vg cert show "127.0.0.1:$PORT_s" --ca-cert ca/ca.crt --server-name localhost || fail "show live"
-pass "no leaks or memory errors in ca, cert, config, get, put"
+pin=$(grep -m1 pin: <("$TG_BIN" cert show srv.crt) | awk '{print $2}')
+vg trust add --file ks node1 "$pin" || fail "trust add"
+vg trust list --file ks || fail "trust list"
+vg get "https://localhost:$PORT_s/files/hi.txt" --trust tofu --known-servers ks2 || fail "get tofu"
+vg get "https://localhost:$PORT_s/files/hi.txt" --trust whitelist --known-servers ks3 && fail "get whitelist"
+vg trust remove --file ks node1 || fail "trust remove"
+pass "no leaks or memory errors in ca, cert, config, trust, get, put"
 echo "80-valgrind-cli: all passed"

@@ -1,0 +1,92 @@
+/*
+ * The trust table, row by row: every mode against an unknown identity, a
+ * known identity with the same key, and one with another key, with and
+ * without a valid chain.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "pins.h"
+#include "pki.h"
+#include "trust.h"
+
+enum situation { UNKNOWN, SAME, OTHER };
+
+static const struct {
+	enum tg_trust_mode mode;
+	enum situation sit;
+	int chain_ok;
+	int accept, record, warn;
+} rows[] = {
+	{ TG_TRUST_CA, UNKNOWN, 1, 1, 0, 0 },
+	{ TG_TRUST_CA, UNKNOWN, 0, 0, 0, 0 },
+	{ TG_TRUST_CA, OTHER, 1, 1, 0, 0 },
+	{ TG_TRUST_CA, SAME, 0, 0, 0, 0 },
+	{ TG_TRUST_TOFU, UNKNOWN, 0, 1, 1, 0 },
+	{ TG_TRUST_TOFU, SAME, 0, 1, 0, 0 },
+	{ TG_TRUST_TOFU, OTHER, 0, 0, 0, 0 },
+	{ TG_TRUST_TOFU, OTHER, 1, 0, 0, 0 },
+	{ TG_TRUST_WHITELIST, UNKNOWN, 1, 0, 0, 0 },
+	{ TG_TRUST_WHITELIST, SAME, 0, 1, 0, 0 },
+	{ TG_TRUST_WHITELIST, OTHER, 1, 0, 0, 0 },
+	{ TG_TRUST_CA_OR_TOFU, UNKNOWN, 1, 1, 1, 0 },
+	{ TG_TRUST_CA_OR_TOFU, UNKNOWN, 0, 1, 1, 0 },
+	{ TG_TRUST_CA_OR_TOFU, SAME, 0, 1, 0, 0 },
+	{ TG_TRUST_CA_OR_TOFU, OTHER, 1, 1, 1, 0 },
+	{ TG_TRUST_CA_OR_TOFU, OTHER, 0, 0, 0, 0 },
+	{ TG_TRUST_INSECURE_NO_VALIDATION, UNKNOWN, 0, 1, 1, 1 },
+	{ TG_TRUST_INSECURE_NO_VALIDATION, SAME, 0, 1, 0, 0 },
+	{ TG_TRUST_INSECURE_NO_VALIDATION, OTHER, 0, 1, 1, 1 },
+};
+
+int
+main(void)
+{
+	char dir[] = "/tmp/tg-trust-XXXXXX", known[256], pin_other[64], cmd[300];
+	struct tg_err err;
+	EVP_PKEY *k1 = tg_key_generate(TG_KEY_EC_P256, &err), *k2 = tg_key_generate(TG_KEY_EC_P256, &err);
+	X509 *leaf = tg_cert_build(TG_BUILD_SELF, "peer", "dns:peer", 30, k1, NULL, &err);
+	X509 *other = tg_cert_build(TG_BUILD_SELF, "peer", "dns:peer", 30, k2, NULL, &err);
+	size_t i;
+
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	CHECK(leaf && other, "certificates");
+	tg_spki_pin(other, pin_other, sizeof(pin_other));
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct tg_trust *t;
+		struct tg_trust_verdict v;
+		char pin[64];
+
+		snprintf(known, sizeof(known), "%s/known-%zu", dir, i);
+		tg_spki_pin(leaf, pin, sizeof(pin));
+		if (rows[i].sit != UNKNOWN)
+			CHECK(tg_known_record(known, "peer:443", rows[i].sit == SAME ? pin : pin_other,
+			    NULL, &err) == 0, "row %zu: record: %s", i, err.msg);
+		t = tg_trust_new(rows[i].mode, known, "known-servers", NULL, 0, &err);
+		CHECK(tg_trust_judge(t, leaf, "peer:443", rows[i].chain_ok, "chain words", &v, &err) == 0,
+		    "row %zu: judge", i);
+		CHECK(v.accept == rows[i].accept && v.record == rows[i].record && v.warn == rows[i].warn,
+		    "row %zu (%s): accept %d record %d warn %d: %s", i, tg_trust_mode_name(rows[i].mode),
+		    v.accept, v.record, v.warn, v.reason);
+		if (rows[i].sit == OTHER && !v.accept)
+			CHECK(strstr(v.reason, "HAS CHANGED") && strstr(v.reason, pin_other) &&
+			    strstr(v.reason, "tlsgate trust remove --store known-servers peer:443"),
+			    "row %zu: the mismatch message: %s", i, v.reason);
+		if (v.record) {
+			CHECK(tg_trust_record(t, &v, &err) == 0, "row %zu: record", i);
+			CHECK(tg_trust_judge(t, leaf, "peer:443", 0, "", &v, &err) == 0 &&
+			    (v.accept || rows[i].mode == TG_TRUST_CA), "row %zu: accepted once recorded", i);
+		}
+		tg_trust_free(t);
+	}
+	X509_free(leaf);
+	X509_free(other);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+	return check_done("test_trust");
+}
