@@ -111,4 +111,15 @@ expect_fail "malformed known file" "bad-known:2: expected IDENTITY sha256:PIN" \
 	"$TG_BIN" get "https://localhost:$PORT_S_n/" --trust tofu --known-servers bad-known
 expect_fail "trust add to a malformed file" "bad-known:2" "$TG_BIN" trust add --file bad-known x "$pin"
 pass "malformed known files are reported, not rewritten"
+# --- trust add: live, by certificate file, by pin; then whitelist accepts
+KL="$T/kl"
+"$TG_BIN" trust add "localhost:$PORT_S_n" --known-servers "$KL" --file "$KL" 2>/dev/null || fail "trust add live"
+"$TG_BIN" get "https://localhost:$PORT_S_n/" --trust whitelist --known-servers "$KL" >/dev/null \
+	|| fail "whitelist after a live add"
+"$TG_BIN" trust add --store known-clients --cert n1.crt --file "$KL" 2>/dev/null || fail "trust add --cert"
+grep -q "^node-1 sha256:" "$KL" || fail "add --cert did not use the certificate's identity"
+"$TG_BIN" trust list --file "$KL" | grep -q "^node-1 sha256:.*# added by hand" || fail "trust list"
+expect_fail "trust add with a bad pin" "is not a pin" "$TG_BIN" trust add --file "$KL" x sha256:short
+expect_fail "trust remove of nothing" "no entry for nobody" "$TG_BIN" trust remove --file "$KL" nobody
+pass "trust add (live, by file, by pin), list and remove"
 echo "56-trust-modes: all passed"
