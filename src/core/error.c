@@ -45,6 +45,13 @@ tg_err_clear(struct tg_err *err)
 	}
 }
 
+static void
+err_vset(struct tg_err *err, int code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
 int
 tg_err_set(struct tg_err *err, int code, const char *fmt, ...)
 {
@@ -52,9 +59,8 @@ tg_err_set(struct tg_err *err, int code, const char *fmt, ...)
 
 	if (err == NULL)
 		return -1;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	err_vset(err, code, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -69,9 +75,8 @@ tg_err_ossl(struct tg_err *err, int code, const char *fmt, ...)
 	tg_ossl_words(words, sizeof(words));
 	if (err == NULL)
 		return -1;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	err_vset(err, code, fmt, ap);
 	va_end(ap);
 	n = strlen(err->msg);
 	if (words[0] != '\0' && n + 3 < sizeof(err->msg))

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "http_parse.h"
+#include "util.h"
 
 static int
 is_tchar(unsigned char c)
@@ -201,18 +202,6 @@ enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
 
 #define MAX_TRAILER 8192
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 ssize_t
 tg_chunked_decode(struct tg_chunked *d, char *buf, size_t *len)
 {
@@ -222,10 +211,10 @@ tg_chunked_decode(struct tg_chunked *d, char *buf, size_t *len)
 		char c = buf[in];
 		switch (d->state) {
 		case CH_SIZE:
-			if (hexval(c) >= 0) {
+			if (tg_hexval(c) >= 0) {
 				if (++d->hex_digits > 15)
 					return TG_HTTP_BAD;
-				d->remaining = d->remaining * 16 + (uint64_t)hexval(c);
+				d->remaining = d->remaining * 16 + (uint64_t)tg_hexval(c);
 				in++;
 			} else if (d->hex_digits == 0) {
 				return TG_HTTP_BAD;

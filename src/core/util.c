@@ -40,25 +40,26 @@ parse_num_unit(const char *s, int64_t *num, const char **unit)
 	return 0;
 }
 
-int
-tg_parse_size(const char *s, int64_t *out)
+struct unit {
+	const char *u;
+	int64_t m;
+};
+
+/* NUMBER UNIT with the unit from the table; no overflow. */
+static int
+parse_with_units(const char *s, const struct unit *units, size_t n, int64_t *out)
 {
-	static const struct { const char *u; int64_t m; } units[] = {
-		{ "", 1 }, { "B", 1 }, { "KiB", 1LL << 10 }, { "MiB", 1LL << 20 },
-		{ "GiB", 1LL << 30 }, { "TiB", 1LL << 40 },
-		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
-	};
-	int64_t n;
+	int64_t v;
 	const char *u;
 	size_t i;
 
-	if (parse_num_unit(s, &n, &u) < 0)
+	if (parse_num_unit(s, &v, &u) < 0)
 		return -1;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (i = 0; i < n; i++) {
 		if (strcmp(u, units[i].u) == 0) {
-			if (n > INT64_MAX / units[i].m)
+			if (v > INT64_MAX / units[i].m)
 				return -1;
-			*out = n * units[i].m;
+			*out = v * units[i].m;
 			return 0;
 		}
 	}
@@ -66,26 +67,34 @@ tg_parse_size(const char *s, int64_t *out)
 }
 
 int
+tg_parse_size(const char *s, int64_t *out)
+{
+	static const struct unit units[] = {
+		{ "", 1 }, { "B", 1 }, { "KiB", 1LL << 10 }, { "MiB", 1LL << 20 },
+		{ "GiB", 1LL << 30 }, { "TiB", 1LL << 40 },
+		{ "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
+	};
+	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]), out);
+}
+
+int
 tg_parse_duration(const char *s, int64_t *out_ms)
 {
-	static const struct { const char *u; int64_t m; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-		{ "d", 86400000 },
+	static const struct unit units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 },
 	};
-	int64_t n;
-	const char *u;
-	size_t i;
+	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]), out_ms);
+}
 
-	if (parse_num_unit(s, &n, &u) < 0)
-		return -1;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(u, units[i].u) == 0) {
-			if (n > INT64_MAX / units[i].m)
-				return -1;
-			*out_ms = n * units[i].m;
-			return 0;
-		}
-	}
+int
+tg_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
 	return -1;
 }
 

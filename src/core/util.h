@@ -15,6 +15,8 @@
 int tg_parse_size(const char *s, int64_t *out);
 /* "30d", "10s", "5m", "2h" -> milliseconds; -1 on bad input. */
 int tg_parse_duration(const char *s, int64_t *out_ms);
+/* One hex digit's value, or -1. */
+int tg_hexval(char c);
 /* "[::]:8443", "127.0.0.1:80", ":80", "localhost:8443" -> host (may be ""),
  * port. host buffer gets the bare address without brackets. */
 int tg_parse_hostport(const char *s, char *host, size_t hostlen, int *port);

@@ -66,26 +66,12 @@ tg_http_status_text(int s)
 
 /* ---- socket I/O through TLS or plain ------------------------------------- */
 
+/* What a failed SSL call means for the loop: wait for readiness (and which),
+ * a clean end, or failure. Shared by reads, writes and the handshake. */
 static ssize_t
-io_read(struct tg_conn_s *c, char *buf, size_t len)
+ssl_outcome(struct tg_conn_s *c, int r)
 {
-	size_t n = 0;
-	ssize_t r;
-
-	if (c->ssl == NULL) {
-		r = recv(c->fd, buf, len, 0);
-		if (r >= 0)
-			return r;
-		if (errno == EAGAIN || errno == EINTR) {
-			c->want_write = 0;
-			return IO_AGAIN;
-		}
-		return IO_FAIL;
-	}
-	ERR_clear_error();
-	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
-		return (ssize_t)n;
-	switch (SSL_get_error(c->ssl, 0)) {
+	switch (SSL_get_error(c->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
 		c->want_write = 0;
 		return IO_AGAIN;
@@ -95,9 +81,38 @@ io_read(struct tg_conn_s *c, char *buf, size_t len)
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;
 	default:
-		ERR_clear_error();
 		return IO_FAIL;
 	}
+}
+
+/* Plain sockets: the same three outcomes from errno. */
+static ssize_t
+plain_outcome(struct tg_conn_s *c, ssize_t r, int writing)
+{
+	if (r >= 0)
+		return r;
+	if (errno == EAGAIN || errno == EINTR) {
+		c->want_write = writing;
+		return IO_AGAIN;
+	}
+	return IO_FAIL;
+}
+
+static ssize_t
+io_read(struct tg_conn_s *c, char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	if (c->ssl == NULL)
+		return plain_outcome(c, recv(c->fd, buf, len, 0), 0);
+	ERR_clear_error();
+	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	r = ssl_outcome(c, 0);
+	if (r == IO_FAIL)
+		ERR_clear_error();
+	return r;
 }
 
 static ssize_t
@@ -106,30 +121,15 @@ io_write(struct tg_conn_s *c, const char *buf, size_t len)
 	size_t n = 0;
 	ssize_t r;
 
-	if (c->ssl == NULL) {
-		r = send(c->fd, buf, len, MSG_NOSIGNAL);
-		if (r >= 0)
-			return r;
-		if (errno == EAGAIN || errno == EINTR) {
-			c->want_write = 1;
-			return IO_AGAIN;
-		}
-		return IO_FAIL;
-	}
+	if (c->ssl == NULL)
+		return plain_outcome(c, send(c->fd, buf, len, MSG_NOSIGNAL), 1);
 	ERR_clear_error();
 	if (SSL_write_ex(c->ssl, buf, len, &n) == 1)
 		return (ssize_t)n;
-	switch (SSL_get_error(c->ssl, 0)) {
-	case SSL_ERROR_WANT_READ:
-		c->want_write = 0;
-		return IO_AGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		c->want_write = 1;
-		return IO_AGAIN;
-	default:
+	r = ssl_outcome(c, 0);
+	if (r == IO_FAIL || r == 0)
 		ERR_clear_error();
-		return IO_FAIL;
-	}
+	return r == 0 ? IO_FAIL : r;
 }
 
 /* ---- timers and readiness -------------------------------------------------- */
@@ -556,27 +556,20 @@ do_handshake(struct tg_conn_s *c)
 		deadline(c, c->srv->t_header);
 		return 0;
 	}
-	switch (SSL_get_error(c->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		c->want_write = 0;
+	if (ssl_outcome(c, r) == IO_AGAIN)
 		return IO_AGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		c->want_write = 1;
-		return IO_AGAIN;
-	default:
-		tg_ossl_words(words, sizeof(words));
-		if (tg_tls_refusal(c->ssl)[0])
-			tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
-			    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?
-			    " (tls.clients.ca names the trusted ones)" : "");
-		else if (BIO_number_read(SSL_get_rbio(c->ssl)) == 0)
-			tg_log(c->srv, TG_LOG_DEBUG, "%s: closed before the TLS handshake", c->peer);
-		else if (words[0])
-			tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake failed: %s", c->peer, words);
-		else
-			tg_log(c->srv, TG_LOG_DEBUG, "%s: closed during the TLS handshake", c->peer);
-		return IO_FAIL;
-	}
+	tg_ossl_words(words, sizeof(words));
+	if (tg_tls_refusal(c->ssl)[0])
+		tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
+		    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?
+		    " (tls.clients.ca names the trusted ones)" : "");
+	else if (BIO_number_read(SSL_get_rbio(c->ssl)) == 0)
+		tg_log(c->srv, TG_LOG_DEBUG, "%s: closed before the TLS handshake", c->peer);
+	else if (words[0])
+		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake failed: %s", c->peer, words);
+	else
+		tg_log(c->srv, TG_LOG_DEBUG, "%s: closed during the TLS handshake", c->peer);
+	return IO_FAIL;
 }
 
 static int

@@ -41,18 +41,6 @@ struct tg_upload {
 	int work_errno;
 };
 
-static int
-hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 tg_files_clean_path(const char *raw, size_t len, char *out, size_t outlen)
 {
@@ -64,8 +52,8 @@ tg_files_clean_path(const char *raw, size_t len, char *out, size_t outlen)
 			int h, l;
 			if (i + 2 >= len)
 				return -1;
-			h = hexv(raw[i + 1]);
-			l = hexv(raw[i + 2]);
+			h = tg_hexval(raw[i + 1]);
+			l = tg_hexval(raw[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = (unsigned char)(h * 16 + l);
