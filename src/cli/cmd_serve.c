@@ -19,7 +19,9 @@ static const char serve_usage[] =
 "plain HTTP (mode off), HTTPS (server) or HTTPS with client certificates (mutual).\n"
 "With no certificate given, one is made from a local CA kept in state_dir.\n"
 "Every setting is a key (tlsgate config list); --set KEY=VALUE sets any of them,\n"
-"TLSGATE_KEY_NAME=VALUE in the environment too. Stop with SIGINT or SIGTERM.\n";
+"TLSGATE_KEY_NAME=VALUE in the environment too.\n"
+"SIGTERM or SIGINT: stop accepting, let requests in flight finish (timeouts.shutdown).\n"
+"SIGHUP: reload the configuration and certificates; a broken one is refused.\n";
 
 static void
 banner(const struct tg_config *cfg, const struct tg_keypair *kp)
@@ -58,6 +60,14 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 		fprintf(stderr, "  try: curl --cacert YOUR-CA.crt -T hello.txt %shello.txt\n", url);
 }
 
+/* SIGHUP: the same layers again, from the same flags. */
+static int
+reload(void *arg, struct tg_config **cfg, struct tg_err *err)
+{
+	*cfg = cli_load_config(arg, err);
+	return *cfg ? 0 : -1;
+}
+
 int
 cmd_serve(int argc, char **argv)
 {
@@ -88,6 +98,8 @@ cmd_serve(int argc, char **argv)
 	}
 	banner(cfg, &kp);
 	tg_config_free(cfg);
+	srv->reload = reload;
+	srv->reload_arg = &f;
 	tg_server_run(srv);
 	tg_server_free(srv);
 	return 0;

@@ -67,6 +67,7 @@ static const struct keydef keys[] = {
 	{ "timeouts.header", K_DUR, "30s", NULL, "request head must arrive within" },
 	{ "timeouts.body", K_DUR, "60s", NULL, "longest pause while a body is sent or received" },
 	{ "timeouts.keepalive", K_DUR, "60s", NULL, "idle keep-alive connections closed after" },
+	{ "timeouts.shutdown", K_DUR, "30s", NULL, "on SIGTERM, requests in flight may finish within" },
 	{ "limits.max_connections", K_INT, "10000", NULL, "open connections at most" },
 	{ "limits.max_header_bytes", K_SIZE, "16KiB", NULL, "largest request head" },
 	{ "limits.max_headers", K_INT, "64", NULL, "most header fields in a request" },

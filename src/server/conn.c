@@ -799,6 +799,7 @@ conn_close(struct tg_conn_s *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
+	tg_server_conn_gone(s);
 	uv_poll_stop(&c->poll);
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->poll, on_handle_closed);
@@ -810,6 +811,19 @@ tg_conn_close_all(struct tg_server *s)
 {
 	while (s->conns)
 		conn_close(s->conns);
+}
+
+void
+tg_conn_close_idle(struct tg_server *s)
+{
+	struct tg_conn_s *c = s->conns, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		/* idle keep-alive, or a handshake that has asked for nothing yet */
+		if ((c->state == CS_HEAD && c->in_len == 0) || c->state == CS_HANDSHAKE)
+			conn_close(c);
+	}
 }
 
 static void

@@ -73,5 +73,7 @@ const char *tg_http_status_text(int status);
 void tg_conn_accept(struct tg_server *srv, int fd);
 /* Closes every connection (shutdown). */
 void tg_conn_close_all(struct tg_server *srv);
+/* Closes the connections that are between requests (graceful stop). */
+void tg_conn_close_idle(struct tg_server *srv);
 
 #endif

@@ -92,19 +92,50 @@ on_accept(uv_poll_t *p, int status, int events)
 }
 
 static void
+on_drain_timeout(uv_timer_t *t)
+{
+	struct tg_server *s = t->data;
+
+	if (s->nconns)
+		tg_log(s, TG_LOG_WARN, "stop: %zu connection(s) still busy after timeouts.shutdown; "
+		    "closing them (unfinished uploads are discarded)", s->nconns);
+	tg_conn_close_all(s);
+	tg_server_conn_gone(s);
+}
+
+void
+tg_server_conn_gone(struct tg_server *s)
+{
+	if (s->stopping && s->nconns == 0 && s->drain_started && !uv_is_closing((uv_handle_t *)&s->drain)) {
+		uv_timer_stop(&s->drain);
+		uv_close((uv_handle_t *)&s->drain, NULL);
+	}
+}
+
+static void
 on_signal(uv_signal_t *sig, int signum)
 {
 	struct tg_server *s = sig->data;
 
-	if (s->stopping)
+	if (s->stopping) {   /* a second signal: stop now */
+		tg_log(s, TG_LOG_INFO, "second stop signal: closing every connection");
+		on_drain_timeout(&s->drain);
 		return;
+	}
 	s->stopping = 1;
-	tg_log(s, TG_LOG_INFO, "%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	tg_log(s, TG_LOG_INFO, "%s: stopping; requests in flight may finish within %llu ms",
+	    signum == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)s->t_shutdown);
 	uv_poll_stop(&s->listen_poll);
 	uv_close((uv_handle_t *)&s->listen_poll, NULL);
-	uv_close((uv_handle_t *)&s->sig_int, NULL);
-	uv_close((uv_handle_t *)&s->sig_term, NULL);
-	tg_conn_close_all(s);
+	uv_close((uv_handle_t *)&s->sig_hup, NULL);
+	uv_unref((uv_handle_t *)&s->sig_int);
+	uv_unref((uv_handle_t *)&s->sig_term);
+	uv_timer_init(s->loop, &s->drain);
+	s->drain.data = s;
+	s->drain_started = 1;
+	uv_timer_start(&s->drain, on_drain_timeout, s->t_shutdown, 0);
+	tg_conn_close_idle(s);
+	tg_server_conn_gone(s);
 }
 
 static int
@@ -162,6 +193,33 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 	return s->ssl_ctx ? 0 : -1;
 }
 
+/* The settings a server copies from its configuration (at start and on
+ * SIGHUP). */
+static void
+load_settings(struct tg_server *s, const struct tg_config *cfg)
+{
+	snprintf(s->listen, sizeof(s->listen), "%s", tg_cfg_str(cfg, "listen"));
+	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
+	s->files_enabled = (int)tg_cfg_num(cfg, "files.enabled");
+	snprintf(s->files_prefix, sizeof(s->files_prefix), "%s", tg_cfg_str(cfg, "files.prefix"));
+	s->files_prefix_len = strlen(s->files_prefix);
+	tg_cfg_path(cfg, "files.root", s->files_root, sizeof(s->files_root));
+	s->max_upload = (uint64_t)tg_cfg_num(cfg, "files.max_upload");
+	s->t_handshake = (uint64_t)tg_cfg_num(cfg, "timeouts.handshake");
+	s->t_header = (uint64_t)tg_cfg_num(cfg, "timeouts.header");
+	s->t_body = (uint64_t)tg_cfg_num(cfg, "timeouts.body");
+	s->t_keepalive = (uint64_t)tg_cfg_num(cfg, "timeouts.keepalive");
+	s->t_shutdown = (uint64_t)tg_cfg_num(cfg, "timeouts.shutdown");
+	s->max_connections = (size_t)tg_cfg_num(cfg, "limits.max_connections");
+	s->max_header_bytes = (size_t)tg_cfg_num(cfg, "limits.max_header_bytes");
+	if (s->max_header_bytes > TG_IO_BUF)
+		s->max_header_bytes = TG_IO_BUF;
+	s->max_headers = (size_t)tg_cfg_num(cfg, "limits.max_headers");
+	s->log_json = !strcmp(tg_cfg_str(cfg, "log.format"), "json");
+	s->log_level = level_of(tg_cfg_str(cfg, "log.level"));
+	s->mutual = !strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual");
+}
+
 struct tg_server *
 tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
@@ -175,25 +233,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	memset(kp, 0, sizeof(*kp));
 	s->magic = TG_SERVER_MAGIC;
 	s->listen_fd = s->files_root_fd = -1;
-	snprintf(s->listen, sizeof(s->listen), "%s", tg_cfg_str(cfg, "listen"));
-	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
-	s->files_enabled = (int)tg_cfg_num(cfg, "files.enabled");
-	snprintf(s->files_prefix, sizeof(s->files_prefix), "%s", tg_cfg_str(cfg, "files.prefix"));
-	s->files_prefix_len = strlen(s->files_prefix);
-	tg_cfg_path(cfg, "files.root", s->files_root, sizeof(s->files_root));
-	s->max_upload = (uint64_t)tg_cfg_num(cfg, "files.max_upload");
-	s->t_handshake = (uint64_t)tg_cfg_num(cfg, "timeouts.handshake");
-	s->t_header = (uint64_t)tg_cfg_num(cfg, "timeouts.header");
-	s->t_body = (uint64_t)tg_cfg_num(cfg, "timeouts.body");
-	s->t_keepalive = (uint64_t)tg_cfg_num(cfg, "timeouts.keepalive");
-	s->max_connections = (size_t)tg_cfg_num(cfg, "limits.max_connections");
-	s->max_header_bytes = (size_t)tg_cfg_num(cfg, "limits.max_header_bytes");
-	if (s->max_header_bytes > TG_IO_BUF)
-		s->max_header_bytes = TG_IO_BUF;
-	s->max_headers = (size_t)tg_cfg_num(cfg, "limits.max_headers");
-	s->log_json = !strcmp(tg_cfg_str(cfg, "log.format"), "json");
-	s->log_level = level_of(tg_cfg_str(cfg, "log.level"));
-	s->mutual = !strcmp(mode, "mutual");
+	load_settings(s, cfg);
 	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
 		goto fail;
 	if (strcmp(mode, "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
@@ -212,6 +252,77 @@ fail:
 	return NULL;
 }
 
+/* SIGHUP: everything is built aside first; only a complete new set is
+ * swapped in, so a broken file or certificate leaves the old one serving. */
+static int
+apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	struct tg_server n;
+	struct tg_keypair kp;
+	struct tg_trust **r;
+	char old_listen[sizeof(s->listen)];
+
+	memset(&n, 0, sizeof(n));
+	n.files_root_fd = -1;
+	load_settings(&n, cfg);
+	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && setup_tls(&n, cfg, &kp, err) < 0) {
+		tg_trust_free(n.clients);
+		return -1;
+	}
+	if (n.files_enabled && tg_files_open_root(&n, err) < 0) {
+		SSL_CTX_free(n.ssl_ctx);
+		tg_trust_free(n.clients);
+		return -1;
+	}
+	/* contexts in use by open connections keep their own reference; their
+	 * trust object must outlive them, so it retires instead of dying */
+	if (s->clients) {
+		r = realloc(s->retired, (s->nretired + 1) * sizeof(*r));
+		if (r == NULL) {
+			SSL_CTX_free(n.ssl_ctx);
+			tg_trust_free(n.clients);
+			if (n.files_root_fd >= 0)
+				close(n.files_root_fd);
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		}
+		s->retired = r;
+		s->retired[s->nretired++] = s->clients;
+	}
+	SSL_CTX_free(s->ssl_ctx);
+	if (s->files_root_fd >= 0)
+		close(s->files_root_fd);
+	snprintf(old_listen, sizeof(old_listen), "%s", s->listen);
+	load_settings(s, cfg);
+	s->ssl_ctx = n.ssl_ctx;
+	s->clients = n.clients;
+	s->files_root_fd = n.files_root_fd;
+	if (strcmp(old_listen, s->listen) != 0) {
+		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
+		    s->listen, old_listen);
+		snprintf(s->listen, sizeof(s->listen), "%s", old_listen);
+	}
+	return 0;
+}
+
+static void
+on_hup(uv_signal_t *sig, int signum)
+{
+	struct tg_server *s = sig->data;
+	struct tg_config *cfg = NULL;
+	struct tg_err err;
+
+	if (s->reload == NULL || s->stopping)
+		return;
+	if (s->reload(s->reload_arg, &cfg, &err) < 0 || apply(s, cfg, &err) < 0) {
+		tg_log(s, TG_LOG_ERROR, "SIGHUP: new configuration refused, the old one keeps "
+		    "serving: %s", err.msg);
+	} else {
+		tg_log(s, TG_LOG_INFO, "SIGHUP: configuration and certificates reloaded; open "
+		    "connections keep the ones they started with");
+	}
+	tg_config_free(cfg);
+}
+
 int
 tg_server_run(struct tg_server *s)
 {
@@ -224,6 +335,13 @@ tg_server_run(struct tg_server *s)
 	s->sig_int.data = s->sig_term.data = s;
 	uv_signal_start(&s->sig_int, on_signal, SIGINT);
 	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+	uv_signal_init(s->loop, &s->sig_hup);
+	s->sig_hup.data = s;
+	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+	uv_run(s->loop, UV_RUN_DEFAULT);
+	/* the stop signals were unref'ed, not closed: close them now */
+	uv_close((uv_handle_t *)&s->sig_int, NULL);
+	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	return 0;
 }
@@ -241,6 +359,9 @@ tg_server_free(struct tg_server *s)
 		close(s->files_root_fd);
 	SSL_CTX_free(s->ssl_ctx);
 	tg_trust_free(s->clients);
+	while (s->nretired)
+		tg_trust_free(s->retired[--s->nretired]);
+	free(s->retired);
 	s->magic = 0;
 	free(s);
 }

@@ -20,7 +20,14 @@ struct tg_server {
 	uv_loop_t *loop;
 	int listen_fd;
 	uv_poll_t listen_poll;
-	uv_signal_t sig_int, sig_term;
+	uv_signal_t sig_int, sig_term, sig_hup;
+	uv_timer_t drain;            /* bounds a graceful stop */
+	int drain_started;
+	/* SIGHUP: builds the configuration again (flags, env and file) */
+	int (*reload)(void *arg, struct tg_config **cfg, struct tg_err *err);
+	void *reload_arg;
+	struct tg_trust **retired;   /* trust objects older contexts may still use */
+	size_t nretired;
 	SSL_CTX *ssl_ctx;            /* NULL when tls.mode is off */
 	int mutual;
 	struct tg_trust *clients;    /* how client certificates are judged (mutual) */
@@ -33,7 +40,7 @@ struct tg_server {
 	char files_root[4096];
 	int files_root_fd;
 	uint64_t max_upload;
-	uint64_t t_handshake, t_header, t_body, t_keepalive;   /* ms */
+	uint64_t t_handshake, t_header, t_body, t_keepalive, t_shutdown;   /* ms */
 	size_t max_connections, max_header_bytes, max_headers;
 	int log_json, log_level;
 	/* state */
@@ -47,8 +54,13 @@ struct tg_server {
 struct tg_keypair;
 struct tg_server *tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp,
     struct tg_err *err);
-/* Runs until SIGINT or SIGTERM. */
+/* Runs until SIGINT or SIGTERM, then lets requests in flight finish for up
+ * to timeouts.shutdown. SIGHUP rebuilds the configuration with srv->reload
+ * and applies it (certificates, trust, limits) without dropping anyone; a
+ * configuration that does not load is refused and the old one kept. */
 int tg_server_run(struct tg_server *srv);
+/* The connection list just got shorter: ends a graceful stop when empty. */
+void tg_server_conn_gone(struct tg_server *srv);
 void tg_server_free(struct tg_server *srv);
 
 /* One line of the log; level 0 debug .. 3 error. */
