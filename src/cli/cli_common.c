@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "config_int.h"
+#include "pki.h"
 #include "util.h"
 
 extern char **environ;
@@ -87,6 +88,11 @@ cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i)
 	}
 	if (missing)
 		return cli_fail("--set needs KEY=VALUE"), -1;
+	if (!strcmp(argv[*i], "--allow-insecure-key-permissions")) {
+		f->sets[f->nsets] = "tls.allow_insecure_key_permissions=true";
+		f->origins[f->nsets++] = "--allow-insecure-key-permissions";
+		return 1;
+	}
 	if ((v = cli_flag(argc, argv, i, "--autocert", &missing)) != NULL || missing)
 		return cli_fail("--autocert: ACME is not available in this version of tlsgate "
 		    "yet; use --cert/--key or the local CA"), -1;
@@ -129,6 +135,7 @@ cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err)
 	}
 	if (!f->no_validate && tg_config_validate(cfg, err) < 0)
 		goto fail;
+	tg_pki_allow_insecure_key_permissions((int)tg_cfg_num(cfg, "tls.allow_insecure_key_permissions"));
 	return cfg;
 fail:
 	tg_config_free(cfg);
@@ -165,7 +172,7 @@ cli_client_flag(struct cli_client *c, int argc, char **argv, int *i)
 	if (missing)
 		return cli_fail("--timeout needs a value"), -1;
 	if (!strncmp(argv[*i], "--config", 8) || !strncmp(argv[*i], "--set", 5) ||
-	    !strncmp(argv[*i], "--state-dir", 11))
+	    !strncmp(argv[*i], "--state-dir", 11) || !strcmp(argv[*i], "--allow-insecure-key-permissions"))
 		return cli_cfg_flag(&c->cfg, argc, argv, i);
 	return 0;
 }

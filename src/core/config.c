@@ -37,6 +37,7 @@ static const struct keydef keys[] = {
 	{ "tls.key", K_PATH, "", NULL, "private key of tls.cert (PEM, mode 0600)" },
 	{ "tls.auto", K_ENUM, "local-ca", "local-ca|self-signed|acme|none", "where a certificate comes from when tls.cert is empty" },
 	{ "tls.names", K_LIST, "", NULL, "names for auto certificates; default localhost, hostname, local IPs" },
+	{ "tls.allow_insecure_key_permissions", K_BOOL, "false", NULL, "read private keys that group or others can read" },
 	{ "tls.min_version", K_ENUM, "1.2", "1.2|1.3", "lowest TLS version accepted" },
 	{ "tls.acme.directory", K_STR, "https://acme-v02.api.letsencrypt.org/directory", NULL, "ACME directory URL" },
 	{ "tls.acme.email", K_STR, "", NULL, "ACME account contact" },

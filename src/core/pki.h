@@ -17,7 +17,10 @@
 EVP_PKEY *tg_key_generate(enum tg_key_type type, struct tg_err *err);
 /* PEM (PKCS#8) to a 0600 file, atomically; the PEM text is wiped. */
 int tg_key_write(const char *path, EVP_PKEY *key, struct tg_err *err);
+/* Refuses a key file that group or others can read, unless the process
+ * allowed it (tls.allow_insecure_key_permissions). */
 EVP_PKEY *tg_key_read(const char *path, struct tg_err *err);
+void tg_pki_allow_insecure_key_permissions(int allow);
 /* "EC P-256", "RSA 2048", "Ed25519" */
 void tg_key_describe(EVP_PKEY *key, char *buf, size_t len);
 

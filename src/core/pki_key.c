@@ -91,14 +91,31 @@ out:
 	return rv;
 }
 
+static int insecure_key_permissions;
+
+void
+tg_pki_allow_insecure_key_permissions(int allow)
+{
+	insecure_key_permissions = allow;
+}
+
 EVP_PKEY *
 tg_key_read(const char *path, struct tg_err *err)
 {
 	unsigned char *data;
 	size_t len;
 	EVP_PKEY *k = NULL;
+	struct stat sb;
 	BIO *b;
 
+	/* a key others can read is a key others may have copied */
+	if (!insecure_key_permissions && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (sb.st_mode & 077) != 0) {
+		tg_err_set(err, TG_E_PERM, "%s: mode %03o lets other users read the private key; "
+		    "run chmod 600 %s (or pass --allow-insecure-key-permissions)", path,
+		    (unsigned)(sb.st_mode & 0777), path);
+		return NULL;
+	}
 	if (tg_read_file(path, &data, &len, MAX_PEM_BYTES, err) < 0)
 		return NULL;
 	b = BIO_new_mem_buf(data, (int)len);

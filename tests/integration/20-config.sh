@@ -88,9 +88,17 @@ expect_fail "key not matching" "tls.key .*other.key \(--key\) does not match tls
 make_expired_cert ca old
 expect_fail "expired cert" "tls.cert .*old.crt \(--cert\): certificate for localhost expired on 2021-01-01" \
 	"$TG_BIN" serve --cert old.crt --key old.key --state-dir st --listen 127.0.0.1:0
-echo "garbage" >bad.key
+echo "garbage" >bad.key && chmod 600 bad.key
 expect_fail "unreadable key" "tls.key .*bad.key \(--key\): .*bad.key is not a private key" \
 	"$TG_BIN" serve --cert good.crt --key bad.key --state-dir st --listen 127.0.0.1:0
+cp good.key open.key && chmod 644 open.key
+expect_fail "world-readable key" "tls.key .*open.key \(--key\): open.key: mode 644 lets other users read the private key; run chmod 600 open.key \(or pass --allow-insecure-key-permissions\)" \
+	"$TG_BIN" serve --cert good.crt --key open.key --state-dir st --listen 127.0.0.1:0
+chmod 640 open.key
+expect_fail "group-readable key" "mode 640 lets other users read" \
+	"$TG_BIN" serve --cert good.crt --key open.key --state-dir st --listen 127.0.0.1:0
+expect_fail "--allow-insecure-key-permissions gets past the check" "listen 256.0.0.1:1: cannot resolve" \
+	"$TG_BIN" serve --cert good.crt --key open.key --allow-insecure-key-permissions --state-dir st --listen 127.0.0.1:1 --mode server --set files.enabled=false --set listen=256.0.0.1:1
 printf 'tls:\n  cert: good.crt\n  key: missing.key\n' >bad6.yaml
 expect_fail "missing key named in the file" "tls.key .*missing.key \(bad6.yaml:3\): cannot read" \
 	"$TG_BIN" serve --config bad6.yaml --state-dir st --listen 127.0.0.1:0
