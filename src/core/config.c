@@ -70,6 +70,7 @@ static const struct keydef keys[] = {
 	{ "timeouts.keepalive", K_DUR, "60s", NULL, "idle keep-alive connections closed after" },
 	{ "timeouts.shutdown", K_DUR, "30s", NULL, "on SIGTERM, requests in flight may finish within" },
 	{ "limits.max_connections", K_INT, "10000", NULL, "open connections at most" },
+	{ "limits.max_connections_per_ip", K_INT, "256", NULL, "open connections from one address at most (0: no limit)" },
 	{ "limits.max_header_bytes", K_SIZE, "16KiB", NULL, "largest request head" },
 	{ "limits.max_headers", K_INT, "64", NULL, "most header fields in a request" },
 };

@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "error.h"
 #include "files.h"
+#include "peers.h"
 #include "ossl_words.h"
 #include "tls.h"
 #include "trust.h"
@@ -799,6 +800,7 @@ conn_close(struct tg_conn_s *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
+	tg_peers_release(s->peers, c->ip);
 	tg_server_conn_gone(s);
 	uv_poll_stop(&c->poll);
 	uv_timer_stop(&c->timer);
@@ -827,7 +829,7 @@ tg_conn_close_idle(struct tg_server *s)
 }
 
 static void
-peer_name(int fd, char *buf, size_t len)
+peer_name(int fd, char *buf, size_t len, char *ip, size_t iplen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -837,13 +839,28 @@ peer_name(int fd, char *buf, size_t len)
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0) {
 		snprintf(buf, len, "?");
+		snprintf(ip, iplen, "?");
 		return;
 	}
 	if (ss.ss_family == AF_INET6 && !strncmp(host, "::ffff:", 7))
 		memmove(host, host + 7, strlen(host + 7) + 1);
+	snprintf(ip, iplen, "%s", host);
 	snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
 	    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
 	    ((struct sockaddr_in *)&ss)->sin_port));
+}
+
+/* At most one "limit reached" line every ten seconds: a flood must not
+ * become a log flood. */
+static void
+limit_note(struct tg_server *s, const char *what)
+{
+	uint64_t now = tg_now_ms();
+
+	if (now - s->refused_logged_ms >= 10000 || s->refused_logged_ms == 0) {
+		s->refused_logged_ms = now;
+		tg_log(s, TG_LOG_WARN, "%s", what);
+	}
 }
 
 void
@@ -852,12 +869,23 @@ tg_conn_accept(struct tg_server *s, int fd)
 	struct tg_conn_s *c;
 	int one = 1;
 
+	char peer[64], ip[48];
+
 	if (s->nconns >= s->max_connections || s->stopping) {
+		limit_note(s, "limits.max_connections reached; refusing new connections");
+		close(fd);
+		return;
+	}
+	peer_name(fd, peer, sizeof(peer), ip, sizeof(ip));
+	if (tg_peers_take(s->peers, ip, s->max_per_ip) < 0) {
+		limit_note(s, "limits.max_connections_per_ip reached for a client address; "
+		    "refusing its new connections");
 		close(fd);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
+		tg_peers_release(s->peers, ip);
 		close(fd);
 		return;
 	}
@@ -867,8 +895,10 @@ tg_conn_accept(struct tg_server *s, int fd)
 	c->fd = fd;
 	c->file_fd = -1;
 	snprintf(c->ident, sizeof(c->ident), "-");
-	peer_name(fd, c->peer, sizeof(c->peer));
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	if (uv_poll_init(s->loop, &c->poll, fd) != 0) {
+		tg_peers_release(s->peers, ip);
 		close(fd);
 		free(c);
 		return;

@@ -34,6 +34,7 @@ struct tg_conn_s {
 	enum conn_state state;
 	int want_write;              /* the last I/O wanted POLLOUT */
 	char peer[64];
+	char ip[48];                 /* the peer's address, counted in srv->peers */
 	char ident[256];             /* client certificate identity, or "-" */
 	/* input: the head, then body bytes */
 	char *in;

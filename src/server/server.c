@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "error.h"
 #include "files.h"
+#include "peers.h"
 #include "server.h"
 #include "tls.h"
 #include "trust.h"
@@ -211,6 +212,7 @@ load_settings(struct tg_server *s, const struct tg_config *cfg)
 	s->t_keepalive = (uint64_t)tg_cfg_num(cfg, "timeouts.keepalive");
 	s->t_shutdown = (uint64_t)tg_cfg_num(cfg, "timeouts.shutdown");
 	s->max_connections = (size_t)tg_cfg_num(cfg, "limits.max_connections");
+	s->max_per_ip = (uint32_t)tg_cfg_num(cfg, "limits.max_connections_per_ip");
 	s->max_header_bytes = (size_t)tg_cfg_num(cfg, "limits.max_header_bytes");
 	if (s->max_header_bytes > TG_IO_BUF)
 		s->max_header_bytes = TG_IO_BUF;
@@ -245,6 +247,10 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	if ((s->listen_fd = open_listener(s->listen, err)) < 0)
 		goto fail;
+	if ((s->peers = tg_peers_new()) == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		goto fail;
+	}
 	s->loop = uv_default_loop();
 	return s;
 fail:
@@ -359,6 +365,7 @@ tg_server_free(struct tg_server *s)
 		close(s->files_root_fd);
 	SSL_CTX_free(s->ssl_ctx);
 	tg_trust_free(s->clients);
+	tg_peers_free(s->peers);
 	while (s->nretired)
 		tg_trust_free(s->retired[--s->nretired]);
 	free(s->retired);

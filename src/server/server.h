@@ -42,6 +42,9 @@ struct tg_server {
 	uint64_t max_upload;
 	uint64_t t_handshake, t_header, t_body, t_keepalive, t_shutdown;   /* ms */
 	size_t max_connections, max_header_bytes, max_headers;
+	uint32_t max_per_ip;
+	struct tg_peers *peers;
+	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
 	int log_json, log_level;
 	/* state */
 	size_t nconns;
