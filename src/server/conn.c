@@ -211,9 +211,12 @@ head_common(struct tg_conn_s *c, char *buf, size_t len, int status, const char *
 		c->close_after = c->linger = 1;
 	if (!c->keep_alive || c->srv->stopping)
 		c->close_after = 1;
+	/* over HTTPS, browsers are told to stay on HTTPS (HSTS); every response
+	 * forbids MIME sniffing, since stored files are served as they are */
 	return (size_t)snprintf(buf, len, "HTTP/1.1 %d %s\r\nServer: tlsgate\r\nDate: %s\r\n"
-	    "Content-Length: %llu\r\n%s%s\r\n", status, tg_http_status_text(status), date,
-	    (unsigned long long)clen, extra ? extra : "",
+	    "Content-Length: %llu\r\n%sX-Content-Type-Options: nosniff\r\n%s%s\r\n", status,
+	    tg_http_status_text(status), date, (unsigned long long)clen,
+	    c->ssl ? "Strict-Transport-Security: max-age=31536000\r\n" : "", extra ? extra : "",
 	    c->close_after ? "Connection: close\r\n" : "");
 }
 
