@@ -109,4 +109,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 expect_fail "cert without key" "tls.key is empty but tls.cert is set \(--cert\)" \
 	"$TG_BIN" serve --cert good.crt --state-dir st
+# every key is documented
+doc="$(dirname "$0")/../../docs/configuration.md"
+for k in $("$TG_BIN" config list | awk '{print $1}'); do
+	grep -q "^| \`$k\` |" "$doc" || fail "key $k is missing from docs/configuration.md (run scripts/config-doc.sh)"
+done
+pass "every key is in docs/configuration.md"
 echo "20-config: all passed"
