@@ -3,11 +3,14 @@
  * where things are and how to reach it, run until told to stop.
  */
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "certs.h"
 #include "cli.h"
 #include "config_int.h"
+#include "sandbox.h"
 #include "server.h"
 #include "util.h"
 
@@ -60,6 +63,68 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 		fprintf(stderr, "  try: curl --cacert YOUR-CA.crt -T hello.txt %shello.txt\n", url);
 }
 
+/* The folder of a path (a folder itself stays as it is). */
+static void
+folder_of(const char *path, char *buf, size_t len)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		snprintf(buf, len, "%s", path);
+	else
+		tg_path_dir(buf, len, path);
+}
+
+/*
+ * After the listener is bound and every key is loaded: switch users when
+ * asked, then confine file access with landlock where the kernel has it.
+ */
+static int
+confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
+{
+	static const char *const ro_keys[] = { "tls.cert", "tls.key", "tls.clients.ca",
+		"client.ca", "client.cert", "client.key" };
+	char rw[4][PATH_MAX], ro[10][PATH_MAX], tmp[PATH_MAX];
+	const char *rwp[4], *rop[10];
+	size_t i, nro = 0;
+	int r;
+
+	snprintf(rw[0], sizeof(rw[0]), "%s", srv->state_dir);
+	snprintf(rw[1], sizeof(rw[1]), "%s", srv->files_root);
+	tg_cfg_path(cfg, "tls.clients.known", tmp, sizeof(tmp));
+	tg_path_dir(rw[2], sizeof(rw[2]), tmp);
+	tg_cfg_path(cfg, "client.known", tmp, sizeof(tmp));
+	tg_path_dir(rw[3], sizeof(rw[3]), tmp);
+	for (i = 0; i < 4; i++)
+		rwp[i] = rw[i];
+	if (tg_sandbox_drop(tg_cfg_str(cfg, "user"), tg_cfg_str(cfg, "group"), rwp, 4, err) < 0)
+		return -1;
+	if (tg_cfg_str(cfg, "user")[0])
+		tg_log(srv, TG_LOG_INFO, "switched to user %s; %s and files.root now belong to it",
+		    tg_cfg_str(cfg, "user"), srv->state_dir);
+	if (!tg_cfg_num(cfg, "landlock"))
+		return 0;
+	for (i = 0; i < sizeof(ro_keys) / sizeof(ro_keys[0]); i++) {
+		if (!tg_cfg_str(cfg, ro_keys[i])[0])
+			continue;
+		tg_cfg_path(cfg, ro_keys[i], tmp, sizeof(tmp));
+		folder_of(tmp, ro[nro++], sizeof(ro[0]));
+	}
+	if (tg_cfg_file(cfg))
+		tg_path_dir(ro[nro++], sizeof(ro[0]), tg_cfg_file(cfg));
+	snprintf(ro[nro++], sizeof(ro[0]), "/etc/ssl");
+	snprintf(ro[nro++], sizeof(ro[0]), "/proc/self");   /* sanitizers read their maps */
+	for (i = 0; i < nro; i++)
+		rop[i] = ro[i];
+	r = tg_sandbox_landlock(rwp, 4, rop, nro, err);
+	if (r < 0)
+		return -1;
+	tg_log(srv, TG_LOG_DEBUG, r == 1 ? "landlock: not offered by this kernel" :
+	    "landlock: file access limited to state_dir, files.root, the known files and the "
+	    "folders of the configured certificates");
+	return 0;
+}
+
 /* SIGHUP: the same layers again, from the same flags. */
 static int
 reload(void *arg, struct tg_config **cfg, struct tg_err *err)
@@ -94,6 +159,11 @@ cmd_serve(int argc, char **argv)
 		return cli_fail_err(&err);
 	if ((srv = tg_server_new(cfg, &kp, &err)) == NULL) {
 		tg_config_free(cfg);
+		return cli_fail_err(&err);
+	}
+	if (confine(cfg, srv, &err) < 0) {
+		tg_config_free(cfg);
+		tg_server_free(srv);
 		return cli_fail_err(&err);
 	}
 	banner(cfg, &kp);

@@ -30,6 +30,9 @@ struct keydef {
 static const struct keydef keys[] = {
 	{ "state_dir", K_PATH, NULL, NULL, "CA, auto certificates, known files, file-service root" },
 	{ "listen", K_ADDR, "[::]:8443", NULL, "address the server listens on" },
+	{ "user", K_STR, "", NULL, "as root: the user to switch to after binding (state_dir is given to it)" },
+	{ "group", K_STR, "", NULL, "the group to switch to; default: the user's group" },
+	{ "landlock", K_BOOL, "true", NULL, "limit file access to what serving needs, where the kernel has landlock" },
 	{ "log.level", K_ENUM, "info", "debug|info|warn|error", "least severity logged" },
 	{ "log.format", K_ENUM, "text", "text|json", "log line format" },
 	{ "tls.mode", K_ENUM, "server", "off|server|mutual", "plain HTTP, HTTPS, or HTTPS with client certificates" },
