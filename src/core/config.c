@@ -66,7 +66,7 @@ static const struct keydef keys[] = {
 	{ "files.prefix", K_STR, "/files/", NULL, "URL prefix of the file service" },
 	{ "files.root", K_SPATH, "files", NULL, "folder the file service stores into" },
 	{ "files.max_upload", K_SIZE, "1GiB", NULL, "largest upload accepted (413 above)" },
-	{ "admin.listen", K_ADDR, "127.0.0.1:9090", NULL, "metrics and status listener (not served yet)" },
+	{ "admin.listen", K_ADDR, "127.0.0.1:9090", NULL, "plain-HTTP listener for /metrics and /status; off to disable" },
 	{ "timeouts.handshake", K_DUR, "10s", NULL, "TLS handshake must finish within" },
 	{ "timeouts.header", K_DUR, "30s", NULL, "request head must arrive within" },
 	{ "timeouts.body", K_DUR, "60s", NULL, "longest pause while a body is sent or received" },
@@ -277,6 +277,8 @@ tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
 	case K_ADDR: {
 		char host[256];
 		int port;
+		if (!strcmp(key, "admin.listen") && !strcmp(value, "off"))
+			break;
 		if (tg_parse_hostport(value, host, sizeof(host), &port) < 0)
 			goto bad;
 		num = port;

@@ -20,6 +20,7 @@
 
 #include <openssl/err.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "error.h"
 #include "files.h"
@@ -389,6 +390,10 @@ begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *re
 	if (read_headers(c, req->headers, req->num_headers) < 0)
 		return;
 	deadline(c, s->t_body);
+	if (c->admin) {
+		tg_admin_respond(c);
+		return;
+	}
 	tl = strlen(target);
 	if (s->files_enabled && tl >= s->files_prefix_len &&
 	    !strncmp(target, s->files_prefix, s->files_prefix_len)) {
@@ -454,9 +459,28 @@ feed_body(struct tg_conn_s *c)
 }
 
 static void
+count_request(struct tg_conn_s *c)
+{
+	struct tg_metrics *m = &c->srv->m;
+	int files = c->srv->files_enabled &&
+	    !strncmp(c->target, c->srv->files_prefix, c->srv->files_prefix_len);
+
+	m->requests[c->status >= 100 && c->status < 600 ? c->status / 100 : 0]++;
+	if (files) {
+		m->files_in += c->bytes_in;
+		m->files_out += c->bytes_out;
+	} else {
+		m->other_in += c->bytes_in;
+		m->other_out += c->bytes_out;
+	}
+}
+
+static void
 finish_request(struct tg_conn_s *c)
 {
 	tg_log_request(c->srv, c);
+	if (!c->admin)
+		count_request(c);
 	c->requests++;
 	if (c->close_after && c->linger) {
 		/* The client may still be sending the body we refused. Closing now
@@ -530,6 +554,9 @@ after_verdict(struct tg_conn_s *c)
 
 	if (v == NULL)
 		return;
+	c->srv->m.trust_accepted++;
+	c->srv->m.trust_recorded += v->record != 0;
+	c->srv->m.trust_warned += v->warn != 0;
 	if (v->warn)
 		tg_log(c->srv, TG_LOG_WARN, "%s: client %s accepted WITHOUT VALIDATION: %s", c->peer,
 		    v->identity, v->reason);
@@ -556,6 +583,7 @@ do_handshake(struct tg_conn_s *c)
 		if (peer)
 			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
 		after_verdict(c);
+		c->srv->m.handshakes_ok++;
 		c->state = CS_HEAD;
 		deadline(c, c->srv->t_header);
 		return 0;
@@ -563,6 +591,12 @@ do_handshake(struct tg_conn_s *c)
 	if (ssl_outcome(c, r) == IO_AGAIN)
 		return IO_AGAIN;
 	tg_ossl_words(words, sizeof(words));
+	if (tg_tls_refusal(c->ssl)[0]) {
+		c->srv->m.handshakes_refused++;
+		c->srv->m.trust_rejected++;
+	} else if (BIO_number_read(SSL_get_rbio(c->ssl)) != 0) {
+		c->srv->m.handshakes_failed++;
+	}
 	if (tg_tls_refusal(c->ssl)[0])
 		tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
 		    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?
@@ -867,7 +901,7 @@ limit_note(struct tg_server *s, const char *what)
 }
 
 void
-tg_conn_accept(struct tg_server *s, int fd)
+tg_conn_accept(struct tg_server *s, int fd, int admin)
 {
 	struct tg_conn_s *c;
 	int one = 1;
@@ -914,7 +948,9 @@ tg_conn_accept(struct tg_server *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
-	if (s->ssl_ctx) {
+	c->admin = admin;
+	s->m.connections++;
+	if (s->ssl_ctx && !admin) {
 		c->ssl = SSL_new(s->ssl_ctx);
 		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
 			conn_close(c);

@@ -33,6 +33,7 @@ struct tg_conn_s {
 	int handles_open;
 	enum conn_state state;
 	int want_write;              /* the last I/O wanted POLLOUT */
+	int admin;                   /* on the admin listener */
 	char peer[64];
 	char ip[48];                 /* the peer's address, counted in srv->peers */
 	char ident[256];             /* client certificate identity, or "-" */
@@ -71,7 +72,7 @@ void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
 void tg_conn_resume(struct tg_conn_s *c);
 const char *tg_http_status_text(int status);
 /* Takes over an accepted socket. */
-void tg_conn_accept(struct tg_server *srv, int fd);
+void tg_conn_accept(struct tg_server *srv, int fd, int admin);
 /* Closes every connection (shutdown). */
 void tg_conn_close_all(struct tg_server *srv);
 /* Closes the connections that are between requests (graceful stop). */

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "error.h"
 #include "files.h"
+#include "ossl_words.h"
 #include "peers.h"
 #include "server.h"
 #include "tls.h"
@@ -76,19 +77,20 @@ static void
 on_accept(uv_poll_t *p, int status, int events)
 {
 	struct tg_server *s = p->data;
-	int i;
+	int i, admin = p == &s->admin_poll;
 
 	if (status < 0)
 		return;
 	for (i = 0; i < 64; i++) {   /* a bounded batch, then let others run */
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(admin ? s->admin_fd : s->listen_fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
 				tg_log(s, TG_LOG_ERROR, "out of file descriptors; raise the limit "
 				    "(ulimit -n) or lower limits.max_connections");
 			return;
 		}
-		tg_conn_accept(s, fd);
+		tg_conn_accept(s, fd, admin);
 	}
 }
 
@@ -128,6 +130,8 @@ on_signal(uv_signal_t *sig, int signum)
 	    signum == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)s->t_shutdown);
 	uv_poll_stop(&s->listen_poll);
 	uv_close((uv_handle_t *)&s->listen_poll, NULL);
+	if (s->admin_fd >= 0)
+		uv_close((uv_handle_t *)&s->admin_poll, NULL);
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
 	uv_unref((uv_handle_t *)&s->sig_int);
 	uv_unref((uv_handle_t *)&s->sig_term);
@@ -191,7 +195,19 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 			return -1;
 	}
 	s->ssl_ctx = tg_tls_server_ctx(&t, err);
-	return s->ssl_ctx ? 0 : -1;
+	if (s->ssl_ctx == NULL)
+		return -1;
+	{
+		/* what /metrics says about the certificate being served */
+		X509 *leaf = SSL_CTX_get0_certificate(s->ssl_ctx);
+		struct tm tm;
+		if (leaf && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1)
+			s->m.cert_not_after = (int64_t)timegm(&tm);
+		if (leaf)
+			tg_cert_label(leaf, s->m.cert_name, sizeof(s->m.cert_name));
+		snprintf(s->m.cert_source, sizeof(s->m.cert_source), "%s", kp->cert_origin);
+	}
+	return 0;
 }
 
 /* The settings a server copies from its configuration (at start and on
@@ -234,7 +250,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	memset(kp, 0, sizeof(*kp));
 	s->magic = TG_SERVER_MAGIC;
-	s->listen_fd = s->files_root_fd = -1;
+	s->listen_fd = s->files_root_fd = s->admin_fd = -1;
 	load_settings(s, cfg);
 	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
 		goto fail;
@@ -247,6 +263,16 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	if ((s->listen_fd = open_listener(s->listen, err)) < 0)
 		goto fail;
+	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg, "admin.listen"));
+	s->admin_fd = -1;
+	if (strcmp(s->admin_listen, "off") != 0) {
+		struct tg_err aerr;
+		/* metrics are worth a warning, not a failed start (9090 is a busy port) */
+		if ((s->admin_fd = open_listener(s->admin_listen, &aerr)) < 0)
+			fprintf(stderr, "tlsgate: warning: admin.listen: %s; /metrics and /status are "
+			    "off (set admin.listen to a free address, or off)\n", aerr.msg);
+	}
+	s->m.started = time(NULL);
 	if ((s->peers = tg_peers_new()) == NULL) {
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
 		goto fail;
@@ -301,6 +327,9 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	load_settings(s, cfg);
 	s->ssl_ctx = n.ssl_ctx;
 	s->clients = n.clients;
+	memcpy(s->m.cert_name, n.m.cert_name, sizeof(s->m.cert_name));
+	memcpy(s->m.cert_source, n.m.cert_source, sizeof(s->m.cert_source));
+	s->m.cert_not_after = n.m.cert_not_after;
 	s->files_root_fd = n.files_root_fd;
 	if (strcmp(old_listen, s->listen) != 0) {
 		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
@@ -336,6 +365,11 @@ tg_server_run(struct tg_server *s)
 	uv_poll_init(s->loop, &s->listen_poll, s->listen_fd);
 	s->listen_poll.data = s;
 	uv_poll_start(&s->listen_poll, UV_READABLE, on_accept);
+	if (s->admin_fd >= 0) {
+		uv_poll_init(s->loop, &s->admin_poll, s->admin_fd);
+		s->admin_poll.data = s;
+		uv_poll_start(&s->admin_poll, UV_READABLE, on_accept);
+	}
 	uv_signal_init(s->loop, &s->sig_int);
 	uv_signal_init(s->loop, &s->sig_term);
 	s->sig_int.data = s->sig_term.data = s;
@@ -361,6 +395,8 @@ tg_server_free(struct tg_server *s)
 		uv_loop_close(s->loop);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	if (s->admin_fd >= 0)
+		close(s->admin_fd);
 	if (s->files_root_fd >= 0)
 		close(s->files_root_fd);
 	SSL_CTX_free(s->ssl_ctx);

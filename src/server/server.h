@@ -7,6 +7,7 @@
 #define TG_SERVER_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -20,6 +21,9 @@ struct tg_server {
 	uv_loop_t *loop;
 	int listen_fd;
 	uv_poll_t listen_poll;
+	int admin_fd;                /* /metrics and /status, plain HTTP; -1 when off */
+	uv_poll_t admin_poll;
+	char admin_listen[300];
 	uv_signal_t sig_int, sig_term, sig_hup;
 	uv_timer_t drain;            /* bounds a graceful stop */
 	int drain_started;
@@ -46,6 +50,17 @@ struct tg_server {
 	struct tg_peers *peers;
 	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
 	int log_json, log_level;
+	/* counters for /metrics */
+	struct tg_metrics {
+		uint64_t connections;
+		uint64_t handshakes_ok, handshakes_refused, handshakes_failed;
+		uint64_t trust_accepted, trust_recorded, trust_rejected, trust_warned;
+		uint64_t requests[6];          /* by status class: 1xx..5xx, [0] other */
+		uint64_t files_in, files_out, other_in, other_out;
+		int64_t cert_not_after;        /* the served certificate, unix seconds */
+		char cert_name[256], cert_source[320];
+		time_t started;
+	} m;
 	/* state */
 	size_t nconns;
 	struct tg_conn_s *conns;     /* intrusive list, for shutdown */

@@ -35,6 +35,6 @@ curl -sS --cacert "$T/u/ca/ca.crt" -T hi.txt "https://localhost:$port/files/hi.t
 [ "$(stat -c %U "$T/u/files/hi.txt")" = nobody ] || fail "the upload is not nobody's"
 [ "$(stat -c %U "$T/u/ca/ca.key")" = nobody ] || fail "state_dir was not handed over"
 expect_fail "unknown user" "user: no such user 'no-such-user-x'" \
-	"$TG_BIN" serve --state-dir "$T/v" --listen 127.0.0.1:0 --set user=no-such-user-x
+	"$TG_BIN" serve --state-dir "$T/v" --listen 127.0.0.1:0 --set user=no-such-user-x --set admin.listen=off
 pass "bound port $port as root, then runs as nobody:nogroup with state_dir handed over"
 echo "96-sandbox: all passed"

@@ -1,0 +1,191 @@
+/*
+ * The admin listener's two pages: /metrics in the Prometheus text format
+ * and /status as JSON. Plain HTTP, meant for loopback (admin.listen).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin.h"
+#include "conn.h"
+#include "pins.h"
+#include "trust.h"
+
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = t->cap - t->len;
+		va_start(ap, fmt);
+		n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (t->p && (size_t)n < room) {
+			t->len += (size_t)n;
+			return;
+		}
+		char *np = realloc(t->p, t->cap = (t->cap + (size_t)n + 1) * 2);
+		if (np == NULL) {
+			t->cap = t->len = 0;
+			free(t->p);
+			t->p = NULL;
+			return;
+		}
+		t->p = np;
+	}
+}
+
+/* Prometheus label values and JSON strings escape the same three ways
+ * that matter here: backslash, quote, newline (and no control bytes). */
+static void
+esc(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *in && n + 3 < len; in++) {
+		if (*in == '\\' || *in == '"')
+			out[n++] = '\\', out[n++] = *in;
+		else if (*in == '\n')
+			out[n++] = '\\', out[n++] = 'n';
+		else if ((unsigned char)*in >= 0x20)
+			out[n++] = *in;
+	}
+	out[n] = '\0';
+}
+
+static size_t
+known_entries(const char *path)
+{
+	struct tg_err err;
+	struct tg_known *k = tg_known_load(path, &err);
+	const char *a, *b, *c;
+	size_t i = 0, line;
+
+	while (k && tg_known_entry(k, i, &a, &b, &c, &line) == 0)
+		i++;
+	tg_known_free(k);
+	return i;
+}
+
+static void
+metrics(struct tg_conn_s *c)
+{
+	const struct tg_server *s = c->srv;
+	const struct tg_metrics *m = &s->m;
+	static const char *const classes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	struct text t = { NULL, 0, 0 };
+	char name[300], src[400];
+	size_t i;
+
+	add(&t, "# HELP tlsgate_cert_not_after_seconds When the served certificate expires (unix time).\n"
+	    "# TYPE tlsgate_cert_not_after_seconds gauge\n");
+	if (s->ssl_ctx) {
+		esc(m->cert_name, name, sizeof(name));
+		esc(m->cert_source, src, sizeof(src));
+		add(&t, "tlsgate_cert_not_after_seconds{name=\"%s\",source=\"%s\"} %lld\n", name, src,
+		    (long long)m->cert_not_after);
+	}
+	add(&t, "# HELP tlsgate_connections_open Client connections open now.\n"
+	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n"
+	    "# HELP tlsgate_connections_total Client connections accepted.\n"
+	    "# TYPE tlsgate_connections_total counter\ntlsgate_connections_total %llu\n",
+	    s->nconns, (unsigned long long)m->connections);
+	add(&t, "# HELP tlsgate_handshakes_total TLS handshakes by result.\n"
+	    "# TYPE tlsgate_handshakes_total counter\n"
+	    "tlsgate_handshakes_total{result=\"ok\"} %llu\n"
+	    "tlsgate_handshakes_total{result=\"refused_certificate\"} %llu\n"
+	    "tlsgate_handshakes_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)m->handshakes_ok, (unsigned long long)m->handshakes_refused,
+	    (unsigned long long)m->handshakes_failed);
+	if (s->clients) {
+		const char *mode = tg_trust_mode_name(s->clients->mode);
+		add(&t, "# HELP tlsgate_trust_decisions_total Client certificates judged, by mode and verdict.\n"
+		    "# TYPE tlsgate_trust_decisions_total counter\n"
+		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"accepted\"} %llu\n"
+		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"recorded\"} %llu\n"
+		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"rejected\"} %llu\n"
+		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"accepted_unvalidated\"} %llu\n",
+		    mode, (unsigned long long)m->trust_accepted, mode, (unsigned long long)m->trust_recorded,
+		    mode, (unsigned long long)m->trust_rejected, mode, (unsigned long long)m->trust_warned);
+	}
+	add(&t, "# HELP tlsgate_requests_total HTTP requests answered, by status class.\n"
+	    "# TYPE tlsgate_requests_total counter\n");
+	for (i = 0; i < 6; i++)
+		add(&t, "tlsgate_requests_total{code=\"%s\"} %llu\n", classes[i],
+		    (unsigned long long)m->requests[i]);
+	add(&t, "# HELP tlsgate_bytes_total Bytes of HTTP traffic, by service and direction.\n"
+	    "# TYPE tlsgate_bytes_total counter\n"
+	    "tlsgate_bytes_total{service=\"files\",direction=\"in\"} %llu\n"
+	    "tlsgate_bytes_total{service=\"files\",direction=\"out\"} %llu\n"
+	    "tlsgate_bytes_total{service=\"other\",direction=\"in\"} %llu\n"
+	    "tlsgate_bytes_total{service=\"other\",direction=\"out\"} %llu\n"
+	    "# HELP tlsgate_start_time_seconds When this server started (unix time).\n"
+	    "# TYPE tlsgate_start_time_seconds gauge\ntlsgate_start_time_seconds %lld\n",
+	    (unsigned long long)m->files_in, (unsigned long long)m->files_out,
+	    (unsigned long long)m->other_in, (unsigned long long)m->other_out, (long long)m->started);
+	tg_conn_respond(c, t.p ? 200 : 500, "Content-Type: text/plain; version=0.0.4\r\n",
+	    t.p ? t.p : "out of memory");
+	free(t.p);
+}
+
+static void
+status(struct tg_conn_s *c)
+{
+	const struct tg_server *s = c->srv;
+	const struct tg_metrics *m = &s->m;
+	struct text t = { NULL, 0, 0 };
+	char a[4200], b[400];
+	long long days = (m->cert_not_after - (long long)time(NULL)) / 86400;
+
+	esc(s->listen, a, sizeof(a));
+	add(&t, "{\"version\":\"%s\",\"started\":%lld,\"listeners\":[{\"address\":\"%s\",\"tls\":\"%s\"}",
+	    tg_version(), (long long)m->started, a,
+	    !s->ssl_ctx ? "off" : s->mutual ? "mutual" : "server");
+	esc(s->admin_listen, a, sizeof(a));
+	add(&t, ",{\"address\":\"%s\",\"service\":\"admin\"}],\"certificates\":[", a);
+	if (s->ssl_ctx) {
+		esc(m->cert_name, a, sizeof(a));
+		esc(m->cert_source, b, sizeof(b));
+		add(&t, "{\"name\":\"%s\",\"source\":\"%s\",\"not_after\":%lld,\"days_left\":%lld}", a, b,
+		    (long long)m->cert_not_after, days);
+	}
+	add(&t, "],\"known_files\":[");
+	if (s->clients) {
+		esc(s->clients->known, a, sizeof(a));
+		add(&t, "{\"store\":\"known-clients\",\"path\":\"%s\",\"entries\":%zu,\"trust\":\"%s\"}",
+		    a, known_entries(s->clients->known), tg_trust_mode_name(s->clients->mode));
+	}
+	add(&t, "],\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,\"prefix\":\"%s\"},"
+	    "\"acme\":null}\n", s->nconns, (unsigned long long)m->connections,
+	    s->files_enabled ? "true" : "false", s->files_prefix);
+	tg_conn_respond(c, t.p ? 200 : 500, "Content-Type: application/json\r\n",
+	    t.p ? t.p : "out of memory");
+	free(t.p);
+}
+
+void
+tg_admin_respond(struct tg_conn_s *c)
+{
+	int get = !strcmp(c->method, "GET") || !strcmp(c->method, "HEAD");
+
+	if (get && !strcmp(c->target, "/metrics"))
+		metrics(c);
+	else if (get && !strcmp(c->target, "/status"))
+		status(c);
+	else
+		tg_conn_respond(c, 404, NULL, "the admin listener serves GET /metrics and GET /status");
+}
