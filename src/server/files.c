@@ -486,8 +486,8 @@ tg_files_begin(struct tg_conn_s *c, const char *raw, size_t len)
 	char rel[PATH_MAX];
 
 	if (tg_files_clean_path(raw, len, rel, sizeof(rel)) < 0) {
-		tg_conn_respond(c, 400, NULL, "bad file path (.., empty or hidden upload "
-		    "segments, control characters or bad %-encoding)");
+		tg_conn_respond(c, 400, NULL, "bad file path (.., empty or upload-temp segments, "
+		    "names over 255 bytes, control characters or bad %-encoding)");
 		return 0;
 	}
 	if (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD")) {

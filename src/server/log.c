@@ -9,6 +9,8 @@
 
 #include "conn.h"
 #include "server.h"
+#include "tls.h"
+#include "trust.h"
 #include "util.h"
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -65,10 +67,26 @@ tg_log(const struct tg_server *srv, int level, const char *fmt, ...)
 		fprintf(stderr, "%s %s %s\n", ts, level_names[level], esc);
 }
 
+/* The trust verdict on this connection's client, as "mode/verdict". */
+static void
+trust_word(const struct tg_server *srv, const struct tg_conn_s *c, char *buf, size_t len)
+{
+	const struct tg_trust_verdict *v = c->ssl ? tg_tls_verdict(c->ssl) : NULL;
+
+	if (v == NULL || srv->clients == NULL) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	snprintf(buf, len, "%s/%s", tg_trust_mode_name(srv->clients->mode),
+	    v->warn ? "accepted-unvalidated" : v->record ? "recorded" : "accepted");
+}
+
 void
 tg_log_request(const struct tg_server *srv, const struct tg_conn_s *c)
 {
-	char ts[40], target[1024], ident[512];
+	char ts[40], target[1024], ident[512], trust[64];
+	const char *service = c->admin ? "admin" : srv->files_enabled &&
+	    !strncmp(c->target, srv->files_prefix, srv->files_prefix_len) ? "files" : "other";
 	unsigned long long ms = c->t_start ? tg_now_ms() - c->t_start : 0;
 
 	if (TG_LOG_INFO < srv->log_level)
@@ -76,13 +94,15 @@ tg_log_request(const struct tg_server *srv, const struct tg_conn_s *c)
 	timestamp(ts, sizeof(ts));
 	escape(c->target, target, sizeof(target));
 	escape(c->ident, ident, sizeof(ident));
+	trust_word(srv, c, trust, sizeof(trust));
 	if (srv->log_json)
 		fprintf(stderr, "{\"time\":\"%s\",\"level\":\"info\",\"peer\":\"%s\",\"identity\":\"%s\","
-		    "\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,"
-		    "\"bytes_out\":%llu,\"ms\":%llu}\n", ts, c->peer, ident, c->method, target,
-		    c->status, (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
+		    "\"trust\":\"%s\",\"service\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+		    "\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"ms\":%llu}\n", ts, c->peer,
+		    ident, trust, service, c->method, target, c->status,
+		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
 	else
-		fprintf(stderr, "%s info %s id=%s \"%s %s\" %d in=%llu out=%llu %llums\n", ts,
-		    c->peer, ident, c->method, target, c->status, (unsigned long long)c->bytes_in,
-		    (unsigned long long)c->bytes_out, ms);
+		fprintf(stderr, "%s info %s id=%s trust=%s %s \"%s %s\" %d in=%llu out=%llu %llums\n", ts,
+		    c->peer, ident, trust, service, c->method, target, c->status,
+		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
 }

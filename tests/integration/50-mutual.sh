@@ -16,7 +16,7 @@ start_tlsgate m --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=
 U="https://localhost:$PORT_m/files"
 curl -sS --cacert ca/ca.crt --cert good.crt --key good.key -T p.txt "$U/p.txt" >/dev/null || fail "good client"
 [ "$(curl -sS --cacert ca/ca.crt --cert good.crt --key good.key "$U/p.txt")" = payload ] || fail "good GET"
-assert_log "$T/m.log" 'id=node1 "PUT /files/p.txt" 201' "the log names the client identity"
+assert_log "$T/m.log" 'id=node1 trust=ca/accepted files "PUT /files/p.txt" 201' "the log names the client identity, trust verdict and service"
 pass "a client certificate from the CA is accepted"
 
 curl -sS --cacert ca/ca.crt "$U/p.txt" >/dev/null 2>&1 && fail "no client certificate accepted"
@@ -40,7 +40,7 @@ curl -sS --cacert ca/ca.crt --cert child1.crt --key child1.key -T p.txt "$U/chil
 openssl req -new -newkey rsa:2048 -nodes -keyout child2.key -subj /CN=child2 -out child2.csr 2>/dev/null
 "$TG_BIN" cert sign --client --csr child2.csr --ca ca --out child2.crt >/dev/null
 curl -sS --cacert ca/ca.crt --cert child2.crt --key child2.key -T p.txt "$U/child2.txt" >/dev/null || fail "child2"
-assert_log "$T/m.log" 'id=child2 "PUT /files/child2.txt" 201' "child2 identified"
+assert_log "$T/m.log" 'id=child2 trust=ca/accepted files "PUT /files/child2.txt" 201' "child2 identified"
 pass "child devices with tlsgate and openssl CSRs get in"
 
 # a folder of CA files, no c_rehash

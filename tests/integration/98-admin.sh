@@ -54,4 +54,14 @@ expect_fail "status with nothing listening" "is tlsgate serve running" "$TG_BIN"
 code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AP/files/")
 [ "$code" = 404 ] || fail "the admin listener served files: $code"
 pass "/status, tlsgate status, and nothing else on the admin listener"
+# JSON logs: every line is one JSON object; requests carry identity and verdict
+start_tlsgate j --mode mutual --set tls.clients.ca=ca/ca.crt --set log.format=json --set admin.listen=off
+curl -sS --cacert ca/ca.crt --cert good.crt --key good.key "https://localhost:$PORT_j/files/" >/dev/null
+curl -sS --cacert ca/ca.crt --cert bad.crt --key bad.key "https://localhost:$PORT_j/files/" >/dev/null 2>&1 || true
+sleep 0.2
+grep -v '^tlsgate\|^  ' "$T/j.log" | jq -e . >/dev/null || fail "a JSON log line does not parse"
+grep -v '^tlsgate\|^  ' "$T/j.log" | jq -e 'select(.path == "/files/") | .identity == "dev1" and .trust == "ca/accepted"
+	and .service == "files" and .status == 200' >/dev/null || fail "the JSON request line"
+grep -q '"level":"warn","msg":"127.0.0.1:[0-9]*: refused client certificate' "$T/j.log" || fail "JSON refusal line"
+pass "log.format json: one object a line, with identity, trust verdict and service"
 echo "98-admin: all passed"
