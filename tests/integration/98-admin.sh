@@ -55,7 +55,7 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AP/files/")
 [ "$code" = 404 ] || fail "the admin listener served files: $code"
 pass "/status, tlsgate status, and nothing else on the admin listener"
 # JSON logs: every line is one JSON object; requests carry identity and verdict
-start_tlsgate j --mode mutual --set tls.clients.ca=ca/ca.crt --set log.format=json --set admin.listen=off
+start_tlsgate j --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=ca/ca.crt --set log.format=json --set admin.listen=off
 curl -sS --cacert ca/ca.crt --cert good.crt --key good.key "https://localhost:$PORT_j/files/" >/dev/null
 curl -sS --cacert ca/ca.crt --cert bad.crt --key bad.key "https://localhost:$PORT_j/files/" >/dev/null 2>&1 || true
 sleep 0.2
