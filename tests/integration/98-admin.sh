@@ -60,8 +60,8 @@ curl -sS --cacert ca/ca.crt --cert good.crt --key good.key "https://localhost:$P
 curl -sS --cacert ca/ca.crt --cert bad.crt --key bad.key "https://localhost:$PORT_j/files/" >/dev/null 2>&1 || true
 sleep 0.2
 grep -v '^tlsgate\|^  ' "$T/j.log" | jq -e . >/dev/null || fail "a JSON log line does not parse"
-grep -v '^tlsgate\|^  ' "$T/j.log" | jq -e 'select(.path == "/files/") | .identity == "dev1" and .trust == "ca/accepted"
-	and .service == "files" and .status == 200' >/dev/null || fail "the JSON request line"
+grep -v '^tlsgate\|^  ' "$T/j.log" | jq -c 'select(.path == "/files/") | .identity == "dev1" and .trust == "ca/accepted"
+	and .service == "files" and .status == 200' | grep -qx true || fail "the JSON request line"
 grep -q '"level":"warn","msg":"127.0.0.1:[0-9]*: refused client certificate' "$T/j.log" || fail "JSON refusal line"
 pass "log.format json: one object a line, with identity, trust verdict and service"
 echo "98-admin: all passed"
