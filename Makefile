@@ -4,7 +4,9 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps deps-test build run test test-fast test-asan fuzz clean
+.PHONY: all deps deps-test build run test test-fast test-asan fuzz install clean
+
+PREFIX ?= /usr/local
 
 all: build
 
@@ -40,6 +42,13 @@ fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	scripts/fuzz.sh build-fuzz $${FUZZ_SECONDS:-30}
+
+# binary, libtlsgate + header + pkg-config file, man pages, systemd unit;
+# DESTDIR=/tmp/stage make install stages instead
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
