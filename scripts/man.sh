@@ -31,3 +31,4 @@ page tlsgate-trust "manage known-clients and known-servers" trust
 page tlsgate-config "read and edit the configuration" config
 page tlsgate-get "download and upload with tlsgate's trust rules" get
 page tlsgate-status "ask a running server for its status" status
+page tlsgate-doctor "check a configuration before it is used" doctor

@@ -53,5 +53,6 @@ int cmd_put(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
 	{ "cert",   cmd_cert,   "issue, request, sign, show and check certificates" },
 	{ "trust",  cmd_trust,  "list, add and remove known client and server keys" },
 	{ "config", cmd_config, "read and edit the configuration" },
+	{ "doctor", cmd_doctor, "check a configuration and say what is wrong and how to fix it" },
 	{ "status", cmd_status, "ask a running server for its certificates, listeners and counts" },
 	{ "get",    cmd_get,    "download a URL with tlsgate's trust rules" },
 	{ "put",    cmd_put,    "upload a file to a URL" },

@@ -1,0 +1,304 @@
+/*
+ * tlsgate doctor: checks a configuration before it is used and says, one
+ * line a finding, what is wrong and how to fix it. Exit 0 when nothing is
+ * wrong, 1 otherwise.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "certs.h"
+#include "cli.h"
+#include "config_int.h"
+#include "error.h"
+#include "ossl_words.h"
+#include "pki.h"
+#include "util.h"
+
+static const char doctor_usage[] =
+"usage: tlsgate doctor [--config FILE] [--set KEY=VALUE]... [serve flags]\n"
+"Checks the configuration serve would use: certificate and key (match, chain\n"
+"order and completeness, names, expiry, file permissions), ports that need\n"
+"privileges, client CAs in mutual mode, insecure trust modes, ACME. One line\n"
+"a finding; exit 0 when nothing is wrong.\n";
+
+static int problems;
+
+static void
+problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+problem(const char *fmt, ...)
+{
+	va_list ap;
+
+	problems++;
+	fputs("problem: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void
+ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+ok(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ok: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void
+check_key_file(const char *what, const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		problem("%s %s: cannot read it (%s)", what, path, strerror(errno));
+		return;
+	}
+	if (sb.st_mode & 077)
+		problem("%s %s: mode %03o lets other users read the private key; fix: chmod 600 %s",
+		    what, path, (unsigned)(sb.st_mode & 0777), path);
+}
+
+/* Chain order, completeness and trust, names, expiry. */
+static void
+check_chain(const struct tg_config *cfg, STACK_OF(X509) *sk, const char *path)
+{
+	X509 *leaf = sk_X509_value(sk, 0);
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *xs = X509_STORE_CTX_new();
+	STACK_OF(X509) *rest = sk_X509_dup(sk);
+	const char *const *names;
+	char label[256], date[64], sub[300], iss[300], local_ca[PATH_MAX], sd[PATH_MAX];
+	size_t n = tg_cfg_list(cfg, "tls.names", &names), i;
+	int days, in_order = 1;
+	struct tg_err err;
+
+	tg_cert_label(leaf, label, sizeof(label));
+	for (i = 0; i + 1 < (size_t)sk_X509_num(sk); i++) {
+		if (X509_check_issued(sk_X509_value(sk, (int)i + 1), sk_X509_value(sk, (int)i)) != X509_V_OK) {
+			tg_x509_name_line(X509_get_subject_name(sk_X509_value(sk, (int)i + 1)), sub, sizeof(sub));
+			problem("tls.cert %s: out of order: certificate %zu (%s) did not issue certificate "
+			    "%zu; fix: leaf first, then each issuer in turn", path, i + 2, sub, i + 1);
+			in_order = 0;
+			break;
+		}
+	}
+	/* complete: the file plus the system roots and the local CA reach a root */
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
+	if (st && xs && rest) {
+		X509_STORE_set_default_paths(st);
+		if (access(local_ca, R_OK) == 0)
+			tg_trust_store_add(st, local_ca, NULL, &err);
+		(void)sk_X509_shift(rest);
+		if (X509_STORE_CTX_init(xs, st, leaf, rest) == 1 && X509_verify_cert(xs) != 1) {
+			int e = X509_STORE_CTX_get_error(xs);
+			X509 *at = X509_STORE_CTX_get_current_cert(xs);
+			if (at == NULL)
+				at = leaf;
+			tg_x509_name_line(X509_get_issuer_name(at), iss, sizeof(iss));
+			if (e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+			    e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
+				problem("tls.cert %s: chain incomplete: the issuer \"%s\" is neither in the file "
+				    "nor a trusted root; fix: append the intermediate CA certificate(s)", path, iss);
+			else if (e != X509_V_ERR_CERT_HAS_EXPIRED && in_order) {
+				char words[600];
+				tg_verify_words(e, at, NULL, words, sizeof(words));
+				problem("tls.cert %s: clients will not trust it: %s (fine for clients given "
+				    "your CA with --cacert)", path, words);
+			}
+		} else {
+			ok("tls.cert %s: the chain is complete and in order", path);
+		}
+	}
+	ERR_clear_error();
+	/* names */
+	{
+		GENERAL_NAMES *g = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+		if (g == NULL)
+			problem("tls.cert %s: no subjectAltName: clients ignore the CN and will refuse it; "
+			    "fix: reissue with --san", path);
+		GENERAL_NAMES_free(g);
+	}
+	for (i = 0; i < n; i++) {
+		const char *nm = names[i];
+		int hit;
+		if (!strncmp(nm, "dns:", 4) || !strncmp(nm, "ip:", 3))
+			nm = strchr(nm, ':') + 1;
+		hit = X509_check_host(leaf, nm, 0, 0, NULL) == 1 || X509_check_ip_asc(leaf, nm, 0) == 1;
+		if (!hit) {
+			char sans[512];
+			tg_cert_sans(leaf, sans, sizeof(sans));
+			problem("tls.names has %s, but the certificate names only %s; fix: reissue with "
+			    "--san dns:%s (or drop it from tls.names)", nm, sans[0] ? sans : "nothing", nm);
+		}
+	}
+	/* dates */
+	tg_asn1_date(X509_get0_notAfter(leaf), date, sizeof(date));
+	if (tg_cert_days_left(leaf, &days) == 0) {
+		if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0)
+			problem("tls.cert %s: certificate for %s expired on %s; fix: renew it", path, label, date);
+		else if (days < 30)
+			problem("tls.cert %s: certificate for %s expires on %s, in %d days; fix: renew it soon",
+			    path, label, date, days);
+		else
+			ok("certificate for %s is valid until %s (%d days)", label, date, days);
+	}
+	sk_X509_free(rest);
+	X509_STORE_CTX_free(xs);
+	X509_STORE_free(st);
+}
+
+static void
+check_files_pair(const struct tg_config *cfg)
+{
+	char crt[PATH_MAX], key[PATH_MAX];
+	STACK_OF(X509) *sk;
+	EVP_PKEY *pk = NULL;
+	struct tg_err err;
+
+	tg_cfg_path(cfg, "tls.cert", crt, sizeof(crt));
+	tg_cfg_path(cfg, "tls.key", key, sizeof(key));
+	if ((sk = tg_certs_read(crt, &err)) == NULL) {
+		problem("tls.cert (%s): %s", tg_config_origin(cfg, "tls.cert"), err.msg);
+		return;
+	}
+	check_key_file("tls.key", key);
+	tg_pki_allow_insecure_key_permissions(1);   /* reported above; still check the match */
+	if ((pk = tg_key_read(key, &err)) == NULL) {
+		problem("tls.key (%s): %s", tg_config_origin(cfg, "tls.key"), err.msg);
+	} else {
+		int i, at = -1;
+		for (i = 0; i < sk_X509_num(sk) && at < 0; i++)
+			if (X509_check_private_key(sk_X509_value(sk, i), pk) == 1)
+				at = i;
+		ERR_clear_error();
+		if (at < 0) {
+			problem("tls.key %s does not match tls.cert %s: the key belongs to another "
+			    "certificate; fix: point tls.key at the key the certificate was issued for",
+			    key, crt);
+		} else if (at > 0) {
+			problem("tls.cert %s: out of order: the key's certificate is number %d in the "
+			    "file; fix: leaf first, then each issuer in turn", crt, at + 1);
+			EVP_PKEY_free(pk);
+			sk_X509_pop_free(sk, X509_free);
+			return;
+		} else {
+			ok("tls.key matches tls.cert");
+		}
+	}
+	ERR_clear_error();
+	EVP_PKEY_free(pk);
+	check_chain(cfg, sk, crt);
+	sk_X509_pop_free(sk, X509_free);
+}
+
+static void
+check_port(const char *key, const char *addr)
+{
+	char host[256];
+	int port;
+	FILE *f;
+	char line[256];
+	unsigned long long cap = 0;
+
+	if (!strcmp(addr, "off") || tg_parse_hostport(addr, host, sizeof(host), &port) < 0 || port >= 1024 ||
+	    port == 0 || geteuid() == 0)
+		return;
+	if ((f = fopen("/proc/self/status", "r")) != NULL) {
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "CapEff:", 7))
+				cap = strtoull(line + 7, NULL, 16);
+		fclose(f);
+	}
+	if (cap & (1ULL << 10))   /* CAP_NET_BIND_SERVICE */
+		return;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	problem("%s %s: ports below 1024 need root or CAP_NET_BIND_SERVICE; fix: sudo setcap "
+	    "cap_net_bind_service=+ep %s (or run it as the systemd unit)", key, addr, self[0] ? self : "tlsgate");
+}
+
+int
+cmd_doctor(int argc, char **argv)
+{
+	struct cli_cfg_flags f;
+	struct tg_config *cfg;
+	struct tg_err err;
+	const char *mode;
+	int i, r;
+
+	memset(&f, 0, sizeof(f));
+	f.no_validate = 1;
+	for (i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(doctor_usage, stdout);
+			return 0;
+		}
+		if ((r = cli_cfg_flag(&f, argc, argv, &i)) <= 0)
+			return r < 0 ? 1 : cli_fail("doctor: unknown argument %s", argv[i]);
+	}
+	if ((cfg = cli_load_config(&f, &err)) == NULL) {
+		problem("%s", err.msg);
+		return 1;
+	}
+	if (tg_config_validate(cfg, &err) < 0)
+		problem("%s", err.msg);
+	mode = tg_cfg_str(cfg, "tls.mode");
+	if (!strcmp(mode, "off"))
+		problem("tls.mode is off (%s): everything is sent in the clear; fix: tls.mode server",
+		    tg_config_origin(cfg, "tls.mode"));
+	else if (tg_cfg_str(cfg, "tls.cert")[0] && tg_cfg_str(cfg, "tls.key")[0])
+		check_files_pair(cfg);
+	else if (strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") != 0)   /* acme: validation said it */
+		ok("certificates come from tls.auto %s and are made at start", tg_cfg_str(cfg, "tls.auto"));
+	if (!strcmp(mode, "mutual") && tg_cfg_str(cfg, "tls.clients.ca")[0]) {
+		char ca[PATH_MAX];
+		X509_STORE *st;
+		tg_cfg_path(cfg, "tls.clients.ca", ca, sizeof(ca));
+		if ((st = tg_trust_store_load(ca, NULL, &err)) == NULL)
+			problem("tls.clients.ca (%s): %s", tg_config_origin(cfg, "tls.clients.ca"), err.msg);
+		X509_STORE_free(st);
+	}
+	if (!strcmp(tg_cfg_str(cfg, "tls.clients.trust"), "insecure-no-validation") && !strcmp(mode, "mutual"))
+		problem("tls.clients.trust is insecure-no-validation (%s): any client gets in; fix: "
+		    "whitelist once known-clients holds your clients", tg_config_origin(cfg, "tls.clients.trust"));
+	if (!strcmp(tg_cfg_str(cfg, "client.trust"), "insecure-no-validation"))
+		problem("client.trust is insecure-no-validation (%s): any server is believed; fix: "
+		    "whitelist once known-servers holds your servers", tg_config_origin(cfg, "client.trust"));
+	if (tg_cfg_str(cfg, "client.key")[0]) {
+		char key[PATH_MAX];
+		tg_cfg_path(cfg, "client.key", key, sizeof(key));
+		check_key_file("client.key", key);
+	}
+	if (tg_cfg_num(cfg, "tls.allow_insecure_key_permissions"))
+		problem("tls.allow_insecure_key_permissions is on (%s): keys others can read are used; "
+		    "fix: chmod 600 the keys and turn it off", tg_config_origin(cfg, "tls.allow_insecure_key_permissions"));
+	check_port("listen", tg_cfg_str(cfg, "listen"));
+	check_port("admin.listen", tg_cfg_str(cfg, "admin.listen"));
+	tg_config_free(cfg);
+	if (problems)
+		printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");
+	else
+		printf("no problems found\n");
+	return problems ? 1 : 0;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tlsgate doctor finds each problem of a broken configuration, one line
+# each, and says how to fix it; a sound configuration passes.
+. "$(dirname "$0")/harness.sh"
+cd "$T"
+chmod 755 "$T"
+export TLSGATE_STATE_DIR="$T/st" TLSGATE_ADMIN_LISTEN=off
+"$TG_BIN" ca init >/dev/null                              # the local CA, in state_dir/ca
+"$TG_BIN" cert issue --server --san dns:localhost,dns:api.lan --out good >/dev/null
+"$TG_BIN" cert issue --server --san dns:localhost --out other >/dev/null
+"$TG_BIN" ca init --dir foreign >/dev/null
+"$TG_BIN" cert issue --server --san dns:localhost --ca foreign --out alien >/dev/null
+
+out=$("$TG_BIN" doctor --cert good.crt --key good.key --set tls.names=localhost,api.lan) \
+	|| fail "a sound configuration has problems: $out"
+grep -q "no problems found" <<<"$out" || fail "no verdict line: $out"
+pass "a sound configuration: no problems"
+
+doctor_finds() {   # WHAT PATTERN ARGS...: exactly one problem line, matching
+	local what=$1 pat=$2 out rc=0; shift 2
+	out=$("$TG_BIN" doctor "$@") || rc=$?
+	[ "$rc" = 1 ] || fail "$what: exit $rc, want 1: $out"
+	[ "$(grep -c '^problem: ' <<<"$out")" = 1 ] || fail "$what: want one problem line: $out"
+	grep '^problem: ' <<<"$out" | grep -qE -- "$pat" || fail "$what: /$pat/ not in: $out"
+	pass "$what -> $(grep '^problem: ' <<<"$out")"
+}
+doctor_finds "key not matching" "tls.key .*other.key does not match tls.cert .*good.crt" --cert good.crt --key other.key
+cat st/ca/ca.crt <(sed -n '/BEGIN/,/END/p;/END/q' good.crt) >swapped.crt
+doctor_finds "chain out of order" "out of order: the key.s certificate is number 2 in the file" --cert swapped.crt --key good.key
+sed -n '1,/END CERTIFICATE/p' alien.crt >alien-leaf.crt
+doctor_finds "chain incomplete" "chain incomplete: the issuer .*tlsgate local CA.* is neither in the file nor a trusted root" \
+	--cert alien-leaf.crt --key alien.key
+doctor_finds "name missing" "tls.names has www.lan, but the certificate names only dns:localhost, dns:api.lan" \
+	--cert good.crt --key good.key --set tls.names=localhost,www.lan
+make_expired_cert st/ca old
+chmod 600 old.key
+doctor_finds "expired" "certificate for localhost expired on 2021-01-01" --cert old.crt --key old.key
+cp good.key open.key && chmod 644 open.key
+doctor_finds "key permissions" "tls.key .*open.key: mode 644 lets other users read the private key; fix: chmod 600" \
+	--cert good.crt --key open.key
+doctor_finds "mutual without a client CA" "tls.clients.ca is empty and tls.mode is mutual" \
+	--mode mutual --set tls.auto=self-signed
+doctor_finds "insecure mode" "client.trust is insecure-no-validation .*fix: whitelist" \
+	--set client.trust=insecure-no-validation
+doctor_finds "ACME" "tls.auto .*acme is not available" --set tls.auto=acme
+doctor_finds "plain HTTP" "tls.mode is off" --mode off
+if command -v setpriv >/dev/null; then
+	chmod 755 st; chmod 644 st/ca/ca.crt 2>/dev/null || true
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp "$TG_BIN" doctor --listen :443 \
+		--set tls.auto=self-signed --state-dir "$T/nobody") || true
+	grep -q "^problem: listen :443: ports below 1024 need root or CAP_NET_BIND_SERVICE; fix: sudo setcap cap_net_bind_service=+ep" \
+		<<<"$out" || fail "privileged port not found: $out"
+	pass "a privileged port without the capability, with the setcap line"
+fi
+echo "97-doctor: all passed"
