@@ -32,6 +32,8 @@ int cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i);
 struct tg_config *cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err);
 
 int cli_default_ca_dir(char *buf, size_t len);
+/* ca install / uninstall of the CA certificate file ca. */
+int cli_ca_install(const char *ca, int install);
 
 /* Client-side settings for get, put and cert show|check: client.* from the
  * configuration, overridden by --trust, --ca-cert, --known-servers,

@@ -13,8 +13,11 @@
 
 static const char ca_usage[] =
 "usage: tlsgate ca init [--dir DIR] [--name CN] [--key TYPE] [--days N]\n"
+"       tlsgate ca install|uninstall [--dir DIR]\n"
 "\n"
-"Creates a CA (ca.crt and ca.key, mode 0600) in DIR, by default state_dir/ca.\n"
+"init creates a CA (ca.crt and ca.key, mode 0600) in DIR, by default state_dir/ca.\n"
+"install puts DIR/ca.crt into the system trust store (update-ca-certificates or\n"
+"update-ca-trust), so every client on the machine trusts it; uninstall takes it out.\n"
 "  --name CN    the CA's common name (default \"tlsgate local CA\")\n"
 "  --key TYPE   ec-p256 (default), ec-p384, rsa-2048, rsa-3072, ed25519\n"
 "  --days N     validity in days (default 3650)\n";
@@ -51,7 +54,7 @@ cmd_ca(int argc, char **argv)
 		fputs(ca_usage, argc < 2 ? stderr : stdout);
 		return argc < 2;
 	}
-	if (strcmp(argv[1], "init") != 0)
+	if (strcmp(argv[1], "init") && strcmp(argv[1], "install") && strcmp(argv[1], "uninstall"))
 		return cli_fail("ca %s: unknown subcommand; see `tlsgate ca --help`", argv[1]);
 	for (i = 2; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
@@ -70,7 +73,7 @@ cmd_ca(int argc, char **argv)
 			if (days <= 0 || days > 36500)
 				return cli_fail("--days %s: give a number of days from 1 to 36500", v);
 		} else {
-			return cli_fail(missing ? "%s needs a value" : "ca init: unknown argument %s",
+			return cli_fail(missing ? "%s needs a value" : "ca: unknown argument %s",
 			    argv[i]);
 		}
 	}
@@ -78,6 +81,11 @@ cmd_ca(int argc, char **argv)
 		if (cli_default_ca_dir(dbuf, sizeof(dbuf)) < 0)
 			return 1;
 		dir = dbuf;
+	}
+	if (strcmp(argv[1], "init") != 0) {
+		char crt[PATH_MAX];
+		snprintf(crt, sizeof(crt), "%s/ca.crt", dir);
+		return cli_ca_install(crt, argv[1][0] == 'i');
 	}
 	if (tg_ca_init(dir, name, kt, days, &err) < 0)
 		return cli_fail_err(&err);
