@@ -45,8 +45,9 @@ doctor_finds "insecure mode" "client.trust is insecure-no-validation .*fix: whit
 doctor_finds "ACME" "tls.auto .*acme is not available" --set tls.auto=acme
 doctor_finds "plain HTTP" "tls.mode is off" --mode off
 if command -v setpriv >/dev/null; then
-	chmod 755 st; chmod 644 st/ca/ca.crt 2>/dev/null || true
-	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp "$TG_BIN" doctor --listen :443 \
+	# the build folder may not be reachable for nobody: run a copy from $T
+	cp "$TG_BIN" "$T/tlsgate-copy" && chmod 755 "$T/tlsgate-copy"
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp "$T/tlsgate-copy" doctor --listen :443 \
 		--set tls.auto=self-signed --state-dir "$T/nobody") || true
 	grep -q "^problem: listen :443: ports below 1024 need root or CAP_NET_BIND_SERVICE; fix: sudo setcap cap_net_bind_service=+ep" \
 		<<<"$out" || fail "privileged port not found: $out"
