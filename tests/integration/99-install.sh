@@ -35,7 +35,8 @@ int main(void) {
 }
 C
 export PKG_CONFIG_SYSROOT_DIR="$T/root" PKG_CONFIG_PATH="$R/lib/pkgconfig"
-cc "$T/use.c" -o "$T/use" $(pkg-config --cflags tlsgate) $(pkg-config --static --libs tlsgate) \
+san=""; [ "${TG_SANITIZE:-OFF}" = ON ] && san="-fsanitize=address,undefined"   # the library was built so
+cc $san "$T/use.c" -o "$T/use" $(pkg-config --cflags tlsgate) $(pkg-config --static --libs tlsgate) \
 	|| fail "a program does not build against libtlsgate"
 "$T/use" | grep -q "mode=server; tls.mode (example): 'sometimes' is not one of off|server|mutual" \
 	|| fail "the linked program: $("$T/use")"
