@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps deps-test build run test test-fast test-asan fuzz install clean
+.PHONY: all deps deps-test build run test test-fast test-asan fuzz install bench bench-tlsgate clean
 
 PREFIX ?= /usr/local
 
@@ -42,6 +42,19 @@ fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	scripts/fuzz.sh build-fuzz $${FUZZ_SECONDS:-30}
+
+# Benchmarks are not tests: they report figures (docs/performance.md).
+# bench: tlsgate and the peers (nginx, haproxy, hitch, stunnel) in one run;
+# bench-tlsgate: tlsgate alone, against the peers' figures in bench/results.
+bench: build
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+		nginx-light haproxy hitch stunnel4 wrk bc python3 >/dev/null
+	bench/run-all.sh $${RUNS:-3} $${DUR:-10}
+	TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10}
+	bench/summarize.py
+
+bench-tlsgate: build
+	TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10}
 
 # binary, libtlsgate + header + pkg-config file, man pages, systemd unit;
 # DESTDIR=/tmp/stage make install stages instead
