@@ -36,6 +36,28 @@
 static void conn_run(struct tg_conn_s *c);
 static void conn_close(struct tg_conn_s *c);
 
+/* What target, content_type and range point at between requests. */
+static char no_text[1];
+
+static void
+drop_request_text(struct tg_conn_s *c)
+{
+	free(c->rt);
+	c->rt = NULL;
+	c->target = c->content_type = c->range = no_text;
+}
+
+static int
+take_request_text(struct tg_conn_s *c)
+{
+	if (c->rt == NULL && (c->rt = calloc(1, sizeof(*c->rt))) == NULL)
+		return -1;
+	c->target = c->rt->target;
+	c->content_type = c->rt->content_type;
+	c->range = c->rt->range;
+	return 0;
+}
+
 const char *
 tg_http_status_text(int s)
 {
@@ -272,7 +294,8 @@ tg_conn_respond(struct tg_conn_s *c, int status, const char *extra, const char *
 static void
 reset_request(struct tg_conn_s *c)
 {
-	c->method[0] = c->target[0] = c->content_type[0] = c->range[0] = '\0';
+	c->method[0] = '\0';
+	drop_request_text(c);
 	c->keep_alive = c->expect_continue = c->chunked = c->has_len = 0;
 	c->content_length = c->body_left = 0;
 	c->status = c->close_after = c->linger = 0;
@@ -328,10 +351,10 @@ read_headers(struct tg_conn_s *c, const struct tg_http_header *h, size_t n)
 			}
 			c->expect_continue = 1;
 		} else if (IS("Content-Type")) {
-			if (copy_hdr(x, c->content_type, sizeof(c->content_type)) < 0)
+			if (copy_hdr(x, c->content_type, sizeof(c->rt->content_type)) < 0)
 				goto bad;
 		} else if (IS("Range")) {
-			if (copy_hdr(x, c->range, sizeof(c->range)) < 0)
+			if (copy_hdr(x, c->range, sizeof(c->rt->range)) < 0)
 				c->range[0] = '\0';   /* too long to be sensible: ignore */
 		} else if (IS("Host")) {
 			if (have_host++)
@@ -367,26 +390,32 @@ static void
 begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *req)
 {
 	const struct tg_server *s = c->srv;
-	const char *target = c->target;
+	const char *target;
 	size_t tl;
 
 	c->t_start = tg_now_ms();
 	c->bytes_in = head_len;
 	snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method_len, req->method);
+	if (take_request_text(c) < 0) {
+		c->keep_alive = 0;
+		tg_conn_respond(c, 503, NULL, "out of memory");
+		return;
+	}
 	c->minor = req->minor_version;
 	if (req->method_len >= sizeof(c->method)) {
 		c->keep_alive = 0;
 		tg_conn_respond(c, 501, NULL, "unknown method");
 		return;
 	}
-	if (req->target_len >= sizeof(c->target)) {
-		snprintf(c->target, sizeof(c->target), "%.200s...", req->target);
+	if (req->target_len >= sizeof(c->rt->target)) {
+		snprintf(c->target, sizeof(c->rt->target), "%.200s...", req->target);
 		c->keep_alive = 0;
 		tg_conn_respond(c, 414, NULL, "the path is too long");
 		return;
 	}
 	memcpy(c->target, req->target, req->target_len);
 	c->target[req->target_len] = '\0';
+	target = c->target;
 	if (read_headers(c, req->headers, req->num_headers) < 0)
 		return;
 	deadline(c, s->t_body);
@@ -830,6 +859,7 @@ conn_close(struct tg_conn_s *c)
 	free(c->in);
 	free(c->out);
 	c->in = c->out = NULL;
+	drop_request_text(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -929,6 +959,7 @@ tg_conn_accept(struct tg_server *s, int fd, int admin)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->magic = TG_CONN_MAGIC;
 	c->srv = s;
+	c->target = c->content_type = c->range = no_text;
 	c->fd = fd;
 	c->file_fd = -1;
 	snprintf(c->ident, sizeof(c->ident), "-");

@@ -22,6 +22,14 @@ enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_LINGER, C
 
 struct tg_upload;
 
+/* The request's longer strings, allocated only while a request is being
+ * served, so that an idle connection stays small. */
+struct tg_request_text {
+	char target[4096];
+	char content_type[512];
+	char range[128];
+};
+
 struct tg_conn_s {
 	uint32_t magic;
 	struct tg_server *srv;
@@ -45,11 +53,10 @@ struct tg_conn_s {
 	size_t out_len, out_off, out_cap;
 	/* the request */
 	char method[16];
-	char target[4096];
+	struct tg_request_text *rt;
+	char *target, *content_type, *range;   /* into rt, or "" between requests */
 	int minor, keep_alive, expect_continue, chunked, has_len;
 	uint64_t content_length, body_left;
-	char content_type[512];
-	char range[128];
 	struct tg_chunked chunk;
 	struct tg_upload *up;
 	/* the response */
