@@ -186,6 +186,27 @@ out:
 	return rv;
 }
 
+/* Keeps the stored certificate crt_name (and key_name) if it is still the
+ * right one for names, else makes a new one: from the CA loaded from cadir
+ * (local), or self-signed. The caller holds the auto-certs lock. */
+static int
+keep_or_make(struct tg_store *st, const char *cadir, int local, const char *crt_name,
+    const char *key_name, const char *names, int client, int *made, struct tg_err *err)
+{
+	struct tg_ca ca;
+	int rv = -1;
+
+	memset(&ca, 0, sizeof(ca));
+	if (local && tg_ca_load(cadir, &ca, err) < 0)
+		return -1;
+	if (still_good(st, crt_name, key_name, names, local ? X509_get0_pubkey(ca.cert) : NULL))
+		rv = 0;
+	else if (make_auto(st, crt_name, key_name, names, local ? &ca : NULL, client, err) == 0)
+		rv = 0, *made = 1;
+	tg_ca_clear(&ca);
+	return rv;
+}
+
 int
 tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
@@ -195,11 +216,9 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	const char *key_name = local ? "certs/server.key" : "certs/self-signed.key";
 	char sd[PATH_MAX], cadir[PATH_MAX], host[200], cn[300];
 	struct tg_store *st = NULL;
-	struct tg_ca ca;
 	int rv = -1;
 
 	memset(kp, 0, sizeof(*kp));
-	memset(&ca, 0, sizeof(ca));
 	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
 	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
 	if ((st = tg_store_fs_open(sd, err)) == NULL) {
@@ -221,23 +240,16 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	wanted_names(cfg, kp->names, sizeof(kp->names));
 	if (tg_store_lock(st, "auto-certs", 15000, err) < 0)
 		goto out;
-	if (local) {
-		if (!tg_store_exists(st, "ca/ca.crt")) {
-			if (gethostname(host, sizeof(host)) != 0)
-				snprintf(host, sizeof(host), "localhost");
-			snprintf(cn, sizeof(cn), "tlsgate local CA (%s)", host);
-			if (tg_ca_init(cadir, cn, TG_KEY_EC_P256, 0, err) < 0)
-				goto unlock;
-			kp->made_ca = 1;
-		}
-		if (tg_ca_load(cadir, &ca, err) < 0)
+	if (local && !tg_store_exists(st, "ca/ca.crt")) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		snprintf(cn, sizeof(cn), "tlsgate local CA (%s)", host);
+		if (tg_ca_init(cadir, cn, TG_KEY_EC_P256, 0, err) < 0)
 			goto unlock;
+		kp->made_ca = 1;
 	}
-	if (!still_good(st, crt_name, key_name, kp->names, local ? X509_get0_pubkey(ca.cert) : NULL)) {
-		if (make_auto(st, crt_name, key_name, kp->names, local ? &ca : NULL, 0, err) < 0)
-			goto unlock;
-		kp->made_cert = 1;
-	}
+	if (keep_or_make(st, cadir, local, crt_name, key_name, kp->names, 0, &kp->made_cert, err) < 0)
+		goto unlock;
 	snprintf(kp->cert, sizeof(kp->cert), "%s/%s", sd, crt_name);
 	snprintf(kp->key, sizeof(kp->key), "%s/%s", sd, key_name);
 	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "automatic, tls.auto %s", mode);
@@ -246,7 +258,6 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 unlock:
 	tg_store_unlock(st, "auto-certs");
 out:
-	tg_ca_clear(&ca);
 	tg_store_free(st);
 	return rv;
 }
@@ -254,42 +265,32 @@ out:
 int
 tg_certs_client_prepare(const struct tg_config *cfg, struct tg_err *err)
 {
-	int local = !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca");
+	int local = !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca"), made = 0, rv;
 	const char *const *items;
 	char sd[PATH_MAX], cadir[PATH_MAX], names[300], host[256];
+	unsigned char ip[16];
 	struct tg_store *st;
-	struct tg_ca ca;
-	int rv = -1;
 
-	memset(&ca, 0, sizeof(ca));
 	/* the node's name: the first of tls.names, else the host name */
 	if (tg_cfg_list(cfg, "tls.names", &items) > 0) {
 		const char *n = items[0];
-		if (!strncmp(n, "dns:", 4))
-			n += 4;
+		if (!strncmp(n, "dns:", 4) || !strncmp(n, "ip:", 3))
+			n = strchr(n, ':') + 1;
 		snprintf(host, sizeof(host), "%s", n);
 	} else if (gethostname(host, sizeof(host)) != 0) {
 		snprintf(host, sizeof(host), "localhost");
 	}
-	snprintf(names, sizeof(names), "%s:%s", strspn(host, "0123456789.:abcdefABCDEF") ==
-	    strlen(host) && strchr(host, '.') == NULL && strchr(host, ':') ? "ip" : "dns", host);
+	snprintf(names, sizeof(names), "%s:%s", inet_pton(AF_INET, host, ip) == 1 ||
+	    inet_pton(AF_INET6, host, ip) == 1 ? "ip" : "dns", host);
 	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
 	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
 	if ((st = tg_store_fs_open(sd, err)) == NULL)
 		return -1;
-	if (tg_store_lock(st, "auto-certs", 15000, err) < 0)
-		goto out;
-	if (local && tg_ca_load(cadir, &ca, err) < 0)
-		goto unlock;
-	if (!still_good(st, "certs/client.crt", "certs/client.key", names,
-	    local ? X509_get0_pubkey(ca.cert) : NULL) &&
-	    make_auto(st, "certs/client.crt", "certs/client.key", names, local ? &ca : NULL, 1, err) < 0)
-		goto unlock;
-	rv = 0;
-unlock:
-	tg_store_unlock(st, "auto-certs");
-out:
-	tg_ca_clear(&ca);
+	if ((rv = tg_store_lock(st, "auto-certs", 15000, err)) == 0) {
+		rv = keep_or_make(st, cadir, local, "certs/client.crt", "certs/client.key", names, 1,
+		    &made, err);
+		tg_store_unlock(st, "auto-certs");
+	}
 	tg_store_free(st);
 	return rv;
 }
