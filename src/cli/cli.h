@@ -47,6 +47,7 @@ struct cli_client {
 int cli_client_flag(struct cli_client *c, int argc, char **argv, int *i);
 int cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *err);
 
+int cmd_acme(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_config(int argc, char **argv);

@@ -93,9 +93,23 @@ cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i)
 		f->origins[f->nsets++] = "--allow-insecure-key-permissions";
 		return 1;
 	}
-	if ((v = cli_flag(argc, argv, i, "--autocert", &missing)) != NULL || missing)
-		return cli_fail("--autocert: ACME is not available in this version of tlsgate "
-		    "yet; use --cert/--key or the local CA"), -1;
+	if ((v = cli_flag(argc, argv, i, "--autocert", &missing)) != NULL) {
+		if (f->nsets + 2 > 64)
+			return cli_fail("too many configuration flags"), -1;
+		f->sets[f->nsets] = "tls.auto=acme";
+		f->origins[f->nsets++] = "--autocert";
+		snprintf(buf[f->nsets], sizeof(buf[0]), "tls.acme.names=%s", v);
+		f->sets[f->nsets] = buf[f->nsets];
+		f->origins[f->nsets++] = "--autocert";
+		return 1;
+	}
+	if (missing)
+		return cli_fail("--autocert needs NAME[,NAME...]"), -1;
+	if (!strcmp(argv[*i], "--agree-terms")) {
+		f->sets[f->nsets] = "tls.acme.agree_terms=true";
+		f->origins[f->nsets++] = "--agree-terms";
+		return 1;
+	}
 	for (k = 0; k < sizeof(shorts) / sizeof(shorts[0]); k++) {
 		if ((v = cli_flag(argc, argv, i, shorts[k].flag, &missing)) != NULL) {
 			snprintf(buf[f->nsets], sizeof(buf[0]), "%s=%s", shorts[k].key, v);

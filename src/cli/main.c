@@ -17,6 +17,7 @@ static const struct {
 	{ "serve",  cmd_serve,  "run the TLS gateway and file service" },
 	{ "ca",     cmd_ca,     "create the local certificate authority" },
 	{ "cert",   cmd_cert,   "issue, request, sign, show and check certificates" },
+	{ "acme",   cmd_acme,   "get certificates from Let's Encrypt or another ACME CA" },
 	{ "trust",  cmd_trust,  "list, add and remove known client and server keys" },
 	{ "config", cmd_config, "read and edit the configuration" },
 	{ "doctor", cmd_doctor, "check a configuration and say what is wrong and how to fix it" },

@@ -44,7 +44,7 @@ static const struct keydef keys[] = {
 	{ "tls.min_version", K_ENUM, "1.2", "1.2|1.3", "lowest TLS version accepted" },
 	{ "tls.acme.directory", K_STR, "https://acme-v02.api.letsencrypt.org/directory", NULL, "ACME directory URL" },
 	{ "tls.acme.email", K_STR, "", NULL, "ACME account contact" },
-	{ "tls.acme.names", K_LIST, "", NULL, "names to order" },
+	{ "tls.acme.names", K_LIST, "", NULL, "names to order; default tls.names" },
 	{ "tls.acme.challenge", K_ENUM, "http-01", "http-01|tls-alpn-01|dns-01", "ACME challenge type" },
 	{ "tls.acme.http_listen", K_ADDR, ":80", NULL, "where HTTP-01 answers are served" },
 	{ "tls.acme.dns_hook", K_STR, "", NULL, "dns-01 hook: HOOK add|remove NAME VALUE" },
@@ -52,6 +52,8 @@ static const struct keydef keys[] = {
 	{ "tls.acme.ca_cert", K_PATH, "", NULL, "extra trust for the ACME server" },
 	{ "tls.acme.eab_kid", K_STR, "", NULL, "external account binding key id" },
 	{ "tls.acme.eab_hmac_key", K_STR, "", NULL, "external account binding HMAC key" },
+	{ "tls.acme.agree_terms", K_BOOL, "false", NULL, "you accept the ACME CA's terms of service" },
+	{ "tls.acme.check_interval", K_DUR, "60m", NULL, "renewal checks at random times between half this and this" },
 	{ "tls.clients.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how client certificates are judged (mutual mode)" },
 	{ "tls.clients.ca", K_PATH, "", NULL, "CA file or folder of PEM files for client certificates" },
 	{ "tls.clients.known", K_SPATH, "known-clients", NULL, "client fingerprint store" },
@@ -473,7 +475,8 @@ tg_cfg_list(const struct tg_config *cfg, const char *key, const char *const **it
 {
 	const struct value *v = &cfg->v[must_find(key)];
 
-	*items = (const char *const *)v->items;
+	if (items)
+		*items = (const char *const *)v->items;
 	return v->nitems;
 }
 
@@ -518,16 +521,6 @@ tg_config_default_path(void)
 	return buf;
 }
 
-static int
-unsupported(const struct tg_config *cfg, const char *key, const char *value,
-    const char *what, struct tg_err *err)
-{
-	if (strcmp(tg_cfg_str(cfg, key), value) != 0)
-		return 0;
-	return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): %s is not available in this "
-	    "version of tlsgate yet; %s", key, tg_config_origin(cfg, key), value, what);
-}
-
 int
 tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 {
@@ -544,8 +537,30 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/')
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
 		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
-	if (unsupported(cfg, "tls.auto", "acme", "use tls.cert/tls.key, local-ca or self-signed", err) < 0)
-		return -1;
+	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !cert[0]) {
+		const char *const *names;
+		if (tg_cfg_list(cfg, "tls.acme.names", &names) == 0 &&
+		    tg_cfg_list(cfg, "tls.names", &names) == 0)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme (%s) but no names "
+			    "are given: set tls.acme.names (or --autocert NAME)",
+			    tg_config_origin(cfg, "tls.auto"));
+		if (!strcmp(tg_cfg_str(cfg, "tls.mode"), "off"))
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme but tls.mode is off "
+			    "(%s): ACME certificates need TLS; set tls.mode server or mutual",
+			    tg_config_origin(cfg, "tls.mode"));
+		if (!strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "dns-01") &&
+		    !tg_cfg_str(cfg, "tls.acme.dns_hook")[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge is dns-01 (%s) but "
+			    "tls.acme.dns_hook is empty: name a program run as HOOK add|remove NAME VALUE",
+			    tg_config_origin(cfg, "tls.acme.challenge"));
+		if (strncmp(tg_cfg_str(cfg, "tls.acme.directory"), "https://", 8) != 0)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.directory (%s): '%s' must be "
+			    "an https:// URL", tg_config_origin(cfg, "tls.acme.directory"),
+			    tg_cfg_str(cfg, "tls.acme.directory"));
+		if (tg_cfg_num(cfg, "tls.acme.check_interval") < 1000)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.check_interval (%s) must be "
+			    "at least 1s", tg_config_origin(cfg, "tls.acme.check_interval"));
+	}
 	{
 		const char *const *allow;
 		size_t n = tg_cfg_list(cfg, "tls.clients.allow", &allow);

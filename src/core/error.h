@@ -27,6 +27,7 @@
 	X(TG_E_CONNECT,         IO,       "connection failed") \
 	X(TG_E_TRUST,           TRUST,    "peer not trusted") \
 	X(TG_E_HTTP,            IO,       "HTTP failure") \
+	X(TG_E_ACME,            ACME,     "the ACME server refused or failed") \
 	X(TG_E_INTERNAL,        INTERNAL, "internal error")
 
 enum tg_code {

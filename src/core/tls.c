@@ -238,7 +238,9 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
 	snprintf(cw, sizeof(cw), "tls.cert %s (%s)", s->cert, s->cert_origin);
 	snprintf(kw, sizeof(kw), "tls.key %s (%s)", s->key, s->key_origin);
-	if (use_keypair(ctx, s->cert, s->key, cw, kw, err) < 0)
+	/* no certificate (yet): an ACME order is on its way; the client hello
+	 * hook refuses ordinary handshakes until it arrives */
+	if (s->cert && s->cert[0] && use_keypair(ctx, s->cert, s->key, cw, kw, err) < 0)
 		goto fail;
 	if (s->mutual) {
 		if (s->clients_ca && s->clients_ca[0]) {

@@ -15,7 +15,7 @@
 #include "trust.h"
 
 struct tg_server_tls {
-	const char *cert, *key;           /* chain and key files */
+	const char *cert, *key;           /* chain and key files; "" = none yet (ACME) */
 	const char *cert_origin, *key_origin;
 	int min_version;                  /* TLS1_2_VERSION or TLS1_3_VERSION */
 	int mutual;                       /* require client certificates */

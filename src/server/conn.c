@@ -20,6 +20,7 @@
 
 #include <openssl/err.h>
 
+#include "acme_answers.h"
 #include "admin.h"
 #include "conn.h"
 #include "error.h"
@@ -262,10 +263,11 @@ tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers, uint6
 }
 
 void
-tg_conn_respond(struct tg_conn_s *c, int status, const char *extra, const char *body)
+tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra, const char *body,
+    size_t bl, int add_newline)
 {
 	char hdrs[1024];
-	size_t bl = body ? strlen(body) : 0, nl = bl && body[bl - 1] != '\n';
+	size_t nl = add_newline && bl && body[bl - 1] != '\n';
 	int head = !strcmp(c->method, "HEAD");
 
 	if (c->file_fd >= 0) {
@@ -287,6 +289,12 @@ tg_conn_respond(struct tg_conn_s *c, int status, const char *extra, const char *
 	c->out_len += bl;
 	if (nl)
 		c->out[c->out_len++] = '\n';
+}
+
+void
+tg_conn_respond(struct tg_conn_s *c, int status, const char *extra, const char *body)
+{
+	tg_conn_respond_exact(c, status, extra, body, body ? strlen(body) : 0, 1);
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -359,6 +367,8 @@ read_headers(struct tg_conn_s *c, const struct tg_http_header *h, size_t n)
 		} else if (IS("Host")) {
 			if (have_host++)
 				goto bad;
+			if (copy_hdr(x, c->rt->host, sizeof(c->rt->host)) < 0)
+				c->rt->host[0] = '\0';
 		}
 #undef IS
 	}
@@ -421,6 +431,10 @@ begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *re
 	deadline(c, s->t_body);
 	if (c->admin) {
 		tg_admin_respond(c);
+		return;
+	}
+	if (c->acme_http) {
+		tg_acme_http01_respond(c);
 		return;
 	}
 	tl = strlen(target);
@@ -608,6 +622,11 @@ do_handshake(struct tg_conn_s *c)
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
+		if (tg_answers_is_challenge(c->ssl)) {
+			/* RFC 8737: the handshake was the answer; nothing follows */
+			tg_log(c->srv, TG_LOG_INFO, "%s: answered a tls-alpn-01 challenge", c->peer);
+			return IO_FAIL;
+		}
 		peer = SSL_get0_peer_certificate(c->ssl);
 		if (peer)
 			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
@@ -626,7 +645,11 @@ do_handshake(struct tg_conn_s *c)
 	} else if (BIO_number_read(SSL_get_rbio(c->ssl)) != 0) {
 		c->srv->m.handshakes_failed++;
 	}
-	if (tg_tls_refusal(c->ssl)[0])
+	if (SSL_CTX_get0_certificate(SSL_get_SSL_CTX(c->ssl)) == NULL &&
+	    !tg_answers_is_challenge(c->ssl))
+		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake refused: no certificate yet (the ACME "
+		    "order is in progress; see the acme: lines)", c->peer);
+	else if (tg_tls_refusal(c->ssl)[0])
 		tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
 		    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?
 		    " (tls.clients.ca names the trusted ones)" : "");
@@ -931,8 +954,9 @@ limit_note(struct tg_server *s, const char *what)
 }
 
 void
-tg_conn_accept(struct tg_server *s, int fd, int admin)
+tg_conn_accept(struct tg_server *s, int fd, int kind)
 {
+	int admin = kind == TG_LISTENER_ADMIN;
 	struct tg_conn_s *c;
 	int one = 1;
 
@@ -980,8 +1004,9 @@ tg_conn_accept(struct tg_server *s, int fd, int admin)
 	s->conns = c;
 	s->nconns++;
 	c->admin = admin;
+	c->acme_http = kind == TG_LISTENER_ACME;
 	s->m.connections++;
-	if (s->ssl_ctx && !admin) {
+	if (s->ssl_ctx && kind == TG_LISTENER_MAIN) {
 		c->ssl = SSL_new(s->ssl_ctx);
 		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
 			conn_close(c);

@@ -28,6 +28,7 @@ struct tg_request_text {
 	char target[4096];
 	char content_type[512];
 	char range[128];
+	char host[256];
 };
 
 struct tg_conn_s {
@@ -42,6 +43,7 @@ struct tg_conn_s {
 	enum conn_state state;
 	int want_write;              /* the last I/O wanted POLLOUT */
 	int admin;                   /* on the admin listener */
+	int acme_http;               /* on tls.acme.http_listen (HTTP-01) */
 	char peer[64];
 	char ip[48];                 /* the peer's address, counted in srv->peers */
 	char ident[256];             /* client certificate identity, or "-" */
@@ -72,14 +74,19 @@ struct tg_conn_s {
 /* Queues a complete response with a short text body (or none for HEAD). */
 void tg_conn_respond(struct tg_conn_s *c, int status, const char *extra_headers,
     const char *body);
+/* The same with exactly bl bytes of body (add_newline: end it with one). */
+void tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra_headers,
+    const char *body, size_t bl, int add_newline);
 /* Queues a response head; the body follows from c->file_fd. */
 void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
     uint64_t content_length);
 /* The handler finished work off the loop: resume the connection. */
 void tg_conn_resume(struct tg_conn_s *c);
 const char *tg_http_status_text(int status);
+/* HTTP-01 answers and the redirect to HTTPS (acme_http01.c). */
+void tg_acme_http01_respond(struct tg_conn_s *c);
 /* Takes over an accepted socket. */
-void tg_conn_accept(struct tg_server *srv, int fd, int admin);
+void tg_conn_accept(struct tg_server *srv, int fd, int kind);   /* TG_LISTENER_* */
 /* Closes every connection (shutdown). */
 void tg_conn_close_all(struct tg_server *srv);
 /* Closes the connections that are between requests (graceful stop). */

@@ -85,7 +85,7 @@ void
 tg_log_request(const struct tg_server *srv, const struct tg_conn_s *c)
 {
 	char ts[40], target[1024], ident[512], trust[64];
-	const char *service = c->admin ? "admin" : srv->files_enabled &&
+	const char *service = c->admin ? "admin" : c->acme_http ? "acme-http" : srv->files_enabled &&
 	    !strncmp(c->target, srv->files_prefix, srv->files_prefix_len) ? "files" : "other";
 	unsigned long long ms = c->t_start ? tg_now_ms() - c->t_start : 0;
 

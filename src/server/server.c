@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acme_agent.h"
+#include "acme_answers.h"
 #include "certs.h"
 #include "config_int.h"
 #include "conn.h"
@@ -26,8 +28,8 @@
 #include "trust.h"
 #include "util.h"
 
-static int
-open_listener(const char *spec, struct tg_err *err)
+int
+tg_listen_open(const char *spec, struct tg_err *err)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[256], ps[8];
@@ -77,20 +79,22 @@ static void
 on_accept(uv_poll_t *p, int status, int events)
 {
 	struct tg_server *s = p->data;
-	int i, admin = p == &s->admin_poll;
+	int i, kind = p == &s->admin_poll ? TG_LISTENER_ADMIN :
+	    p == &s->acme_poll ? TG_LISTENER_ACME : TG_LISTENER_MAIN;
+	int lfd = kind == TG_LISTENER_ADMIN ? s->admin_fd : kind == TG_LISTENER_ACME ? s->acme_fd :
+	    s->listen_fd;
 
 	if (status < 0)
 		return;
 	for (i = 0; i < 64; i++) {   /* a bounded batch, then let others run */
-		int fd = accept4(admin ? s->admin_fd : s->listen_fd, NULL, NULL,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
 				tg_log(s, TG_LOG_ERROR, "out of file descriptors; raise the limit "
 				    "(ulimit -n) or lower limits.max_connections");
 			return;
 		}
-		tg_conn_accept(s, fd, admin);
+		tg_conn_accept(s, fd, kind);
 	}
 }
 
@@ -133,6 +137,17 @@ on_signal(uv_signal_t *sig, int signum)
 	if (s->admin_fd >= 0)
 		uv_close((uv_handle_t *)&s->admin_poll, NULL);
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
+	if (s->acme_fd >= 0)
+		uv_close((uv_handle_t *)&s->acme_poll, NULL);
+	if (s->acme) {
+		tg_acme_agent_halt(s->acme);   /* before its async handle goes */
+		uv_close((uv_handle_t *)&s->acme_async, NULL);
+	}
+	if (s->watching) {
+		uv_close((uv_handle_t *)&s->watch_cert, NULL);
+		uv_close((uv_handle_t *)&s->watch_key, NULL);
+		uv_close((uv_handle_t *)&s->watch_settle, NULL);
+	}
 	uv_unref((uv_handle_t *)&s->sig_int);
 	uv_unref((uv_handle_t *)&s->sig_term);
 	uv_timer_init(s->loop, &s->drain);
@@ -150,23 +165,97 @@ level_of(const char *l)
 	    !strcmp(l, "error") ? TG_LOG_ERROR : TG_LOG_INFO;
 }
 
+/* Builds a TLS context from s->tls (and s->clients, s->answers), and notes
+ * what /metrics says about its certificate. */
+static SSL_CTX *
+build_ctx(struct tg_server *s, struct tg_err *err)
+{
+	struct tg_server_tls t;
+	SSL_CTX *ctx;
+	X509 *leaf;
+	struct tm tm;
+
+	memset(&t, 0, sizeof(t));
+	t.cert = s->tls.cert;
+	t.key = s->tls.key;
+	t.cert_origin = s->tls.cert_origin;
+	t.key_origin = s->tls.key_origin;
+	t.min_version = s->tls.min_version;
+	t.mutual = s->mutual;
+	t.clients_ca = s->tls.clients_ca;
+	t.clients_ca_origin = s->tls.clients_ca_origin;
+	t.clients = s->clients;
+	if ((ctx = tg_tls_server_ctx(&t, err)) == NULL)
+		return NULL;
+	if (s->answers)
+		tg_answers_hook_ctx(ctx, s->answers);
+	leaf = SSL_CTX_get0_certificate(ctx);
+	s->m.cert_not_after = 0;
+	s->m.cert_name[0] = '\0';
+	if (leaf && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1)
+		s->m.cert_not_after = (int64_t)timegm(&tm);
+	if (leaf)
+		tg_cert_label(leaf, s->m.cert_name, sizeof(s->m.cert_name));
+	snprintf(s->m.cert_source, sizeof(s->m.cert_source), "%s", s->tls.cert_origin);
+	return ctx;
+}
+
+/* The ACME certificate's files, and whether a usable one is there now. */
+static int
+acme_keypair(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *kp,
+    struct tg_err *err)
+{
+	struct tg_acme_settings *set = calloc(1, sizeof(*set));
+	char crt[600], key[600];
+	struct tg_store *st;
+	struct tg_err e2;
+	X509 *leaf = NULL;
+
+	if (set == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	if (tg_acme_settings_from(cfg, set, err) < 0) {
+		free(set);
+		return -1;
+	}
+	free(s->acme_set);
+	s->acme_set = set;
+	tg_acme_settings_files(set, crt, sizeof(crt), key, sizeof(key));
+	memset(kp, 0, sizeof(*kp));
+	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "ACME %s", set->directory);
+	snprintf(kp->key_origin, sizeof(kp->key_origin), "ACME %s", set->directory);
+	if ((st = tg_store_fs_open(set->state_dir, err)) == NULL)
+		return -1;
+	if (tg_store_exists(st, "ca/ca.crt"))
+		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca/ca.crt", set->state_dir);
+	/* a cached certificate that does not pass is not served: the agent
+	 * orders a new one at once */
+	if (tg_acme_cached(st, crt, key, set->names, set->nnames, &leaf, &e2) == 0) {
+		snprintf(kp->cert, sizeof(kp->cert), "%s/%s", set->state_dir, crt);
+		snprintf(kp->key, sizeof(kp->key), "%s/%s", set->state_dir, key);
+	}
+	X509_free(leaf);
+	tg_store_free(st);
+	return 0;
+}
+
 static int
 setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *kp,
     struct tg_err *err)
 {
-	struct tg_server_tls t;
-	char cca[PATH_MAX];
-
-	if (tg_certs_prepare(cfg, kp, err) < 0)
+	s->acme_on = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0];
+	memset(&s->tls, 0, sizeof(s->tls));
+	if (s->acme_on) {
+		if (acme_keypair(s, cfg, kp, err) < 0)
+			return -1;
+	} else if (tg_certs_prepare(cfg, kp, err) < 0) {
 		return -1;
-	memset(&t, 0, sizeof(t));
-	t.cert = kp->cert;
-	t.key = kp->key;
-	t.cert_origin = kp->cert_origin;
-	t.key_origin = kp->key_origin;
-	t.min_version = !strcmp(tg_cfg_str(cfg, "tls.min_version"), "1.3") ? TLS1_3_VERSION :
+	}
+	snprintf(s->tls.cert, sizeof(s->tls.cert), "%s", kp->cert);
+	snprintf(s->tls.key, sizeof(s->tls.key), "%s", kp->key);
+	snprintf(s->tls.cert_origin, sizeof(s->tls.cert_origin), "%s", kp->cert_origin);
+	snprintf(s->tls.key_origin, sizeof(s->tls.key_origin), "%s", kp->key_origin);
+	s->tls.min_version = !strcmp(tg_cfg_str(cfg, "tls.min_version"), "1.3") ? TLS1_3_VERSION :
 	    TLS1_2_VERSION;
-	t.mutual = s->mutual;
 	if (s->mutual) {
 		enum tg_trust_mode mode = TG_TRUST_CA;
 		const char *const *allow;
@@ -177,37 +266,25 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 		tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
 		if ((s->clients = tg_trust_new(mode, known, "known-clients", allow, nallow, err)) == NULL)
 			return -1;
-		cca[0] = '\0';
-		t.clients_ca_origin = "";
 		if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
-			tg_cfg_path(cfg, "tls.clients.ca", cca, sizeof(cca));
-			t.clients_ca_origin = tg_config_origin(cfg, "tls.clients.ca");
+			tg_cfg_path(cfg, "tls.clients.ca", s->tls.clients_ca, sizeof(s->tls.clients_ca));
+			snprintf(s->tls.clients_ca_origin, sizeof(s->tls.clients_ca_origin), "%s",
+			    tg_config_origin(cfg, "tls.clients.ca"));
 		} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
-			snprintf(cca, sizeof(cca), "%s", kp->local_ca);
-			t.clients_ca_origin = "default: the local CA";
+			snprintf(s->tls.clients_ca, sizeof(s->tls.clients_ca), "%s", kp->local_ca);
+			snprintf(s->tls.clients_ca_origin, sizeof(s->tls.clients_ca_origin),
+			    "default: the local CA");
 		}
-		t.clients_ca = cca;
-		t.clients = s->clients;
 		/* a node in mutual mode also gets its own client certificate, so
 		 * two nodes need no certificate commands to talk */
 		if (!tg_cfg_str(cfg, "client.cert")[0] && !tg_cfg_str(cfg, "tls.cert")[0] &&
-		    tg_certs_client_prepare(cfg, err) < 0)
+		    !s->acme_on && tg_certs_client_prepare(cfg, err) < 0)
 			return -1;
 	}
-	s->ssl_ctx = tg_tls_server_ctx(&t, err);
-	if (s->ssl_ctx == NULL)
-		return -1;
-	{
-		/* what /metrics says about the certificate being served */
-		X509 *leaf = SSL_CTX_get0_certificate(s->ssl_ctx);
-		struct tm tm;
-		if (leaf && ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1)
-			s->m.cert_not_after = (int64_t)timegm(&tm);
-		if (leaf)
-			tg_cert_label(leaf, s->m.cert_name, sizeof(s->m.cert_name));
-		snprintf(s->m.cert_source, sizeof(s->m.cert_source), "%s", kp->cert_origin);
-	}
-	return 0;
+	/* the ACME files may not exist yet: then the context has no
+	 * certificate until the agent hands one over */
+	s->ssl_ctx = build_ctx(s, err);
+	return s->ssl_ctx ? 0 : -1;
 }
 
 /* The settings a server copies from its configuration (at start and on
@@ -250,25 +327,41 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	memset(kp, 0, sizeof(*kp));
 	s->magic = TG_SERVER_MAGIC;
-	s->listen_fd = s->files_root_fd = s->admin_fd = -1;
+	s->listen_fd = s->files_root_fd = s->admin_fd = s->acme_fd = -1;
 	load_settings(s, cfg);
 	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
 		goto fail;
+	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0] &&
+	    (s->answers = tg_answers_new()) == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		goto fail;
+	}
 	if (strcmp(mode, "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
 		goto fail;
+	if (s->acme_on && s->acme_set->challenge == TG_ACME_HTTP01) {
+		const char *hl = tg_cfg_str(cfg, "tls.acme.http_listen");
+		if ((s->acme_fd = tg_listen_open(hl, err)) < 0) {
+			char m[sizeof(err->msg)];
+			snprintf(m, sizeof(m), "%s", err->msg);
+			tg_err_set(err, err->code, "tls.acme.http_listen (%s): %s; HTTP-01 needs it "
+			    "(or choose tls.acme.challenge tls-alpn-01 or dns-01)",
+			    tg_config_origin(cfg, "tls.acme.http_listen"), m);
+			goto fail;
+		}
+	}
 	if (s->files_enabled) {
 		if (tg_files_open_root(s, err) < 0)
 			goto fail;
 		tg_files_sweep(s);
 	}
-	if ((s->listen_fd = open_listener(s->listen, err)) < 0)
+	if ((s->listen_fd = tg_listen_open(s->listen, err)) < 0)
 		goto fail;
 	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg, "admin.listen"));
 	s->admin_fd = -1;
 	if (strcmp(s->admin_listen, "off") != 0) {
 		struct tg_err aerr;
 		/* metrics are worth a warning, not a failed start (9090 is a busy port) */
-		if ((s->admin_fd = open_listener(s->admin_listen, &aerr)) < 0)
+		if ((s->admin_fd = tg_listen_open(s->admin_listen, &aerr)) < 0)
 			fprintf(stderr, "tlsgate: warning: admin.listen: %s; /metrics and /status are "
 			    "off (set admin.listen to a free address, or off)\n", aerr.msg);
 	}
@@ -284,6 +377,104 @@ fail:
 	return NULL;
 }
 
+/* A new certificate for the same settings (ACME, or files edited): the
+ * context is built aside and swapped in only if it is whole; connections
+ * keep the context they started with. */
+static int
+swap_cert(struct tg_server *s, struct tg_err *err)
+{
+	struct tg_metrics keep = s->m;
+	SSL_CTX *ctx = build_ctx(s, err);
+
+	if (ctx == NULL) {
+		s->m = keep;   /* the gauge keeps describing what is served */
+		s->m.cert_swaps_refused++;
+		return -1;
+	}
+	SSL_CTX_free(s->ssl_ctx);
+	s->ssl_ctx = ctx;
+	s->m.cert_swaps++;
+	return 0;
+}
+
+static void
+on_acme_cert(uv_async_t *h)
+{
+	struct tg_server *s = h->data;
+	char crt[600], key[600], exp[64];
+	struct tg_err err;
+
+	if (s->acme_set == NULL || s->stopping)
+		return;
+	tg_acme_settings_files(s->acme_set, crt, sizeof(crt), key, sizeof(key));
+	snprintf(s->tls.cert, sizeof(s->tls.cert), "%s/%s", s->acme_set->state_dir, crt);
+	snprintf(s->tls.key, sizeof(s->tls.key), "%s/%s", s->acme_set->state_dir, key);
+	if (swap_cert(s, &err) < 0) {
+		tg_log(s, TG_LOG_ERROR, "acme: the new certificate was refused, the old one keeps "
+		    "serving: %s", err.msg);
+		return;
+	}
+	{
+		time_t t = (time_t)s->m.cert_not_after;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(exp, sizeof(exp), "%Y-%m-%d %H:%M UTC", &tm);
+	}
+	tg_log(s, TG_LOG_INFO, "acme: certificate for %s in service, expires %s; open "
+	    "connections keep the one they started with", s->m.cert_name, exp);
+}
+
+static void
+on_settled(uv_timer_t *t)
+{
+	struct tg_server *s = t->data;
+	struct tg_err err;
+
+	if (s->stopping)
+		return;
+	if (swap_cert(s, &err) < 0)
+		tg_log(s, TG_LOG_ERROR, "tls.cert changed on disk but the new files were refused, "
+		    "the old certificate keeps serving: %s", err.msg);
+	else
+		tg_log(s, TG_LOG_INFO, "tls.cert changed on disk: certificate for %s in service; "
+		    "open connections keep the one they started with", s->m.cert_name);
+}
+
+static void
+on_file_change(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *cur)
+{
+	struct tg_server *s = h->data;
+
+	/* a certificate and key are written one after the other: wait for
+	 * both to settle, then try the pair once */
+	uv_timer_start(&s->watch_settle, on_settled, 1000, 0);
+}
+
+/* Watches bring-your-own certificate files (not ACME or automatic ones,
+ * which tlsgate itself replaces). */
+static void
+watch_files(struct tg_server *s)
+{
+	int byo = s->ssl_ctx && !s->acme_on && s->tls.cert[0] &&
+	    strncmp(s->tls.cert_origin, "automatic", 9) != 0;
+
+	if (s->loop == NULL || s->stopping)
+		return;
+	if (!s->watching) {
+		uv_fs_poll_init(s->loop, &s->watch_cert);
+		uv_fs_poll_init(s->loop, &s->watch_key);
+		uv_timer_init(s->loop, &s->watch_settle);
+		s->watch_cert.data = s->watch_key.data = s->watch_settle.data = s;
+		s->watching = 1;
+	}
+	uv_fs_poll_stop(&s->watch_cert);
+	uv_fs_poll_stop(&s->watch_key);
+	if (byo) {
+		uv_fs_poll_start(&s->watch_cert, on_file_change, s->tls.cert, 2000);
+		uv_fs_poll_start(&s->watch_key, on_file_change, s->tls.key, 2000);
+	}
+}
+
 /* SIGHUP: everything is built aside first; only a complete new set is
  * swapped in, so a broken file or certificate leaves the old one serving. */
 static int
@@ -294,16 +485,26 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	struct tg_trust **r;
 	char old_listen[sizeof(s->listen)];
 
+	int want_acme = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") &&
+	    !tg_cfg_str(cfg, "tls.cert")[0] && strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0;
+
+	if (want_acme != s->acme_on)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "switching %s ACME certificates needs a "
+		    "restart (tls.auto, %s)", want_acme ? "to" : "away from",
+		    tg_config_origin(cfg, "tls.auto"));
 	memset(&n, 0, sizeof(n));
 	n.files_root_fd = -1;
+	n.answers = s->answers;
 	load_settings(&n, cfg);
 	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && setup_tls(&n, cfg, &kp, err) < 0) {
 		tg_trust_free(n.clients);
+		free(n.acme_set);
 		return -1;
 	}
 	if (n.files_enabled && tg_files_open_root(&n, err) < 0) {
 		SSL_CTX_free(n.ssl_ctx);
 		tg_trust_free(n.clients);
+		free(n.acme_set);
 		return -1;
 	}
 	/* contexts in use by open connections keep their own reference; their
@@ -313,6 +514,7 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 		if (r == NULL) {
 			SSL_CTX_free(n.ssl_ctx);
 			tg_trust_free(n.clients);
+			free(n.acme_set);
 			if (n.files_root_fd >= 0)
 				close(n.files_root_fd);
 			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
@@ -330,6 +532,14 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	memcpy(s->m.cert_name, n.m.cert_name, sizeof(s->m.cert_name));
 	memcpy(s->m.cert_source, n.m.cert_source, sizeof(s->m.cert_source));
 	s->m.cert_not_after = n.m.cert_not_after;
+	s->tls = n.tls;
+	if (n.acme_set) {
+		free(s->acme_set);
+		s->acme_set = n.acme_set;
+		if (s->acme)
+			tg_acme_agent_update(s->acme, s->acme_set);
+	}
+	watch_files(s);
 	s->files_root_fd = n.files_root_fd;
 	if (strcmp(old_listen, s->listen) != 0) {
 		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
@@ -370,6 +580,23 @@ tg_server_run(struct tg_server *s)
 		s->admin_poll.data = s;
 		uv_poll_start(&s->admin_poll, UV_READABLE, on_accept);
 	}
+	if (s->acme_fd >= 0) {
+		uv_poll_init(s->loop, &s->acme_poll, s->acme_fd);
+		s->acme_poll.data = s;
+		uv_poll_start(&s->acme_poll, UV_READABLE, on_accept);
+	}
+	if (s->acme_on) {
+		struct tg_err err;
+		uv_async_init(s->loop, &s->acme_async, on_acme_cert);
+		s->acme_async.data = s;
+		/* started here, after the privilege drop and landlock, so the
+		 * thread writes as the service user and inside the sandbox */
+		if ((s->acme = tg_acme_agent_start(s, s->acme_set, s->answers, &err)) == NULL) {
+			tg_log(s, TG_LOG_ERROR, "acme: %s", err.msg);
+			uv_close((uv_handle_t *)&s->acme_async, NULL);
+		}
+	}
+	watch_files(s);
 	uv_signal_init(s->loop, &s->sig_int);
 	uv_signal_init(s->loop, &s->sig_term);
 	s->sig_int.data = s->sig_term.data = s;
@@ -397,11 +624,17 @@ tg_server_free(struct tg_server *s)
 		close(s->listen_fd);
 	if (s->admin_fd >= 0)
 		close(s->admin_fd);
+	if (s->acme_fd >= 0)
+		close(s->acme_fd);
+	if (tg_acme_agent_stop(s->acme) < 0)
+		return;   /* an order in flight still uses the server; the process is ending */
+	free(s->acme_set);
 	if (s->files_root_fd >= 0)
 		close(s->files_root_fd);
 	SSL_CTX_free(s->ssl_ctx);
 	tg_trust_free(s->clients);
 	tg_peers_free(s->peers);
+	tg_answers_free(s->answers);
 	while (s->nretired)
 		tg_trust_free(s->retired[--s->nretired]);
 	free(s->retired);

@@ -14,6 +14,10 @@
 
 #include <tlsgate/tlsgate.h>
 
+struct tg_acme_settings;
+struct tg_acme_agent;
+struct tg_answers;
+
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
 struct tg_server {
@@ -33,6 +37,26 @@ struct tg_server {
 	struct tg_trust **retired;   /* trust objects older contexts may still use */
 	size_t nretired;
 	SSL_CTX *ssl_ctx;            /* NULL when tls.mode is off */
+	/* what the TLS context is built from, kept to rebuild it when the
+	 * certificate changes (ACME, files edited, SIGHUP) */
+	struct tg_tls_files {
+		char cert[4096], key[4096];        /* "" = no certificate yet (ACME) */
+		char cert_origin[320], key_origin[320];
+		char clients_ca[4096], clients_ca_origin[320];
+		int min_version;
+	} tls;
+	/* ACME (tls.auto: acme) */
+	int acme_on;
+	struct tg_acme_settings *acme_set;
+	struct tg_acme_agent *acme;
+	struct tg_answers *answers;  /* challenge answers the loop serves */
+	int acme_fd;                 /* tls.acme.http_listen (HTTP-01); -1 when unused */
+	uv_poll_t acme_poll;
+	uv_async_t acme_async;       /* the agent has a new certificate */
+	/* bring-your-own files watched for changes */
+	int watching;
+	uv_fs_poll_t watch_cert, watch_key;
+	uv_timer_t watch_settle;
 	int mutual;
 	struct tg_trust *clients;    /* how client certificates are judged (mutual) */
 	/* settings, copied from the configuration at start */
@@ -58,6 +82,7 @@ struct tg_server {
 		uint64_t requests[6];          /* by status class: 1xx..5xx, [0] other */
 		uint64_t files_in, files_out, other_in, other_out;
 		int64_t cert_not_after;        /* the served certificate, unix seconds */
+		uint64_t cert_swaps, cert_swaps_refused;
 		char cert_name[256], cert_source[320];
 		time_t started;
 	} m;
@@ -66,6 +91,8 @@ struct tg_server {
 	struct tg_conn_s *conns;     /* intrusive list, for shutdown */
 	int stopping;
 };
+
+enum { TG_LISTENER_MAIN, TG_LISTENER_ADMIN, TG_LISTENER_ACME };
 
 /* Builds a server from a validated configuration: state_dir, certificates
  * (auto when needed), the TLS context, the listening socket. */
@@ -80,6 +107,10 @@ int tg_server_run(struct tg_server *srv);
 /* The connection list just got shorter: ends a graceful stop when empty. */
 void tg_server_conn_gone(struct tg_server *srv);
 void tg_server_free(struct tg_server *srv);
+
+/* A listening socket for HOST:PORT (":PORT" = every address), non-blocking;
+ * errors say what to do (port in use, privileged port). */
+int tg_listen_open(const char *spec, struct tg_err *err);
 
 /* One line of the log; level 0 debug .. 3 error. */
 enum { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR };

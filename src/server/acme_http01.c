@@ -1,0 +1,67 @@
+/*
+ * The plain-HTTP listener of tls.acme.http_listen: HTTP-01 answers at
+ * /.well-known/acme-challenge/TOKEN (RFC 8555 section 8.3), and for every
+ * other path a permanent redirect to the same path over HTTPS, so port 80
+ * never serves content in the clear.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "acme_answers.h"
+#include "conn.h"
+#include "util.h"
+
+#define PREFIX "/.well-known/acme-challenge/"
+
+/* The HTTPS port clients should use: the main listener's, left out when
+ * it is 443. */
+static int
+https_port(const struct tg_server *s)
+{
+	char host[256];
+	int port = 443;
+
+	if (tg_parse_hostport(s->listen, host, sizeof(host), &port) < 0)
+		return 443;
+	return port;
+}
+
+void
+tg_acme_http01_respond(struct tg_conn_s *c)
+{
+	const struct tg_server *s = c->srv;
+	size_t pl = strlen(PREFIX);
+	char ka[400], hdr[4600], host[256];
+	int port;
+
+	c->keep_alive = 0;
+	if (!strncmp(c->target, PREFIX, pl)) {
+		if ((strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) || s->answers == NULL ||
+		    tg_answers_http01(s->answers, c->target + pl, ka, sizeof(ka)) < 0) {
+			tg_conn_respond(c, 404, NULL, "no such challenge");
+			return;
+		}
+		/* the key authorization, byte for byte: no newline added */
+		tg_conn_respond_exact(c, 200, "Content-Type: application/octet-stream\r\n", ka,
+		    strlen(ka), 0);
+		return;
+	}
+	/* the Host header without its port, if it is a sane name */
+	snprintf(host, sizeof(host), "%s", c->rt ? c->rt->host : "");
+	if (host[0] == '[')
+		host[strcspn(host, "]") + (strchr(host, ']') ? 1 : 0)] = '\0';
+	else
+		host[strcspn(host, ":")] = '\0';
+	if (!host[0] || strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789.-[]:") != strlen(host) || c->target[0] != '/' ||
+	    strpbrk(c->target, "\r\n")) {
+		tg_conn_respond(c, 400, NULL, "this port only redirects to HTTPS; send a Host header");
+		return;
+	}
+	port = https_port(s);
+	if (port == 443)
+		snprintf(hdr, sizeof(hdr), "Location: https://%s%s\r\n", host, c->target);
+	else
+		snprintf(hdr, sizeof(hdr), "Location: https://%s:%d%s\r\n", host, port, c->target);
+	tg_conn_respond(c, 308, hdr, "moved to HTTPS");
+}
