@@ -45,12 +45,16 @@ static const char acme_usage[] =
 "  --dns-hook PROGRAM   dns-01: run as PROGRAM add|remove _acme-challenge.NAME VALUE\n"
 "  --agree-terms        accept the CA's terms of service (tls.acme.agree_terms)\n"
 "  --force              renew: order even when not due\n"
+"  --verbose            each step of the order on stderr (the default on a terminal)\n"
 "  --config, --set, --state-dir as everywhere\n";
+
+static int verbose;
 
 static void
 progress(void *arg, const char *line)
 {
-	fprintf(stderr, "tlsgate: acme: %s\n", line);
+	if (verbose)
+		fprintf(stderr, "tlsgate: acme: %s\n", line);
 }
 
 static int
@@ -136,7 +140,8 @@ order(const struct tg_acme_settings *s, const char *listen, const char *prefix,
 			tg_err_set(&err, TG_E_IO, "--listen %s: %s", listen, m);
 			goto out;
 		}
-		fprintf(stderr, "tlsgate: acme: answering %s on %s\n",
+		if (verbose)
+			fprintf(stderr, "tlsgate: acme: answering %s on %s\n",
 		    tg_acme_challenge_name(s->challenge), listen);
 		o.solver = tg_answers_solver(answers);
 	}
@@ -154,7 +159,8 @@ order(const struct tg_acme_settings *s, const char *listen, const char *prefix,
 	o.progress = progress;
 	if (tg_acme_obtain(st, &o, &res, &err) < 0 || write_result(prefix, &res, &err) < 0)
 		goto out;
-	fprintf(stderr, "tlsgate: acme: done in %.1f s\n", (double)(tg_now_ms() - t0) / 1000.0);
+	if (verbose)
+		fprintf(stderr, "tlsgate: acme: done in %.1f s\n", (double)(tg_now_ms() - t0) / 1000.0);
 	summary(prefix, s);
 	rv = 0;
 out:
@@ -264,6 +270,7 @@ cmd_acme(int argc, char **argv)
 	if (strcmp(sub, "issue") && strcmp(sub, "renew") && strcmp(sub, "show"))
 		return cli_fail("acme: unknown command %s; see `tlsgate acme --help`", sub);
 	memset(&f, 0, sizeof(f));
+	verbose = isatty(2);   /* each step on a terminal; --verbose elsewhere */
 	for (i = 2; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
 			fputs(acme_usage, stdout);
@@ -279,6 +286,10 @@ cmd_acme(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--force")) {
 			force = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
+			verbose = 1;
 			continue;
 		}
 		for (k = 0; k < sizeof(map) / sizeof(map[0]) && !missing; k++) {
@@ -347,8 +358,9 @@ cmd_acme(int argc, char **argv)
 			printf("%s.crt: %s; nothing to do (--force renews now)\n", out, why);
 			return 0;
 		}
-		fprintf(stderr, "tlsgate: acme: %s.crt: %s\n", out, force ? "renewing now (--force)" :
-		    due < 0 ? why : why);
+		if (verbose)
+			fprintf(stderr, "tlsgate: acme: %s.crt: %s\n", out, force ?
+			    "renewing now (--force)" : why);
 		return order(&s, listen, out, due >= 0 ? id : NULL);
 	}
 	return order(&s, listen, out, NULL);

@@ -43,7 +43,12 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 	fprintf(stderr, "tlsgate %s: serving %s (%s) on %s, files in %s\n", tg_version(), url,
 	    tls ? (mutual ? "HTTPS, client certificates required" : "HTTPS") : "plain HTTP",
 	    listen, root);
-	if (tls)
+	if (tls && !kp->cert[0])
+		fprintf(stderr, "  certificate: ordering one for %s from %s; HTTPS clients are refused "
+		    "until it arrives (see the acme: lines)\n", tg_config_get(cfg, "tls.acme.names")[0] ?
+		    tg_config_get(cfg, "tls.acme.names") : tg_config_get(cfg, "tls.names"),
+		    tg_cfg_str(cfg, "tls.acme.directory"));
+	else if (tls)
 		fprintf(stderr, "  certificate: %s (%s)%s\n", kp->cert, kp->cert_origin,
 		    kp->made_cert ? ", just issued" : "");
 	if (tls && kp->local_ca[0])
@@ -54,6 +59,9 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 		fprintf(stderr, "  make a client certificate: tlsgate cert issue --client --name NAME --out client\n"
 		    "  try: curl --cacert %s --cert client.crt --key client.key -T hello.txt %shello.txt\n",
 		    kp->local_ca[0] ? kp->local_ca : "CA.crt", url);
+	else if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0])
+		fprintf(stderr, "  try: curl -T hello.txt %shello.txt   (with a name the certificate "
+		    "holds)\n", url);
 	else if (kp->local_ca[0] && !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") &&
 	    !tg_cfg_str(cfg, "tls.cert")[0])
 		fprintf(stderr, "  try: curl --cacert %s -T hello.txt %shello.txt\n", kp->local_ca, url);

@@ -54,6 +54,18 @@ print_status(json_t *j)
 		    json_string_value(json_object_get(v, "path")),
 		    (long long)json_integer_value(json_object_get(v, "entries")),
 		    json_string_value(json_object_get(v, "trust")));
+	v = json_object_get(j, "acme");
+	if (json_is_object(v)) {
+		char nc[32];
+		ymd(json_integer_value(json_object_get(v, "next_check")), nc, sizeof(nc));
+		printf("acme:          %s, %lld obtained, %lld renewed, %lld failed; next check %s\n",
+		    json_string_value(json_object_get(v, "state")),
+		    (long long)json_integer_value(json_object_get(v, "orders_ok")),
+		    (long long)json_integer_value(json_object_get(v, "renewals_ok")),
+		    (long long)json_integer_value(json_object_get(v, "failures")), nc);
+		if (json_string_length(json_object_get(v, "last_error")))
+			printf("acme error:    %s\n", json_string_value(json_object_get(v, "last_error")));
+	}
 	v = json_object_get(j, "connections");
 	printf("connections:   %lld open, %lld since start\n",
 	    (long long)json_integer_value(json_object_get(v, "open")),

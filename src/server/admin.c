@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "acme_agent.h"
 #include "admin.h"
 #include "conn.h"
 #include "pins.h"
@@ -99,6 +100,30 @@ metrics(struct tg_conn_s *c)
 		add(&t, "tlsgate_cert_not_after_seconds{name=\"%s\",source=\"%s\"} %lld\n", name, src,
 		    (long long)m->cert_not_after);
 	}
+	if (s->ssl_ctx && m->cert_not_after == 0)   /* ACME: none yet */
+		add(&t, "tlsgate_cert_not_after_seconds{name=\"\",source=\"%s\"} 0\n",
+		    (esc(m->cert_source, src, sizeof(src)), src));
+	add(&t, "# HELP tlsgate_cert_swaps_total Certificates swapped in while running, by result.\n"
+	    "# TYPE tlsgate_cert_swaps_total counter\n"
+	    "tlsgate_cert_swaps_total{result=\"ok\"} %llu\ntlsgate_cert_swaps_total{result=\"refused\"} "
+	    "%llu\n", (unsigned long long)m->cert_swaps, (unsigned long long)m->cert_swaps_refused);
+	if (s->acme) {
+		struct tg_acme_stats st;
+		tg_acme_agent_stats(s->acme, &st);
+		add(&t, "# HELP tlsgate_acme_orders_total First ACME orders (no certificate yet), by result.\n"
+		    "# TYPE tlsgate_acme_orders_total counter\n"
+		    "tlsgate_acme_orders_total{result=\"ok\"} %llu\n"
+		    "tlsgate_acme_orders_total{result=\"failed\"} %llu\n"
+		    "# HELP tlsgate_acme_renewals_total ACME renewals, by result.\n"
+		    "# TYPE tlsgate_acme_renewals_total counter\n"
+		    "tlsgate_acme_renewals_total{result=\"ok\"} %llu\n"
+		    "tlsgate_acme_renewals_total{result=\"failed\"} %llu\n"
+		    "# HELP tlsgate_acme_next_check_seconds When the ACME agent looks next (unix time).\n"
+		    "# TYPE tlsgate_acme_next_check_seconds gauge\ntlsgate_acme_next_check_seconds %lld\n",
+		    (unsigned long long)st.orders_ok, (unsigned long long)st.orders_failed,
+		    (unsigned long long)st.renewals_ok, (unsigned long long)st.renewals_failed,
+		    (long long)st.next_check);
+	}
 	add(&t, "# HELP tlsgate_connections_open Client connections open now.\n"
 	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n"
 	    "# HELP tlsgate_connections_total Client connections accepted.\n"
@@ -170,8 +195,29 @@ status(struct tg_conn_s *c)
 		    a, known_entries(s->clients->known), tg_trust_mode_name(s->clients->mode));
 	}
 	add(&t, "],\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,\"prefix\":\"%s\"},"
-	    "\"acme\":null}\n", s->nconns, (unsigned long long)m->connections,
+	    "\"acme\":", s->nconns, (unsigned long long)m->connections,
 	    s->files_enabled ? "true" : "false", s->files_prefix);
+	if (s->acme && s->acme_set) {
+		struct tg_acme_stats st;
+		char names[1200] = "", one[300];
+		size_t i;
+		tg_acme_agent_stats(s->acme, &st);
+		for (i = 0; i < s->acme_set->nnames; i++) {
+			esc(s->acme_set->names[i], one, sizeof(one));
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s\"%s\"",
+			    i ? "," : "", one);
+		}
+		esc(s->acme_set->directory, a, sizeof(a));
+		esc(st.last_error, b, sizeof(b));
+		add(&t, "{\"directory\":\"%s\",\"names\":[%s],\"state\":\"%s\",\"next_check\":%lld,"
+		    "\"last_success\":%lld,\"last_error\":\"%s\",\"orders_ok\":%llu,"
+		    "\"renewals_ok\":%llu,\"failures\":%llu}}\n", a, names, st.state,
+		    (long long)st.next_check, (long long)st.last_success, b,
+		    (unsigned long long)st.orders_ok, (unsigned long long)st.renewals_ok,
+		    (unsigned long long)(st.orders_failed + st.renewals_failed));
+	} else {
+		add(&t, "null}\n");
+	}
 	tg_conn_respond(c, t.p ? 200 : 500, "Content-Type: application/json\r\n",
 	    t.p ? t.p : "out of memory");
 	free(t.p);

@@ -193,3 +193,58 @@ start_s_server() {   # NAME CERT KEY
 	printf -v "PID_S_$1" '%s' "$!"
 	wait_port "$port" 10 || fail "openssl s_server $1 did not start"
 }
+
+# wait_log FILE PATTERN SECONDS WHAT: like assert_log, for slower events.
+wait_log() {
+	local i
+	for i in $(seq $(( $3 * 10 ))); do
+		grep -qE -- "$2" "$1" 2>/dev/null && { pass "$4"; return 0; }
+		sleep 0.1
+	done
+	fail "$4: no line matching /$2/ in $1 within $3 s"
+}
+
+# start_pebble: Let's Encrypt's test CA on loopback with its DNS and
+# challenge test server. The validation ports are chosen first, so tlsgate
+# must answer HTTP-01 on ACME_HTTP_PORT and TLS-ALPN-01 on ACME_TLS_PORT.
+# Every name resolves to 127.0.0.1. Sets ACME_DIR (directory URL),
+# ACME_CA (trust for pebble's own HTTPS), ACME_ROOT (the root it issues
+# from), CHALL_MGMT (challtestsrv's management port, for DNS-01 hooks).
+start_pebble() {
+	command -v pebble >/dev/null || fail "pebble is not installed (make test installs it)"
+	ACME_HTTP_PORT=$(free_port); ACME_TLS_PORT=$(free_port)
+	local dns=$(free_port) mgmt=$(free_port) pp=$(free_port) pm=$(free_port)
+	CHALL_MGMT=$mgmt
+	mkdir -p "$T/pebble"
+	"$TG_BIN" ca init --dir "$T/pebble/ca" >/dev/null
+	"$TG_BIN" cert issue --server --san dns:localhost,ip:127.0.0.1 --ca "$T/pebble/ca" \
+		--out "$T/pebble/tls" >/dev/null
+	cat >"$T/pebble/config.json" <<JSON
+{"pebble":{"listenAddress":"127.0.0.1:$pp","managementListenAddress":"127.0.0.1:$pm",
+"certificate":"$T/pebble/tls.crt","privateKey":"$T/pebble/tls.key","httpPort":$ACME_HTTP_PORT,
+"tlsPort":$ACME_TLS_PORT,"ocspResponderURL":"","externalAccountBindingRequired":false,
+"domainBlocklist":["blocked.example.com"]}}
+JSON
+	pebble-challtestsrv -management "127.0.0.1:$mgmt" -dns01 "127.0.0.1:$dns" -http01 "" \
+		-https01 "" -tlsalpn01 "" -defaultIPv6 "" >"$T/challtestsrv.log" 2>&1 &
+	PIDS+=("$!")
+	PEBBLE_VA_NOSLEEP=1 pebble -config "$T/pebble/config.json" -dnsserver "127.0.0.1:$dns" \
+		>"$T/pebble.log" 2>&1 &
+	PIDS+=("$!")
+	wait_port "$pp" 20 && wait_port "$pm" 20 && wait_port "$mgmt" 20 || fail "pebble did not start"
+	ACME_DIR="https://127.0.0.1:$pp/dir"
+	ACME_CA="$T/pebble/ca/ca.crt"
+	ACME_ROOT="$T/pebble/root.pem"
+	curl -sSf --cacert "$ACME_CA" "https://127.0.0.1:$pm/roots/0" >"$ACME_ROOT" ||
+		fail "cannot fetch pebble's root"
+	cat >"$T/pebble/dns-hook" <<HOOK
+#!/bin/sh
+# tls.acme.dns_hook for the tests: sets and clears TXT records in challtestsrv
+case "\$1" in
+add) exec curl -sSf -d "{\"host\":\"\$2.\",\"value\":\"\$3\"}" http://127.0.0.1:$mgmt/set-txt ;;
+remove) exec curl -sSf -d "{\"host\":\"\$2.\"}" http://127.0.0.1:$mgmt/clear-txt ;;
+*) echo "dns-hook: add|remove NAME VALUE" >&2; exit 2 ;;
+esac
+HOOK
+	chmod +x "$T/pebble/dns-hook"
+}

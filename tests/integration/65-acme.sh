@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# ACME against pebble, Let's Encrypt's test CA, on loopback: the one-shot
+# client with all three challenges, the daemon obtaining, serving, reusing,
+# recovering a deleted cache and renewing under load with no failed request,
+# and the CA's refusals in words.
+. "$(dirname "$0")/harness.sh"
+cd "$T"
+start_pebble
+A=(--directory "$ACME_DIR" --ca-cert "$ACME_CA" --state-dir "$T/cli" --agree-terms)
+
+# ---- the one-shot client -------------------------------------------------
+t0=$(date +%s%N)
+"$TG_BIN" acme issue --verbose --name a.example.com,b.example.com --out a "${A[@]}" \
+	--listen "127.0.0.1:$ACME_HTTP_PORT" >issue.out 2>issue.err || { cat issue.err; fail "acme issue http-01"; }
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+openssl verify -CAfile "$ACME_ROOT" -untrusted a.crt a.crt >/dev/null || fail "http-01 certificate does not verify"
+openssl x509 -in a.crt -noout -ext subjectAltName | grep -q "DNS:b.example.com" || fail "second name missing"
+[ "$(stat -c %a a.key)" = 600 ] || fail "key mode is $(stat -c %a a.key)"
+grep -q "a.example.com: validated by http-01" issue.err || fail "no progress lines: $(cat issue.err)"
+grep -q "expires:" issue.out || fail "no summary"
+pass "acme issue http-01: two names in one certificate in $ms ms, verified with pebble's root"
+
+"$TG_BIN" acme issue -v --name c.example.com --challenge tls-alpn-01 --out c "${A[@]}" \
+	--listen "127.0.0.1:$ACME_TLS_PORT" >/dev/null 2>issue.err || { cat issue.err; fail "acme issue tls-alpn-01"; }
+openssl verify -CAfile "$ACME_ROOT" -untrusted c.crt c.crt >/dev/null || fail "tls-alpn-01 certificate does not verify"
+grep -q "account .*: reused" issue.err || fail "the account was not reused: $(cat issue.err)"
+pass "acme issue tls-alpn-01, with the account of the first order"
+
+"$TG_BIN" acme issue --name '*.wild.example.com,d.example.com' --challenge dns-01 \
+	--dns-hook "$T/pebble/dns-hook" --out d "${A[@]}" >/dev/null 2>issue.err || { cat issue.err; fail "acme issue dns-01"; }
+openssl x509 -in d.crt -noout -ext subjectAltName | grep -q 'DNS:\*.wild.example.com' || fail "no wildcard"
+pass "acme issue dns-01 through a hook that feeds pebble's DNS (wildcard name)"
+
+expect_fail "a name the CA refuses is reported with the CA's words" \
+	"refused the order: .*blocked.example.com.*rejectedIdentifier" \
+	"$TG_BIN" acme issue --name blocked.example.com --out e "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT"
+expect_fail "the CA's terms must be accepted in writing" "terms of service .*agree_terms" \
+	"$TG_BIN" acme issue --name x.example.com --out e --directory "$ACME_DIR" --ca-cert "$ACME_CA" \
+	--state-dir "$T/cli2" --listen "127.0.0.1:$ACME_HTTP_PORT"
+expect_fail "an ACME server that is not trusted is refused" "is not trusted: .*tls.acme.ca_cert" \
+	"$TG_BIN" acme issue --name x.example.com --out e --directory "$ACME_DIR" --agree-terms \
+	--state-dir "$T/cli2" --listen "127.0.0.1:$ACME_HTTP_PORT"
+[ ! -e e.crt ] && [ ! -e e.key ] || fail "a failed order left files"
+
+"$TG_BIN" acme renew --name a.example.com,b.example.com --out a "${A[@]}" \
+	--listen "127.0.0.1:$ACME_HTTP_PORT" >renew.out 2>&1 || fail "acme renew (not due)"
+grep -q "not due until" renew.out || fail "renew did not say when: $(cat renew.out)"
+before=$(openssl x509 -in a.crt -noout -serial)
+"$TG_BIN" acme renew --force --name a.example.com,b.example.com --out a "${A[@]}" \
+	--listen "127.0.0.1:$ACME_HTTP_PORT" >/dev/null 2>&1 || fail "acme renew --force"
+[ "$(openssl x509 -in a.crt -noout -serial)" != "$before" ] || fail "renew --force kept the old certificate"
+pass "acme renew: nothing when not due, a new certificate with --force"
+"$TG_BIN" acme show --state-dir "$T/cli" >show.out
+grep -q "directory: $ACME_DIR" show.out || fail "acme show: $(cat show.out)"
+
+# ---- the daemon ------------------------------------------------------------
+cat >s.yaml <<EOF
+admin:
+  listen: off
+tls:
+  auto: acme
+  acme:
+    directory: $ACME_DIR
+    ca_cert: $ACME_CA
+    names: [s.example.com]
+    http_listen: 127.0.0.1:$ACME_HTTP_PORT
+    agree_terms: true
+    check_interval: 2s
+EOF
+get() {   # PORT: one HTTPS request to s.example.com verified with pebble's root
+	curl -sSf -o /dev/null --max-time 5 --cacert "$ACME_ROOT" \
+		--resolve "s.example.com:$1:127.0.0.1" "https://s.example.com:$1/"
+}
+pin() { "$TG_BIN" cert show "127.0.0.1:$1" --server-name s.example.com --ca-cert "$ACME_ROOT" | grep -m1 pin: | awk '{print $2}'; }
+t0=$(date +%s%N)
+start_tlsgate s --config s.yaml
+wait_log "$T/s.log" "acme: certificate for s.example.com in service" 30 "the daemon obtained a certificate by http-01"
+echo "time to first certificate (daemon, http-01): $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+get "$PORT_s" || fail "curl with pebble's root"
+code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H "Host: s.example.com" \
+	"http://127.0.0.1:$ACME_HTTP_PORT/files/x?y=1")
+[ "$code" = "308 https://s.example.com:$PORT_s/files/x?y=1" ] || fail "http_listen redirect: $code"
+pass "served and verified by curl; other paths on http_listen redirect to HTTPS"
+pin1=$(pin "$PORT_s")
+stop_pid "$PID_s"
+
+# a restart reuses the account and the certificate: no order at all
+start_tlsgate s --config s.yaml
+wait_log "$T/s.log" "checked: not due until" 20 "restart: the cached certificate is checked"
+! grep -q "acme: order\|ordering one" "$T/s.log" || fail "a restart ordered again"
+[ "$(pin "$PORT_s")" = "$pin1" ] || fail "a restart serves another certificate"
+pass "a restart reuses the certificate (no new order)"
+
+# the cache deleted while running: a fresh certificate, never an outage
+rm -rf "$T/s/acme"/*/certs
+n=0; while [ $n -lt 40 ] && ! grep -q "ordering one" "$T/s.log"; do get "$PORT_s" || fail "outage after the cache was deleted"; n=$((n + 1)); sleep 0.1; done
+wait_log "$T/s.log" "acme: certificate for s.example.com obtained" 30 "a deleted cache leads to a new order"
+wait_log "$T/s.log" "account .*: reused" 1 "with the same account"
+get "$PORT_s" || fail "serving after the cache was rebuilt"
+[ -s "$T/s/acme/"*/certs/s.example.com.crt ] || fail "the cache was not rebuilt"
+stop_pid "$PID_s"
+
+# renewal under load: renew_before longer than the lifetime forces one at
+# every check; a client loop must see no failed request across the swaps
+start_tlsgate s --config s.yaml --set tls.acme.renew_before=2000d
+wait_log "$T/s.log" "in service" 30 "renewing daemon started"
+pin_start=$(pin "$PORT_s")
+ok=0; bad=0; end=$((SECONDS + 8))
+while [ $SECONDS -lt $end ]; do
+	if get "$PORT_s" 2>/dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+done
+renewed=$(grep -c "certificate for s.example.com renewed" "$T/s.log" || true)
+[ "$renewed" -ge 2 ] || fail "only $renewed renewals in 8 s"
+[ "$bad" = 0 ] || fail "$bad of $((ok + bad)) requests failed during $renewed swaps"
+[ "$(pin "$PORT_s")" != "$pin_start" ] || fail "the renewed certificate is not served"
+pass "$renewed renewals swapped in under load: $ok requests, 0 failed"
+stop_pid "$PID_s"
+
+# TLS-ALPN-01 on the main listener while it serves; mutual mode too, since
+# the validation server has no client certificate
+cat >t.yaml <<EOF
+listen: 127.0.0.1:$ACME_TLS_PORT
+admin:
+  listen: off
+tls:
+  mode: mutual
+  auto: acme
+  clients:
+    trust: insecure-no-validation
+  acme:
+    directory: $ACME_DIR
+    ca_cert: $ACME_CA
+    names: [s.example.com]
+    challenge: tls-alpn-01
+    agree_terms: true
+EOF
+"$TG_BIN" serve --config t.yaml --state-dir "$T/t" >"$T/t.log" 2>&1 &
+PIDS+=("$!")
+wait_log "$T/t.log" "answered a tls-alpn-01 challenge" 30 "the daemon answered tls-alpn-01 on its TLS listener"
+wait_log "$T/t.log" "in service" 30 "and obtained the certificate"
+"$TG_BIN" cert issue --client --name cl --ca "$T/cli/ca" --out cl >/dev/null 2>&1 ||
+	{ "$TG_BIN" ca init --dir cca >/dev/null; "$TG_BIN" cert issue --client --name cl --ca cca --out cl >/dev/null; }
+curl -sSf -o /dev/null --cacert "$ACME_ROOT" --cert cl.crt --key cl.key \
+	--resolve "s.example.com:$ACME_TLS_PORT:127.0.0.1" "https://s.example.com:$ACME_TLS_PORT/" ||
+	fail "curl to the tls-alpn-01 certificate"
+pass "tls-alpn-01 certificate served in mutual mode"
+
+# a refused order: the CA's words in the log, the next try scheduled
+start_tlsgate b --config s.yaml --set tls.acme.names=blocked.example.com
+wait_log "$T/b.log" "acme: order for blocked.example.com failed: .*rejectedIdentifier.*next try at" 20 \
+	"a refused order is logged with the CA's problem and the next try"
+code=$(curl -s -o /dev/null -w '%{http_code}' -k "https://127.0.0.1:$PORT_b/" || true)
+[ "$code" = 000 ] || fail "without a certificate HTTPS must refuse, got $code"
+assert_log "$T/b.log" "TLS handshake refused: no certificate yet" "handshakes before the first certificate are refused in words"
