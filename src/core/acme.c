@@ -319,15 +319,17 @@ run_hook(const char *hook, const char *op, const char *name, const char *value,
 	return 0;
 }
 
+/* Waits before asking again: what the CA asked for (Retry-After, capped at
+ * 10 s), else 250 ms doubling to 2 s, since validation is usually quick. */
 static void
-pause_for(int seconds, int *waited)
+pause_for(int retry_after, int *step, int *waited_ms)
 {
-	if (seconds < 1)
-		seconds = 1;
-	if (seconds > 10)
-		seconds = 10;
-	sleep((unsigned)seconds);
-	*waited += seconds;
+	int ms = retry_after > 0 ? (retry_after > 10 ? 10 : retry_after) * 1000 :
+	    250 << (*step < 3 ? *step : 3);
+
+	(*step)++;
+	usleep((useconds_t)ms * 1000);
+	*waited_ms += ms;
 }
 
 /* Answers one authorization with the chosen challenge and waits until the
@@ -341,7 +343,8 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 	struct tg_acme_resp resp;
 	struct tg_acme_chall *ch = NULL;
 	char keyauth[400], what[300], value[64], dnsname[300];
-	int published = 0, waited = 0, limit = o->timeout_s ? o->timeout_s : 120, rv = -1;
+	int published = 0, waited = 0, step = 0, rv = -1;
+	int limit = (o->timeout_s ? o->timeout_s : 120) * 1000;
 	size_t i;
 
 	memset(&resp, 0, sizeof(resp));
@@ -432,10 +435,10 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 		}
 		if (waited >= limit) {
 			tg_err_set(err, TG_E_ACME, "the ACME server did not validate %s by %s within "
-			    "%d s", a.id_value, want, limit);
+			    "%d s", a.id_value, want, limit / 1000);
 			goto out;
 		}
-		pause_for(ra ? ra : 1, &waited);
+		pause_for(ra, &step, &waited);
 	}
 out:
 	if (published) {
@@ -505,7 +508,7 @@ poll_order(struct run *r, const char *url, struct tg_acme_order *ord, const char
     struct tg_err *err)
 {
 	struct tg_acme_resp resp;
-	int waited = 0, limit = r->o->timeout_s ? r->o->timeout_s : 120, ra = 0;
+	int waited = 0, step = 0, ra = 0, limit = (r->o->timeout_s ? r->o->timeout_s : 120) * 1000;
 
 	memset(&resp, 0, sizeof(resp));
 	for (;;) {
@@ -527,8 +530,8 @@ poll_order(struct run *r, const char *url, struct tg_acme_order *ord, const char
 			return 0;
 		if (waited >= limit)
 			return tg_err_set(err, TG_E_ACME, "the ACME order stayed %s for %d s",
-			    ord->status, limit);
-		pause_for(ra ? ra : 1, &waited);
+			    ord->status, limit / 1000);
+		pause_for(ra, &step, &waited);
 	}
 }
 
