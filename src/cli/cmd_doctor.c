@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "certs.h"
+#include "acme.h"
 #include "cli.h"
 #include "config_int.h"
 #include "error.h"
@@ -238,6 +239,37 @@ check_port(const char *key, const char *addr)
 	    "cap_net_bind_service=+ep %s (or run it as the systemd unit)", key, addr, self[0] ? self : "tlsgate");
 }
 
+/* ACME: the directory answers, its terms are accepted, HTTP-01's port can
+ * be bound. */
+static void
+check_acme(const struct tg_config *cfg)
+{
+	const char *url = tg_cfg_str(cfg, "tls.acme.directory");
+	char ca[PATH_MAX] = "";
+	struct tg_acme_dir d;
+	struct tg_err err;
+
+	if (tg_cfg_str(cfg, "tls.acme.ca_cert")[0])
+		tg_cfg_path(cfg, "tls.acme.ca_cert", ca, sizeof(ca));
+	if (tg_acme_probe(url, ca, &d, &err) < 0) {
+		problem("tls.acme.directory (%s): %s", tg_config_origin(cfg, "tls.acme.directory"),
+		    err.msg);
+		return;
+	}
+	if (d.terms[0] && !tg_cfg_num(cfg, "tls.acme.agree_terms"))
+		problem("tls.acme.agree_terms is false (%s): the CA wants its terms (%s) accepted "
+		    "before it issues; read them, then set it to true",
+		    tg_config_origin(cfg, "tls.acme.agree_terms"), d.terms);
+	else if (d.eab_required && !tg_cfg_str(cfg, "tls.acme.eab_kid")[0])
+		problem("tls.acme.eab_kid is empty: the CA at %s requires external account binding; "
+		    "fix: set tls.acme.eab_kid and tls.acme.eab_hmac_key", url);
+	else
+		ok("ACME directory %s answers%s", url, d.renewal_info[0] ?
+		    " and offers renewal information (ARI)" : "");
+	if (!strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "http-01"))
+		check_port("tls.acme.http_listen", tg_cfg_str(cfg, "tls.acme.http_listen"));
+}
+
 int
 cmd_doctor(int argc, char **argv)
 {
@@ -269,7 +301,9 @@ cmd_doctor(int argc, char **argv)
 		    tg_config_origin(cfg, "tls.mode"));
 	else if (tg_cfg_str(cfg, "tls.cert")[0] && tg_cfg_str(cfg, "tls.key")[0])
 		check_files_pair(cfg);
-	else if (strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") != 0)   /* acme: validation said it */
+	else if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme"))
+		check_acme(cfg);
+	else
 		ok("certificates come from tls.auto %s and are made at start", tg_cfg_str(cfg, "tls.auto"));
 	if (!strcmp(mode, "mutual") && tg_cfg_str(cfg, "tls.clients.ca")[0]) {
 		char ca[PATH_MAX];

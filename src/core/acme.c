@@ -570,6 +570,29 @@ out:
 }
 
 int
+tg_acme_probe(const char *directory, const char *ca_cert, struct tg_acme_dir *d,
+    struct tg_err *err)
+{
+	struct tg_acme_http h;
+	struct tg_acme_resp resp;
+	int rv = -1;
+
+	memset(&resp, 0, sizeof(resp));
+	if (tg_acme_http_init(&h, ca_cert, err) < 0)
+		return -1;
+	if (tg_acme_get(&h, directory, &resp, err) == 0) {
+		if (resp.status != 200)
+			tg_err_set(err, TG_E_ACME, "the ACME directory %s answered HTTP %d", directory,
+			    resp.status);
+		else
+			rv = tg_acme_parse_directory(resp.body ? resp.body : "", resp.len, d, err);
+	}
+	tg_acme_resp_clear(&resp);
+	tg_acme_http_free(&h);
+	return rv;
+}
+
+int
 tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
     struct tg_acme_result *res, struct tg_err *err)
 {

@@ -147,6 +147,10 @@ void tg_acme_result_clear(struct tg_acme_result *r);
  * "acme/HOST-HASH". */
 void tg_acme_store_prefix(const char *directory, char *buf, size_t len);
 
+/* Fetches and reads the directory (tlsgate doctor). */
+int tg_acme_probe(const char *directory, const char *ca_cert, struct tg_acme_dir *d,
+    struct tg_err *err);
+
 /* Runs a whole order: account (created once per directory, key in st),
  * order, authorizations, challenges, finalize, download. */
 int tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,

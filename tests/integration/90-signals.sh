@@ -38,6 +38,24 @@ curl -sS --cacert ca/ca.crt "$U/files/hi.txt" >/dev/null || fail "serving after 
 pass "a broken reload is refused; the old certificate keeps serving"
 
 cp b.key cur.key
+
+# certificate files edited in place, no signal: the watcher swaps them in
+# (after both settle) and refuses a broken pair, keeping the old one
+sleep 3.5   # the watcher has reported the edits above
+ok_pat="tls.cert changed on disk: certificate for localhost in service"
+bad_pat="tls.cert changed on disk but the new files were refused, the old certificate keeps serving: .*does not match"
+m=$(log_mark "$T/r.log" "$ok_pat")
+cp a.crt cur.crt; cp a.key cur.key
+wait_new_log "$T/r.log" "$ok_pat" "$m" 10 "an edited certificate file is noticed without SIGHUP"
+[ "$(pin)" = "$pin_a" ] || fail "the edited certificate is not served"
+sleep 3.5
+m=$(log_mark "$T/r.log" "$bad_pat")
+cp b.crt cur.crt   # a new certificate with the old key: a broken pair
+wait_new_log "$T/r.log" "$bad_pat" "$m" 10 "a broken edited pair is refused"
+[ "$(pin)" = "$pin_a" ] || fail "a refused pair changed the certificate"
+cp b.key cur.key
+kill -HUP "$PID_r"
+sleep 0.3
 sed -i 's/10MiB/1KiB/' g.yaml
 kill -HUP "$PID_r"
 sleep 0.3

@@ -42,7 +42,9 @@ doctor_finds "mutual without a client CA" "tls.clients.ca is empty and tls.mode 
 	--mode mutual --set tls.auto=self-signed
 doctor_finds "insecure mode" "client.trust is insecure-no-validation .*fix: whitelist" \
 	--set client.trust=insecure-no-validation
-doctor_finds "ACME" "tls.auto .*acme is not available" --set tls.auto=acme
+doctor_finds "ACME directory unreachable" "tls.acme.directory .*cannot reach the ACME server at https://127.0.0.1:1/dir" \
+	--set tls.auto=acme --set tls.acme.names=api.example.com --set tls.acme.challenge=tls-alpn-01 \
+	--set tls.acme.directory=https://127.0.0.1:1/dir
 doctor_finds "plain HTTP" "tls.mode is off" --mode off
 if command -v setpriv >/dev/null; then
 	# the build folder may not be reachable for nobody: run a copy from $T

@@ -248,3 +248,16 @@ esac
 HOOK
 	chmod +x "$T/pebble/dns-hook"
 }
+
+# log_mark FILE PATTERN: how many lines match now; wait_new_log FILE PATTERN
+# MARK SECONDS WHAT: waits until more match than MARK (the pattern may have
+# matched earlier events).
+log_mark() { grep -cE -- "$2" "$1" 2>/dev/null || true; }
+wait_new_log() {
+	local i
+	for i in $(seq $(( $4 * 10 ))); do
+		[ "$(log_mark "$1" "$2")" -gt "$3" ] && { pass "$5"; return 0; }
+		sleep 0.1
+	done
+	fail "$5: no new line matching /$2/ in $1 within $4 s"
+}
