@@ -320,16 +320,23 @@ run_hook(const char *hook, const char *op, const char *name, const char *value,
 }
 
 /* Waits before asking again: what the CA asked for (Retry-After, capped at
- * 10 s), else 250 ms doubling to 2 s, since validation is usually quick. */
-static void
-pause_for(int retry_after, int *step, int *waited_ms)
+ * 10 s), else 250 ms doubling to 2 s, since validation is usually quick.
+ * Returns -1 when the caller cancelled meanwhile. */
+static int
+pause_for(const struct tg_acme_opts *o, int retry_after, int *step, int *waited_ms,
+    struct tg_err *err)
 {
 	int ms = retry_after > 0 ? (retry_after > 10 ? 10 : retry_after) * 1000 :
-	    250 << (*step < 3 ? *step : 3);
+	    250 << (*step < 3 ? *step : 3), slept;
 
 	(*step)++;
-	usleep((useconds_t)ms * 1000);
+	for (slept = 0; slept < ms; slept += 50) {
+		if (o->cancelled && o->cancelled(o->cancel_arg))
+			return tg_err_set(err, TG_E_ACME, "the order was stopped (tlsgate is stopping)");
+		usleep(50 * 1000);
+	}
 	*waited_ms += ms;
+	return 0;
 }
 
 /* Answers one authorization with the chosen challenge and waits until the
@@ -438,7 +445,8 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 			    "%d s", a.id_value, want, limit / 1000);
 			goto out;
 		}
-		pause_for(ra, &step, &waited);
+		if (pause_for(o, ra, &step, &waited, err) < 0)
+			goto out;
 	}
 out:
 	if (published) {
@@ -531,7 +539,8 @@ poll_order(struct run *r, const char *url, struct tg_acme_order *ord, const char
 		if (waited >= limit)
 			return tg_err_set(err, TG_E_ACME, "the ACME order stayed %s for %d s",
 			    ord->status, limit / 1000);
-		pause_for(ra, &step, &waited);
+		if (pause_for(r->o, ra, &step, &waited, err) < 0)
+			return -1;
 	}
 }
 
@@ -643,9 +652,14 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 			goto out;
 	}
 	say(&r, "order %s: %zu authorization(s)", order_url, ord.nauthz);
-	for (i = 0; i < ord.nauthz; i++)
+	for (i = 0; i < ord.nauthz; i++) {
+		if (o->cancelled && o->cancelled(o->cancel_arg)) {
+			tg_err_set(err, TG_E_ACME, "the order was stopped (tlsgate is stopping)");
+			goto out;
+		}
 		if (authorize(&r, ord.authz[i], err) < 0)
 			goto out;
+	}
 	if (poll_order(&r, order_url, &ord, "pending", err) < 0)
 		goto out;
 	if (strcmp(ord.status, "ready") != 0) {

@@ -131,6 +131,9 @@ struct tg_acme_opts {
 	void (*progress)(void *arg, const char *line);
 	void *progress_arg;
 	int timeout_s;               /* for each authorization and the order; 0 = 120 */
+	/* asked between steps and while waiting: nonzero stops the order */
+	int (*cancelled)(void *arg);
+	void *cancel_arg;
 };
 
 /* The outcome of an order; chain_pem is the leaf then the chain. */

@@ -112,6 +112,18 @@ names_text(const struct tg_acme_settings *s, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", s->names[i]);
 }
 
+static int
+cancelled(void *arg)
+{
+	struct tg_acme_agent *a = arg;
+	int stop;
+
+	pthread_mutex_lock(&a->mu);
+	stop = a->stop;
+	pthread_mutex_unlock(&a->mu);
+	return stop;
+}
+
 static void
 progress(void *arg, const char *line)
 {
@@ -213,6 +225,8 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	o.solver = tg_answers_solver(a->answers);
 	o.progress = progress;
 	o.progress_arg = a;
+	o.cancelled = cancelled;
+	o.cancel_arg = a;
 	if (tg_acme_obtain(st, &o, &res, &err) < 0 || tg_acme_save(st, crt, key, &res, &err) < 0) {
 		tg_store_unlock(st, "acme");
 		goto failed;
@@ -248,6 +262,12 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	tg_store_free(st);
 	return wait;
 failed:
+	if (cancelled(a)) {   /* stopping: not a failure worth a log line */
+		tg_acme_result_clear(&res);
+		X509_free(leaf);
+		tg_store_free(st);
+		return 0;
+	}
 	/* backoff: 1 min doubling to 1 day, never sooner than the CA asked */
 	a->failures++;
 	wait = 60000ull << (a->failures > 10 ? 10 : a->failures - 1);
@@ -360,9 +380,9 @@ tg_acme_agent_stop(struct tg_acme_agent *a)
 		return 0;
 	tg_acme_agent_halt(a);
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 2;
-	/* an order in flight can block on the network for minutes; the process
-	 * is ending, so it is left to die with it rather than waited for */
+	until.tv_sec += 10;
+	/* an order in flight stops at its next step or wait; one blocked on the
+	 * network longer than this is left to die with the process */
 	if (pthread_timedjoin_np(a->th, NULL, &until) != 0) {
 		pthread_detach(a->th);
 		return -1;

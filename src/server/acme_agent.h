@@ -50,7 +50,7 @@ void tg_acme_agent_update(struct tg_acme_agent *a, const struct tg_acme_settings
 /* Tells the thread to stop and to hand nothing more over (before the
  * loop's async handle closes). */
 void tg_acme_agent_halt(struct tg_acme_agent *a);
-/* Stops the thread and frees; an order in flight is waited for 2 s only,
+/* Stops the thread and frees; an order in flight is waited for 10 s only,
  * then -1: the thread still uses the server, which must not be freed. */
 int tg_acme_agent_stop(struct tg_acme_agent *a);
 

@@ -163,6 +163,7 @@ main(void)
 	free(jws);
 	CHECK(tg_acme_thumbprint(k, buf, sizeof(buf)) == 0 && strlen(buf) == 43, "thumbprint");
 
+	EVP_PKEY_free(k);
 	/* RFC 8737 certificate: critical acmeIdentifier with SHA-256(keyauth) */
 	CHECK(tg_acme_alpn_cert("t.example", "tok.thumb", &ac, &k, &err) == 0, "alpn: %s", err.msg);
 	{
