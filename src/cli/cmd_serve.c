@@ -10,6 +10,7 @@
 #include "certs.h"
 #include "cli.h"
 #include "config_int.h"
+#include "acme_agent.h"
 #include "sandbox.h"
 #include "server.h"
 #include "util.h"
@@ -92,9 +93,9 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 {
 	static const char *const ro_keys[] = { "tls.cert", "tls.key", "tls.clients.ca",
 		"client.ca", "client.cert", "client.key" };
-	char rw[4][PATH_MAX], ro[10][PATH_MAX], tmp[PATH_MAX];
-	const char *rwp[4], *rop[10];
-	size_t i, nro = 0;
+	char rw[4][PATH_MAX], ro[12][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
+	const char *rwp[4], *rop[12], *rxp[6];
+	size_t i, nro = 0, nrx = 0;
 	int r;
 
 	snprintf(rw[0], sizeof(rw[0]), "%s", srv->state_dir);
@@ -122,9 +123,26 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 		tg_path_dir(ro[nro++], sizeof(ro[0]), tg_cfg_file(cfg));
 	snprintf(ro[nro++], sizeof(ro[0]), "/etc/ssl");
 	snprintf(ro[nro++], sizeof(ro[0]), "/proc/self");   /* sanitizers read their maps */
+	if (srv->acme_on) {
+		/* the ACME thread resolves the CA's name (resolv.conf, hosts,
+		 * nsswitch and the NSS modules it loads) and may run the DNS hook */
+		snprintf(ro[nro++], sizeof(ro[0]), "/etc");
+		if (tg_cfg_str(cfg, "tls.acme.ca_cert")[0]) {
+			tg_cfg_path(cfg, "tls.acme.ca_cert", tmp, sizeof(tmp));
+			folder_of(tmp, ro[nro++], sizeof(ro[0]));
+		}
+		rxp[nrx++] = "/usr";
+		rxp[nrx++] = "/lib";
+		rxp[nrx++] = "/lib64";
+		rxp[nrx++] = "/bin";
+		if (srv->acme_set && srv->acme_set->dns_hook[0] == '/') {
+			folder_of(srv->acme_set->dns_hook, hook, sizeof(hook));
+			rxp[nrx++] = hook;
+		}
+	}
 	for (i = 0; i < nro; i++)
 		rop[i] = ro[i];
-	r = tg_sandbox_landlock(rwp, 4, rop, nro, err);
+	r = tg_sandbox_landlock(rwp, 4, rop, nro, rxp, nrx, err);
 	if (r < 0)
 		return -1;
 	tg_log(srv, TG_LOG_DEBUG, r == 1 ? "landlock: not offered by this kernel" :

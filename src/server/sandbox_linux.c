@@ -99,7 +99,7 @@ add_path(int ruleset, const char *path, uint64_t access)
 
 int
 tg_sandbox_landlock(const char *const *rw, size_t nrw, const char *const *ro, size_t nro,
-    struct tg_err *err)
+    const char *const *rx, size_t nrx, struct tg_err *err)
 {
 	struct landlock_ruleset_attr attr;
 	uint64_t all, read;
@@ -130,6 +130,9 @@ tg_sandbox_landlock(const char *const *rw, size_t nrw, const char *const *ro, si
 			goto fail;
 	for (i = 0; i < nro; i++)
 		if (ro[i] && ro[i][0] && add_path(rs, ro[i], read) < 0)
+			goto fail;
+	for (i = 0; i < nrx; i++)
+		if (rx[i] && rx[i][0] && add_path(rs, rx[i], read | LANDLOCK_ACCESS_FS_EXECUTE) < 0)
 			goto fail;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_landlock_restrict_self, rs, 0) < 0)

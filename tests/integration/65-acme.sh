@@ -145,6 +145,30 @@ curl -sSf -o /dev/null --cacert "$ACME_ROOT" --cert cl.crt --key cl.key \
 	fail "curl to the tls-alpn-01 certificate"
 pass "tls-alpn-01 certificate served in mutual mode"
 
+# DNS-01 from the daemon, inside its landlock sandbox: the hook runs, the
+# CA's name and root are readable (the config sits in a folder of its own,
+# so nothing else of the test's folder is)
+mkdir -p conf
+cat >conf/d.yaml <<EOF
+admin:
+  listen: off
+tls:
+  auto: acme
+  acme:
+    directory: $ACME_DIR
+    ca_cert: $ACME_CA
+    names: [dns.example.com]
+    challenge: dns-01
+    dns_hook: $T/pebble/dns-hook
+    agree_terms: true
+EOF
+start_tlsgate dd --config conf/d.yaml --set log.level=debug
+wait_log "$T/dd.log" "acme: certificate for dns.example.com in service" 30 "the daemon obtained a certificate by dns-01 through the hook"
+assert_log "$T/dd.log" "landlock: file access limited" "with landlock on"
+curl -sSf -o /dev/null --cacert "$ACME_ROOT" --resolve "dns.example.com:$PORT_dd:127.0.0.1" \
+	"https://dns.example.com:$PORT_dd/" || fail "curl to the dns-01 certificate"
+stop_pid "$PID_dd"
+
 # a refused order: the CA's words in the log, the next try scheduled
 start_tlsgate b --config s.yaml --set tls.acme.names=blocked.example.com
 wait_log "$T/b.log" "acme: order for blocked.example.com failed: .*rejectedIdentifier.*next try at" 20 \
