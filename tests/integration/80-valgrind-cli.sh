@@ -39,5 +39,16 @@ vg trust list --file ks || fail "trust list"
 vg get "https://localhost:$PORT_s/files/hi.txt" --trust tofu --known-servers ks2 || fail "get tofu"
 vg get "https://localhost:$PORT_s/files/hi.txt" --trust whitelist --known-servers ks3 && fail "get whitelist"
 vg trust remove --file ks node1 || fail "trust remove"
-pass "no leaks or memory errors in ca, cert, config, trust, get, put"
+start_pebble
+A=(--directory "$ACME_DIR" --ca-cert "$ACME_CA" --state-dir "$T/acme" --agree-terms)
+vg acme issue --name v.example.com --out v "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT" || fail "acme issue"
+vg acme issue --name w.example.com --challenge tls-alpn-01 --out w "${A[@]}" \
+	--listen "127.0.0.1:$ACME_TLS_PORT" || fail "acme issue tls-alpn-01"
+vg acme renew --name v.example.com --out v "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT" || fail "acme renew"
+vg acme issue --name blocked.example.com --out b "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT" && fail "acme refused"
+vg acme show --state-dir "$T/acme" || fail "acme show"
+vg doctor --set tls.auto=acme --set tls.acme.names=v.example.com --set tls.acme.challenge=dns-01 \
+	--set tls.acme.dns_hook=/bin/true --set "tls.acme.directory=$ACME_DIR" \
+	--set "tls.acme.ca_cert=$ACME_CA" --set tls.acme.agree_terms=true --set admin.listen=off || fail "doctor acme"
+pass "no leaks or memory errors in ca, cert, config, trust, get, put, acme, doctor"
 echo "80-valgrind-cli: all passed"
