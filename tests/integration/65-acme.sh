@@ -98,6 +98,12 @@ wait_log "$T/s.log" "acme: certificate for s.example.com obtained" 30 "a deleted
 wait_log "$T/s.log" "account .*: reused" 1 "with the same account"
 get "$PORT_s" || fail "serving after the cache was rebuilt"
 [ -s "$T/s/acme/"*/certs/s.example.com.crt ] || fail "the cache was not rebuilt"
+# a half-written certificate file: detected, replaced by a new order
+m=$(log_mark "$T/s.log" "acme: certificate for s.example.com obtained")
+crt=$(echo "$T/s/acme/"*/certs/s.example.com.crt)
+head -c 300 "$crt" >half && cat half >"$crt"
+wait_new_log "$T/s.log" "acme: certificate for s.example.com obtained" "$m" 30 "a half-written certificate leads to a new order"
+get "$PORT_s" || fail "serving after a half-written certificate"
 stop_pid "$PID_s"
 
 # renewal under load: renew_before longer than the lifetime forces one at
@@ -176,3 +182,17 @@ wait_log "$T/b.log" "acme: order for blocked.example.com failed: .*rejectedIdent
 code=$(curl -s -o /dev/null -w '%{http_code}' -k "https://127.0.0.1:$PORT_b/" || true)
 [ "$code" = 000 ] || fail "without a certificate HTTPS must refuse, got $code"
 assert_log "$T/b.log" "TLS handshake refused: no certificate yet" "handshakes before the first certificate are refused in words"
+
+# external account binding, with a CA that requires it
+stop_pid "$PID_b"
+PEBBLE_EAB=true start_pebble
+expect_fail "a CA that requires external account binding says so" "requires external account binding" \
+	"$TG_BIN" acme issue --name eab.example.com --out eab --directory "$ACME_DIR" --ca-cert "$ACME_CA" \
+	--state-dir "$T/eab" --agree-terms --challenge dns-01 --dns-hook "$T/pebble/dns-hook"
+"$TG_BIN" acme issue --name eab.example.com --out eab --directory "$ACME_DIR" --ca-cert "$ACME_CA" \
+	--state-dir "$T/eab" --agree-terms --challenge dns-01 --dns-hook "$T/pebble/dns-hook" \
+	--set tls.acme.eab_kid=kid-1 \
+	--set tls.acme.eab_hmac_key=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W \
+	>/dev/null 2>eab.err || fail "acme issue with external account binding: $(cat eab.err)"
+openssl verify -CAfile "$ACME_ROOT" -untrusted eab.crt eab.crt >/dev/null || fail "EAB certificate does not verify"
+pass "external account binding (HS256 over the account key) accepted by pebble"
