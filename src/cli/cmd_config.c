@@ -72,6 +72,8 @@ cmd_config(int argc, char **argv)
 	} else if (!strcmp(args[0], "list") && n == 1) {
 		for (j = 0; (k = tg_config_key(j, &doc)) != NULL; j++)
 			printf("%-24s = %-40s # %s\n", k, tg_config_get(cfg, k), tg_config_origin(cfg, k));
+		for (j = 0; (k = tg_config_entry_key(cfg, j)) != NULL; j++)
+			printf("%-24s = %-40s # %s\n", k, tg_config_get(cfg, k), tg_config_origin(cfg, k));
 	} else {
 		tg_config_free(cfg);
 		return cli_fail("config %s: see `tlsgate config --help`", args[0]);

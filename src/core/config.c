@@ -83,7 +83,28 @@ static const struct keydef keys[] = {
 
 /* Keys the spec reserves for features this build does not have; setting
  * them to anything but an empty list is an error, never silently ignored. */
-static const char *const unsupported_lists[] = { "proxy", "tunnels" };
+static const char *const unsupported_lists[] = { "proxy" };
+
+/* Lists of entries (tunnels): keys LIST.N.FIELD, N counted from 0, each
+ * field typed like a key above. "" as a default means "not set". */
+static const char *const entry_lists[] = { "tunnels" };
+#define MAX_ENTRIES 64
+
+static const struct keydef entry_keys[] = {
+	{ "tunnels.listen", K_ADDR, "", NULL, "where the tunnel accepts connections" },
+	{ "tunnels.connect", K_ADDR, "", NULL, "where it connects for each of them" },
+	{ "tunnels.tls_connect", K_BOOL, "false", NULL, "false: accept TLS, connect plain; true: accept plain, connect with TLS" },
+	{ "tunnels.mode", K_ENUM, "server", "server|mutual", "accepting TLS: require client certificates (mutual) or not" },
+	{ "tunnels.trust", K_ENUM, "", "|ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how the TLS peer is judged; default tls.clients.trust / client.trust" },
+	{ "tunnels.ca", K_PATH, "", NULL, "CA file or folder for the TLS peer; default tls.clients.ca / client.ca" },
+	{ "tunnels.known", K_STR, "", NULL, "known file for the pinning modes; default known-clients / known-servers" },
+	{ "tunnels.server_name", K_STR, "", NULL, "tls_connect: the name to verify and send in SNI" },
+	{ "tunnels.cert", K_PATH, "", NULL, "tls_connect: client certificate; default client.cert" },
+	{ "tunnels.key", K_PATH, "", NULL, "tls_connect: its key; default client.key" },
+	{ "tunnels.idle_timeout", K_DUR, "5m", NULL, "a connection with no bytes either way is closed after" },
+	{ "tunnels.max_connections", K_INT, "1000", NULL, "connections through this tunnel at most" },
+};
+#define NENTRY_KEYS (sizeof(entry_keys) / sizeof(entry_keys[0]))
 
 struct value {
 	char *text;             /* normalised text; lists joined by "," */
@@ -93,10 +114,48 @@ struct value {
 	char origin[320];
 };
 
+struct entry_value {
+	char key[96];           /* "tunnels.0.listen" */
+	size_t def;             /* index in entry_keys */
+	struct value v;
+};
+
 struct tg_config {
 	struct value v[NKEYS];
+	struct entry_value *ev;
+	size_t nev;
 	char file[PATH_MAX];
 };
+
+/* "tunnels.3.listen" -> its definition, the list and the index. */
+static const struct keydef *
+find_entry_key(const char *key, size_t *def, size_t *index)
+{
+	size_t i, j, ln;
+	char *end;
+	unsigned long n;
+
+	for (i = 0; i < sizeof(entry_lists) / sizeof(entry_lists[0]); i++) {
+		ln = strlen(entry_lists[i]);
+		if (strncmp(key, entry_lists[i], ln) != 0 || key[ln] != '.' ||
+		    !isdigit((unsigned char)key[ln + 1]))
+			continue;
+		n = strtoul(key + ln + 1, &end, 10);
+		if (*end != '.' || n >= MAX_ENTRIES || (key[ln + 1] == '0' && end != key + ln + 2))
+			return NULL;
+		for (j = 0; j < NENTRY_KEYS; j++)
+			if (!strncmp(entry_keys[j].name, key, ln + 1) &&
+			    !strcmp(entry_keys[j].name + ln + 1, end + 1)) {
+				if (def)
+					*def = j;
+				if (index)
+					*index = n;
+				return &entry_keys[j];
+			}
+		return NULL;
+	}
+	return NULL;
+}
 
 static const struct keydef *
 find_key(const char *name, size_t *idx)
@@ -126,6 +185,11 @@ tg_config_key_known(const char *key)
 	for (i = 0; i < sizeof(unsupported_lists) / sizeof(unsupported_lists[0]); i++)
 		if (strcmp(key, unsupported_lists[i]) == 0)
 			return 3;
+	for (i = 0; i < sizeof(entry_lists) / sizeof(entry_lists[0]); i++)
+		if (strcmp(key, entry_lists[i]) == 0)
+			return 4;
+	if (find_entry_key(key, NULL, NULL))
+		return 1;
 	return 0;
 }
 
@@ -216,6 +280,25 @@ enum_ok(const char *choices, const char *val)
 	return 0;
 }
 
+/* The stored value of an entry key, made empty when new. */
+static struct value *
+entry_slot(struct tg_config *cfg, const char *key, size_t def)
+{
+	struct entry_value *n;
+	size_t i;
+
+	for (i = 0; i < cfg->nev; i++)
+		if (!strcmp(cfg->ev[i].key, key))
+			return &cfg->ev[i].v;
+	if ((n = realloc(cfg->ev, (cfg->nev + 1) * sizeof(*n))) == NULL)
+		return NULL;
+	cfg->ev = n;
+	memset(&n[cfg->nev], 0, sizeof(n[0]));
+	snprintf(n[cfg->nev].key, sizeof(n[0].key), "%s", key);
+	n[cfg->nev].def = def;
+	return &n[cfg->nev++].v;
+}
+
 /*
  * The one setter. basedir resolves relative K_PATH values (the config file's
  * folder); NULL keeps them as written (relative to the working directory).
@@ -225,16 +308,25 @@ tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
     const char *origin, const char *basedir, struct tg_err *err)
 {
 	const struct keydef *k;
-	struct value nv;
+	struct value nv, *slot = NULL;
 	char path[PATH_MAX];
-	size_t idx;
+	size_t idx, edef = 0;
 	int64_t num = 0;
 
 	memset(&nv, 0, sizeof(nv));
 	k = find_key(key, &idx);
-	if (k == NULL) {
-		if (tg_config_key_known(key) == 3 && value[0] == '\0')
+	if (k != NULL) {
+		slot = &cfg->v[idx];
+	} else if ((k = find_entry_key(key, &edef, NULL)) != NULL) {
+		if ((slot = entry_slot(cfg, key, edef)) == NULL)
+			goto oom;
+	} else {
+		if (tg_config_key_known(key) >= 3 && value[0] == '\0')
 			return 0;
+		if (tg_config_key_known(key) == 4)
+			return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): is a list of entries; in the "
+			    "file write one mapping per entry, with flags --set %s.0.listen=...", key,
+			    origin, key);
 		if (tg_config_key_known(key) == 3)
 			return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): %s routes are not "
 			    "supported by this version of tlsgate yet; remove the key",
@@ -311,8 +403,8 @@ tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
 	}
 	nv.num = num;
 	snprintf(nv.origin, sizeof(nv.origin), "%s", origin);
-	value_clear(&cfg->v[idx]);
-	cfg->v[idx] = nv;
+	value_clear(slot);
+	*slot = nv;
 	return 0;
 bad:
 	switch (k->type) {
@@ -381,6 +473,9 @@ tg_config_free(struct tg_config *cfg)
 		return;
 	for (i = 0; i < NKEYS; i++)
 		value_clear(&cfg->v[i]);
+	for (i = 0; i < cfg->nev; i++)
+		value_clear(&cfg->ev[i].v);
+	free(cfg->ev);
 	free(cfg);
 }
 
@@ -431,8 +526,12 @@ tg_config_get(const struct tg_config *cfg, const char *key)
 {
 	size_t idx;
 
-	if (find_key(key, &idx) == NULL)
+	if (find_key(key, &idx) == NULL) {
+		for (idx = 0; idx < cfg->nev; idx++)
+			if (!strcmp(cfg->ev[idx].key, key))
+				return cfg->ev[idx].v.text;
 		return NULL;
+	}
 	return cfg->v[idx].text;
 }
 
@@ -441,9 +540,87 @@ tg_config_origin(const struct tg_config *cfg, const char *key)
 {
 	size_t idx;
 
-	if (find_key(key, &idx) == NULL)
-		return "?";
+	if (find_key(key, &idx) == NULL) {
+		for (idx = 0; idx < cfg->nev; idx++)
+			if (!strcmp(cfg->ev[idx].key, key))
+				return cfg->ev[idx].v.origin;
+		return "default";
+	}
 	return cfg->v[idx].origin;
+}
+
+/* ---- entries (tunnels) ---------------------------------------------------- */
+
+size_t
+tg_cfg_entries(const struct tg_config *cfg, const char *list)
+{
+	size_t i, n = 0, ln = strlen(list), idx;
+
+	for (i = 0; i < cfg->nev; i++)
+		if (!strncmp(cfg->ev[i].key, list, ln) && cfg->ev[i].key[ln] == '.' &&
+		    find_entry_key(cfg->ev[i].key, NULL, &idx) && idx + 1 > n)
+			n = idx + 1;
+	return n;
+}
+
+static const struct entry_value *
+entry_find(const struct tg_config *cfg, const char *list, size_t i, const char *field,
+    const struct keydef **def)
+{
+	char key[96];
+	size_t j, d;
+
+	snprintf(key, sizeof(key), "%s.%zu.%s", list, i, field);
+	if ((*def = find_entry_key(key, &d, NULL)) == NULL) {
+		fprintf(stderr, "tlsgate: internal error: no configuration key %s\n", key);
+		abort();
+	}
+	for (j = 0; j < cfg->nev; j++)
+		if (!strcmp(cfg->ev[j].key, key))
+			return &cfg->ev[j];
+	return NULL;
+}
+
+const char *
+tg_cfg_entry_str(const struct tg_config *cfg, const char *list, size_t i, const char *field)
+{
+	const struct keydef *k;
+	const struct entry_value *e = entry_find(cfg, list, i, field, &k);
+
+	return e ? e->v.text : k->def;
+}
+
+int64_t
+tg_cfg_entry_num(const struct tg_config *cfg, const char *list, size_t i, const char *field)
+{
+	const struct keydef *k;
+	const struct entry_value *e = entry_find(cfg, list, i, field, &k);
+	int64_t n = 0;
+
+	if (e)
+		return e->v.num;
+	if (k->type == K_DUR)
+		tg_parse_duration(k->def, &n);
+	else if (k->type == K_BOOL)
+		n = !strcmp(k->def, "true");
+	else
+		n = strtoll(k->def, NULL, 10);
+	return n;
+}
+
+const char *
+tg_cfg_entry_origin(const struct tg_config *cfg, const char *list, size_t i, const char *field)
+{
+	const struct keydef *k;
+	const struct entry_value *e = entry_find(cfg, list, i, field, &k);
+
+	return e ? e->v.origin : "default";
+}
+
+const char *
+tg_config_entry_key(const struct tg_config *cfg, size_t i)
+{
+	return i < cfg->nev ? cfg->ev[i].key : NULL;
 }
 
 static size_t
@@ -537,6 +714,21 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/')
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
 		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
+	for (i = 0; i < tg_cfg_entries(cfg, "tunnels"); i++) {
+		const char *l = tg_cfg_entry_str(cfg, "tunnels", i, "listen");
+		const char *c = tg_cfg_entry_str(cfg, "tunnels", i, "connect");
+		if (!l[0] || !c[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu (%s): %s is missing; each "
+			    "tunnel needs listen and connect", i,
+			    tg_cfg_entry_origin(cfg, "tunnels", i, l[0] ? "listen" : "connect"),
+			    l[0] ? "connect" : "listen");
+		if (!tg_cfg_entry_num(cfg, "tunnels", i, "tls_connect") &&
+		    !strcmp(tg_cfg_str(cfg, "tls.mode"), "off"))
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu (%s) accepts TLS but "
+			    "tls.mode is off (%s): set tls.mode server, or tls_connect: true for a "
+			    "tunnel that connects with TLS", i, tg_cfg_entry_origin(cfg, "tunnels", i,
+			    "listen"), tg_config_origin(cfg, "tls.mode"));
+	}
 	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !cert[0]) {
 		const char *const *names;
 		if (tg_cfg_list(cfg, "tls.acme.names", &names) == 0 &&

@@ -34,7 +34,19 @@ int tg_config_load_yaml(struct tg_config *cfg, const unsigned char *text, size_t
     const char *name, const char *basedir, struct tg_err *err);
 
 /* Key table queries shared by the loader and the editor. */
-int tg_config_key_known(const char *key);      /* 1 leaf, 2 section, 0 no */
+/* 1 leaf, 2 section, 3 reserved list, 4 list of entries, 0 unknown */
+int tg_config_key_known(const char *key);
 int tg_config_key_is_list(const char *key);
+
+/* Lists of entries (tunnels): LIST.N.FIELD. */
+size_t tg_cfg_entries(const struct tg_config *cfg, const char *list);   /* highest N + 1 */
+const char *tg_cfg_entry_str(const struct tg_config *cfg, const char *list, size_t i,
+    const char *field);                        /* the value, or the field's default */
+int64_t tg_cfg_entry_num(const struct tg_config *cfg, const char *list, size_t i,
+    const char *field);
+const char *tg_cfg_entry_origin(const struct tg_config *cfg, const char *list, size_t i,
+    const char *field);
+/* The i-th entry key that was set ("tunnels.0.listen"), NULL past the end. */
+const char *tg_config_entry_key(const struct tg_config *cfg, size_t i);
 
 #endif

@@ -25,6 +25,7 @@ struct frame {
 	int have_pending;
 	char *items;         /* SEQ: joined items */
 	size_t line;
+	int entries;         /* SEQ of mappings (tunnels): how many so far */
 };
 
 struct walk {
@@ -63,6 +64,21 @@ on_open(struct walk *w, int is_seq, size_t line)
 		return 0;
 	}
 	top = &w->st[w->depth - 1];
+	if (top->is_seq && tg_config_key_known(top->prefix) == 4) {
+		/* one entry of a list of entries: its keys are LIST.N.FIELD */
+		if (is_seq)
+			return kerr(w, top->prefix, line, "each entry is a mapping (listen: ..., "
+			    "connect: ...), not a list");
+		if (w->depth >= MAX_DEPTH)
+			return tg_err_set(w->err, TG_E_CONFIG_SYNTAX, "%s:%zu: nested too deeply",
+			    w->name, line);
+		snprintf(key, sizeof(key), "%s.%d.", top->prefix, top->entries++);
+		nf = &w->st[w->depth++];
+		memset(nf, 0, sizeof(*nf));
+		nf->line = line;
+		snprintf(nf->prefix, sizeof(nf->prefix), "%s", key);
+		return 0;
+	}
 	if (top->is_seq && tg_config_key_known(top->prefix) == 3)
 		return kerr(w, top->prefix, line, "routes are not supported by this version of "
 		    "tlsgate yet; remove the key");
@@ -77,6 +93,8 @@ on_open(struct walk *w, int is_seq, size_t line)
 		return kerr(w, key, line, "unknown key; see `tlsgate config list` for the known ones");
 	if (is_seq && known == 1 && !tg_config_key_is_list(key))
 		return kerr(w, key, line, "takes a single value, not a list");
+	if (!is_seq && known == 4)
+		return kerr(w, key, line, "is a list: write each entry as \"- listen: ...\"");
 	if (!is_seq && known != 2)
 		return kerr(w, key, line, known == 3 ? "routes are not supported by this "
 		    "version of tlsgate yet; remove the key" : "takes a value, not a mapping");
@@ -114,7 +132,7 @@ on_close(struct walk *w)
 	struct frame *f = &w->st[w->depth - 1];
 	int rv = 0;
 
-	if (f->is_seq)
+	if (f->is_seq && tg_config_key_known(f->prefix) != 4)
 		rv = set_value(w, f->prefix, f->items ? f->items : "", f->line);
 	free(f->items);
 	f->items = NULL;
@@ -148,6 +166,9 @@ on_scalar(struct walk *w, yaml_event_t *ev)
 		if (tg_config_key_known(f->prefix) == 3)
 			return kerr(w, f->prefix, line, "routes are not supported by this "
 			    "version of tlsgate yet; remove the key");
+		if (tg_config_key_known(f->prefix) == 4)
+			return kerr(w, f->prefix, line, "each entry is a mapping (listen: ..., "
+			    "connect: ...), not a single value");
 		n = realloc(f->items, old + strlen(v) + 2);
 		if (n == NULL)
 			return tg_err_set(w->err, TG_E_INTERNAL, "out of memory");

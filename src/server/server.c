@@ -26,6 +26,7 @@
 #include "server.h"
 #include "tls.h"
 #include "trust.h"
+#include "tunnel.h"
 #include "util.h"
 
 int
@@ -107,6 +108,7 @@ on_drain_timeout(uv_timer_t *t)
 		tg_log(s, TG_LOG_WARN, "stop: %zu connection(s) still busy after timeouts.shutdown; "
 		    "closing them (unfinished uploads are discarded)", s->nconns);
 	tg_conn_close_all(s);
+	tg_tunnels_close_all(s);
 	tg_server_conn_gone(s);
 }
 
@@ -139,6 +141,7 @@ on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
 	if (s->acme_fd >= 0)
 		uv_close((uv_handle_t *)&s->acme_poll, NULL);
+	tg_tunnels_stop_accepting(s);
 	if (s->acme) {
 		tg_acme_agent_halt(s->acme);   /* before its async handle goes */
 		uv_close((uv_handle_t *)&s->acme_async, NULL);
@@ -356,6 +359,8 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	if ((s->listen_fd = tg_listen_open(s->listen, err)) < 0)
 		goto fail;
+	if (tg_tunnels_open(s, cfg, err) < 0)
+		goto fail;
 	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg, "admin.listen"));
 	s->admin_fd = -1;
 	if (strcmp(s->admin_listen, "off") != 0) {
@@ -394,6 +399,7 @@ swap_cert(struct tg_server *s, struct tg_err *err)
 	SSL_CTX_free(s->ssl_ctx);
 	s->ssl_ctx = ctx;
 	s->m.cert_swaps++;
+	tg_tunnels_cert_changed(s);
 	return 0;
 }
 
@@ -597,6 +603,7 @@ tg_server_run(struct tg_server *s)
 		}
 	}
 	watch_files(s);
+	tg_tunnels_start(s);
 	uv_signal_init(s->loop, &s->sig_int);
 	uv_signal_init(s->loop, &s->sig_term);
 	s->sig_int.data = s->sig_term.data = s;
@@ -635,6 +642,7 @@ tg_server_free(struct tg_server *s)
 	tg_trust_free(s->clients);
 	tg_peers_free(s->peers);
 	tg_answers_free(s->answers);
+	tg_tunnels_free(s);
 	while (s->nretired)
 		tg_trust_free(s->retired[--s->nretired]);
 	free(s->retired);

@@ -17,6 +17,8 @@
 struct tg_acme_settings;
 struct tg_acme_agent;
 struct tg_answers;
+struct tg_tunnel;
+struct tg_pipe;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
@@ -53,6 +55,10 @@ struct tg_server {
 	int acme_fd;                 /* tls.acme.http_listen (HTTP-01); -1 when unused */
 	uv_poll_t acme_poll;
 	uv_async_t acme_async;       /* the agent has a new certificate */
+	/* tunnels (tunnel.c) */
+	struct tg_tunnel *tunnels;
+	size_t ntunnels;
+	struct tg_pipe *pipes;       /* tunnelled connections, counted in nconns */
 	/* bring-your-own files watched for changes */
 	int watching;
 	uv_fs_poll_t watch_cert, watch_key;

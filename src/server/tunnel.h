@@ -1,0 +1,29 @@
+/*
+ * TCP tunnels, stunnel-style (the `tunnels:` list): each accepts on its own
+ * listener and pumps bytes to `connect`, wrapping one side in TLS — TLS in
+ * and plain out (judged by tls.* rules, mutual if asked), or plain in and
+ * TLS out (judged by client.* rules). Bounded buffers both ways (a slow
+ * receiver stops reading from the sender), half-close passed through, an
+ * idle timeout, and a connection limit per tunnel.
+ */
+#ifndef TG_TUNNEL_H
+#define TG_TUNNEL_H
+
+#include <tlsgate/tlsgate.h>
+
+struct tg_server;
+
+/* Opens the listeners and builds the TLS contexts of every tunnel in cfg
+ * (before privileges are dropped). */
+int tg_tunnels_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err);
+/* Starts accepting (on the loop). */
+void tg_tunnels_start(struct tg_server *s);
+/* Stops accepting (graceful stop); open tunnel connections go on. */
+void tg_tunnels_stop_accepting(struct tg_server *s);
+/* Closes every tunnelled connection (end of the drain). */
+void tg_tunnels_close_all(struct tg_server *s);
+/* The server certificate changed: tunnels accepting TLS take it too. */
+void tg_tunnels_cert_changed(struct tg_server *s);
+void tg_tunnels_free(struct tg_server *s);
+
+#endif
