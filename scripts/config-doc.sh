@@ -13,9 +13,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 	echo "| --- | --- | --- |"
 	grep -E '^\s+\{ "[a-z_.]+", K_' "$root/src/core/config.c" |
 		sed -E 's/^\s+\{ "([^"]+)", (K_[A-Z]+), (NULL|"[^"]*"), (NULL|"[^"]*"), "([^"]*)" \},/| `\1` | \3 | \5 |/' |
-		sed -E 's/\| NULL \|/| `\/var\/lib\/tlsgate` (root), `~\/.local\/state\/tlsgate` |/; s/\| "" \|/| (empty) |/; s/\| "([^"]*)" \|/| `\1` |/'
+		sed -E 's/\| NULL \|/| `\/var\/lib\/tlsgate` (root), `~\/.local\/state\/tlsgate` |/; s/\| "" \|/| (empty) |/; s/\| "([^"]*)" \|/| `\1` |/' |
+		sed -E 's/^\| `tunnels\./| `tunnels.N./'
 	echo
-	echo "\`proxy\` and \`tunnels\` are reserved by the spec; this version refuses them (except as empty lists)."
-	echo "ACME keys are accepted so that files written for later versions load, but \`tls.auto: acme\` is refused."
+	echo "\`tunnels\` is a list: in the file one mapping per tunnel (\`- listen: ...\`), on the command line"
+	echo "\`--set tunnels.0.listen=...\` (not in the environment). See [tunnels.md](tunnels.md)."
+	echo "\`proxy\` is reserved by the spec; this version refuses it (except as an empty list)."
+	echo "ACME is described in [acme.md](acme.md)."
 	echo "The trust modes are described in [trust.md](trust.md)."
 } >"$root/docs/configuration.md"

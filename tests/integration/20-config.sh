@@ -75,6 +75,17 @@ printf 'tls:\n  mode: server\n bad: "x\n' >bad3.yaml
 expect_fail "YAML syntax" "bad3.yaml:[0-9]+: YAML syntax error" "$TG_BIN" serve --config bad3.yaml
 printf 'proxy:\n  - prefix: /x/\n' >bad4.yaml
 expect_fail "proxy not yet" "proxy \(bad4.yaml:2\): routes are not supported" "$TG_BIN" serve --config bad4.yaml
+printf 'tunnels:\n  - listen: 127.0.0.1:1\n' >bad5.yaml
+expect_fail "a tunnel without connect" "tunnels.0 \(bad5.yaml:2\): connect is missing" \
+	"$TG_BIN" serve --config bad5.yaml
+printf 'tunnels:\n  - listen: 127.0.0.1:1\n    conect: x:1\n' >bad6.yaml
+expect_fail "a misspelt tunnel key" "tunnels.0.conect \(bad6.yaml:3\): unknown key" \
+	"$TG_BIN" serve --config bad6.yaml
+printf 'tunnels:\n  - 127.0.0.1:1\n' >bad7.yaml
+expect_fail "a tunnel that is not a mapping" "tunnels \(bad7.yaml:2\): each entry is a mapping" \
+	"$TG_BIN" serve --config bad7.yaml
+expect_fail "a tunnel set by flag, checked" "tunnels.0.idle_timeout \(--set\): 'soon' is not a duration" \
+	"$TG_BIN" serve --set tunnels.0.idle_timeout=soon
 printf 'listen: "a:b"\n' >bad5.yaml
 expect_fail "bad address" "listen \(bad5.yaml:1\): 'a:b' is not an address" "$TG_BIN" serve --config bad5.yaml
 
