@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -687,6 +688,14 @@ open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_t
 		} else if (tg_cfg_str(cfg, "client.cert")[0]) {
 			tg_cfg_path(cfg, "client.cert", cert, sizeof(cert));
 			tg_cfg_path(cfg, "client.key", key, sizeof(key));
+		} else {
+			/* the node's own client certificate (made in mutual mode), as
+			 * tlsgate get/put use it */
+			struct stat sb;
+			snprintf(cert, sizeof(cert), "%s/certs/client.crt", sd);
+			snprintf(key, sizeof(key), "%s/certs/client.key", sd);
+			if (stat(cert, &sb) != 0 || stat(key, &sb) != 0)
+				cert[0] = key[0] = '\0';
 		}
 		o.cert = cert;
 		o.key = key;
