@@ -10,6 +10,7 @@
 
 #include "acme_agent.h"
 #include "admin.h"
+#include "tunnel.h"
 #include "conn.h"
 #include "pins.h"
 #include "trust.h"
@@ -123,6 +124,28 @@ metrics(struct tg_conn_s *c)
 		    (unsigned long long)st.orders_ok, (unsigned long long)st.orders_failed,
 		    (unsigned long long)st.renewals_ok, (unsigned long long)st.renewals_failed,
 		    (long long)st.next_check);
+	}
+	if (s->ntunnels) {
+		struct tg_tunnel_stats ts;
+		add(&t, "# HELP tlsgate_tunnel_connections_total Tunnel connections, by tunnel and "
+		    "outcome (accepted; refused at the limit; failed to connect, hand shake or be trusted).\n"
+		    "# TYPE tlsgate_tunnel_connections_total counter\n");
+		for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+			add(&t, "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"accepted\"} %llu\n"
+			    "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"refused\"} %llu\n"
+			    "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"failed\"} %llu\n",
+			    i, (unsigned long long)ts.accepted, i, (unsigned long long)ts.refused, i,
+			    (unsigned long long)ts.failed);
+		add(&t, "# HELP tlsgate_tunnel_connections_open Tunnel connections open now.\n"
+		    "# TYPE tlsgate_tunnel_connections_open gauge\n");
+		for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+			add(&t, "tlsgate_tunnel_connections_open{tunnel=\"%zu\"} %zu\n", i, ts.open);
+		add(&t, "# HELP tlsgate_tunnel_bytes_total Bytes through tunnels (in: from the accepted "
+		    "side), of connections that ended.\n# TYPE tlsgate_tunnel_bytes_total counter\n");
+		for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+			add(&t, "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"in\"} %llu\n"
+			    "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"out\"} %llu\n", i,
+			    (unsigned long long)ts.bytes_in, i, (unsigned long long)ts.bytes_out);
 	}
 	add(&t, "# HELP tlsgate_connections_open Client connections open now.\n"
 	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n"

@@ -48,6 +48,7 @@ struct tg_tunnel {
 	int fd;
 	uv_poll_t poll;
 	uint64_t refused_logged_ms;
+	uint64_t accepted, refused, failed, bytes_in, bytes_out;
 	/* TLS in: how the context is built again when the certificate changes */
 	char ca[4096], ca_origin[320];
 };
@@ -217,6 +218,10 @@ pipe_close(struct tg_pipe *p, int level, const char *why)
 		tg_log(s, level, "tunnel %zu: %s: %s (%llu bytes in, %llu out, %llu ms)", t->index,
 		    p->peer, why, (unsigned long long)p->bytes_ab, (unsigned long long)p->bytes_ba,
 		    (unsigned long long)(tg_now_ms() - p->t_start));
+	if (p->state != P_PUMP && level >= TG_LOG_WARN)
+		t->failed++;
+	t->bytes_in += p->bytes_ab;
+	t->bytes_out += p->bytes_ba;
 	p->state = P_CLOSED;
 	if (p->a.has_poll)
 		uv_close((uv_handle_t *)&p->a.poll, on_handle_closed);
@@ -538,6 +543,7 @@ on_accept(uv_poll_t *h, int status, int events)
 		if ((fd = accept4(t->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0)
 			return;
 		if (t->nconns >= t->max_conns || s->nconns >= s->max_connections || s->stopping) {
+			t->refused++;
 			limit_note(t, t->nconns >= t->max_conns ? "its max_connections is reached" :
 			    "limits.max_connections is reached");
 			close(fd);
@@ -552,6 +558,7 @@ on_accept(uv_poll_t *h, int status, int events)
 		    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 			snprintf(p->peer, sizeof(p->peer), ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
 			    host, port);
+		t->accepted++;
 		p->t = t;
 		p->a.fd = fd;
 		p->b.fd = -1;
@@ -821,4 +828,24 @@ tg_tunnels_free(struct tg_server *s)
 	free(s->tunnels);
 	s->tunnels = NULL;
 	s->ntunnels = 0;
+}
+
+int
+tg_tunnel_stats(const struct tg_server *s, size_t i, struct tg_tunnel_stats *st)
+{
+	const struct tg_tunnel *t;
+
+	if (i >= s->ntunnels)
+		return -1;
+	t = &s->tunnels[i];
+	st->listen = t->listen;
+	st->connect = t->connect;
+	st->tls_connect = t->tls_connect;
+	st->open = t->nconns;
+	st->accepted = t->accepted;
+	st->refused = t->refused;
+	st->failed = t->failed;
+	st->bytes_in = t->bytes_in;
+	st->bytes_out = t->bytes_out;
+	return 0;
 }

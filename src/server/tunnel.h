@@ -9,6 +9,9 @@
 #ifndef TG_TUNNEL_H
 #define TG_TUNNEL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <tlsgate/tlsgate.h>
 
 struct tg_server;
@@ -25,5 +28,15 @@ void tg_tunnels_close_all(struct tg_server *s);
 /* The server certificate changed: tunnels accepting TLS take it too. */
 void tg_tunnels_cert_changed(struct tg_server *s);
 void tg_tunnels_free(struct tg_server *s);
+
+/* For /metrics and /status. */
+struct tg_tunnel_stats {
+	const char *listen, *connect;
+	int tls_connect;
+	size_t open;
+	uint64_t accepted, refused, failed, bytes_in, bytes_out;
+};
+/* 0 with *st filled for tunnel i, -1 past the last. */
+int tg_tunnel_stats(const struct tg_server *s, size_t i, struct tg_tunnel_stats *st);
 
 #endif

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/harness.sh"
 E=${TG_TCPECHO:?TG_TCPECHO must name the tcpecho tool}
 cd "$T"
-EP=$(free_port); BP=$(free_port); AP=$(free_port); XP=$(free_port)
+EP=$(free_port); BP=$(free_port); AP=$(free_port); XP=$(free_port); MP=$(free_port)
 "$E" serve "$EP" >echo.log 2>&1 &
 ECHO=$!
 PIDS+=("$ECHO")
@@ -16,7 +16,7 @@ wait_port "$EP" || fail "echo server"
 "$TG_BIN" ca init --dir caA >/dev/null
 "$TG_BIN" cert issue --client --name nodeA --ca caA --out nodeA >/dev/null
 cat >b.yaml <<EOF
-admin: { listen: off }
+admin: { listen: "127.0.0.1:$MP" }
 tunnels:
   - listen: 127.0.0.1:$BP
     connect: 127.0.0.1:$EP
@@ -54,6 +54,16 @@ pass "100 concurrent connections, 1 MiB each way each: $out"
 grep -q "^nodeA sha256:" "$T/B/known-clients" || fail "B did not record A's client key: $(cat "$T/B/known-clients")"
 grep -q "^localhost:$BP sha256:" "$T/A/known-servers" || fail "A did not record B: $(cat "$T/A/known-servers")"
 pass "client certificate and server pinned on first use (tofu both ways)"
+for i in $(seq 20); do   # a connection is counted when its last side has closed
+	m=$(curl -sS "http://127.0.0.1:$MP/metrics")
+	grep -q 'tlsgate_tunnel_connections_open{tunnel="0"} 0$' <<<"$m" && break
+	sleep 0.1
+done
+grep -q 'tlsgate_tunnel_connections_total{tunnel="0",result="accepted"} 101$' <<<"$m" ||
+	fail "tunnel metrics: $(grep tunnel <<<"$m")"
+bin=$(awk -F' ' '/tlsgate_tunnel_bytes_total\{tunnel="0",direction="in"\}/ {print $2}' <<<"$m")
+[ "$bin" = $((268435456 + 100 * 1048576)) ] || fail "tunnel bytes in: $bin"
+pass "tunnel metrics count connections and bytes"
 if [ "${TG_SANITIZE:-OFF}" != ON ]; then   # ASan's quarantine keeps freed memory
 	for n in A B; do
 		hwm=$(awk '/VmHWM/ {print $2}' "/proc/$(eval echo "\$PID_$n")/status")
