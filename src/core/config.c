@@ -83,11 +83,11 @@ static const struct keydef keys[] = {
 
 /* Keys the spec reserves for features this build does not have; setting
  * them to anything but an empty list is an error, never silently ignored. */
-static const char *const unsupported_lists[] = { "proxy" };
+static const char *const unsupported_lists[] = { "" };
 
 /* Lists of entries (tunnels): keys LIST.N.FIELD, N counted from 0, each
  * field typed like a key above. "" as a default means "not set". */
-static const char *const entry_lists[] = { "tunnels" };
+static const char *const entry_lists[] = { "tunnels", "proxy" };
 #define MAX_ENTRIES 64
 
 static const struct keydef entry_keys[] = {
@@ -103,6 +103,18 @@ static const struct keydef entry_keys[] = {
 	{ "tunnels.key", K_PATH, "", NULL, "tls_connect: its key; default client.key" },
 	{ "tunnels.idle_timeout", K_DUR, "5m", NULL, "a connection with no bytes either way is closed after" },
 	{ "tunnels.max_connections", K_INT, "1000", NULL, "connections through this tunnel at most" },
+	{ "proxy.prefix", K_STR, "", NULL, "requests whose path starts with this go to the upstream" },
+	{ "proxy.upstream", K_STR, "", NULL, "http:// or https:// URL; the prefix is replaced by its path" },
+	{ "proxy.headers.*", K_STR, "", NULL, "extra request header NAME: value, or @FILE (read again when it changes)" },
+	{ "proxy.connect_timeout", K_DUR, "5s", NULL, "connect and TLS handshake to the upstream within (else 502)" },
+	{ "proxy.first_byte_timeout", K_DUR, "60s", NULL, "the upstream's answer must start within (else 504)" },
+	{ "proxy.idle_timeout", K_DUR, "60s", NULL, "a transfer with no bytes either way is cut after" },
+	{ "proxy.trust", K_ENUM, "", "|ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how the upstream is judged; default client.trust" },
+	{ "proxy.ca", K_PATH, "", NULL, "CA file or folder for the upstream; default client.ca" },
+	{ "proxy.known", K_STR, "", NULL, "known file for the pinning modes; default known-servers" },
+	{ "proxy.server_name", K_STR, "", NULL, "name to verify and send in SNI; default the URL's host" },
+	{ "proxy.cert", K_PATH, "", NULL, "client certificate for the upstream; default client.cert" },
+	{ "proxy.key", K_PATH, "", NULL, "its key; default client.key" },
 };
 #define NENTRY_KEYS (sizeof(entry_keys) / sizeof(entry_keys[0]))
 
@@ -143,15 +155,22 @@ find_entry_key(const char *key, size_t *def, size_t *index)
 		n = strtoul(key + ln + 1, &end, 10);
 		if (*end != '.' || n >= MAX_ENTRIES || (key[ln + 1] == '0' && end != key + ln + 2))
 			return NULL;
-		for (j = 0; j < NENTRY_KEYS; j++)
-			if (!strncmp(entry_keys[j].name, key, ln + 1) &&
-			    !strcmp(entry_keys[j].name + ln + 1, end + 1)) {
+		for (j = 0; j < NENTRY_KEYS; j++) {
+			const char *f = entry_keys[j].name + ln + 1;
+			size_t fl = strlen(f);
+			int wild = fl > 2 && !strcmp(f + fl - 2, ".*");
+			if (strncmp(entry_keys[j].name, key, ln + 1) != 0)
+				continue;
+			/* "headers.*": any header name after "headers." */
+			if (wild ? !strncmp(f, end + 1, fl - 1) && end[fl] != '\0' &&
+			    !strchr(end + fl, '.') : !strcmp(f, end + 1)) {
 				if (def)
 					*def = j;
 				if (index)
 					*index = n;
 				return &entry_keys[j];
 			}
+		}
 		return NULL;
 	}
 	return NULL;
@@ -190,6 +209,12 @@ tg_config_key_known(const char *key)
 			return 4;
 	if (find_entry_key(key, NULL, NULL))
 		return 1;
+	if (n > 8 && !strcmp(key + n - 8, ".headers")) {
+		char probe[128];
+		snprintf(probe, sizeof(probe), "%s.X", key);
+		if (find_entry_key(probe, NULL, NULL))
+			return 2;
+	}
 	return 0;
 }
 
@@ -714,6 +739,22 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/')
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
 		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
+	for (i = 0; i < tg_cfg_entries(cfg, "proxy"); i++) {
+		const char *pf = tg_cfg_entry_str(cfg, "proxy", i, "prefix");
+		const char *up = tg_cfg_entry_str(cfg, "proxy", i, "upstream");
+		if (!pf[0] || !up[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu (%s): %s is missing; each "
+			    "route needs prefix and upstream", i,
+			    tg_cfg_entry_origin(cfg, "proxy", i, pf[0] ? "prefix" : "upstream"),
+			    pf[0] ? "upstream" : "prefix");
+		if (pf[0] != '/')
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.prefix (%s): '%s' must start "
+			    "with '/'", i, tg_cfg_entry_origin(cfg, "proxy", i, "prefix"), pf);
+		if (strncmp(up, "http://", 7) && strncmp(up, "https://", 8))
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): '%s' must be "
+			    "an http:// or https:// URL", i, tg_cfg_entry_origin(cfg, "proxy", i,
+			    "upstream"), up);
+	}
 	for (i = 0; i < tg_cfg_entries(cfg, "tunnels"); i++) {
 		const char *l = tg_cfg_entry_str(cfg, "tunnels", i, "listen");
 		const char *c = tg_cfg_entry_str(cfg, "tunnels", i, "connect");

@@ -6,6 +6,7 @@
  * a deadline on the connection's timer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +23,7 @@
 
 #include "acme_answers.h"
 #include "admin.h"
+#include "tunnel.h"
 #include "conn.h"
 #include "error.h"
 #include "files.h"
@@ -438,6 +440,20 @@ begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *re
 		tg_acme_http01_respond(c);
 		return;
 	}
+	if (s->nroutes) {
+		int ri = tg_proxy_match(s, target);
+		if (ri >= 0) {
+			c->proxy_head = tg_proxy_head(c->srv, ri, c->method, target, req->headers,
+			    req->num_headers, c->ip, c->ssl != NULL, &c->proxy_expect, &c->proxy_head_len);
+			if (c->proxy_head == NULL) {
+				c->keep_alive = 0;
+				tg_conn_respond(c, 431, NULL, "the request head is too large to forward");
+				return;
+			}
+			c->proxy_route = ri + 1;
+			return;
+		}
+	}
 	tl = strlen(target);
 	if (s->files_enabled && tl >= s->files_prefix_len &&
 	    !strncmp(target, s->files_prefix, s->files_prefix_len)) {
@@ -678,6 +694,47 @@ read_more(struct tg_conn_s *c, size_t limit)
 	return r == 0 ? IO_FAIL : (int)(r < 0 ? r : 1);
 }
 
+/* A proxied request: the socket (a duplicate, so this connection can close
+ * as usual) and its TLS state go to a pipe with the rewritten head and the
+ * body bytes already read; the pipe streams the rest both ways. */
+static int
+hand_over(struct tg_conn_s *c)
+{
+	size_t n = c->proxy_head_len + c->in_len;
+	char *data = malloc(n ? n : 1);
+	int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+	SSL *ssl = c->ssl;
+
+	if (data == NULL || fd < 0) {
+		free(data);
+		if (fd >= 0)
+			close(fd);
+		free(c->proxy_head);
+		c->proxy_head = NULL;
+		c->proxy_route = 0;
+		c->keep_alive = 0;
+		tg_conn_respond(c, 503, NULL, "out of resources");
+		return 0;
+	}
+	memcpy(data, c->proxy_head, c->proxy_head_len);
+	memcpy(data + c->proxy_head_len, c->in, c->in_len);
+	free(c->proxy_head);
+	c->proxy_head = NULL;
+	c->ssl = NULL;   /* the pipe owns it now */
+	c->srv->m.requests[0]++;
+	char what[200];
+
+	snprintf(what, sizeof(what), "%s %.180s", c->method, c->target);
+	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, what, data, n,
+	    c->proxy_expect) < 0) {
+		SSL_free(ssl);
+		close(fd);
+	}
+	free(data);
+	conn_close(c);
+	return IO_FAIL;
+}
+
 static int
 step_head(struct tg_conn_s *c)
 {
@@ -697,6 +754,8 @@ step_head(struct tg_conn_s *c)
 		begin_request(c, hl, &req);
 		memmove(c->in, c->in + hl, c->in_len - hl);
 		c->in_len -= hl;
+		if (c->proxy_route)
+			return hand_over(c);
 		return 0;
 	}
 	if (r == TG_HTTP_BAD || c->in_len >= limit) {
@@ -882,7 +941,9 @@ conn_close(struct tg_conn_s *c)
 	}
 	free(c->in);
 	free(c->out);
+	free(c->proxy_head);
 	c->in = c->out = NULL;
+	c->proxy_head = NULL;
 	drop_request_text(c);
 	if (c->prev)
 		c->prev->next = c->next;

@@ -69,6 +69,11 @@ struct tg_conn_s {
 	uint64_t bytes_in, bytes_out;
 	uint64_t t_start;
 	unsigned requests;
+	/* a request for a proxy route: handed over after its head is read */
+	int proxy_route;             /* route + 1, 0 = none */
+	int proxy_expect;
+	char *proxy_head;
+	size_t proxy_head_len;
 };
 
 /* Queues a complete response with a short text body (or none for HEAD). */

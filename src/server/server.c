@@ -359,7 +359,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	if ((s->listen_fd = tg_listen_open(s->listen, err)) < 0)
 		goto fail;
-	if (tg_tunnels_open(s, cfg, err) < 0)
+	if (tg_tunnels_open(s, cfg, err) < 0 || tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
 	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg, "admin.listen"));
 	s->admin_fd = -1;
@@ -643,6 +643,7 @@ tg_server_free(struct tg_server *s)
 	tg_peers_free(s->peers);
 	tg_answers_free(s->answers);
 	tg_tunnels_free(s);
+	tg_proxy_free(s);
 	while (s->nretired)
 		tg_trust_free(s->retired[--s->nretired]);
 	free(s->retired);

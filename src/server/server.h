@@ -59,6 +59,8 @@ struct tg_server {
 	struct tg_tunnel *tunnels;
 	size_t ntunnels;
 	struct tg_pipe *pipes;       /* tunnelled connections, counted in nconns */
+	struct tg_tunnel *routes;    /* proxy routes */
+	size_t nroutes;
 	/* bring-your-own files watched for changes */
 	int watching;
 	uv_fs_poll_t watch_cert, watch_key;

@@ -20,8 +20,10 @@
 
 #include <openssl/err.h>
 
+#include "client.h"
 #include "config_int.h"
 #include "error.h"
+#include "http_parse.h"
 #include "ossl_words.h"
 #include "server.h"
 #include "tls.h"
@@ -49,8 +51,24 @@ struct tg_tunnel {
 	uv_poll_t poll;
 	uint64_t refused_logged_ms;
 	uint64_t accepted, refused, failed, bytes_in, bytes_out;
+	uint64_t setup_ms;           /* connect and handshakes within */
+	/* proxy routes (http): the request goes to up_host + up_path */
+	int http;
+	char prefix[256], up_path[2048], up_host[300];
+	uint64_t first_byte_ms;
+	struct proxy_header *headers;
+	size_t nheaders;
 	/* TLS in: how the context is built again when the certificate changes */
 	char ca[4096], ca_origin[320];
+};
+
+/* An extra request header of a proxy route: a value, or a file's content
+ * read again when the file changes. */
+struct proxy_header {
+	char name[128];
+	char value[4096];
+	char file[4096];
+	struct timespec mtime;
 };
 
 struct side {
@@ -74,10 +92,19 @@ struct tg_pipe {
 	char peer[64];
 	size_t ab_off, ab_len, ba_off, ba_len;
 	uint64_t bytes_ab, bytes_ba, t_start;
-	char ab[TUN_BUF], ba[TUN_BUF];
+	int head_done;               /* http: the response head was rewritten */
+	int status;                  /* http: the upstream's status */
+	char what[200];              /* http: "METHOD /path" of the client's request */
+	size_t cap;                  /* size of each buffer */
+	char *ab, *ba;               /* both in mem */
+	char mem[];
 };
 
 static void pipe_run(struct tg_pipe *p);
+static void http_fail(struct tg_pipe *p, int status, const char *why);
+static void setup_failed(struct tg_pipe *p, int level, const char *why);
+static int proxy_headers(struct tg_tunnel *t, const struct tg_config *cfg, size_t i,
+    struct tg_err *err);
 
 /* ---- one side's I/O: >0 bytes, 0 end, -1 again, -2 error ------------------- */
 
@@ -143,7 +170,7 @@ side_write(struct side *x, const char *buf, size_t len)
  * end of stream on as a half-close once everything before it is written.
  * 1 progress, 0 none, -1 error. */
 static int
-pump_dir(struct side *from, struct side *to, char *buf, size_t *off, size_t *len,
+pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off, size_t *len,
     uint64_t *count)
 {
 	int progress = 0;
@@ -163,14 +190,14 @@ pump_dir(struct side *from, struct side *to, char *buf, size_t *off, size_t *len
 				continue;
 			}
 		}
-		if (from->eof || *len == TUN_BUF)
+		if (from->eof || *len == cap)
 			break;
 		if (*off > 0) {   /* room at the end for the next read */
 			memmove(buf, buf + *off, *len - *off);
 			*len -= *off;
 			*off = 0;
 		}
-		n = side_read(from, buf + *len, TUN_BUF - *len);
+		n = side_read(from, buf + *len, cap - *len);
 		if (n == -2)
 			return -1;
 		if (n == 0) {
@@ -214,7 +241,13 @@ pipe_close(struct tg_pipe *p, int level, const char *why)
 
 	if (p->state == P_CLOSED)
 		return;
-	if (why)
+	if (why && t->http)
+		tg_log(s, p->status && level < TG_LOG_INFO ? TG_LOG_INFO : level, "proxy %s: %s '%s' -> "
+		    "%s %d%s%s (%llu bytes in, %llu out, %llu ms)", t->prefix, p->peer, p->what,
+		    t->connect, p->status, p->status ? "" : ": ", p->status ? "" : why,
+		    (unsigned long long)p->bytes_ab, (unsigned long long)p->bytes_ba,
+		    (unsigned long long)(tg_now_ms() - p->t_start));
+	else if (why)
 		tg_log(s, level, "tunnel %zu: %s: %s (%llu bytes in, %llu out, %llu ms)", t->index,
 		    p->peer, why, (unsigned long long)p->bytes_ab, (unsigned long long)p->bytes_ba,
 		    (unsigned long long)(tg_now_ms() - p->t_start));
@@ -250,8 +283,20 @@ on_timer(uv_timer_t *h)
 {
 	struct tg_pipe *p = h->data;
 
-	pipe_close(p, TG_LOG_INFO, p->state == P_PUMP ? "idle for the tunnel's idle_timeout; "
-	    "closed" : "not set up within 10 s; closed");
+	char why[200];
+
+	if (p->t->http && p->state != P_PUMP) {
+		snprintf(why, sizeof(why), "the upstream %s did not accept the connection within "
+		    "connect_timeout", p->t->connect);
+		http_fail(p, 502, why);
+	} else if (p->t->http && !p->head_done) {
+		snprintf(why, sizeof(why), "the upstream %s did not answer within first_byte_timeout",
+		    p->t->connect);
+		http_fail(p, p->bytes_ba ? 502 : 504, why);
+	} else {
+		pipe_close(p, TG_LOG_INFO, p->state == P_PUMP ? "idle for the idle_timeout; closed" :
+		    "not set up in time; closed");
+	}
 }
 
 static void
@@ -289,11 +334,11 @@ arm_pump(struct tg_pipe *p)
 {
 	int a = 0, b = 0;
 
-	if (!p->a.eof && p->ab_len < TUN_BUF)
+	if (!p->a.eof && p->ab_len < p->cap)
 		a |= p->a.read_wants_write ? UV_WRITABLE : UV_READABLE;
 	if (p->ab_len > p->ab_off)
 		b |= p->b.write_wants_read ? UV_READABLE : UV_WRITABLE;
-	if (!p->b.eof && p->ba_len < TUN_BUF)
+	if (!p->b.eof && p->ba_len < p->cap && (p->head_done || !p->t->http || p->ba_len < p->cap))
 		b |= p->b.read_wants_write ? UV_WRITABLE : UV_READABLE;
 	if (p->ba_len > p->ba_off)
 		a |= p->a.write_wants_read ? UV_READABLE : UV_WRITABLE;
@@ -361,13 +406,16 @@ judge_upstream(struct tg_pipe *p)
 
 	tg_trust_server_identity(t->host, t->port, id, sizeof(id));
 	if (tg_tls_client_judge(p->b.ssl, t->trust, id, &v, &err) < 0) {
-		pipe_close(p, TG_LOG_ERROR, err.msg);
+		setup_failed(p, TG_LOG_ERROR, err.msg);
 		return -1;
 	}
 	if (!v.accept) {
-		char why[1400];
+		char why[1400], *hint = strstr(v.reason, " (give its certificate with --ca-cert)");
+		if (hint)   /* the CLI's advice; here the setting is what to change */
+			snprintf(hint, sizeof(v.reason) - (size_t)(hint - v.reason), " (add it to %s)",
+			    t->http ? "client.ca or the route's ca" : "client.ca or the tunnel's ca");
 		snprintf(why, sizeof(why), "upstream %s refused: %s", id, v.reason);
-		pipe_close(p, TG_LOG_WARN, why);
+		setup_failed(p, TG_LOG_WARN, why);
 		return -1;
 	}
 	if (v.warn)
@@ -400,11 +448,108 @@ start_connect(struct tg_pipe *p)
 	if (connect(p->b.fd, (struct sockaddr *)&t->addr, t->addrlen) < 0 && errno != EINPROGRESS) {
 		char why[400];
 		snprintf(why, sizeof(why), "cannot connect to %s: %s", t->connect, strerror(errno));
-		pipe_close(p, TG_LOG_WARN, why);
+		setup_failed(p, TG_LOG_WARN, why);
 		return;
 	}
 	if (arm(p, 0, UV_WRITABLE) < 0)
 		pipe_close(p, TG_LOG_ERROR, "cannot poll");
+}
+
+/* A proxied request that cannot reach its upstream gets a short answer in
+ * words (502, or 504 when it is slow), and the reason goes to the log. */
+static void
+http_fail(struct tg_pipe *p, int status, const char *why)
+{
+	char resp[1400], line[1200];
+	int n;
+
+	snprintf(line, sizeof(line), "%s", why);
+	n = snprintf(resp, sizeof(resp), "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n", status,
+	    status == 504 ? "Gateway Timeout" : "Bad Gateway", strlen(line) + 1, line);
+	if (n > 0 && (size_t)n < sizeof(resp))
+		(void)side_write(&p->a, resp, (size_t)n);   /* best effort: it is small */
+	snprintf(resp, sizeof(resp), "%d: %s", status, why);
+	pipe_close(p, TG_LOG_WARN, resp);
+}
+
+static void
+setup_failed(struct tg_pipe *p, int level, const char *why)
+{
+	if (p->t->http && p->state != P_CLOSED)
+		http_fail(p, 502, why);
+	else
+		pipe_close(p, level, why);
+}
+
+/* Reads the upstream's response head and rewrites it for the client:
+ * hop-by-hop fields dropped, "Connection: close" added (each proxied
+ * exchange has its own upstream connection). 1 done or progress, 0 wait,
+ * -1 failed (answered). */
+static int
+response_head(struct tg_pipe *p)
+{
+	struct tg_http_header h[100];
+	struct tg_http_resp r;
+	char *head;
+	size_t i, n = 0, cap = 16384 + 64;
+	ssize_t hl = TG_HTTP_INCOMPLETE, got;
+	int progress = 0;
+
+	for (;;) {
+		if (p->ba_len > 0) {
+			r.headers = h;
+			r.num_headers = 100;
+			hl = tg_http_parse_response(p->ba, p->ba_len, &r);
+			if (hl != TG_HTTP_INCOMPLETE)
+				break;
+		}
+		if (p->ba_len >= 16384) {
+			hl = TG_HTTP_BAD;
+			break;
+		}
+		got = side_read(&p->b, p->ba + p->ba_len, p->cap - p->ba_len);
+		if (got == -1)
+			return progress;
+		if (got <= 0) {
+			http_fail(p, 502, got == 0 ? "the upstream closed without an answer" :
+			    "the upstream connection failed");
+			return -1;
+		}
+		p->ba_len += (size_t)got;
+		progress = 1;
+	}
+	if (hl < 0) {
+		http_fail(p, 502, "the upstream's answer is not HTTP");
+		return -1;
+	}
+	if ((head = malloc(cap)) == NULL) {
+		http_fail(p, 502, "out of memory");
+		return -1;
+	}
+	n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %.*s\r\n", r.status, (int)r.reason_len, r.reason);
+	for (i = 0; i < r.num_headers && n < cap; i++) {
+#define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
+		if (HIS("Connection") || HIS("Keep-Alive") || HIS("Proxy-Connection"))
+			continue;
+#undef HIS
+		n += (size_t)snprintf(head + n, cap - n, "%.*s: %.*s\r\n", (int)h[i].name_len,
+		    h[i].name, (int)h[i].value_len, h[i].value);
+	}
+	n += (size_t)snprintf(head + n, n < cap ? cap - n : 0, "Connection: close\r\n\r\n");
+	if (n >= cap || n + (p->ba_len - (size_t)hl) > p->cap) {
+		free(head);
+		http_fail(p, 502, "the upstream's answer head is too large");
+		return -1;
+	}
+	memmove(p->ba + n, p->ba + hl, p->ba_len - (size_t)hl);
+	memcpy(p->ba, head, n);
+	p->ba_len = n + (p->ba_len - (size_t)hl);
+	p->ba_off = 0;
+	free(head);
+	p->head_done = 1;
+	p->status = r.status;
+	return 1;
 }
 
 static void
@@ -447,11 +592,12 @@ pipe_run(struct tg_pipe *p)
 		if (getsockopt(p->b.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
 			snprintf(why, sizeof(why), "cannot connect to %s: %s", t->connect,
 			    strerror(e ? e : errno));
-			pipe_close(p, TG_LOG_WARN, why);
+			setup_failed(p, TG_LOG_WARN, why);
 			return;
 		}
 		if (!t->tls_connect) {
 			p->state = P_PUMP;
+			uv_timer_start(&p->timer, on_timer, t->http ? t->first_byte_ms : t->idle_ms, 0);
 			break;
 		}
 		if ((p->b.ssl = SSL_new(t->ctx)) == NULL || SSL_set_fd(p->b.ssl, p->b.fd) != 1) {
@@ -481,12 +627,13 @@ pipe_run(struct tg_pipe *p)
 			tg_ossl_words(words, sizeof(words));
 			snprintf(why, sizeof(why), "TLS handshake with %s failed: %s", t->connect,
 			    words[0] ? words : "the upstream closed");
-			pipe_close(p, TG_LOG_WARN, why);
+			setup_failed(p, TG_LOG_WARN, why);
 			return;
 		}
 		if (judge_upstream(p) < 0)
 			return;
 		p->state = P_PUMP;
+		uv_timer_start(&p->timer, on_timer, t->http ? t->first_byte_ms : t->idle_ms, 0);
 		break;
 	case P_PUMP:
 		break;
@@ -495,22 +642,69 @@ pipe_run(struct tg_pipe *p)
 	}
 	/* pumping */
 	do {
-		int x = pump_dir(&p->a, &p->b, p->ab, &p->ab_off, &p->ab_len, &p->bytes_ab);
-		int y = x < 0 ? -1 : pump_dir(&p->b, &p->a, p->ba, &p->ba_off, &p->ba_len,
-		    &p->bytes_ba);
+		int x = pump_dir(&p->a, &p->b, p->ab, p->cap, &p->ab_off, &p->ab_len, &p->bytes_ab);
+		int y = 0;
+		if (x >= 0 && t->http && !p->head_done) {
+			y = response_head(p);
+			if (y < 0)
+				return;   /* answered 502 and closed */
+		}
+		if (x >= 0 && (!t->http || p->head_done))
+			y |= pump_dir(&p->b, &p->a, p->ba, p->cap, &p->ba_off, &p->ba_len, &p->bytes_ba);
 		if (x < 0 || y < 0) {
 			pipe_close(p, TG_LOG_DEBUG, "closed by an error on one side");
 			return;
 		}
 		progress = x || y;
-		if (progress)
+		/* before the answer starts, the first-byte timeout runs */
+		if (progress && (!t->http || p->head_done))
 			uv_timer_start(&p->timer, on_timer, t->idle_ms, 0);
 	} while (progress && !(p->a.eof && p->b.eof));
 	if (p->a.eof && p->b.eof && p->ab_len == p->ab_off && p->ba_len == p->ba_off) {
 		pipe_close(p, TG_LOG_DEBUG, "both ends closed");
 		return;
 	}
+	if (t->http && p->head_done && p->b.eof && p->ba_len == p->ba_off) {
+		/* the upstream answered and closed (Connection: close): done */
+		pipe_close(p, TG_LOG_DEBUG, "answered");
+		return;
+	}
 	arm_pump(p);
+}
+
+/* A pipe for an accepted (or handed over) socket, counted and timed. */
+static struct tg_pipe *
+new_pipe(struct tg_tunnel *t, int fd, size_t cap)
+{
+	struct tg_server *s = t->srv;
+	struct tg_pipe *p = calloc(1, sizeof(*p) + 2 * cap);
+	uint64_t setup = t->setup_ms < t->idle_ms ? t->setup_ms : t->idle_ms;
+
+	if (p == NULL)
+		return NULL;
+	p->cap = cap;
+	p->ab = p->mem;
+	p->ba = p->mem + cap;
+	t->accepted++;
+	p->t = t;
+	p->a.fd = fd;
+	p->b.fd = -1;
+	p->t_start = tg_now_ms();
+	uv_timer_init(s->loop, &p->timer);
+	p->timer.data = p;
+	p->handles = 1;
+	uv_poll_init(s->loop, &p->a.poll, fd);
+	p->a.poll.data = p;
+	p->a.has_poll = 1;
+	p->handles++;
+	p->next = s->pipes;
+	if (s->pipes)
+		s->pipes->prev = p;
+	s->pipes = p;
+	t->nconns++;
+	s->nconns++;
+	uv_timer_start(&p->timer, on_timer, setup, 0);
+	return p;
 }
 
 static void
@@ -549,34 +743,23 @@ on_accept(uv_poll_t *h, int status, int events)
 			close(fd);
 			continue;
 		}
-		if ((p = calloc(1, sizeof(*p))) == NULL) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		host[0] = '\0';
+		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+		    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+			snprintf(host + strlen(host), sizeof(host) - strlen(host), "|%s", port);
+		if ((p = new_pipe(t, fd, TUN_BUF)) == NULL) {
 			close(fd);
 			continue;
 		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
-		    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-			snprintf(p->peer, sizeof(p->peer), ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
-			    host, port);
-		t->accepted++;
-		p->t = t;
-		p->a.fd = fd;
-		p->b.fd = -1;
-		p->t_start = tg_now_ms();
-		uv_timer_init(s->loop, &p->timer);
-		p->timer.data = p;
-		p->handles = 1;
-		uv_poll_init(s->loop, &p->a.poll, fd);
-		p->a.poll.data = p;
-		p->a.has_poll = 1;
-		p->handles++;
-		p->next = s->pipes;
-		if (s->pipes)
-			s->pipes->prev = p;
-		s->pipes = p;
-		t->nconns++;
-		s->nconns++;
-		uv_timer_start(&p->timer, on_timer, TUN_SETUP_MS < t->idle_ms ? TUN_SETUP_MS : t->idle_ms, 0);
+		{
+			char *bar = strchr(host, '|');
+			if (bar) {
+				*bar = '\0';
+				snprintf(p->peer, sizeof(p->peer), ss.ss_family == AF_INET6 ? "[%s]:%s" :
+				    "%s:%s", host, bar + 1);
+			}
+		}
 		if (!t->tls_connect) {
 			if ((p->a.ssl = SSL_new(t->ctx)) == NULL || SSL_set_fd(p->a.ssl, fd) != 1) {
 				pipe_close(p, TG_LOG_ERROR, "cannot start TLS");
@@ -618,10 +801,10 @@ tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 }
 
 static void
-known_path(const struct tg_config *cfg, size_t i, const char *fallback_key, char *buf,
-    size_t len)
+known_path(const struct tg_config *cfg, const char *list, size_t i, const char *fallback_key,
+    char *buf, size_t len)
 {
-	const char *k = tg_cfg_entry_str(cfg, "tunnels", i, "known");
+	const char *k = tg_cfg_entry_str(cfg, list, i, "known");
 	char sd[4096];
 
 	if (!k[0]) {
@@ -633,10 +816,11 @@ known_path(const struct tg_config *cfg, size_t i, const char *fallback_key, char
 }
 
 static int
-open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_tunnel *t,
-    struct tg_err *err)
+open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, size_t i,
+    struct tg_tunnel *t, struct tg_err *err)
 {
-	const char *trust = tg_cfg_entry_str(cfg, "tunnels", i, "trust");
+	const char *trust = tg_cfg_entry_str(cfg, list, i, "trust");
+	int proxy = !strcmp(list, "proxy");
 	struct addrinfo hints, *res = NULL;
 	enum tg_trust_mode mode = TG_TRUST_CA;
 	char known[4096], ps[16], sd[4096];
@@ -645,22 +829,51 @@ open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_t
 	t->srv = s;
 	t->index = i;
 	t->fd = -1;
-	snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, "tunnels", i, "listen"));
-	snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, "tunnels", i, "connect"));
-	t->tls_connect = (int)tg_cfg_entry_num(cfg, "tunnels", i, "tls_connect");
-	t->mutual = !strcmp(tg_cfg_entry_str(cfg, "tunnels", i, "mode"), "mutual");
-	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, "tunnels", i, "idle_timeout");
-	t->max_conns = (size_t)tg_cfg_entry_num(cfg, "tunnels", i, "max_connections");
-	if (tg_parse_hostport(t->connect, t->host, sizeof(t->host), &t->port) < 0 || !t->host[0])
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): '%s' needs a host",
-		    i, tg_cfg_entry_origin(cfg, "tunnels", i, "connect"), t->connect);
+	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "idle_timeout");
+	if (proxy) {
+		struct tg_url u;
+		const char *up = tg_cfg_entry_str(cfg, list, i, "upstream");
+		if (tg_url_parse(up, &u, err) < 0)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): %s", i,
+			    tg_cfg_entry_origin(cfg, list, i, "upstream"), err->msg);
+		t->http = 1;
+		t->tls_connect = u.tls;
+		snprintf(t->host, sizeof(t->host), "%s", u.host);
+		t->port = u.port;
+		snprintf(t->connect, sizeof(t->connect), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
+		    u.host, u.port);
+		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i, "prefix"));
+		snprintf(t->prefix, sizeof(t->prefix), "%s", t->listen);
+		snprintf(t->up_path, sizeof(t->up_path), "%s", u.path);
+		/* the Host header: the port only when it is not the scheme's */
+		if ((u.tls && u.port == 443) || (!u.tls && u.port == 80))
+			snprintf(t->up_host, sizeof(t->up_host), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
+		else
+			snprintf(t->up_host, sizeof(t->up_host), "%s", t->connect);
+		t->setup_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "connect_timeout");
+		t->first_byte_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "first_byte_timeout");
+		t->max_conns = SIZE_MAX;
+		if (proxy_headers(t, cfg, i, err) < 0)
+			return -1;
+	} else {
+		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i, "listen"));
+		snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, list, i, "connect"));
+		t->tls_connect = (int)tg_cfg_entry_num(cfg, list, i, "tls_connect");
+		t->mutual = !strcmp(tg_cfg_entry_str(cfg, list, i, "mode"), "mutual");
+		t->max_conns = (size_t)tg_cfg_entry_num(cfg, list, i, "max_connections");
+		t->setup_ms = TUN_SETUP_MS;
+		if (tg_parse_hostport(t->connect, t->host, sizeof(t->host), &t->port) < 0 || !t->host[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): '%s' needs a "
+			    "host", i, tg_cfg_entry_origin(cfg, list, i, "connect"), t->connect);
+	}
 	/* resolved once, at start: the loop never waits for DNS */
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(ps, sizeof(ps), "%d", t->port);
 	if ((rc = getaddrinfo(t->host, ps, &hints, &res)) != 0)
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): cannot resolve "
-		    "%s: %s", i, tg_cfg_entry_origin(cfg, "tunnels", i, "connect"), t->host,
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.%s (%s): cannot resolve "
+		    "%s: %s", list, i, proxy ? "upstream" : "connect",
+		    tg_cfg_entry_origin(cfg, list, i, proxy ? "upstream" : "connect"), t->host,
 		    gai_strerror(rc));
 	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
 	t->addrlen = res->ai_addrlen;
@@ -668,17 +881,17 @@ open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_t
 	if (t->tls_connect) {
 		struct tg_client_opts o;
 		char ca[4096] = "", local_ca[4096], cert[4096] = "", key[4096] = "";
-		const char *sn = tg_cfg_entry_str(cfg, "tunnels", i, "server_name");
+		const char *sn = tg_cfg_entry_str(cfg, list, i, "server_name");
 
 		if (!trust[0])
 			trust = tg_cfg_str(cfg, "client.trust");
 		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, i, "client.known", known, sizeof(known));
+		known_path(cfg, list, i, "client.known", known, sizeof(known));
 		memset(&o, 0, sizeof(o));
 		o.trust = trust;
 		o.known = known;
-		if (tg_cfg_entry_str(cfg, "tunnels", i, "ca")[0])
-			snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, "tunnels", i, "ca"));
+		if (tg_cfg_entry_str(cfg, list, i, "ca")[0])
+			snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));
 		else if (tg_cfg_str(cfg, "client.ca")[0])
 			tg_cfg_path(cfg, "client.ca", ca, sizeof(ca));
 		o.ca = ca[0] ? ca : NULL;
@@ -689,9 +902,9 @@ open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_t
 			sn = tg_cfg_str(cfg, "client.server_name");
 		if (sn[0])
 			snprintf(t->host, sizeof(t->host), "%s", sn);
-		if (tg_cfg_entry_str(cfg, "tunnels", i, "cert")[0]) {
-			snprintf(cert, sizeof(cert), "%s", tg_cfg_entry_str(cfg, "tunnels", i, "cert"));
-			snprintf(key, sizeof(key), "%s", tg_cfg_entry_str(cfg, "tunnels", i, "key"));
+		if (tg_cfg_entry_str(cfg, list, i, "cert")[0]) {
+			snprintf(cert, sizeof(cert), "%s", tg_cfg_entry_str(cfg, list, i, "cert"));
+			snprintf(key, sizeof(key), "%s", tg_cfg_entry_str(cfg, list, i, "key"));
 		} else if (tg_cfg_str(cfg, "client.cert")[0]) {
 			tg_cfg_path(cfg, "client.cert", cert, sizeof(cert));
 			tg_cfg_path(cfg, "client.key", key, sizeof(key));
@@ -711,18 +924,18 @@ open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_t
 		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 		if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL)
 			goto prefix;
-	} else {
+	} else if (!proxy) {
 		if (!trust[0])
 			trust = tg_cfg_str(cfg, "tls.clients.trust");
 		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, i, "tls.clients.known", known, sizeof(known));
+		known_path(cfg, list, i, "tls.clients.known", known, sizeof(known));
 		if (t->mutual && (t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
 		    err)) == NULL)
 			goto prefix;
-		if (tg_cfg_entry_str(cfg, "tunnels", i, "ca")[0]) {
-			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, "tunnels", i, "ca"));
+		if (tg_cfg_entry_str(cfg, list, i, "ca")[0]) {
+			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));
 			snprintf(t->ca_origin, sizeof(t->ca_origin), "tunnels.%zu.ca, %s", i,
-			    tg_cfg_entry_origin(cfg, "tunnels", i, "ca"));
+			    tg_cfg_entry_origin(cfg, list, i, "ca"));
 		} else if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
 			tg_cfg_path(cfg, "tls.clients.ca", t->ca, sizeof(t->ca));
 			snprintf(t->ca_origin, sizeof(t->ca_origin), "%s",
@@ -736,15 +949,15 @@ open_one(struct tg_server *s, const struct tg_config *cfg, size_t i, struct tg_t
 			goto prefix;
 		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	}
-	if ((t->fd = tg_listen_open(t->listen, err)) < 0)
+	if (!proxy && (t->fd = tg_listen_open(t->listen, err)) < 0)
 		goto prefix;
 	return 0;
 prefix:
 	{
 		char m[sizeof(err->msg)];
 		snprintf(m, sizeof(m), "%s", err->msg);
-		tg_err_set(err, err->code, "tunnels.%zu (%s): %s", i,
-		    tg_cfg_entry_origin(cfg, "tunnels", i, "listen"), m);
+		tg_err_set(err, err->code, "%s.%zu (%s): %s", list, i,
+		    tg_cfg_entry_origin(cfg, list, i, proxy ? "prefix" : "listen"), m);
 	}
 	return -1;
 }
@@ -762,7 +975,7 @@ tg_tunnels_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err 
 	for (i = 0; i < n; i++)
 		s->tunnels[i].fd = -1;
 	for (i = 0; i < n; i++)
-		if (open_one(s, cfg, i, &s->tunnels[i], err) < 0)
+		if (open_one(s, cfg, "tunnels", i, &s->tunnels[i], err) < 0)
 			return -1;
 	return 0;
 }
@@ -848,4 +1061,227 @@ tg_tunnel_stats(const struct tg_server *s, size_t i, struct tg_tunnel_stats *st)
 	st->bytes_in = t->bytes_in;
 	st->bytes_out = t->bytes_out;
 	return 0;
+}
+
+/* ---- proxy routes: requests handed over by the HTTP side --------------------- */
+
+static int
+proxy_headers(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct tg_err *err)
+{
+	char pre[64];
+	const char *k;
+	size_t j, pl;
+
+	pl = (size_t)snprintf(pre, sizeof(pre), "proxy.%zu.headers.", i);
+	for (j = 0; (k = tg_config_entry_key(cfg, j)) != NULL; j++) {
+		struct proxy_header *h, *n;
+		const char *v;
+		if (strncmp(k, pre, pl) != 0)
+			continue;
+		if ((n = realloc(t->headers, (t->nheaders + 1) * sizeof(*n))) == NULL)
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		t->headers = n;
+		h = &n[t->nheaders++];
+		memset(h, 0, sizeof(*h));
+		snprintf(h->name, sizeof(h->name), "%s", k + pl);
+		v = tg_config_get(cfg, k);
+		if (strspn(h->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+		    strlen(h->name))
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a header name", k,
+			    tg_config_origin(cfg, k), h->name);
+		if (v[0] == '@') {
+			/* relative to the config file's folder, like other paths */
+			const char *f = tg_cfg_file(cfg);
+			char dir[4096] = "";
+			if (f && v[1] != '/')
+				tg_path_dir(dir, sizeof(dir), f);
+			tg_path_join(h->file, sizeof(h->file), dir[0] ? dir : NULL, v + 1);
+		} else if (strpbrk(v, "\r\n")) {
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): a header value cannot hold a "
+			    "line break", k, tg_config_origin(cfg, k));
+		} else {
+			snprintf(h->value, sizeof(h->value), "%s", v);
+		}
+	}
+	return 0;
+}
+
+/* The value of a header read from a file, read again when the file
+ * changes; "" when it cannot be read (logged). */
+static const char *
+header_value(struct tg_tunnel *t, struct proxy_header *h)
+{
+	struct stat sb;
+	unsigned char *data = NULL;
+	size_t len = 0;
+	struct tg_err err;
+
+	if (!h->file[0])
+		return h->value;
+	if (stat(h->file, &sb) == 0 && sb.st_mtim.tv_sec == h->mtime.tv_sec &&
+	    sb.st_mtim.tv_nsec == h->mtime.tv_nsec && h->value[0])
+		return h->value;
+	if (tg_read_file(h->file, &data, &len, sizeof(h->value) - 1, &err) < 0) {
+		tg_log(t->srv, TG_LOG_ERROR, "proxy %s: header %s: %s; sent without it", t->prefix,
+		    h->name, err.msg);
+		h->value[0] = '\0';
+		return h->value;
+	}
+	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+		len--;
+	if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
+		tg_log(t->srv, TG_LOG_ERROR, "proxy %s: header %s: %s holds a line break; sent without "
+		    "it", t->prefix, h->name, h->file);
+		len = 0;
+	}
+	memcpy(h->value, data, len);
+	h->value[len] = '\0';
+	tg_free_secret(data, len);
+	h->mtime = sb.st_mtim;
+	return h->value;
+}
+
+int
+tg_proxy_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	size_t i, n = tg_cfg_entries(cfg, "proxy");
+
+	if (n == 0)
+		return 0;
+	if ((s->routes = calloc(n, sizeof(*s->routes))) == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	s->nroutes = n;
+	for (i = 0; i < n; i++)
+		s->routes[i].fd = -1;
+	for (i = 0; i < n; i++)
+		if (open_one(s, cfg, "proxy", i, &s->routes[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+int
+tg_proxy_match(const struct tg_server *s, const char *target)
+{
+	size_t i, best_len = 0;
+	int best = -1;
+
+	for (i = 0; i < s->nroutes; i++) {
+		size_t l = strlen(s->routes[i].prefix);
+		if (l > best_len && !strncmp(target, s->routes[i].prefix, l)) {
+			best = (int)i;
+			best_len = l;
+		}
+	}
+	return best;
+}
+
+static int
+hdr_is(const struct tg_http_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
+}
+
+char *
+tg_proxy_head(struct tg_server *s, int route, const char *method, const char *target,
+    const struct tg_http_header *h, size_t nh, const char *client_ip, int tls, int *expect,
+    size_t *len)
+{
+	struct tg_tunnel *t = &s->routes[route];
+	size_t cap = 32768, n = 0, i, j, pl = strlen(t->prefix);
+	const char *rest = target + pl, *host = "", *xff = NULL;
+	size_t host_len = 0, xff_len = 0;
+	char *out = malloc(cap);
+
+	*expect = 0;
+	if (out == NULL)
+		return NULL;
+	/* the upstream path: its own path, then what followed the prefix */
+	n += (size_t)snprintf(out + n, cap - n, "%s %s%s%s HTTP/1.1\r\nHost: %s\r\n", method,
+	    t->up_path, t->up_path[strlen(t->up_path) - 1] == '/' || !rest[0] || rest[0] == '/' ||
+	    rest[0] == '?' ? "" : "/", t->up_path[strlen(t->up_path) - 1] == '/' && rest[0] == '/' ?
+	    rest + 1 : rest, t->up_host);
+	for (i = 0; i < nh && n < cap; i++) {
+		int skip = 0;
+		if (hdr_is(&h[i], "Host")) {
+			host = h[i].value, host_len = h[i].value_len;
+			continue;
+		}
+		if (hdr_is(&h[i], "X-Forwarded-For")) {
+			xff = h[i].value, xff_len = h[i].value_len;
+			continue;
+		}
+		if (hdr_is(&h[i], "Expect")) {
+			*expect = 1;   /* answered by us: the upstream gets the body at once */
+			continue;
+		}
+		if (hdr_is(&h[i], "Connection") || hdr_is(&h[i], "Keep-Alive") ||
+		    hdr_is(&h[i], "Proxy-Connection") || hdr_is(&h[i], "TE") ||
+		    hdr_is(&h[i], "Upgrade") || hdr_is(&h[i], "X-Forwarded-Proto") ||
+		    hdr_is(&h[i], "X-Forwarded-Host"))
+			continue;
+		for (j = 0; j < t->nheaders && !skip; j++)
+			skip = hdr_is(&h[i], t->headers[j].name);   /* the route's value wins */
+		if (skip)
+			continue;
+		n += (size_t)snprintf(out + n, cap - n, "%.*s: %.*s\r\n", (int)h[i].name_len, h[i].name,
+		    (int)h[i].value_len, h[i].value);
+	}
+	if (n < cap)
+		n += (size_t)snprintf(out + n, cap - n, "X-Forwarded-For: %.*s%s%s\r\n"
+		    "X-Forwarded-Proto: %s\r\nX-Forwarded-Host: %.*s\r\n", (int)xff_len, xff ? xff : "",
+		    xff ? ", " : "", client_ip, tls ? "https" : "http", (int)host_len, host);
+	for (j = 0; j < t->nheaders && n < cap; j++) {
+		const char *v = header_value(t, &t->headers[j]);
+		if (v[0])
+			n += (size_t)snprintf(out + n, cap - n, "%s: %s\r\n", t->headers[j].name, v);
+	}
+	if (n < cap)
+		n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
+	if (n >= cap) {
+		free(out);
+		return NULL;
+	}
+	*len = n;
+	return out;
+}
+
+int
+tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
+    const char *what, const char *data, size_t len, int expect)
+{
+	struct tg_tunnel *t = &s->routes[route];
+	struct tg_pipe *p = new_pipe(t, fd, len > TUN_BUF ? len : TUN_BUF);
+
+	if (p == NULL)
+		return -1;
+	snprintf(p->peer, sizeof(p->peer), "%s", peer);
+	snprintf(p->what, sizeof(p->what), "%s", what);
+	p->a.ssl = ssl;
+	if (ssl && SSL_set_fd(ssl, fd) != 1) {
+		pipe_close(p, TG_LOG_ERROR, "cannot hand the connection over");
+		return 0;
+	}
+	if (expect) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		(void)side_write(&p->a, cont, sizeof(cont) - 1);
+	}
+	memcpy(p->ab, data, len);
+	p->ab_len = len;
+	start_connect(p);
+	return 0;
+}
+
+void
+tg_proxy_free(struct tg_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nroutes; i++) {
+		SSL_CTX_free(s->routes[i].ctx);
+		tg_trust_free(s->routes[i].trust);
+		free(s->routes[i].headers);
+	}
+	free(s->routes);
+	s->routes = NULL;
+	s->nroutes = 0;
 }

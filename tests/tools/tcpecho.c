@@ -3,6 +3,8 @@
  *
  *   tcpecho serve PORT              echoes every connection; at the client's
  *                                   end of stream, flushes and half-closes
+ *   tcpecho sink PORT               accepts and reads, never answers (a hung
+ *                                   upstream)
  *   tcpecho blast HOST PORT N BYTES N connections at once, each sends BYTES
  *                                   of its own pseudo-random stream, then
  *                                   half-closes, and checks every echoed
@@ -42,6 +44,8 @@ struct ec {
 	char buf[BUF];
 	size_t off, len;
 };
+
+static int sink_mode;
 
 static int
 serve(int port)
@@ -88,7 +92,9 @@ serve(int port)
 			}
 			if (!e->eof && e->len == 0) {
 				r = read(e->fd, e->buf, BUF);
-				if (r > 0)
+				if (r > 0 && sink_mode)
+					r = 1, e->len = 0;   /* swallowed */
+				else if (r > 0)
 					e->len = (size_t)r;
 				else if (r == 0)
 					e->eof = 1;
@@ -225,6 +231,8 @@ main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "serve"))
 		return serve(atoi(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "sink"))
+		return sink_mode = 1, serve(atoi(argv[2]));
 	if (argc == 6 && !strcmp(argv[1], "blast"))
 		return blast(argv[2], atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10));
 	fprintf(stderr, "usage: tcpecho serve PORT | tcpecho blast HOST PORT CONNS BYTES\n");

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The reverse proxy in front of nginx upstreams over verified HTTPS with a
+# client certificate: headers injected (one from a file, re-read when it
+# changes) and X-Forwarded-*, bodies both ways; 502 in words for an
+# untrusted or dead upstream, 504 for a silent one.
+. "$(dirname "$0")/harness.sh"
+command -v nginx >/dev/null || fail "nginx is not installed (scripts/deps.sh --test installs it)"
+E=${TG_TCPECHO:?TG_TCPECHO must name the tcpecho tool}
+cd "$T"
+"$TG_BIN" ca init --dir ca >/dev/null
+"$TG_BIN" cert issue --server --san dns:localhost --ca ca --out up >/dev/null
+"$TG_BIN" cert issue --client --name gateway --ca ca --out gw >/dev/null
+"$TG_BIN" ca init --dir rogue >/dev/null
+"$TG_BIN" cert issue --server --san dns:localhost --ca rogue --out rogue-srv >/dev/null
+mkdir -p www/up
+P2=$(free_port); P3=$(free_port); DEAD=$(free_port); SLOW=$(free_port)
+start_nginx n "
+  server {
+    listen 127.0.0.1:$P2 ssl;
+    ssl_certificate $T/up.crt;
+    ssl_certificate_key $T/up.key;
+    ssl_client_certificate $T/ca/ca.crt;
+    ssl_verify_client on;
+    root $T/www;
+    client_max_body_size 0;
+    location /api/ { return 200 \"key=\$http_x_api_key static=\$http_x_static xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto host=\$http_x_forwarded_host uri=\$request_uri client=\$ssl_client_s_dn\n\"; }
+    location /up/ { dav_methods PUT DELETE; create_full_put_path on; }
+  }
+  server {
+    listen 127.0.0.1:$P3 ssl;
+    ssl_certificate $T/rogue-srv.crt;
+    ssl_certificate_key $T/rogue-srv.key;
+    location / { return 200 \"should never be seen\n\"; }
+  }"
+"$E" sink "$SLOW" >sink.log 2>&1 &
+PIDS+=("$!")
+wait_port "$SLOW"
+echo "token-1" >token
+cat >p.yaml <<EOF
+admin: { listen: off }
+client:
+  ca: ca/ca.crt
+  cert: gw.crt
+  key: gw.key
+proxy:
+  - prefix: /cloud/
+    upstream: https://localhost:$P2/api/
+    headers:
+      X-Api-Key: "@token"
+      X-Static: hello
+  - prefix: /store/
+    upstream: https://localhost:$P2/up/
+  - prefix: /rogue/
+    upstream: https://localhost:$P3/
+  - prefix: /down/
+    upstream: http://127.0.0.1:$DEAD/
+    connect_timeout: 2s
+  - prefix: /slow/
+    upstream: http://127.0.0.1:$SLOW/
+    first_byte_timeout: 1s
+EOF
+start_tlsgate p --config p.yaml
+U="https://localhost:$PORT_p"
+C=(-sS --cacert "$T/p/ca/ca.crt")
+
+out=$(curl "${C[@]}" -H "X-Forwarded-For: 10.0.0.7" -H "X-Api-Key: from-client" "$U/cloud/v1/items?x=1")
+for want in "key=token-1 " "static=hello " "xff=10.0.0.7, 127.0.0.1 " "proto=https " "host=localhost:$PORT_p " \
+	"uri=/api/v1/items?x=1 " "client=CN=gateway"; do
+	[[ "$out" == *"$want"* ]] || fail "upstream saw: $out (wanted $want)"
+done
+pass "through the proxy: client certificate, injected headers (the route's beat the client's), X-Forwarded-*, path: $out"
+assert_log "$T/p.log" "proxy /cloud/: 127.0.0.1:[0-9]+ 'GET /cloud/v1/items\?x=1' -> localhost:$P2 200" "one log line per proxied request"
+
+sleep 0.05; echo "token-2" >token
+out=$(curl "${C[@]}" "$U/cloud/again")
+[[ "$out" == *"key=token-2 "* ]] || fail "the header file was not read again: $out"
+pass "a header read from a file follows the file"
+
+head -c 3000000 /dev/urandom >body.bin
+code=$(curl "${C[@]}" -o /dev/null -w '%{http_code}' -T body.bin "$U/store/dir/body.bin")
+[ "$code" = 201 ] || fail "PUT through the proxy: $code"
+cmp -s body.bin www/up/dir/body.bin || fail "the upstream stored something else"
+curl "${C[@]}" -o back.bin "$U/store/dir/body.bin"
+cmp -s body.bin back.bin || fail "GET through the proxy returned something else"
+pass "request and response bodies pass whole (3 MB each way, curl -T with Expect: 100-continue)"
+
+code=$(curl "${C[@]}" -o err.txt -w '%{http_code}' "$U/rogue/x")
+[ "$code" = 502 ] || fail "untrusted upstream: $code"
+grep -q "upstream localhost:$P3 refused: .*not a trusted CA" err.txt || fail "502 body: $(cat err.txt)"
+assert_log "$T/p.log" "proxy /rogue/: .* 502: upstream localhost:$P3 refused" "the refusal is logged"
+pass "an upstream whose certificate is not trusted: 502 with the reason ($(cat err.txt))"
+
+t0=$(date +%s%N)
+code=$(curl "${C[@]}" -o err.txt -w '%{http_code}' "$U/down/x")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$code" = 502 ] && grep -q "cannot connect to 127.0.0.1:$DEAD" err.txt || fail "dead upstream: $code $(cat err.txt)"
+[ "$ms" -lt 2000 ] || fail "502 took $ms ms (connect_timeout 2s)"
+pass "a dead upstream: 502 in $ms ms ($(cat err.txt))"
+
+t0=$(date +%s%N)
+code=$(curl "${C[@]}" -o err.txt -w '%{http_code}' "$U/slow/x")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$code" = 504 ] || fail "silent upstream: $code $(cat err.txt)"
+[ "$ms" -ge 900 ] && [ "$ms" -lt 3000 ] || fail "504 after $ms ms (first_byte_timeout 1s)"
+pass "a silent upstream: 504 after $ms ms ($(cat err.txt))"
+
+code=$(curl "${C[@]}" -o /dev/null -w '%{http_code}' "$U/files/")
+[ "$code" = 200 ] || fail "the file service next to the proxy: $code"
+pass "other paths are still served by the file service"
+echo "74-proxy: all passed"
