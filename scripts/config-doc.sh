@@ -14,11 +14,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 	grep -E '^\s+\{ "[a-z_.]+", K_' "$root/src/core/config.c" |
 		sed -E 's/^\s+\{ "([^"]+)", (K_[A-Z]+), (NULL|"[^"]*"), (NULL|"[^"]*"), "([^"]*)" \},/| `\1` | \3 | \5 |/' |
 		sed -E 's/\| NULL \|/| `\/var\/lib\/tlsgate` (root), `~\/.local\/state\/tlsgate` |/; s/\| "" \|/| (empty) |/; s/\| "([^"]*)" \|/| `\1` |/' |
-		sed -E 's/^\| `tunnels\./| `tunnels.N./'
+		sed -E 's/^\| `(tunnels|proxy)\./| `\1.N./'
 	echo
 	echo "\`tunnels\` is a list: in the file one mapping per tunnel (\`- listen: ...\`), on the command line"
 	echo "\`--set tunnels.0.listen=...\` (not in the environment). See [tunnels.md](tunnels.md)."
-	echo "\`proxy\` is reserved by the spec; this version refuses it (except as an empty list)."
+	echo "\`proxy\` is a list of routes in the same way (\`--set proxy.0.prefix=...\`); \`proxy.N.headers.NAME\`"
+	echo "is one header each (in the file: a \`headers:\` mapping). See [proxy.md](proxy.md)."
 	echo "ACME is described in [acme.md](acme.md)."
 	echo "The trust modes are described in [trust.md](trust.md)."
 } >"$root/docs/configuration.md"
