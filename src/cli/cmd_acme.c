@@ -145,16 +145,11 @@ order(const struct tg_acme_settings *s, const char *listen, const char *prefix,
 		    tg_acme_challenge_name(s->challenge), listen);
 		o.solver = tg_answers_solver(answers);
 	}
-	o.directory = s->directory;
-	o.ca_cert = s->ca_cert;
-	o.email = s->email;
-	o.agree_terms = s->agree_terms;
-	o.eab_kid = s->eab_kid;
-	o.eab_hmac_key = s->eab_hmac_key;
-	o.names = s->names;
-	o.nnames = s->nnames;
-	o.challenge = s->challenge;
-	o.dns_hook = s->dns_hook;
+	{
+		struct tg_acme_solver sv = o.solver;
+		tg_acme_settings_opts(s, &o);
+		o.solver = sv;
+	}
 	o.replaces = replaces && replaces[0] ? replaces : NULL;
 	o.progress = progress;
 	if (tg_acme_obtain(st, &o, &res, &err) < 0 || write_result(prefix, &res, &err) < 0)
@@ -350,9 +345,7 @@ cmd_acme(int argc, char **argv)
 		char why[400], id[300];
 		int due;
 
-		memset(&o, 0, sizeof(o));
-		o.directory = s.directory;
-		o.ca_cert = s.ca_cert;
+		tg_acme_settings_opts(&s, &o);
 		due = is_due(out, &s, &o, id, sizeof(id), why, sizeof(why));
 		if (due == 0 && !force) {
 			printf("%s.crt: %s; nothing to do (--force renews now)\n", out, why);

@@ -339,6 +339,19 @@ pause_for(const struct tg_acme_opts *o, int retry_after, int *step, int *waited_
 	return 0;
 }
 
+/* POST-as-GET of an authorization, read; resp keeps Retry-After. */
+static int
+fetch_authz(struct run *r, const char *url, struct tg_acme_resp *resp, struct tg_acme_authz *a,
+    struct tg_err *err)
+{
+	tg_acme_resp_clear(resp);
+	if (tg_acme_post(&r->h, r->akey, r->kid, url, NULL, NULL, resp, err) < 0)
+		return -1;
+	if (resp->status != 200)
+		return refused(r, resp, "to show an authorization", err);
+	return tg_acme_parse_authz(resp->body ? resp->body : "", resp->len, a, err);
+}
+
 /* Answers one authorization with the chosen challenge and waits until the
  * CA has made up its mind. */
 static int
@@ -355,13 +368,7 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 	size_t i;
 
 	memset(&resp, 0, sizeof(resp));
-	if (tg_acme_post(&r->h, r->akey, r->kid, url, NULL, NULL, &resp, err) < 0)
-		return -1;
-	if (resp.status != 200) {
-		refused(r, &resp, "to show an authorization", err);
-		goto out;
-	}
-	if (tg_acme_parse_authz(resp.body ? resp.body : "", resp.len, &a, err) < 0)
+	if (fetch_authz(r, url, &resp, &a, err) < 0)
 		goto out;
 	if (!strcmp(a.status, "valid")) {
 		say(r, "%s: already authorized", a.id_value);
@@ -416,16 +423,9 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 	}
 	for (;;) {
 		int ra;
-		tg_acme_resp_clear(&resp);
-		if (tg_acme_post(&r->h, r->akey, r->kid, url, NULL, NULL, &resp, err) < 0)
+		if (fetch_authz(r, url, &resp, &a, err) < 0)
 			goto out;
 		ra = resp.retry_after;
-		if (resp.status != 200) {
-			refused(r, &resp, "to show an authorization", err);
-			goto out;
-		}
-		if (tg_acme_parse_authz(resp.body ? resp.body : "", resp.len, &a, err) < 0)
-			goto out;
 		if (!strcmp(a.status, "valid")) {
 			say(r, "%s: validated by %s", a.id_value, want);
 			rv = 0;

@@ -83,6 +83,22 @@ tg_acme_settings_files(const struct tg_acme_settings *s, char *crt, size_t crtle
 	tg_acme_cert_names(s->directory, s->names[0], crt, crtlen, key, keylen);
 }
 
+void
+tg_acme_settings_opts(const struct tg_acme_settings *s, struct tg_acme_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->directory = s->directory;
+	o->ca_cert = s->ca_cert;
+	o->email = s->email;
+	o->agree_terms = s->agree_terms;
+	o->eab_kid = s->eab_kid;
+	o->eab_hmac_key = s->eab_hmac_key;
+	o->names = s->names;
+	o->nnames = s->nnames;
+	o->challenge = s->challenge;
+	o->dns_hook = s->dns_hook;
+}
+
 static void
 copy_settings(struct tg_acme_settings *dst, const struct tg_acme_settings *src)
 {
@@ -180,9 +196,7 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	/* one order per name set across processes sharing the store */
 	if (tg_store_lock(st, "acme", 60000, &err) < 0)
 		goto failed;
-	memset(&o, 0, sizeof(o));
-	o.directory = s->directory;
-	o.ca_cert = s->ca_cert;
+	tg_acme_settings_opts(s, &o);
 	if (tg_acme_cached(st, crt, key, s->names, s->nnames, &leaf, &err) == 0) {
 		hand_over(a, leaf);   /* a restart, or a copy another process made */
 		if (tg_acme_fetch_ari(&o, leaf, &ari, &err) == 0)
@@ -213,14 +227,6 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	pthread_mutex_lock(&a->mu);
 	snprintf(a->stats.state, sizeof(a->stats.state), "ordering");
 	pthread_mutex_unlock(&a->mu);
-	o.email = s->email;
-	o.agree_terms = s->agree_terms;
-	o.eab_kid = s->eab_kid;
-	o.eab_hmac_key = s->eab_hmac_key;
-	o.names = s->names;
-	o.nnames = s->nnames;
-	o.challenge = s->challenge;
-	o.dns_hook = s->dns_hook;
 	o.replaces = id[0] ? id : NULL;
 	o.solver = tg_answers_solver(a->answers);
 	o.progress = progress;

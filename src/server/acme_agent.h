@@ -38,6 +38,9 @@ struct tg_acme_settings {
 
 int tg_acme_settings_from(const struct tg_config *cfg, struct tg_acme_settings *s,
     struct tg_err *err);
+/* The order options these settings give (solver, progress, replaces and
+ * cancel left empty). */
+void tg_acme_settings_opts(const struct tg_acme_settings *s, struct tg_acme_opts *o);
 /* Store names of the certificate these settings order. */
 void tg_acme_settings_files(const struct tg_acme_settings *s, char *crt, size_t crtlen,
     char *key, size_t keylen);
