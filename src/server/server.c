@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "acme_agent.h"
 #include "acme_answers.h"
 #include "certs.h"
@@ -290,6 +292,29 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 	return s->ssl_ctx ? 0 : -1;
 }
 
+/* A digest of the tunnels: and proxy: entries, to notice that a reload
+ * changed them (they apply at the next start). */
+static void
+entries_digest(const struct tg_config *cfg, unsigned char md[32])
+{
+	EVP_MD_CTX *x = EVP_MD_CTX_new();
+	const char *k;
+	size_t i;
+
+	memset(md, 0, 32);
+	if (x == NULL || EVP_DigestInit_ex(x, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(x);
+		return;
+	}
+	for (i = 0; (k = tg_config_entry_key(cfg, i)) != NULL; i++) {
+		const char *v = tg_config_get(cfg, k);
+		EVP_DigestUpdate(x, k, strlen(k) + 1);
+		EVP_DigestUpdate(x, v ? v : "", v ? strlen(v) + 1 : 1);
+	}
+	EVP_DigestFinal_ex(x, md, NULL);
+	EVP_MD_CTX_free(x);
+}
+
 /* The settings a server copies from its configuration (at start and on
  * SIGHUP). */
 static void
@@ -361,6 +386,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 		goto fail;
 	if (tg_tunnels_open(s, cfg, err) < 0 || tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
+	entries_digest(cfg, s->entries_md);
 	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg, "admin.listen"));
 	s->admin_fd = -1;
 	if (strcmp(s->admin_listen, "off") != 0) {
@@ -547,6 +573,13 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	}
 	watch_files(s);
 	s->files_root_fd = n.files_root_fd;
+	{
+		unsigned char md[32];
+		entries_digest(cfg, md);
+		if (memcmp(md, s->entries_md, sizeof(md)) != 0)
+			tg_log(s, TG_LOG_WARN, "tunnels or proxy routes changed: a restart applies "
+			    "that; the ones read at start keep working");
+	}
 	if (strcmp(old_listen, s->listen) != 0) {
 		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
 		    s->listen, old_listen);

@@ -61,6 +61,7 @@ struct tg_server {
 	struct tg_pipe *pipes;       /* tunnelled connections, counted in nconns */
 	struct tg_tunnel *routes;    /* proxy routes */
 	size_t nroutes;
+	unsigned char entries_md[32];   /* tunnels: and proxy: as read at start */
 	/* bring-your-own files watched for changes */
 	int watching;
 	uv_fs_poll_t watch_cert, watch_key;

@@ -124,4 +124,8 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$ms" -lt 4000 ] || fail "an idle connection lived $ms ms with idle_timeout 1s"
 assert_log "$T/A.log" "tunnel 0: .*idle for the idle_timeout; closed" "idle connections are closed"
 exec 4<&- 5<&- 6<&-
+sed -i 's/idle_timeout: 1s/idle_timeout: 2s/' a2.yaml
+kill -HUP "$PID_A"
+assert_log "$T/A.log" "tunnels or proxy routes changed: a restart applies that" \
+	"SIGHUP says that tunnel changes wait for a restart"
 echo "72-tunnels: all passed"
