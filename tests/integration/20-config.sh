@@ -74,7 +74,12 @@ expect_fail "missing named config" "nope.yaml does not exist" "$TG_BIN" serve --
 printf 'tls:\n  mode: server\n bad: "x\n' >bad3.yaml
 expect_fail "YAML syntax" "bad3.yaml:[0-9]+: YAML syntax error" "$TG_BIN" serve --config bad3.yaml
 printf 'proxy:\n  - prefix: /x/\n' >bad4.yaml
-expect_fail "proxy not yet" "proxy \(bad4.yaml:2\): routes are not supported" "$TG_BIN" serve --config bad4.yaml
+expect_fail "a proxy route without upstream" "proxy.0 \(bad4.yaml:2\): upstream is missing" "$TG_BIN" serve --config bad4.yaml
+printf 'proxy:\n  - prefix: /x/\n    upstream: ftp://h/\n' >bad4b.yaml
+expect_fail "a proxy upstream that is not http(s)" "proxy.0.upstream \(bad4b.yaml:3\): 'ftp://h/' must be an http:// or https:// URL" \
+	"$TG_BIN" serve --config bad4b.yaml
+printf 'proxy:\n  - prefix: /x/\n    upstream: http://h/\n    headers:\n      "Bad Name": v\n' >bad4c.yaml
+expect_fail "a header name with a space" "not a header name" "$TG_BIN" serve --config bad4c.yaml
 printf 'tunnels:\n  - listen: 127.0.0.1:1\n' >bad5.yaml
 expect_fail "a tunnel without connect" "tunnels.0 \(bad5.yaml:2\): connect is missing" \
 	"$TG_BIN" serve --config bad5.yaml
