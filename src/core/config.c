@@ -81,9 +81,6 @@ static const struct keydef keys[] = {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-/* Keys the spec reserves for features this build does not have; setting
- * them to anything but an empty list is an error, never silently ignored. */
-static const char *const unsupported_lists[] = { "" };
 
 /* Lists of entries (tunnels): keys LIST.N.FIELD, N counted from 0, each
  * field typed like a key above. "" as a default means "not set". */
@@ -201,9 +198,6 @@ tg_config_key_known(const char *key)
 	for (i = 0; i < NKEYS; i++)
 		if (strncmp(keys[i].name, key, n) == 0 && keys[i].name[n] == '.')
 			return 2;
-	for (i = 0; i < sizeof(unsupported_lists) / sizeof(unsupported_lists[0]); i++)
-		if (strcmp(key, unsupported_lists[i]) == 0)
-			return 3;
 	for (i = 0; i < sizeof(entry_lists) / sizeof(entry_lists[0]); i++)
 		if (strcmp(key, entry_lists[i]) == 0)
 			return 4;
@@ -346,16 +340,12 @@ tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
 		if ((slot = entry_slot(cfg, key, edef)) == NULL)
 			goto oom;
 	} else {
-		if (tg_config_key_known(key) >= 3 && value[0] == '\0')
-			return 0;
+		if (tg_config_key_known(key) == 4 && value[0] == '\0')
+			return 0;   /* "tunnels: []" */
 		if (tg_config_key_known(key) == 4)
 			return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): is a list of entries; in the "
-			    "file write one mapping per entry, with flags --set %s.0.listen=...", key,
-			    origin, key);
-		if (tg_config_key_known(key) == 3)
-			return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): %s routes are not "
-			    "supported by this version of tlsgate yet; remove the key",
-			    key, origin, key);
+			    "file write one mapping per entry, with flags --set %s.0.%s=...", key,
+			    origin, key, strcmp(key, "proxy") ? "listen" : "prefix");
 		if (tg_config_key_known(key) == 2)
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): is a section, "
 			    "not a value; set one of its keys (tlsgate config list)", key, origin);

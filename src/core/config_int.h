@@ -34,7 +34,7 @@ int tg_config_load_yaml(struct tg_config *cfg, const unsigned char *text, size_t
     const char *name, const char *basedir, struct tg_err *err);
 
 /* Key table queries shared by the loader and the editor. */
-/* 1 leaf, 2 section, 3 reserved list, 4 list of entries, 0 unknown */
+/* 1 leaf, 2 section, 4 list of entries, 0 unknown (3 is no longer used) */
 int tg_config_key_known(const char *key);
 int tg_config_key_is_list(const char *key);
 

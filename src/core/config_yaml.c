@@ -79,9 +79,6 @@ on_open(struct walk *w, int is_seq, size_t line)
 		snprintf(nf->prefix, sizeof(nf->prefix), "%s", key);
 		return 0;
 	}
-	if (top->is_seq && tg_config_key_known(top->prefix) == 3)
-		return kerr(w, top->prefix, line, "routes are not supported by this version of "
-		    "tlsgate yet; remove the key");
 	if (top->is_seq || !top->have_pending)
 		return tg_err_set(w->err, TG_E_CONFIG_SYNTAX, "%s:%zu: a list or mapping is "
 		    "not allowed here", w->name, line);
@@ -96,8 +93,7 @@ on_open(struct walk *w, int is_seq, size_t line)
 	if (!is_seq && known == 4)
 		return kerr(w, key, line, "is a list: write each entry as \"- listen: ...\"");
 	if (!is_seq && known != 2)
-		return kerr(w, key, line, known == 3 ? "routes are not supported by this "
-		    "version of tlsgate yet; remove the key" : "takes a value, not a mapping");
+		return kerr(w, key, line, "takes a value, not a mapping");
 	if (is_seq && known == 2)
 		return kerr(w, key, line, "is a section (a mapping of keys), not a list");
 	nf = &w->st[w->depth++];
@@ -163,9 +159,6 @@ on_scalar(struct walk *w, yaml_event_t *ev)
 		if (strchr(v, ',') != NULL)
 			return tg_err_set(w->err, TG_E_CONFIG_VALUE, "%s (%s:%zu): list items "
 			    "cannot contain ','", f->prefix, w->name, line);
-		if (tg_config_key_known(f->prefix) == 3)
-			return kerr(w, f->prefix, line, "routes are not supported by this "
-			    "version of tlsgate yet; remove the key");
 		if (tg_config_key_known(f->prefix) == 4)
 			return kerr(w, f->prefix, line, "each entry is a mapping (listen: ..., "
 			    "connect: ...), not a single value");
