@@ -20,7 +20,7 @@ page() {   # NAME TITLE-WORDS CMD...
 		echo "Configuration: \\fI/etc/tlsgate/tlsgate.yaml\\fR (root) or \\fI~/.config/tlsgate/tlsgate.yaml\\fR;"
 		echo "state: \\fI/var/lib/tlsgate\\fR (root) or \\fI~/.local/state/tlsgate\\fR."
 		echo ".SH SEE ALSO"
-		echo "\\fBtlsgate\\fR(1), \\fBtlsgate-serve\\fR(1), \\fBtlsgate-cert\\fR(1), \\fBtlsgate-trust\\fR(1)"
+		echo "\\fBtlsgate\\fR(1), \\fBtlsgate-serve\\fR(1), \\fBtlsgate-cert\\fR(1), \\fBtlsgate-trust\\fR(1), \\fBtlsgate-acme\\fR(1)"
 	} >"$out/$name.1"
 }
 page tlsgate "TLS for any service: certificates, trust, HTTPS file service"
@@ -32,3 +32,4 @@ page tlsgate-config "read and edit the configuration" config
 page tlsgate-get "download and upload with tlsgate's trust rules" get
 page tlsgate-status "ask a running server for its status" status
 page tlsgate-doctor "check a configuration before it is used" doctor
+page tlsgate-acme "get certificates from an ACME CA such as Let's Encrypt" acme

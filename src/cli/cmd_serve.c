@@ -18,14 +18,21 @@
 static const char serve_usage[] =
 "usage: tlsgate serve [--config FILE] [--set KEY=VALUE]... [--listen ADDR]\n"
 "                     [--mode off|server|mutual] [--cert FILE --key FILE] [--state-dir DIR]\n"
+"                     [--autocert NAME[,NAME...] --agree-terms]\n"
 "\n"
 "Serves the file transfer service (PUT/GET/HEAD/DELETE under files.prefix) over\n"
-"plain HTTP (mode off), HTTPS (server) or HTTPS with client certificates (mutual).\n"
-"With no certificate given, one is made from a local CA kept in state_dir.\n"
+"plain HTTP (mode off), HTTPS (server) or HTTPS with client certificates (mutual),\n"
+"the proxy: routes (path prefix -> http(s) upstream) and the tunnels: (raw TCP,\n"
+"TLS on one side).\n"
+"With no certificate given, one is made from a local CA kept in state_dir;\n"
+"--autocert (tls.auto: acme) orders one from Let's Encrypt or tls.acme.directory\n"
+"and renews it; --agree-terms accepts the CA's terms of service.\n"
 "Every setting is a key (tlsgate config list); --set KEY=VALUE sets any of them,\n"
 "TLSGATE_KEY_NAME=VALUE in the environment too.\n"
 "SIGTERM or SIGINT: stop accepting, let requests in flight finish (timeouts.shutdown).\n"
-"SIGHUP: reload the configuration and certificates; a broken one is refused.\n";
+"SIGHUP: reload the configuration and certificates; a broken one is refused\n"
+"(tunnels and proxy routes apply at the next start). Certificate files are also\n"
+"reloaded when they change on disk.\n";
 
 static void
 banner(const struct tg_config *cfg, const struct tg_keypair *kp)

@@ -10,7 +10,7 @@ R="$T/root/usr/local"
 for f in bin/tlsgate lib/libtlsgate.a include/tlsgate/tlsgate.h lib/pkgconfig/tlsgate.pc \
 	share/man/man1/tlsgate.1 share/man/man1/tlsgate-serve.1 share/man/man1/tlsgate-cert.1 \
 	share/man/man1/tlsgate-trust.1 share/man/man1/tlsgate-config.1 share/man/man1/tlsgate-get.1 \
-	share/man/man1/tlsgate-ca.1 share/man/man1/tlsgate-status.1; do
+	share/man/man1/tlsgate-ca.1 share/man/man1/tlsgate-status.1 share/man/man1/tlsgate-acme.1; do
 	[ -e "$R/$f" ] || fail "make install did not install $f"
 done
 [ -f "$T/root/usr/local/lib/systemd/system/tlsgate.service" ] || fail "no systemd unit"
