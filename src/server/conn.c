@@ -725,8 +725,9 @@ hand_over(struct tg_conn_s *c)
 	char what[200];
 
 	snprintf(what, sizeof(what), "%s %.180s", c->method, c->target);
-	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, what, data, n,
-	    c->proxy_expect) < 0) {
+	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, c->ip, what, data,
+	    c->proxy_head_len, n, c->chunked ? -1 : c->has_len ? (int64_t)c->content_length : 0,
+	    c->keep_alive, c->proxy_expect) < 0) {
 		SSL_free(ssl);
 		close(fd);
 	}
@@ -1015,32 +1016,21 @@ limit_note(struct tg_server *s, const char *what)
 	}
 }
 
-void
-tg_conn_accept(struct tg_server *s, int fd, int kind)
+/* A connection object for an open socket, counted and polled. */
+static struct tg_conn_s *
+conn_new(struct tg_server *s, int fd, const char *peer, const char *ip)
 {
-	int admin = kind == TG_LISTENER_ADMIN;
 	struct tg_conn_s *c;
 	int one = 1;
 
-	char peer[64], ip[48];
-
-	if (s->nconns >= s->max_connections || s->stopping) {
-		limit_note(s, "limits.max_connections reached; refusing new connections");
-		close(fd);
-		return;
-	}
-	peer_name(fd, peer, sizeof(peer), ip, sizeof(ip));
 	if (tg_peers_take(s->peers, ip, s->max_per_ip) < 0) {
 		limit_note(s, "limits.max_connections_per_ip reached for a client address; "
 		    "refusing its new connections");
-		close(fd);
-		return;
+		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		tg_peers_release(s->peers, ip);
-		close(fd);
-		return;
+		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->magic = TG_CONN_MAGIC;
@@ -1053,9 +1043,8 @@ tg_conn_accept(struct tg_server *s, int fd, int kind)
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	if (uv_poll_init(s->loop, &c->poll, fd) != 0) {
 		tg_peers_release(s->peers, ip);
-		close(fd);
 		free(c);
-		return;
+		return NULL;
 	}
 	uv_timer_init(s->loop, &c->timer);
 	c->poll.data = c->timer.data = c;
@@ -1065,6 +1054,26 @@ tg_conn_accept(struct tg_server *s, int fd, int kind)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	return c;
+}
+
+void
+tg_conn_accept(struct tg_server *s, int fd, int kind)
+{
+	int admin = kind == TG_LISTENER_ADMIN;
+	struct tg_conn_s *c;
+	char peer[64], ip[48];
+
+	if (s->nconns >= s->max_connections || s->stopping) {
+		limit_note(s, "limits.max_connections reached; refusing new connections");
+		close(fd);
+		return;
+	}
+	peer_name(fd, peer, sizeof(peer), ip, sizeof(ip));
+	if ((c = conn_new(s, fd, peer, ip)) == NULL) {
+		close(fd);
+		return;
+	}
 	c->admin = admin;
 	c->acme_http = kind == TG_LISTENER_ACME;
 	s->m.connections++;
@@ -1081,5 +1090,22 @@ tg_conn_accept(struct tg_server *s, int fd, int kind)
 		c->state = CS_HEAD;
 		deadline(c, s->t_header);
 	}
+	conn_run(c);
+}
+
+void
+tg_conn_adopt(struct tg_server *s, int fd, SSL *ssl, const char *peer, const char *ip)
+{
+	struct tg_conn_s *c;
+
+	if (s->stopping || (c = conn_new(s, fd, peer, ip)) == NULL) {
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	c->ssl = ssl;
+	c->state = CS_HEAD;
+	c->requests = 1;
+	deadline(c, s->t_keepalive);
 	conn_run(c);
 }

@@ -90,6 +90,9 @@ void tg_conn_resume(struct tg_conn_s *c);
 const char *tg_http_status_text(int status);
 /* HTTP-01 answers and the redirect to HTTPS (acme_http01.c). */
 void tg_acme_http01_respond(struct tg_conn_s *c);
+/* Takes back a keep-alive connection whose proxied exchange ended (the
+ * socket and its finished TLS session), waiting for its next request. */
+void tg_conn_adopt(struct tg_server *srv, int fd, SSL *ssl, const char *peer, const char *ip);
 /* Takes over an accepted socket. */
 void tg_conn_accept(struct tg_server *srv, int fd, int kind);   /* TG_LISTENER_* */
 /* Closes every connection (shutdown). */

@@ -144,6 +144,7 @@ on_signal(uv_signal_t *sig, int signum)
 	if (s->acme_fd >= 0)
 		uv_close((uv_handle_t *)&s->acme_poll, NULL);
 	tg_tunnels_stop_accepting(s);
+	tg_proxy_pool_close(s);
 	if (s->acme) {
 		tg_acme_agent_halt(s->acme);   /* before its async handle goes */
 		uv_close((uv_handle_t *)&s->acme_async, NULL);

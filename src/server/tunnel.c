@@ -8,6 +8,7 @@
  * direction of I/O gets it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +23,7 @@
 
 #include "client.h"
 #include "config_int.h"
+#include "conn.h"
 #include "error.h"
 #include "http_parse.h"
 #include "ossl_words.h"
@@ -58,9 +60,25 @@ struct tg_tunnel {
 	uint64_t first_byte_ms;
 	struct proxy_header *headers;
 	size_t nheaders;
+	struct idle_up *idle;        /* kept upstream connections, newest first */
+	size_t nidle;
 	/* TLS in: how the context is built again when the certificate changes */
 	char ca[4096], ca_origin[320];
 };
+
+/* An upstream connection kept between proxied requests. */
+struct idle_up {
+	struct tg_tunnel *t;
+	struct idle_up *next;
+	int fd;
+	SSL *ssl;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	int handles;
+};
+
+#define POOL_MAX      16         /* idle upstream connections kept per route */
+#define POOL_IDLE_MS  30000      /* and for how long */
 
 /* An extra request header of a proxy route: a value, or a file's content
  * read again when the file changes. */
@@ -69,6 +87,14 @@ struct proxy_header {
 	char value[4096];
 	char file[4096];
 	struct timespec mtime;
+};
+
+/* How much of an HTTP message is still to come on one side. */
+struct frame {
+	int64_t left;                /* bytes still to read; -1 chunked; -2 until end of stream */
+	struct tg_chunked ch;
+	int done;                    /* the message ended */
+	int extra;                   /* bytes came after its end (not forwarded) */
 };
 
 struct side {
@@ -93,6 +119,10 @@ struct tg_pipe {
 	size_t ab_off, ab_len, ba_off, ba_len;
 	uint64_t bytes_ab, bytes_ba, t_start;
 	int head_done;               /* http: the response head was rewritten */
+	struct frame req, resp;      /* http: what is left of the request and response */
+	int client_keep;             /* http: the client wants its connection kept */
+	int keep_client, reuse_up;   /* http: what happens when the exchange ends */
+	char ip[48];                 /* http: the client's address (per-address limits) */
 	int status;                  /* http: the upstream's status */
 	char what[200];              /* http: "METHOD /path" of the client's request */
 	size_t cap;                  /* size of each buffer */
@@ -101,6 +131,8 @@ struct tg_pipe {
 };
 
 static void pipe_run(struct tg_pipe *p);
+static int pool_take(struct tg_pipe *p);
+static void finish_exchange(struct tg_pipe *p);
 static void http_fail(struct tg_pipe *p, int status, const char *why);
 static void setup_failed(struct tg_pipe *p, int level, const char *why);
 static int proxy_headers(struct tg_tunnel *t, const struct tg_config *cfg, size_t i,
@@ -169,9 +201,42 @@ side_write(struct side *x, const char *buf, size_t len)
 /* Moves bytes from one side to the other until nothing moves; passes an
  * end of stream on as a half-close once everything before it is written.
  * 1 progress, 0 none, -1 error. */
+/* Counts n bytes just read against the message's framing; returns how many
+ * of them belong to the message (the rest is extra), or -1 if malformed. */
+static ssize_t
+frame_feed(struct frame *f, const char *data, size_t n)
+{
+	if (f->left >= 0) {
+		f->left -= (int64_t)n;   /* reads are capped at f->left */
+		if (f->left == 0)
+			f->done = 1;
+		return (ssize_t)n;
+	}
+	if (f->left == -1) {
+		char scratch[4096];
+		size_t done = 0;
+		/* the decoder works in place: run it on copies to find the end */
+		while (done < n) {
+			size_t k = n - done > sizeof(scratch) ? sizeof(scratch) : n - done, dl = k;
+			ssize_t r;
+			memcpy(scratch, data + done, k);
+			r = tg_chunked_decode(&f->ch, scratch, &dl);
+			if (r == -1)
+				return -1;
+			if (r >= 0) {   /* complete; r bytes of this piece followed the end */
+				f->done = 1;
+				f->extra = r > 0;
+				return (ssize_t)(done + k - (size_t)r);
+			}
+			done += k;
+		}
+	}
+	return (ssize_t)n;
+}
+
 static int
 pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off, size_t *len,
-    uint64_t *count)
+    uint64_t *count, struct frame *fr)
 {
 	int progress = 0;
 	ssize_t n;
@@ -190,14 +255,19 @@ pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off,
 				continue;
 			}
 		}
-		if (from->eof || *len == cap)
+		if (from->eof || *len == cap || (fr && fr->done))
 			break;
 		if (*off > 0) {   /* room at the end for the next read */
 			memmove(buf, buf + *off, *len - *off);
 			*len -= *off;
 			*off = 0;
 		}
-		n = side_read(from, buf + *len, cap - *len);
+		{
+			size_t want = cap - *len;
+			if (fr && fr->left >= 0 && (uint64_t)want > (uint64_t)fr->left)
+				want = (size_t)fr->left;
+			n = side_read(from, buf + *len, want);
+		}
 		if (n == -2)
 			return -1;
 		if (n == 0) {
@@ -207,9 +277,12 @@ pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off,
 		}
 		if (n < 0)
 			break;
+		if (fr && (n = frame_feed(fr, buf + *len, (size_t)n)) < 0)
+			return -1;
 		*len += (size_t)n;
 		progress = 1;
 	}
+	/* a framed message that ended is not an end of stream: no half-close */
 	if (from->eof && *len == *off && !to->shut) {
 		/* half-close: the other end reads its end of stream, and may still
 		 * answer (TLS: close_notify first, then FIN) */
@@ -527,6 +600,38 @@ response_head(struct tg_pipe *p)
 		http_fail(p, 502, "out of memory");
 		return -1;
 	}
+	/* how the answer's body is framed decides what can be kept afterwards */
+	p->resp.left = -2;
+	p->reuse_up = r.minor_version >= 1;
+	{
+		int chunked = 0, has_len = 0;
+		uint64_t clen = 0;
+		for (i = 0; i < r.num_headers; i++) {
+#define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
+			if (HIS("Transfer-Encoding"))
+				chunked = tg_http_has_token(h[i].value, h[i].value_len, "chunked");
+			else if (HIS("Content-Length"))
+				has_len = tg_http_content_length(h[i].value, h[i].value_len, &clen) == 0;
+			else if (HIS("Connection") &&
+			    tg_http_has_token(h[i].value, h[i].value_len, "close"))
+				p->reuse_up = 0;
+#undef HIS
+		}
+		if (!strncmp(p->what, "HEAD ", 5) || r.status == 204 || r.status == 304 ||
+		    (r.status >= 100 && r.status < 200 && r.status != 101))
+			p->resp.left = 0;
+		else if (chunked)
+			p->resp.left = -1;
+		else if (has_len && clen < INT64_MAX)
+			p->resp.left = (int64_t)clen;
+		if (r.status >= 100 && r.status < 200)   /* 1xx and upgrades: stream to the end */
+			p->resp.left = -2;
+		if (p->resp.left == 0)
+			p->resp.done = 1;
+	}
+	if (p->resp.left == -2)
+		p->reuse_up = 0;
+	p->keep_client = p->client_keep && p->resp.left != -2 && p->req.left != -2;
 	n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %.*s\r\n", r.status, (int)r.reason_len, r.reason);
 	for (i = 0; i < r.num_headers && n < cap; i++) {
 #define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
@@ -536,15 +641,35 @@ response_head(struct tg_pipe *p)
 		n += (size_t)snprintf(head + n, cap - n, "%.*s: %.*s\r\n", (int)h[i].name_len,
 		    h[i].name, (int)h[i].value_len, h[i].value);
 	}
-	n += (size_t)snprintf(head + n, n < cap ? cap - n : 0, "Connection: close\r\n\r\n");
+	n += (size_t)snprintf(head + n, n < cap ? cap - n : 0, "%s\r\n", p->keep_client ? "" :
+	    "Connection: close\r\n");
 	if (n >= cap || n + (p->ba_len - (size_t)hl) > p->cap) {
 		free(head);
 		http_fail(p, 502, "the upstream's answer head is too large");
 		return -1;
 	}
-	memmove(p->ba + n, p->ba + hl, p->ba_len - (size_t)hl);
-	memcpy(p->ba, head, n);
-	p->ba_len = n + (p->ba_len - (size_t)hl);
+	{
+		/* body bytes read with the head count against the framing */
+		size_t body = p->ba_len - (size_t)hl;
+		ssize_t keep;
+		if (p->resp.left >= 0 && (uint64_t)body > (uint64_t)p->resp.left) {
+			body = (size_t)p->resp.left;
+			p->resp.extra = 1;
+			p->reuse_up = 0;
+		}
+		keep = p->resp.left == -2 || p->resp.done ? (ssize_t)body :
+		    frame_feed(&p->resp, p->ba + hl, body);
+		if (keep < 0) {
+			free(head);
+			http_fail(p, 502, "the upstream's chunked answer is malformed");
+			return -1;
+		}
+		if (p->resp.extra)
+			p->reuse_up = 0;
+		memmove(p->ba + n, p->ba + hl, (size_t)keep);
+		memcpy(p->ba, head, n);
+		p->ba_len = n + (size_t)keep;
+	}
 	p->ba_off = 0;
 	free(head);
 	p->head_done = 1;
@@ -642,7 +767,8 @@ pipe_run(struct tg_pipe *p)
 	}
 	/* pumping */
 	do {
-		int x = pump_dir(&p->a, &p->b, p->ab, p->cap, &p->ab_off, &p->ab_len, &p->bytes_ab);
+		int x = pump_dir(&p->a, &p->b, p->ab, p->cap, &p->ab_off, &p->ab_len, &p->bytes_ab,
+		    t->http && p->req.left != -2 ? &p->req : NULL);
 		int y = 0;
 		if (x >= 0 && t->http && !p->head_done) {
 			y = response_head(p);
@@ -650,7 +776,8 @@ pipe_run(struct tg_pipe *p)
 				return;   /* answered 502 and closed */
 		}
 		if (x >= 0 && (!t->http || p->head_done))
-			y |= pump_dir(&p->b, &p->a, p->ba, p->cap, &p->ba_off, &p->ba_len, &p->bytes_ba);
+			y |= pump_dir(&p->b, &p->a, p->ba, p->cap, &p->ba_off, &p->ba_len, &p->bytes_ba,
+			    t->http && p->resp.left != -2 ? &p->resp : NULL);
 		if (x < 0 || y < 0) {
 			pipe_close(p, TG_LOG_DEBUG, "closed by an error on one side");
 			return;
@@ -662,6 +789,13 @@ pipe_run(struct tg_pipe *p)
 	} while (progress && !(p->a.eof && p->b.eof));
 	if (p->a.eof && p->b.eof && p->ab_len == p->ab_off && p->ba_len == p->ba_off) {
 		pipe_close(p, TG_LOG_DEBUG, "both ends closed");
+		return;
+	}
+	if (t->http && p->head_done && p->resp.done && p->ba_len == p->ba_off) {
+		if (p->req.done && p->ab_len == p->ab_off)
+			finish_exchange(p);
+		else   /* answered before the request was sent whole: nothing is kept */
+			pipe_close(p, TG_LOG_INFO, "answered");
 		return;
 	}
 	if (t->http && p->head_done && p->b.eof && p->ba_len == p->ba_off) {
@@ -1063,6 +1197,159 @@ tg_tunnel_stats(const struct tg_server *s, size_t i, struct tg_tunnel_stats *st)
 	return 0;
 }
 
+/* ---- the idle pool of upstream connections ----------------------------------- */
+
+static void
+idle_closed(uv_handle_t *h)
+{
+	struct idle_up *u = h->data;
+
+	if (--u->handles > 0)
+		return;
+	SSL_free(u->ssl);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u);
+}
+
+static void
+idle_drop(struct idle_up *u)
+{
+	struct idle_up **pp;
+
+	for (pp = &u->t->idle; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			u->t->nidle--;
+			break;
+		}
+	uv_close((uv_handle_t *)&u->poll, idle_closed);
+	uv_close((uv_handle_t *)&u->timer, idle_closed);
+}
+
+/* Readable while idle: the upstream closed it (or talks out of turn). */
+static void
+idle_event(uv_poll_t *h, int status, int events)
+{
+	idle_drop(h->data);
+}
+
+static void
+idle_timeout(uv_timer_t *h)
+{
+	idle_drop(h->data);
+}
+
+static void
+pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
+{
+	struct idle_up *u;
+
+	if (t->nidle >= POOL_MAX || t->srv->stopping || (u = calloc(1, sizeof(*u))) == NULL) {
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	u->t = t;
+	u->fd = fd;
+	u->ssl = ssl;
+	uv_poll_init(t->srv->loop, &u->poll, fd);
+	uv_timer_init(t->srv->loop, &u->timer);
+	u->poll.data = u->timer.data = u;
+	u->handles = 2;
+	uv_poll_start(&u->poll, UV_READABLE, idle_event);
+	uv_timer_start(&u->timer, idle_timeout, POOL_IDLE_MS, 0);
+	u->next = t->idle;
+	t->idle = u;
+	t->nidle++;
+}
+
+/* Gives the pipe a kept upstream connection, if one is still alive:
+ * 0 when it did (the exchange is under way), -1 to connect anew. */
+static int
+pool_take(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+
+	while (t->idle) {
+		struct idle_up *u = t->idle;
+		char b;
+		ssize_t r = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		int fd;
+
+		if (r == 0 || r > 0 || errno != EAGAIN ||
+		    (fd = fcntl(u->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			idle_drop(u);   /* closed, or bytes nobody asked for */
+			continue;
+		}
+		p->b.ssl = u->ssl;
+		u->ssl = NULL;
+		idle_drop(u);
+		p->b.fd = fd;
+		if ((p->b.ssl && SSL_set_fd(p->b.ssl, fd) != 1) ||
+		    uv_poll_init(t->srv->loop, &p->b.poll, fd) != 0) {
+			SSL_free(p->b.ssl);
+			p->b.ssl = NULL;
+			close(fd);
+			p->b.fd = -1;
+			return -1;
+		}
+		p->b.poll.data = p;
+		p->b.has_poll = 1;
+		p->handles++;
+		p->state = P_PUMP;
+		uv_timer_start(&p->timer, on_timer, t->first_byte_ms, 0);
+		pipe_run(p);
+		return 0;
+	}
+	return -1;
+}
+
+void
+tg_proxy_pool_close(struct tg_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nroutes; i++)
+		while (s->routes[i].idle)
+			idle_drop(s->routes[i].idle);
+}
+
+/* Both messages ended cleanly: the upstream connection joins the pool when
+ * it can be used again, the client's goes back to the HTTP side when it
+ * asked to be kept; each as a fresh descriptor, so this pipe closes its own
+ * as usual. */
+static void
+finish_exchange(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	int fd;
+
+	if (p->reuse_up && !p->b.eof && !p->b.shut && !p->resp.extra &&
+	    (fd = fcntl(p->b.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		SSL *ssl = p->b.ssl;
+		p->b.ssl = NULL;
+		if (ssl && SSL_set_fd(ssl, fd) != 1) {
+			SSL_free(ssl);
+			close(fd);
+		} else {
+			pool_put(t, fd, ssl);
+		}
+	}
+	if (p->keep_client && !p->a.eof && !p->a.shut && !p->req.extra &&
+	    (fd = fcntl(p->a.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		SSL *ssl = p->a.ssl;
+		p->a.ssl = NULL;
+		if (ssl && SSL_set_fd(ssl, fd) != 1) {
+			SSL_free(ssl);
+			close(fd);
+		} else {
+			tg_conn_adopt(t->srv, fd, ssl, p->peer, p->ip);
+		}
+	}
+	pipe_close(p, TG_LOG_INFO, "answered");
+}
+
 /* ---- proxy routes: requests handed over by the HTTP side --------------------- */
 
 static int
@@ -1235,8 +1522,8 @@ tg_proxy_head(struct tg_server *s, int route, const char *method, const char *ta
 		if (v[0])
 			n += (size_t)snprintf(out + n, cap - n, "%s: %s\r\n", t->headers[j].name, v);
 	}
-	if (n < cap)
-		n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
+	if (n < cap)   /* HTTP/1.1: the upstream connection may be kept for the next request */
+		n += (size_t)snprintf(out + n, cap - n, "\r\n");
 	if (n >= cap) {
 		free(out);
 		return NULL;
@@ -1247,14 +1534,17 @@ tg_proxy_head(struct tg_server *s, int route, const char *method, const char *ta
 
 int
 tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
-    const char *what, const char *data, size_t len, int expect)
+    const char *ip, const char *what, const char *data, size_t head_len, size_t len,
+    int64_t body_len, int client_keep, int expect)
 {
 	struct tg_tunnel *t = &s->routes[route];
 	struct tg_pipe *p = new_pipe(t, fd, len > TUN_BUF ? len : TUN_BUF);
+	size_t body = len - head_len;
 
 	if (p == NULL)
 		return -1;
 	snprintf(p->peer, sizeof(p->peer), "%s", peer);
+	snprintf(p->ip, sizeof(p->ip), "%s", ip);
 	snprintf(p->what, sizeof(p->what), "%s", what);
 	p->a.ssl = ssl;
 	if (ssl && SSL_set_fd(ssl, fd) != 1) {
@@ -1265,8 +1555,29 @@ tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		(void)side_write(&p->a, cont, sizeof(cont) - 1);
 	}
-	memcpy(p->ab, data, len);
-	p->ab_len = len;
+	/* the request's framing: the part of the body already read counts */
+	p->client_keep = client_keep;
+	p->req.left = body_len;
+	if (body_len >= 0 && (uint64_t)body > (uint64_t)body_len) {
+		body = (size_t)body_len;   /* a pipelined next request: not kept */
+		p->req.extra = 1;
+		p->client_keep = 0;
+	}
+	if (body_len == 0 || (body_len > 0 && body == (size_t)body_len)) {
+		p->req.left = 0;
+		p->req.done = 1;
+	} else if (body_len > 0) {
+		p->req.left -= (int64_t)body;
+	} else if (body > 0 && frame_feed(&p->req, data + head_len, body) < 0) {
+		pipe_close(p, TG_LOG_WARN, "malformed chunked request body");
+		return 0;
+	}
+	if (p->req.extra)
+		p->client_keep = 0;
+	memcpy(p->ab, data, head_len + body);
+	p->ab_len = head_len + body;
+	if (pool_take(p) == 0)
+		return 0;
 	start_connect(p);
 	return 0;
 }
@@ -1277,6 +1588,13 @@ tg_proxy_free(struct tg_server *s)
 	size_t i;
 
 	for (i = 0; i < s->nroutes; i++) {
+		struct idle_up *u;
+		while ((u = s->routes[i].idle) != NULL) {   /* the loop has ended: no handles */
+			s->routes[i].idle = u->next;
+			SSL_free(u->ssl);
+			close(u->fd);
+			free(u);
+		}
 		SSL_CTX_free(s->routes[i].ctx);
 		tg_trust_free(s->routes[i].trust);
 		free(s->routes[i].headers);

@@ -36,6 +36,8 @@ void tg_tunnels_free(struct tg_server *s);
 #include "http_parse.h"
 int tg_proxy_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err);
 void tg_proxy_free(struct tg_server *s);
+/* Closes the idle upstream connections (stop). */
+void tg_proxy_pool_close(struct tg_server *s);
 /* The route for a request path (longest prefix), -1 for none. */
 int tg_proxy_match(const struct tg_server *s, const char *target);
 /* The upstream request head (malloc'ed): the prefix replaced by the
@@ -45,10 +47,15 @@ int tg_proxy_match(const struct tg_server *s, const char *target);
 char *tg_proxy_head(struct tg_server *s, int route, const char *method, const char *target,
     const struct tg_http_header *h, size_t nh, const char *client_ip, int tls, int *expect,
     size_t *len);
-/* Takes over a client socket (and its SSL, now on fd) with data (the head
- * and any body bytes already read) to send first. */
+/* Takes over a client socket (and its SSL, now on fd): data is the
+ * rewritten head (head_len bytes) and the body bytes already read;
+ * body_len is the request's Content-Length (0 without a body), -1 when
+ * chunked. With client_keep the client's connection goes back to the HTTP
+ * side when the exchange ends cleanly; the upstream's joins the route's
+ * idle pool. */
 int tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
-    const char *what, const char *data, size_t len, int expect);
+    const char *ip, const char *what, const char *data, size_t head_len, size_t len,
+    int64_t body_len, int client_keep, int expect);
 
 /* For /metrics and /status. */
 struct tg_tunnel_stats {

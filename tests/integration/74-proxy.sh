@@ -23,7 +23,7 @@ start_nginx n "
     ssl_verify_client on;
     root $T/www;
     client_max_body_size 0;
-    location /api/ { return 200 \"key=\$http_x_api_key static=\$http_x_static xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto host=\$http_x_forwarded_host uri=\$request_uri client=\$ssl_client_s_dn\n\"; }
+    location /api/ { return 200 \"key=\$http_x_api_key static=\$http_x_static xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto host=\$http_x_forwarded_host uri=\$request_uri client=\$ssl_client_s_dn conn=\$connection\n\"; }
     location /up/ { dav_methods PUT DELETE; create_full_put_path on; }
   }
   server {
@@ -70,6 +70,15 @@ for want in "key=token-1 " "static=hello " "xff=10.0.0.7, 127.0.0.1 " "proto=htt
 done
 pass "through the proxy: client certificate, injected headers (the route's beat the client's), X-Forwarded-*, path: $out"
 assert_log "$T/p.log" "proxy /cloud/: 127.0.0.1:[0-9]+ 'GET /cloud/v1/items\?x=1' -> localhost:$P2 200" "one log line per proxied request"
+
+# keep-alive: the client's connection is kept across proxied requests, and
+# the upstream connection is pooled (nginx's \$connection stays the same)
+curl "${C[@]}" -v "$U/cloud/k1" "$U/cloud/k2" "$U/files/" >ka.out 2>ka.err || fail "keep-alive requests"
+[ "$(grep -c 'Re-using existing connection' ka.err)" = 2 ] || fail "the client connection was not kept: $(grep -E 'Connection|HTTP/' ka.err)"
+c1=$(grep -o 'uri=/api/k1 .*conn=[0-9]*' ka.out | grep -o 'conn=[0-9]*')
+c2=$(grep -o 'uri=/api/k2 .*conn=[0-9]*' ka.out | grep -o 'conn=[0-9]*')
+[ -n "$c1" ] && [ "$c1" = "$c2" ] || fail "the upstream connection was not reused: $c1 / $c2"
+pass "keep-alive: one client connection for three requests (two proxied, one file service), one upstream connection ($c1) for both proxied"
 
 sleep 0.05; echo "token-2" >token
 out=$(curl "${C[@]}" "$U/cloud/again")
