@@ -13,7 +13,8 @@ cd "$T"
 "$TG_BIN" ca init --dir rogue >/dev/null
 "$TG_BIN" cert issue --server --san dns:localhost --ca rogue --out rogue-srv >/dev/null
 mkdir -p www/up
-P2=$(free_port); P3=$(free_port); DEAD=$(free_port); SLOW=$(free_port)
+P2=$(free_port); P3=$(free_port); P4=$(free_port); DEAD=$(free_port); SLOW=$(free_port)
+head -c 200000 /dev/urandom | base64 >www/text.txt
 start_nginx n "
   server {
     listen 127.0.0.1:$P2 ssl;
@@ -25,6 +26,12 @@ start_nginx n "
     client_max_body_size 0;
     location /api/ { return 200 \"key=\$http_x_api_key static=\$http_x_static xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto host=\$http_x_forwarded_host uri=\$request_uri client=\$ssl_client_s_dn conn=\$connection\n\"; }
     location /up/ { dav_methods PUT DELETE; create_full_put_path on; }
+  }
+  server {
+    listen 127.0.0.1:$P4;
+    root $T/www;
+    gzip on; gzip_types text/plain; gzip_min_length 1;
+    location /up/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
   }
   server {
     listen 127.0.0.1:$P3 ssl;
@@ -50,6 +57,8 @@ proxy:
       X-Static: hello
   - prefix: /store/
     upstream: https://localhost:$P2/up/
+  - prefix: /plain/
+    upstream: http://127.0.0.1:$P4/
   - prefix: /rogue/
     upstream: https://localhost:$P3/
   - prefix: /down/
@@ -92,6 +101,17 @@ cmp -s body.bin www/up/dir/body.bin || fail "the upstream stored something else"
 curl "${C[@]}" -o back.bin "$U/store/dir/body.bin"
 cmp -s body.bin back.bin || fail "GET through the proxy returned something else"
 pass "request and response bodies pass whole (3 MB each way, curl -T with Expect: 100-continue)"
+
+# chunked both ways (a gzip answer from nginx, a chunked upload), still keep-alive
+curl "${C[@]}" -v --compressed -o got1.txt "$U/plain/text.txt" \
+	--next "${C[@]}" -v -o /dev/null -H "Transfer-Encoding: chunked" -T www/text.txt "$U/plain/up/chunked.txt" \
+	--next "${C[@]}" -v --compressed -o got2.txt "$U/plain/text.txt" 2>ch.err ||
+	fail "chunked exchanges: $(cat ch.err)"
+grep -qi "transfer-encoding: chunked" ch.err || fail "nginx did not answer chunked (test set-up)"
+cmp -s got1.txt www/text.txt && cmp -s got2.txt www/text.txt || fail "a chunked answer was cut or changed"
+cmp -s www/up/chunked.txt www/text.txt || fail "the chunked upload arrived different"
+[ "$(grep -c 'Re-using existing connection' ch.err)" = 2 ] || fail "chunked exchanges did not keep the connection"
+pass "chunked answers and chunked uploads pass whole and keep the connection"
 
 code=$(curl "${C[@]}" -o err.txt -w '%{http_code}' "$U/rogue/x")
 [ "$code" = 502 ] || fail "untrusted upstream: $code"
