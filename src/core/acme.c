@@ -608,7 +608,7 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 	struct run r;
 	struct tg_acme_resp resp;
 	struct tg_acme_order ord;
-	char prefix[200], order_url[512], payload[4096], *csr = NULL;
+	char prefix[200], order_url[512], *payload = NULL, *csr = NULL;
 	EVP_PKEY *ck = NULL;
 	size_t i;
 	int rv = -1, ra;
@@ -670,7 +670,12 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 	say(&r, "finalizing with a new EC P-256 key");
 	if ((ck = tg_key_generate(TG_KEY_EC_P256, err)) == NULL || csr_b64(o, ck, &csr, err) < 0)
 		goto out;
-	snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+	/* a CSR for many names is larger than any fixed buffer worth having */
+	if ((payload = malloc(strlen(csr) + 16)) == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	snprintf(payload, strlen(csr) + 16, "{\"csr\":\"%s\"}", csr);
 	if (tg_acme_post(&r.h, r.akey, r.kid, ord.finalize, payload, NULL, &resp, err) < 0)
 		goto out;
 	if (resp.status != 200) {
@@ -702,6 +707,7 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 	rv = 0;
 out:
 	ra = res->retry_after ? res->retry_after : resp.retry_after;
+	free(payload);
 	free(csr);
 	EVP_PKEY_free(ck);
 	EVP_PKEY_free(r.akey);

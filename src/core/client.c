@@ -156,7 +156,7 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 		tg_trust_server_identity(name, port, id, sizeof(id));
 		if ((t = tg_trust_new(mode, o->known, "known-servers", NULL, 0, err)) == NULL)
 			goto fail;
-		if (tg_tls_client_judge(c->ssl, t, id, &v, err) < 0 ||
+		if (tg_tls_client_judge(c->ssl, t, id, "give its certificate with --ca-cert", &v, err) < 0 ||
 		    (v.accept && v.record && tg_trust_record(t, &v, err) < 0)) {
 			tg_trust_free(t);
 			goto fail;

@@ -332,7 +332,7 @@ tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err)
 }
 
 int
-tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity,
+tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, const char *ca_hint,
     struct tg_trust_verdict *v, struct tg_err *err)
 {
 	X509 *peer = SSL_get0_peer_certificate(ssl);
@@ -351,8 +351,7 @@ tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity,
 		snprintf(words, sizeof(words), "%s", why);
 	else
 		tg_verify_words(r, peer, NULL, words, sizeof(words));
-	if (strstr(words, "not a trusted CA"))
-		snprintf(words + strlen(words), sizeof(words) - strlen(words),
-		    " (give its certificate with --ca-cert)");
+	if (strstr(words, "not a trusted CA") && ca_hint)
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), " (%s)", ca_hint);
 	return tg_trust_judge(t, peer, identity, r == X509_V_OK, words, v, err);
 }

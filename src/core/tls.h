@@ -37,8 +37,10 @@ SSL_CTX *tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err);
 /* Prepares ssl to talk to host (SNI unless an IP; name to verify). */
 int tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err);
 /* After the handshake, before any byte is sent: judges the server as
- * identity (host:port) by the trust engine; v tells the outcome. */
-int tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity,
+ * identity (host:port) by the trust engine; v tells the outcome. ca_hint
+ * (e.g. "give its certificate with --ca-cert") follows an untrusted-CA
+ * reason: the caller knows which setting the user should change. */
+int tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, const char *ca_hint,
     struct tg_trust_verdict *v, struct tg_err *err);
 
 int tg_tls_init(void);   /* once per process: ex_data indexes */

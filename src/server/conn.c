@@ -700,15 +700,11 @@ read_more(struct tg_conn_s *c, size_t limit)
 static int
 hand_over(struct tg_conn_s *c)
 {
-	size_t n = c->proxy_head_len + c->in_len;
-	char *data = malloc(n ? n : 1);
 	int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
 	SSL *ssl = c->ssl;
+	char what[200];
 
-	if (data == NULL || fd < 0) {
-		free(data);
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0) {
 		free(c->proxy_head);
 		c->proxy_head = NULL;
 		c->proxy_route = 0;
@@ -716,22 +712,16 @@ hand_over(struct tg_conn_s *c)
 		tg_conn_respond(c, 503, NULL, "out of resources");
 		return 0;
 	}
-	memcpy(data, c->proxy_head, c->proxy_head_len);
-	memcpy(data + c->proxy_head_len, c->in, c->in_len);
-	free(c->proxy_head);
-	c->proxy_head = NULL;
 	c->ssl = NULL;   /* the pipe owns it now */
 	c->srv->m.requests[0]++;
-	char what[200];
-
 	snprintf(what, sizeof(what), "%s %.180s", c->method, c->target);
-	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, c->ip, what, data,
-	    c->proxy_head_len, n, c->chunked ? -1 : c->has_len ? (int64_t)c->content_length : 0,
-	    c->keep_alive, c->proxy_expect) < 0) {
+	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, c->ip, what, c->proxy_head,
+	    c->proxy_head_len, c->in ? c->in : "", c->in_len,
+	    c->chunked ? -1 : c->has_len ? (int64_t)c->content_length : 0, c->keep_alive,
+	    c->proxy_expect) < 0) {
 		SSL_free(ssl);
 		close(fd);
 	}
-	free(data);
 	conn_close(c);
 	return IO_FAIL;
 }

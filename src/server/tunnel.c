@@ -478,15 +478,13 @@ judge_upstream(struct tg_pipe *p)
 	char id[320];
 
 	tg_trust_server_identity(t->host, t->port, id, sizeof(id));
-	if (tg_tls_client_judge(p->b.ssl, t->trust, id, &v, &err) < 0) {
+	if (tg_tls_client_judge(p->b.ssl, t->trust, id, t->http ? "add it to client.ca or the "
+	    "route's ca" : "add it to client.ca or the tunnel's ca", &v, &err) < 0) {
 		setup_failed(p, TG_LOG_ERROR, err.msg);
 		return -1;
 	}
 	if (!v.accept) {
-		char why[1400], *hint = strstr(v.reason, " (give its certificate with --ca-cert)");
-		if (hint)   /* the CLI's advice; here the setting is what to change */
-			snprintf(hint, sizeof(v.reason) - (size_t)(hint - v.reason), " (add it to %s)",
-			    t->http ? "client.ca or the route's ca" : "client.ca or the tunnel's ca");
+		char why[1400];
 		snprintf(why, sizeof(why), "upstream %s refused: %s", id, v.reason);
 		setup_failed(p, TG_LOG_WARN, why);
 		return -1;
@@ -1534,12 +1532,12 @@ tg_proxy_head(struct tg_server *s, int route, const char *method, const char *ta
 
 int
 tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
-    const char *ip, const char *what, const char *data, size_t head_len, size_t len,
-    int64_t body_len, int client_keep, int expect)
+    const char *ip, const char *what, const char *head, size_t head_len, const char *body_read,
+    size_t body, int64_t body_len, int client_keep, int expect)
 {
 	struct tg_tunnel *t = &s->routes[route];
+	size_t len = head_len + body;
 	struct tg_pipe *p = new_pipe(t, fd, len > TUN_BUF ? len : TUN_BUF);
-	size_t body = len - head_len;
 
 	if (p == NULL)
 		return -1;
@@ -1568,13 +1566,14 @@ tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer
 		p->req.done = 1;
 	} else if (body_len > 0) {
 		p->req.left -= (int64_t)body;
-	} else if (body > 0 && frame_feed(&p->req, data + head_len, body) < 0) {
+	} else if (body > 0 && frame_feed(&p->req, body_read, body) < 0) {
 		pipe_close(p, TG_LOG_WARN, "malformed chunked request body");
 		return 0;
 	}
 	if (p->req.extra)
 		p->client_keep = 0;
-	memcpy(p->ab, data, head_len + body);
+	memcpy(p->ab, head, head_len);
+	memcpy(p->ab + head_len, body_read, body);
 	p->ab_len = head_len + body;
 	if (pool_take(p) == 0)
 		return 0;

@@ -47,15 +47,14 @@ int tg_proxy_match(const struct tg_server *s, const char *target);
 char *tg_proxy_head(struct tg_server *s, int route, const char *method, const char *target,
     const struct tg_http_header *h, size_t nh, const char *client_ip, int tls, int *expect,
     size_t *len);
-/* Takes over a client socket (and its SSL, now on fd): data is the
- * rewritten head (head_len bytes) and the body bytes already read;
- * body_len is the request's Content-Length (0 without a body), -1 when
- * chunked. With client_keep the client's connection goes back to the HTTP
- * side when the exchange ends cleanly; the upstream's joins the route's
- * idle pool. */
+/* Takes over a client socket (and its SSL, now on fd): head is the
+ * rewritten request head, body_read the body bytes already read; body_len
+ * is the request's Content-Length (0 without a body), -1 when chunked.
+ * With client_keep the client's connection goes back to the HTTP side when
+ * the exchange ends cleanly; the upstream's joins the route's idle pool. */
 int tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
-    const char *ip, const char *what, const char *data, size_t head_len, size_t len,
-    int64_t body_len, int client_keep, int expect);
+    const char *ip, const char *what, const char *head, size_t head_len, const char *body_read,
+    size_t body, int64_t body_len, int client_keep, int expect);
 
 /* For /metrics and /status. */
 struct tg_tunnel_stats {
