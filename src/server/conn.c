@@ -23,7 +23,7 @@
 
 #include "acme_answers.h"
 #include "admin.h"
-#include "tunnel.h"
+#include "proxy.h"
 #include "conn.h"
 #include "error.h"
 #include "files.h"

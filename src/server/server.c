@@ -28,6 +28,7 @@
 #include "server.h"
 #include "tls.h"
 #include "trust.h"
+#include "proxy.h"
 #include "tunnel.h"
 #include "util.h"
 

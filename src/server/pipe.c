@@ -1,0 +1,774 @@
+/*
+ * The pipe (see pipe.h): the pump moves bytes until nothing moves, then
+ * polls each socket for exactly what would let it move again: a full
+ * buffer means its sender is not read (backpressure), and an SSL that
+ * wants the other direction of I/O gets it. For proxied requests it also
+ * rewrites the answer's head, tracks both messages' framing, and turns
+ * failures into 502 and 504 in words.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "client.h"
+#include "config_int.h"
+#include "conn.h"
+#include "error.h"
+#include "http_parse.h"
+#include "ossl_words.h"
+#include "pipe.h"
+#include "server.h"
+#include "tls.h"
+#include "trust.h"
+#include "proxy.h"
+#include "tunnel.h"
+#include "util.h"
+
+static void http_fail(struct tg_pipe *p, int status, const char *why);
+static void setup_failed(struct tg_pipe *p, int level, const char *why);
+
+/* ---- one side's I/O: >0 bytes, 0 end, -1 again, -2 error ------------------- */
+
+static ssize_t
+side_read(struct side *x, char *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	x->read_wants_write = 0;
+	if (x->ssl) {
+		ERR_clear_error();
+		r = SSL_read(x->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+		if (r > 0)
+			return r;
+		switch (SSL_get_error(x->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+			return -1;
+		case SSL_ERROR_WANT_WRITE:
+			x->read_wants_write = 1;
+			return -1;
+		case SSL_ERROR_ZERO_RETURN:
+			return 0;
+		default:
+			return -2;
+		}
+	}
+	n = read(x->fd, buf, len);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+}
+
+ssize_t
+tg_pipe_side_write(struct side *x, const char *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	x->write_wants_read = 0;
+	if (x->ssl) {
+		ERR_clear_error();
+		r = SSL_write(x->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+		if (r > 0)
+			return r;
+		switch (SSL_get_error(x->ssl, r)) {
+		case SSL_ERROR_WANT_WRITE:
+			return -1;
+		case SSL_ERROR_WANT_READ:
+			x->write_wants_read = 1;
+			return -1;
+		default:
+			return -2;
+		}
+	}
+	n = send(x->fd, buf, len, MSG_NOSIGNAL);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+}
+
+/* Moves bytes from one side to the other until nothing moves; passes an
+ * end of stream on as a half-close once everything before it is written.
+ * 1 progress, 0 none, -1 error. */
+/* Counts n bytes just read against the message's framing; returns how many
+ * of them belong to the message (the rest is extra), or -1 if malformed. */
+ssize_t
+tg_pipe_frame_feed(struct frame *f, const char *data, size_t n)
+{
+	if (f->left >= 0) {
+		f->left -= (int64_t)n;   /* reads are capped at f->left */
+		if (f->left == 0)
+			f->done = 1;
+		return (ssize_t)n;
+	}
+	if (f->left == -1) {
+		char scratch[4096];
+		size_t done = 0;
+		/* the decoder works in place: run it on copies to find the end */
+		while (done < n) {
+			size_t k = n - done > sizeof(scratch) ? sizeof(scratch) : n - done, dl = k;
+			ssize_t r;
+			memcpy(scratch, data + done, k);
+			r = tg_chunked_decode(&f->ch, scratch, &dl);
+			if (r == -1)
+				return -1;
+			if (r >= 0) {   /* complete; r bytes of this piece followed the end */
+				f->done = 1;
+				f->extra = r > 0;
+				return (ssize_t)(done + k - (size_t)r);
+			}
+			done += k;
+		}
+	}
+	return (ssize_t)n;
+}
+
+static int
+pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off, size_t *len,
+    uint64_t *count, struct frame *fr)
+{
+	int progress = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (*len > *off) {
+			n = tg_pipe_side_write(to, buf + *off, *len - *off);
+			if (n == -2)
+				return -1;
+			if (n > 0) {
+				*off += (size_t)n;
+				*count += (uint64_t)n;
+				progress = 1;
+				if (*off == *len)
+					*off = *len = 0;
+				continue;
+			}
+		}
+		if (from->eof || *len == cap || (fr && fr->done))
+			break;
+		if (*off > 0) {   /* room at the end for the next read */
+			memmove(buf, buf + *off, *len - *off);
+			*len -= *off;
+			*off = 0;
+		}
+		{
+			size_t want = cap - *len;
+			if (fr && fr->left >= 0 && (uint64_t)want > (uint64_t)fr->left)
+				want = (size_t)fr->left;
+			n = side_read(from, buf + *len, want);
+		}
+		if (n == -2)
+			return -1;
+		if (n == 0) {
+			from->eof = 1;
+			progress = 1;
+			break;
+		}
+		if (n < 0)
+			break;
+		if (fr && (n = tg_pipe_frame_feed(fr, buf + *len, (size_t)n)) < 0)
+			return -1;
+		*len += (size_t)n;
+		progress = 1;
+	}
+	/* a framed message that ended is not an end of stream: no half-close */
+	if (from->eof && *len == *off && !to->shut) {
+		/* half-close: the other end reads its end of stream, and may still
+		 * answer (TLS: close_notify first, then FIN) */
+		if (to->ssl)
+			(void)SSL_shutdown(to->ssl);
+		shutdown(to->fd, SHUT_WR);
+		to->shut = 1;
+		progress = 1;
+	}
+	return progress;
+}
+
+/* ---- the pipe's life ---------------------------------------------------------- */
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+	struct tg_pipe *p = h->data;
+
+	if (--p->handles == 0)
+		free(p);
+}
+
+void
+tg_pipe_close(struct tg_pipe *p, int level, const char *why)
+{
+	struct tg_tunnel *t = p->t;
+	struct tg_server *s = t->srv;
+
+	if (p->state == P_CLOSED)
+		return;
+	if (why && t->http)
+		tg_log(s, p->status && level < TG_LOG_INFO ? TG_LOG_INFO : level, "proxy %s: %s '%s' -> "
+		    "%s %d%s%s (%llu bytes in, %llu out, %llu ms)", t->prefix, p->peer, p->what,
+		    t->connect, p->status, p->status ? "" : ": ", p->status ? "" : why,
+		    (unsigned long long)p->bytes_ab, (unsigned long long)p->bytes_ba,
+		    (unsigned long long)(tg_now_ms() - p->t_start));
+	else if (why)
+		tg_log(s, level, "tunnel %zu: %s: %s (%llu bytes in, %llu out, %llu ms)", t->index,
+		    p->peer, why, (unsigned long long)p->bytes_ab, (unsigned long long)p->bytes_ba,
+		    (unsigned long long)(tg_now_ms() - p->t_start));
+	if (p->state != P_PUMP && level >= TG_LOG_WARN)
+		t->failed++;
+	t->bytes_in += p->bytes_ab;
+	t->bytes_out += p->bytes_ba;
+	p->state = P_CLOSED;
+	if (p->a.has_poll)
+		uv_close((uv_handle_t *)&p->a.poll, on_handle_closed);
+	if (p->b.has_poll)
+		uv_close((uv_handle_t *)&p->b.poll, on_handle_closed);
+	uv_close((uv_handle_t *)&p->timer, on_handle_closed);
+	SSL_free(p->a.ssl);
+	SSL_free(p->b.ssl);
+	if (p->a.fd >= 0)
+		close(p->a.fd);
+	if (p->b.fd >= 0)
+		close(p->b.fd);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		s->pipes = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	t->nconns--;
+	s->nconns--;
+	tg_server_conn_gone(s);
+}
+
+void
+tg_pipe_on_timer(uv_timer_t *h)
+{
+	struct tg_pipe *p = h->data;
+
+	char why[200];
+
+	if (p->t->http && p->state != P_PUMP) {
+		snprintf(why, sizeof(why), "the upstream %s did not accept the connection within "
+		    "connect_timeout", p->t->connect);
+		http_fail(p, 502, why);
+	} else if (p->t->http && !p->head_done) {
+		snprintf(why, sizeof(why), "the upstream %s did not answer within first_byte_timeout",
+		    p->t->connect);
+		http_fail(p, p->bytes_ba ? 502 : 504, why);
+	} else {
+		tg_pipe_close(p, TG_LOG_INFO, p->state == P_PUMP ? "idle for the idle_timeout; closed" :
+		    "not set up in time; closed");
+	}
+}
+
+static void
+on_poll(uv_poll_t *h, int status, int events)
+{
+	struct tg_pipe *p = h->data;
+
+	if (status < 0 && status != UV_EBADF) {
+		tg_pipe_close(p, TG_LOG_DEBUG, "socket error");
+		return;
+	}
+	tg_pipe_run(p);
+}
+
+static int
+want(struct side *x, int events)
+{
+	if (!x->has_poll)
+		return events ? -1 : 0;
+	if (events == x->events)
+		return 0;
+	x->events = events;
+	return events ? uv_poll_start(&x->poll, events, on_poll) : uv_poll_stop(&x->poll);
+}
+
+static int
+arm(struct tg_pipe *p, int a_ev, int b_ev)
+{
+	return want(&p->a, a_ev) < 0 || want(&p->b, b_ev) < 0 ? -1 : 0;
+}
+
+/* What each socket is polled for while pumping. */
+static void
+arm_pump(struct tg_pipe *p)
+{
+	int a = 0, b = 0;
+
+	if (!p->a.eof && p->ab_len < p->cap)
+		a |= p->a.read_wants_write ? UV_WRITABLE : UV_READABLE;
+	if (p->ab_len > p->ab_off)
+		b |= p->b.write_wants_read ? UV_READABLE : UV_WRITABLE;
+	if (!p->b.eof && p->ba_len < p->cap && (p->head_done || !p->t->http || p->ba_len < p->cap))
+		b |= p->b.read_wants_write ? UV_WRITABLE : UV_READABLE;
+	if (p->ba_len > p->ba_off)
+		a |= p->a.write_wants_read ? UV_READABLE : UV_WRITABLE;
+	if (arm(p, a, b) < 0)
+		tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
+}
+
+static int
+ssl_wait(SSL *ssl, int r)
+{
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		return UV_READABLE;
+	case SSL_ERROR_WANT_WRITE:
+		return UV_WRITABLE;
+	default:
+		return 0;
+	}
+}
+
+struct record_job {
+	uv_work_t w;                 /* first: the job is its work request */
+	struct tg_trust *t;
+	struct tg_trust_verdict v;
+};
+
+static void
+record_work(uv_work_t *w)
+{
+	struct record_job *j = (struct record_job *)w;
+	struct tg_err err;
+	(void)tg_trust_record(j->t, &j->v, &err);
+}
+
+static void
+record_done(uv_work_t *w, int status)
+{
+	free(w);
+}
+
+/* A new pin goes to the known file on the thread pool: the loop never
+ * waits for the disk. */
+static void
+queue_record(struct tg_tunnel *t, const struct tg_trust_verdict *v)
+{
+	struct record_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return;
+	j->t = t->trust;
+	j->v = *v;
+	if (uv_queue_work(t->srv->loop, &j->w, record_work, record_done) != 0)
+		free(j);
+}
+
+/* The upstream's certificate, judged by the tunnel's client trust rules
+ * before a byte of the client's goes to it. */
+static int
+judge_upstream(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	struct tg_trust_verdict v;
+	struct tg_err err;
+	char id[320];
+
+	tg_trust_server_identity(t->host, t->port, id, sizeof(id));
+	if (tg_tls_client_judge(p->b.ssl, t->trust, id, t->http ? "add it to client.ca or the "
+	    "route's ca" : "add it to client.ca or the tunnel's ca", &v, &err) < 0) {
+		setup_failed(p, TG_LOG_ERROR, err.msg);
+		return -1;
+	}
+	if (!v.accept) {
+		char why[1400];
+		snprintf(why, sizeof(why), "upstream %s refused: %s", id, v.reason);
+		setup_failed(p, TG_LOG_WARN, why);
+		return -1;
+	}
+	if (v.warn)
+		tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v.reason);
+	if (v.record)
+		queue_record(t, &v);
+	return 0;
+}
+
+void
+tg_pipe_connect(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	int one = 1;
+
+	p->b.fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->b.fd < 0) {
+		tg_pipe_close(p, TG_LOG_ERROR, strerror(errno));
+		return;
+	}
+	setsockopt(p->b.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (uv_poll_init(t->srv->loop, &p->b.poll, p->b.fd) != 0) {
+		tg_pipe_close(p, TG_LOG_ERROR, "cannot poll the upstream socket");
+		return;
+	}
+	p->b.poll.data = p;
+	p->b.has_poll = 1;
+	p->handles++;
+	p->state = P_CONNECT_B;
+	if (connect(p->b.fd, (struct sockaddr *)&t->addr, t->addrlen) < 0 && errno != EINPROGRESS) {
+		char why[400];
+		snprintf(why, sizeof(why), "cannot connect to %s: %s", t->connect, strerror(errno));
+		setup_failed(p, TG_LOG_WARN, why);
+		return;
+	}
+	if (arm(p, 0, UV_WRITABLE) < 0)
+		tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
+}
+
+/* A proxied request that cannot reach its upstream gets a short answer in
+ * words (502, or 504 when it is slow), and the reason goes to the log. */
+static void
+http_fail(struct tg_pipe *p, int status, const char *why)
+{
+	char resp[1400], line[1200];
+	int n;
+
+	snprintf(line, sizeof(line), "%s", why);
+	n = snprintf(resp, sizeof(resp), "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n", status,
+	    status == 504 ? "Gateway Timeout" : "Bad Gateway", strlen(line) + 1, line);
+	if (n > 0 && (size_t)n < sizeof(resp))
+		(void)tg_pipe_side_write(&p->a, resp, (size_t)n);   /* best effort: it is small */
+	snprintf(resp, sizeof(resp), "%d: %s", status, why);
+	tg_pipe_close(p, TG_LOG_WARN, resp);
+}
+
+static void
+setup_failed(struct tg_pipe *p, int level, const char *why)
+{
+	if (p->t->http && p->state != P_CLOSED)
+		http_fail(p, 502, why);
+	else
+		tg_pipe_close(p, level, why);
+}
+
+/* Reads the upstream's response head and rewrites it for the client:
+ * hop-by-hop fields dropped, "Connection: close" added (each proxied
+ * exchange has its own upstream connection). 1 done or progress, 0 wait,
+ * -1 failed (answered). */
+static int
+response_head(struct tg_pipe *p)
+{
+	struct tg_http_header h[100];
+	struct tg_http_resp r;
+	char *head;
+	size_t i, n = 0, cap = 16384 + 64;
+	ssize_t hl = TG_HTTP_INCOMPLETE, got;
+	int progress = 0;
+
+	for (;;) {
+		if (p->ba_len > 0) {
+			r.headers = h;
+			r.num_headers = 100;
+			hl = tg_http_parse_response(p->ba, p->ba_len, &r);
+			if (hl != TG_HTTP_INCOMPLETE)
+				break;
+		}
+		if (p->ba_len >= 16384) {
+			hl = TG_HTTP_BAD;
+			break;
+		}
+		got = side_read(&p->b, p->ba + p->ba_len, p->cap - p->ba_len);
+		if (got == -1)
+			return progress;
+		if (got <= 0) {
+			http_fail(p, 502, got == 0 ? "the upstream closed without an answer" :
+			    "the upstream connection failed");
+			return -1;
+		}
+		p->ba_len += (size_t)got;
+		progress = 1;
+	}
+	if (hl < 0) {
+		http_fail(p, 502, "the upstream's answer is not HTTP");
+		return -1;
+	}
+	if ((head = malloc(cap)) == NULL) {
+		http_fail(p, 502, "out of memory");
+		return -1;
+	}
+	/* how the answer's body is framed decides what can be kept afterwards */
+	p->resp.left = -2;
+	p->reuse_up = r.minor_version >= 1;
+	{
+		int chunked = 0, has_len = 0;
+		uint64_t clen = 0;
+		for (i = 0; i < r.num_headers; i++) {
+#define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
+			if (HIS("Transfer-Encoding"))
+				chunked = tg_http_has_token(h[i].value, h[i].value_len, "chunked");
+			else if (HIS("Content-Length"))
+				has_len = tg_http_content_length(h[i].value, h[i].value_len, &clen) == 0;
+			else if (HIS("Connection") &&
+			    tg_http_has_token(h[i].value, h[i].value_len, "close"))
+				p->reuse_up = 0;
+#undef HIS
+		}
+		if (!strncmp(p->what, "HEAD ", 5) || r.status == 204 || r.status == 304 ||
+		    (r.status >= 100 && r.status < 200 && r.status != 101))
+			p->resp.left = 0;
+		else if (chunked)
+			p->resp.left = -1;
+		else if (has_len && clen < INT64_MAX)
+			p->resp.left = (int64_t)clen;
+		if (r.status >= 100 && r.status < 200)   /* 1xx and upgrades: stream to the end */
+			p->resp.left = -2;
+		if (p->resp.left == 0)
+			p->resp.done = 1;
+	}
+	if (p->resp.left == -2)
+		p->reuse_up = 0;
+	p->keep_client = p->client_keep && p->resp.left != -2 && p->req.left != -2;
+	n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %.*s\r\n", r.status, (int)r.reason_len, r.reason);
+	for (i = 0; i < r.num_headers && n < cap; i++) {
+#define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
+		if (HIS("Connection") || HIS("Keep-Alive") || HIS("Proxy-Connection"))
+			continue;
+#undef HIS
+		n += (size_t)snprintf(head + n, cap - n, "%.*s: %.*s\r\n", (int)h[i].name_len,
+		    h[i].name, (int)h[i].value_len, h[i].value);
+	}
+	n += (size_t)snprintf(head + n, n < cap ? cap - n : 0, "%s\r\n", p->keep_client ? "" :
+	    "Connection: close\r\n");
+	if (n >= cap || n + (p->ba_len - (size_t)hl) > p->cap) {
+		free(head);
+		http_fail(p, 502, "the upstream's answer head is too large");
+		return -1;
+	}
+	{
+		/* body bytes read with the head count against the framing */
+		size_t body = p->ba_len - (size_t)hl;
+		ssize_t keep;
+		if (p->resp.left >= 0 && (uint64_t)body > (uint64_t)p->resp.left) {
+			body = (size_t)p->resp.left;
+			p->resp.extra = 1;
+			p->reuse_up = 0;
+		}
+		keep = p->resp.left == -2 || p->resp.done ? (ssize_t)body :
+		    tg_pipe_frame_feed(&p->resp, p->ba + hl, body);
+		if (keep < 0) {
+			free(head);
+			http_fail(p, 502, "the upstream's chunked answer is malformed");
+			return -1;
+		}
+		if (p->resp.extra)
+			p->reuse_up = 0;
+		memmove(p->ba + n, p->ba + hl, (size_t)keep);
+		memcpy(p->ba, head, n);
+		p->ba_len = n + (size_t)keep;
+	}
+	p->ba_off = 0;
+	free(head);
+	p->head_done = 1;
+	p->status = r.status;
+	return 1;
+}
+
+void
+tg_pipe_run(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	char words[600], why[900];
+	int r, e = 0, progress;
+	socklen_t el = sizeof(e);
+
+	switch (p->state) {
+	case P_HANDSHAKE_A:
+		ERR_clear_error();
+		r = SSL_do_handshake(p->a.ssl);
+		if (r != 1) {
+			int w = ssl_wait(p->a.ssl, r);
+			if (w) {
+				if (arm(p, w, 0) < 0)
+					tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
+				return;
+			}
+			tg_ossl_words(words, sizeof(words));
+			snprintf(why, sizeof(why), "TLS handshake failed: %s", tg_tls_refusal(p->a.ssl)[0] ?
+			    tg_tls_refusal(p->a.ssl) : words[0] ? words : "the client closed");
+			tg_pipe_close(p, TG_LOG_WARN, why);
+			return;
+		}
+		{
+			/* the client certificate's verdict (mutual): record a new pin */
+			const struct tg_trust_verdict *v = tg_tls_verdict(p->a.ssl);
+			if (v && v->warn)
+				tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v->reason);
+			if (v && v->record && t->trust)
+				queue_record(t, v);
+		}
+		arm(p, 0, 0);
+		tg_pipe_connect(p);
+		return;
+	case P_CONNECT_B:
+		if (getsockopt(p->b.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
+			snprintf(why, sizeof(why), "cannot connect to %s: %s", t->connect,
+			    strerror(e ? e : errno));
+			setup_failed(p, TG_LOG_WARN, why);
+			return;
+		}
+		if (!t->tls_connect) {
+			p->state = P_PUMP;
+			uv_timer_start(&p->timer, tg_pipe_on_timer, t->http ? t->first_byte_ms : t->idle_ms, 0);
+			break;
+		}
+		if ((p->b.ssl = SSL_new(t->ctx)) == NULL || SSL_set_fd(p->b.ssl, p->b.fd) != 1) {
+			tg_pipe_close(p, TG_LOG_ERROR, "cannot start TLS");
+			return;
+		}
+		{
+			struct tg_err err;
+			if (tg_tls_client_prepare(p->b.ssl, t->host, &err) < 0) {
+				tg_pipe_close(p, TG_LOG_ERROR, err.msg);
+				return;
+			}
+		}
+		SSL_set_connect_state(p->b.ssl);
+		p->state = P_HANDSHAKE_B;
+		/* fall through */
+	case P_HANDSHAKE_B:
+		ERR_clear_error();
+		r = SSL_do_handshake(p->b.ssl);
+		if (r != 1) {
+			int w = ssl_wait(p->b.ssl, r);
+			if (w) {
+				if (arm(p, 0, w) < 0)
+					tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
+				return;
+			}
+			tg_ossl_words(words, sizeof(words));
+			snprintf(why, sizeof(why), "TLS handshake with %s failed: %s", t->connect,
+			    words[0] ? words : "the upstream closed");
+			setup_failed(p, TG_LOG_WARN, why);
+			return;
+		}
+		if (judge_upstream(p) < 0)
+			return;
+		p->state = P_PUMP;
+		uv_timer_start(&p->timer, tg_pipe_on_timer, t->http ? t->first_byte_ms : t->idle_ms, 0);
+		break;
+	case P_PUMP:
+		break;
+	case P_CLOSED:
+		return;
+	}
+	/* pumping */
+	do {
+		int x = pump_dir(&p->a, &p->b, p->ab, p->cap, &p->ab_off, &p->ab_len, &p->bytes_ab,
+		    t->http && p->req.left != -2 ? &p->req : NULL);
+		int y = 0;
+		if (x >= 0 && t->http && !p->head_done) {
+			y = response_head(p);
+			if (y < 0)
+				return;   /* answered 502 and closed */
+		}
+		if (x >= 0 && (!t->http || p->head_done))
+			y |= pump_dir(&p->b, &p->a, p->ba, p->cap, &p->ba_off, &p->ba_len, &p->bytes_ba,
+			    t->http && p->resp.left != -2 ? &p->resp : NULL);
+		if (x < 0 || y < 0) {
+			tg_pipe_close(p, TG_LOG_DEBUG, "closed by an error on one side");
+			return;
+		}
+		progress = x || y;
+		/* before the answer starts, the first-byte timeout runs */
+		if (progress && (!t->http || p->head_done))
+			uv_timer_start(&p->timer, tg_pipe_on_timer, t->idle_ms, 0);
+	} while (progress && !(p->a.eof && p->b.eof));
+	if (p->a.eof && p->b.eof && p->ab_len == p->ab_off && p->ba_len == p->ba_off) {
+		tg_pipe_close(p, TG_LOG_DEBUG, "both ends closed");
+		return;
+	}
+	if (t->http && p->head_done && p->resp.done && p->ba_len == p->ba_off) {
+		if (p->req.done && p->ab_len == p->ab_off)
+			tg_pipe_finish(p);
+		else   /* answered before the request was sent whole: nothing is kept */
+			tg_pipe_close(p, TG_LOG_INFO, "answered");
+		return;
+	}
+	if (t->http && p->head_done && p->b.eof && p->ba_len == p->ba_off) {
+		/* the upstream answered and closed (Connection: close): done */
+		tg_pipe_close(p, TG_LOG_DEBUG, "answered");
+		return;
+	}
+	arm_pump(p);
+}
+
+/* A pipe for an accepted (or handed over) socket, counted and timed. */
+struct tg_pipe *
+tg_pipe_new(struct tg_tunnel *t, int fd, size_t cap)
+{
+	struct tg_server *s = t->srv;
+	struct tg_pipe *p = calloc(1, sizeof(*p) + 2 * cap);
+	uint64_t setup = t->setup_ms < t->idle_ms ? t->setup_ms : t->idle_ms;
+
+	if (p == NULL)
+		return NULL;
+	p->cap = cap;
+	p->ab = p->mem;
+	p->ba = p->mem + cap;
+	t->accepted++;
+	p->t = t;
+	p->a.fd = fd;
+	p->b.fd = -1;
+	p->t_start = tg_now_ms();
+	uv_timer_init(s->loop, &p->timer);
+	p->timer.data = p;
+	p->handles = 1;
+	uv_poll_init(s->loop, &p->a.poll, fd);
+	p->a.poll.data = p;
+	p->a.has_poll = 1;
+	p->handles++;
+	p->next = s->pipes;
+	if (s->pipes)
+		s->pipes->prev = p;
+	s->pipes = p;
+	t->nconns++;
+	s->nconns++;
+	uv_timer_start(&p->timer, tg_pipe_on_timer, setup, 0);
+	return p;
+}
+
+/* Both messages ended cleanly: the upstream connection joins the pool when
+ * it can be used again, the client's goes back to the HTTP side when it
+ * asked to be kept; each as a fresh descriptor, so this pipe closes its own
+ * as usual. */
+void
+tg_pipe_finish(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	int fd;
+
+	if (p->reuse_up && !p->b.eof && !p->b.shut && !p->resp.extra &&
+	    (fd = fcntl(p->b.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		SSL *ssl = p->b.ssl;
+		p->b.ssl = NULL;
+		if (ssl && SSL_set_fd(ssl, fd) != 1) {
+			SSL_free(ssl);
+			close(fd);
+		} else {
+			tg_proxy_pool_put(t, fd, ssl);
+		}
+	}
+	if (p->keep_client && !p->a.eof && !p->a.shut && !p->req.extra &&
+	    (fd = fcntl(p->a.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		SSL *ssl = p->a.ssl;
+		p->a.ssl = NULL;
+		if (ssl && SSL_set_fd(ssl, fd) != 1) {
+			SSL_free(ssl);
+			close(fd);
+		} else {
+			tg_conn_adopt(t->srv, fd, ssl, p->peer, p->ip);
+		}
+	}
+	tg_pipe_close(p, TG_LOG_INFO, "answered");
+}

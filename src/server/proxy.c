@@ -1,0 +1,405 @@
+/*
+ * Proxy routes (see tunnel.h): which route a request takes, the head it is
+ * sent upstream with, extra headers (values or files), and the idle pool of
+ * upstream connections kept between requests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "client.h"
+#include "config_int.h"
+#include "conn.h"
+#include "error.h"
+#include "http_parse.h"
+#include "ossl_words.h"
+#include "pipe.h"
+#include "server.h"
+#include "tls.h"
+#include "trust.h"
+#include "proxy.h"
+#include "tunnel.h"
+#include "util.h"
+
+/* ---- the idle pool of upstream connections ----------------------------------- */
+
+static void
+idle_closed(uv_handle_t *h)
+{
+	struct idle_up *u = h->data;
+
+	if (--u->handles > 0)
+		return;
+	SSL_free(u->ssl);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u);
+}
+
+static void
+idle_drop(struct idle_up *u)
+{
+	struct idle_up **pp;
+
+	for (pp = &u->t->idle; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			u->t->nidle--;
+			break;
+		}
+	uv_close((uv_handle_t *)&u->poll, idle_closed);
+	uv_close((uv_handle_t *)&u->timer, idle_closed);
+}
+
+/* Readable while idle: the upstream closed it (or talks out of turn). */
+static void
+idle_event(uv_poll_t *h, int status, int events)
+{
+	idle_drop(h->data);
+}
+
+static void
+idle_timeout(uv_timer_t *h)
+{
+	idle_drop(h->data);
+}
+
+void
+tg_proxy_pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
+{
+	struct idle_up *u;
+
+	if (t->nidle >= POOL_MAX || t->srv->stopping || (u = calloc(1, sizeof(*u))) == NULL) {
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	u->t = t;
+	u->fd = fd;
+	u->ssl = ssl;
+	uv_poll_init(t->srv->loop, &u->poll, fd);
+	uv_timer_init(t->srv->loop, &u->timer);
+	u->poll.data = u->timer.data = u;
+	u->handles = 2;
+	uv_poll_start(&u->poll, UV_READABLE, idle_event);
+	uv_timer_start(&u->timer, idle_timeout, POOL_IDLE_MS, 0);
+	u->next = t->idle;
+	t->idle = u;
+	t->nidle++;
+}
+
+/* Gives the pipe a kept upstream connection, if one is still alive:
+ * 0 when it did (the exchange is under way), -1 to connect anew. */
+int
+tg_proxy_pool_take(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+
+	while (t->idle) {
+		struct idle_up *u = t->idle;
+		char b;
+		ssize_t r = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		int fd;
+
+		if (r == 0 || r > 0 || errno != EAGAIN ||
+		    (fd = fcntl(u->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			idle_drop(u);   /* closed, or bytes nobody asked for */
+			continue;
+		}
+		p->b.ssl = u->ssl;
+		u->ssl = NULL;
+		idle_drop(u);
+		p->b.fd = fd;
+		if ((p->b.ssl && SSL_set_fd(p->b.ssl, fd) != 1) ||
+		    uv_poll_init(t->srv->loop, &p->b.poll, fd) != 0) {
+			SSL_free(p->b.ssl);
+			p->b.ssl = NULL;
+			close(fd);
+			p->b.fd = -1;
+			return -1;
+		}
+		p->b.poll.data = p;
+		p->b.has_poll = 1;
+		p->handles++;
+		p->state = P_PUMP;
+		uv_timer_start(&p->timer, tg_pipe_on_timer, t->first_byte_ms, 0);
+		tg_pipe_run(p);
+		return 0;
+	}
+	return -1;
+}
+
+void
+tg_proxy_pool_close(struct tg_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nroutes; i++)
+		while (s->routes[i].idle)
+			idle_drop(s->routes[i].idle);
+}
+
+/* ---- proxy routes: requests handed over by the HTTP side --------------------- */
+
+int
+tg_proxy_headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct tg_err *err)
+{
+	char pre[64];
+	const char *k;
+	size_t j, pl;
+
+	pl = (size_t)snprintf(pre, sizeof(pre), "proxy.%zu.headers.", i);
+	for (j = 0; (k = tg_config_entry_key(cfg, j)) != NULL; j++) {
+		struct proxy_header *h, *n;
+		const char *v;
+		if (strncmp(k, pre, pl) != 0)
+			continue;
+		if ((n = realloc(t->headers, (t->nheaders + 1) * sizeof(*n))) == NULL)
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		t->headers = n;
+		h = &n[t->nheaders++];
+		memset(h, 0, sizeof(*h));
+		snprintf(h->name, sizeof(h->name), "%s", k + pl);
+		v = tg_config_get(cfg, k);
+		if (strspn(h->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+		    strlen(h->name))
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a header name", k,
+			    tg_config_origin(cfg, k), h->name);
+		if (v[0] == '@') {
+			/* relative to the config file's folder, like other paths */
+			const char *f = tg_cfg_file(cfg);
+			char dir[4096] = "";
+			if (f && v[1] != '/')
+				tg_path_dir(dir, sizeof(dir), f);
+			tg_path_join(h->file, sizeof(h->file), dir[0] ? dir : NULL, v + 1);
+		} else if (strpbrk(v, "\r\n")) {
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): a header value cannot hold a "
+			    "line break", k, tg_config_origin(cfg, k));
+		} else {
+			snprintf(h->value, sizeof(h->value), "%s", v);
+		}
+	}
+	return 0;
+}
+
+/* The value of a header read from a file, read again when the file
+ * changes; "" when it cannot be read (logged). */
+static const char *
+header_value(struct tg_tunnel *t, struct proxy_header *h)
+{
+	struct stat sb;
+	unsigned char *data = NULL;
+	size_t len = 0;
+	struct tg_err err;
+
+	if (!h->file[0])
+		return h->value;
+	if (stat(h->file, &sb) == 0 && sb.st_mtim.tv_sec == h->mtime.tv_sec &&
+	    sb.st_mtim.tv_nsec == h->mtime.tv_nsec && h->value[0])
+		return h->value;
+	if (tg_read_file(h->file, &data, &len, sizeof(h->value) - 1, &err) < 0) {
+		tg_log(t->srv, TG_LOG_ERROR, "proxy %s: header %s: %s; sent without it", t->prefix,
+		    h->name, err.msg);
+		h->value[0] = '\0';
+		return h->value;
+	}
+	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+		len--;
+	if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
+		tg_log(t->srv, TG_LOG_ERROR, "proxy %s: header %s: %s holds a line break; sent without "
+		    "it", t->prefix, h->name, h->file);
+		len = 0;
+	}
+	memcpy(h->value, data, len);
+	h->value[len] = '\0';
+	tg_free_secret(data, len);
+	h->mtime = sb.st_mtim;
+	return h->value;
+}
+
+int
+tg_proxy_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	size_t i, n = tg_cfg_entries(cfg, "proxy");
+
+	if (n == 0)
+		return 0;
+	if ((s->routes = calloc(n, sizeof(*s->routes))) == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	s->nroutes = n;
+	for (i = 0; i < n; i++)
+		s->routes[i].fd = -1;
+	for (i = 0; i < n; i++)
+		if (tg_tunnel_open_one(s, cfg, "proxy", i, &s->routes[i], err) < 0)
+			return -1;
+	return 0;
+}
+
+int
+tg_proxy_match(const struct tg_server *s, const char *target)
+{
+	size_t i, best_len = 0;
+	int best = -1;
+
+	for (i = 0; i < s->nroutes; i++) {
+		size_t l = strlen(s->routes[i].prefix);
+		if (l > best_len && !strncmp(target, s->routes[i].prefix, l)) {
+			best = (int)i;
+			best_len = l;
+		}
+	}
+	return best;
+}
+
+static int
+hdr_is(const struct tg_http_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
+}
+
+char *
+tg_proxy_head(struct tg_server *s, int route, const char *method, const char *target,
+    const struct tg_http_header *h, size_t nh, const char *client_ip, int tls, int *expect,
+    size_t *len)
+{
+	struct tg_tunnel *t = &s->routes[route];
+	size_t cap = 32768, n = 0, i, j, pl = strlen(t->prefix);
+	const char *rest = target + pl, *host = "", *xff = NULL;
+	size_t host_len = 0, xff_len = 0;
+	char *out = malloc(cap);
+
+	*expect = 0;
+	if (out == NULL)
+		return NULL;
+	/* the upstream path: its own path, then what followed the prefix */
+	n += (size_t)snprintf(out + n, cap - n, "%s %s%s%s HTTP/1.1\r\nHost: %s\r\n", method,
+	    t->up_path, t->up_path[strlen(t->up_path) - 1] == '/' || !rest[0] || rest[0] == '/' ||
+	    rest[0] == '?' ? "" : "/", t->up_path[strlen(t->up_path) - 1] == '/' && rest[0] == '/' ?
+	    rest + 1 : rest, t->up_host);
+	for (i = 0; i < nh && n < cap; i++) {
+		int skip = 0;
+		if (hdr_is(&h[i], "Host")) {
+			host = h[i].value, host_len = h[i].value_len;
+			continue;
+		}
+		if (hdr_is(&h[i], "X-Forwarded-For")) {
+			xff = h[i].value, xff_len = h[i].value_len;
+			continue;
+		}
+		if (hdr_is(&h[i], "Expect")) {
+			*expect = 1;   /* answered by us: the upstream gets the body at once */
+			continue;
+		}
+		if (hdr_is(&h[i], "Connection") || hdr_is(&h[i], "Keep-Alive") ||
+		    hdr_is(&h[i], "Proxy-Connection") || hdr_is(&h[i], "TE") ||
+		    hdr_is(&h[i], "Upgrade") || hdr_is(&h[i], "X-Forwarded-Proto") ||
+		    hdr_is(&h[i], "X-Forwarded-Host"))
+			continue;
+		for (j = 0; j < t->nheaders && !skip; j++)
+			skip = hdr_is(&h[i], t->headers[j].name);   /* the route's value wins */
+		if (skip)
+			continue;
+		n += (size_t)snprintf(out + n, cap - n, "%.*s: %.*s\r\n", (int)h[i].name_len, h[i].name,
+		    (int)h[i].value_len, h[i].value);
+	}
+	if (n < cap)
+		n += (size_t)snprintf(out + n, cap - n, "X-Forwarded-For: %.*s%s%s\r\n"
+		    "X-Forwarded-Proto: %s\r\nX-Forwarded-Host: %.*s\r\n", (int)xff_len, xff ? xff : "",
+		    xff ? ", " : "", client_ip, tls ? "https" : "http", (int)host_len, host);
+	for (j = 0; j < t->nheaders && n < cap; j++) {
+		const char *v = header_value(t, &t->headers[j]);
+		if (v[0])
+			n += (size_t)snprintf(out + n, cap - n, "%s: %s\r\n", t->headers[j].name, v);
+	}
+	if (n < cap)   /* HTTP/1.1: the upstream connection may be kept for the next request */
+		n += (size_t)snprintf(out + n, cap - n, "\r\n");
+	if (n >= cap) {
+		free(out);
+		return NULL;
+	}
+	*len = n;
+	return out;
+}
+
+int
+tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
+    const char *ip, const char *what, const char *head, size_t head_len, const char *body_read,
+    size_t body, int64_t body_len, int client_keep, int expect)
+{
+	struct tg_tunnel *t = &s->routes[route];
+	size_t len = head_len + body;
+	struct tg_pipe *p = tg_pipe_new(t, fd, len > TUN_BUF ? len : TUN_BUF);
+
+	if (p == NULL)
+		return -1;
+	snprintf(p->peer, sizeof(p->peer), "%s", peer);
+	snprintf(p->ip, sizeof(p->ip), "%s", ip);
+	snprintf(p->what, sizeof(p->what), "%s", what);
+	p->a.ssl = ssl;
+	if (ssl && SSL_set_fd(ssl, fd) != 1) {
+		tg_pipe_close(p, TG_LOG_ERROR, "cannot hand the connection over");
+		return 0;
+	}
+	if (expect) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		(void)tg_pipe_side_write(&p->a, cont, sizeof(cont) - 1);
+	}
+	/* the request's framing: the part of the body already read counts */
+	p->client_keep = client_keep;
+	p->req.left = body_len;
+	if (body_len >= 0 && (uint64_t)body > (uint64_t)body_len) {
+		body = (size_t)body_len;   /* a pipelined next request: not kept */
+		p->req.extra = 1;
+		p->client_keep = 0;
+	}
+	if (body_len == 0 || (body_len > 0 && body == (size_t)body_len)) {
+		p->req.left = 0;
+		p->req.done = 1;
+	} else if (body_len > 0) {
+		p->req.left -= (int64_t)body;
+	} else if (body > 0 && tg_pipe_frame_feed(&p->req, body_read, body) < 0) {
+		tg_pipe_close(p, TG_LOG_WARN, "malformed chunked request body");
+		return 0;
+	}
+	if (p->req.extra)
+		p->client_keep = 0;
+	memcpy(p->ab, head, head_len);
+	memcpy(p->ab + head_len, body_read, body);
+	p->ab_len = head_len + body;
+	if (tg_proxy_pool_take(p) == 0)
+		return 0;
+	tg_pipe_connect(p);
+	return 0;
+}
+
+void
+tg_proxy_free(struct tg_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nroutes; i++) {
+		struct idle_up *u;
+		while ((u = s->routes[i].idle) != NULL) {   /* the loop has ended: no handles */
+			s->routes[i].idle = u->next;
+			SSL_free(u->ssl);
+			close(u->fd);
+			free(u);
+		}
+		SSL_CTX_free(s->routes[i].ctx);
+		tg_trust_free(s->routes[i].trust);
+		free(s->routes[i].headers);
+	}
+	free(s->routes);
+	s->routes = NULL;
+	s->nroutes = 0;
+}
