@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "chain_cache.h"
 #include "error.h"
 #include "ossl_words.h"
 #include "pki.h"
@@ -27,7 +29,7 @@
 	"TLS_CHACHA20_POLY1305_SHA256"
 #define TG_GROUPS "X25519:P-256:P-384"
 
-static int refusal_idx = -1, verdict_idx = -1;
+static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -37,8 +39,15 @@ refusal_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, vo
 }
 
 static void
+cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	tg_chain_cache_free(ptr);
+}
+
+static void
 init_once(void)
 {
+	cache_idx = SSL_CTX_get_ex_new_index(0, "tlsgate chain cache", NULL, NULL, cache_free);
 	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
 	verdict_idx = SSL_get_ex_new_index(0, "tlsgate verdict", NULL, NULL, refusal_free);
 }
@@ -47,7 +56,7 @@ int
 tg_tls_init(void)
 {
 	pthread_once(&once, init_once);
-	return refusal_idx < 0 || verdict_idx < 0 ? -1 : 0;
+	return refusal_idx < 0 || verdict_idx < 0 || cache_idx < 0 ? -1 : 0;
 }
 
 /* Replaces the kept reason (ex_data does not free what it overwrites). */
@@ -75,6 +84,26 @@ tg_tls_verdict(SSL *ssl)
  * inside the handshake, means a refused client gets a TLS alert instead of
  * a connection that is dropped later.
  */
+/* OpenSSL's chain check, skipped for a chain this context verified before
+ * (see chain_cache.h): returning clients do not pay for path building. */
+static int
+verify_chain(X509_STORE_CTX *xs, SSL *ssl, X509 *leaf)
+{
+	struct tg_chain_cache *cc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), cache_idx);
+	unsigned char key[TG_CHAIN_KEY_LEN];
+	int keyed, ok;
+
+	keyed = cc && tg_chain_cache_key(leaf, X509_STORE_CTX_get0_untrusted(xs), key) == 0;
+	if (keyed && tg_chain_cache_hit(cc, key, time(NULL))) {
+		X509_STORE_CTX_set_error(xs, X509_V_OK);
+		return 1;
+	}
+	ok = X509_verify_cert(xs) == 1;
+	if (ok && keyed)
+		tg_chain_cache_put(cc, key, X509_STORE_CTX_get0_chain(xs), time(NULL));
+	return ok;
+}
+
 static int
 server_verify(X509_STORE_CTX *xs, void *arg)
 {
@@ -90,7 +119,7 @@ server_verify(X509_STORE_CTX *xs, void *arg)
 		free(v);
 		return 0;
 	}
-	chain_ok = X509_verify_cert(xs) == 1;
+	chain_ok = verify_chain(xs, ssl, leaf);
 	tg_trust_client_identity(leaf, id, sizeof(id));
 	if (tg_trust_judge(t, leaf, id, chain_ok, tg_tls_refusal(ssl), v, &err) < 0) {
 		v->accept = 0;
@@ -154,8 +183,11 @@ common_ctx(SSL_CTX *ctx, int min_version, struct tg_err *err)
 		return tg_err_ossl(err, TG_E_TLS, "cannot apply the TLS policy");
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* NO_AUTO_CHAIN: send the chain from the certificate file as it is;
+	 * OpenSSL would otherwise build it from the trust store in every
+	 * handshake (a whole X509_verify_cert, ~1M instructions). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	    SSL_MODE_ENABLE_PARTIAL_WRITE);
+	    SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_NO_AUTO_CHAIN);
 	return 0;
 }
 
@@ -236,6 +268,10 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 		goto fail;
 	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	/* read-ahead: one read(2) takes what the socket has (whole records)
+	 * instead of a header read and a body read per record; the server
+	 * always reads until OpenSSL wants more before it polls again */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	snprintf(cw, sizeof(cw), "tls.cert %s (%s)", s->cert, s->cert_origin);
 	snprintf(kw, sizeof(kw), "tls.key %s (%s)", s->key, s->key_origin);
 	/* no certificate (yet): an ACME order is on its way; the client hello
@@ -259,6 +295,8 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 		SSL_CTX_set_cert_verify_callback(ctx, server_verify, s->clients);
 		SSL_CTX_set_verify_depth(ctx, 6);
+		if (!SSL_CTX_set_ex_data(ctx, cache_idx, tg_chain_cache_new(TG_CHAIN_CACHE_SIZE)))
+			goto fail;
 	}
 	return ctx;
 fail:

@@ -42,10 +42,38 @@ static void conn_close(struct tg_conn_s *c);
 /* What target, content_type and range point at between requests. */
 static char no_text[1];
 
+/*
+ * Idle connections hold no buffers, busy ones take them from a small stack
+ * kept per thread: a keep-alive request then allocates nothing (the buffers
+ * are 64 KiB, and glibc would hand back zeroed or fresh pages otherwise).
+ */
+#define KEEP_BUFS 32
+static __thread char *spare_bufs[KEEP_BUFS];
+static __thread int n_spare_bufs;
+static __thread struct tg_request_text *spare_rt;
+
+static char *
+buf_take(void)
+{
+	return n_spare_bufs > 0 ? spare_bufs[--n_spare_bufs] : malloc(TG_IO_BUF);
+}
+
+static void
+buf_give(char *b, size_t cap)
+{
+	if (b != NULL && cap == TG_IO_BUF && n_spare_bufs < KEEP_BUFS)
+		spare_bufs[n_spare_bufs++] = b;
+	else
+		free(b);
+}
+
 static void
 drop_request_text(struct tg_conn_s *c)
 {
-	free(c->rt);
+	if (spare_rt == NULL)
+		spare_rt = c->rt;
+	else
+		free(c->rt);
 	c->rt = NULL;
 	c->target = c->content_type = c->range = no_text;
 }
@@ -53,8 +81,13 @@ drop_request_text(struct tg_conn_s *c)
 static int
 take_request_text(struct tg_conn_s *c)
 {
-	if (c->rt == NULL && (c->rt = calloc(1, sizeof(*c->rt))) == NULL)
-		return -1;
+	if (c->rt == NULL) {
+		if ((c->rt = spare_rt) != NULL)
+			spare_rt = NULL;
+		else if ((c->rt = malloc(sizeof(*c->rt))) == NULL)
+			return -1;
+		c->rt->target[0] = c->rt->content_type[0] = c->rt->range[0] = c->rt->host[0] = '\0';
+	}
 	c->target = c->rt->target;
 	c->content_type = c->rt->content_type;
 	c->range = c->rt->range;
@@ -134,7 +167,8 @@ io_read(struct tg_conn_s *c, char *buf, size_t len)
 
 	if (c->ssl == NULL)
 		return plain_outcome(c, recv(c->fd, buf, len, 0), 0);
-	ERR_clear_error();
+	if (ERR_peek_error())   /* cheaper than clearing an empty queue */
+		ERR_clear_error();
 	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
 		return (ssize_t)n;
 	r = ssl_outcome(c, 0);
@@ -151,7 +185,8 @@ io_write(struct tg_conn_s *c, const char *buf, size_t len)
 
 	if (c->ssl == NULL)
 		return plain_outcome(c, send(c->fd, buf, len, MSG_NOSIGNAL), 1);
-	ERR_clear_error();
+	if (ERR_peek_error())
+		ERR_clear_error();
 	if (SSL_write_ex(c->ssl, buf, len, &n) == 1)
 		return (ssize_t)n;
 	r = ssl_outcome(c, 0);
@@ -206,7 +241,12 @@ on_poll(uv_poll_t *p, int status, int events)
 static void
 wait_io(struct tg_conn_s *c)
 {
-	uv_poll_start(&c->poll, c->want_write ? UV_WRITABLE : UV_READABLE, on_poll);
+	int ev = c->want_write ? UV_WRITABLE : UV_READABLE;
+
+	if (c->polled == ev)
+		return;   /* already watched for it: each restart costs an epoll_ctl */
+	c->polled = ev;
+	uv_poll_start(&c->poll, ev, on_poll);
 }
 
 /* ---- responses ------------------------------------------------------------- */
@@ -216,6 +256,12 @@ out_reserve(struct tg_conn_s *c, size_t need)
 {
 	if (c->out_cap >= need)
 		return 0;
+	if (c->out == NULL && need <= TG_IO_BUF) {
+		if ((c->out = buf_take()) == NULL)
+			return -1;
+		c->out_cap = TG_IO_BUF;
+		return 0;
+	}
 	char *nb = realloc(c->out, need);
 	if (nb == NULL)
 		return -1;
@@ -228,12 +274,16 @@ static size_t
 head_common(struct tg_conn_s *c, char *buf, size_t len, int status, const char *extra,
     uint64_t clen)
 {
-	char date[64];
+	static __thread char date[64];
+	static __thread time_t date_at;
 	time_t now = time(NULL);
-	struct tm tm;
 
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (now != date_at) {   /* formatted once a second, not per response */
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		date_at = now;
+	}
 	if (c->body_left || c->chunked)   /* an unread body: the stream is lost */
 		c->close_after = c->linger = 1;
 	if (!c->keep_alive || c->srv->stopping)
@@ -564,11 +614,11 @@ finish_request(struct tg_conn_s *c)
 	c->state = CS_HEAD;
 	c->out_len = c->out_off = 0;
 	/* an idle connection keeps no buffers */
-	free(c->out);
+	buf_give(c->out, c->out_cap);
 	c->out = NULL;
 	c->out_cap = 0;
 	if (c->in_len == 0) {
-		free(c->in);
+		buf_give(c->in, TG_IO_BUF);
 		c->in = NULL;
 	}
 	deadline(c, c->srv->t_keepalive);
@@ -684,7 +734,7 @@ read_more(struct tg_conn_s *c, size_t limit)
 {
 	ssize_t r;
 
-	if (c->in == NULL && (c->in = malloc(TG_IO_BUF)) == NULL)
+	if (c->in == NULL && (c->in = buf_take()) == NULL)
 		return IO_FAIL;
 	r = io_read(c, c->in + c->in_len, limit - c->in_len);
 	if (r > 0) {
@@ -761,7 +811,7 @@ step_head(struct tg_conn_s *c)
 	}
 	rr = read_more(c, limit);
 	if (rr == IO_AGAIN && c->in_len == 0 && c->in) {
-		free(c->in);   /* idle: give the buffer back */
+		buf_give(c->in, TG_IO_BUF);   /* idle: give the buffer back */
 		c->in = NULL;
 	}
 	if (rr > 0 && was_empty && c->requests > 0)
@@ -808,21 +858,25 @@ step_resp(struct tg_conn_s *c)
 	ssize_t n;
 	size_t want;
 
-	if ((r = flush_out(c)) < 0)
-		return r;
-	if (c->file_fd >= 0 && c->file_left > 0) {
-		want = c->file_left < TG_IO_BUF ? (size_t)c->file_left : TG_IO_BUF;
+	/* file bytes go after what is queued (the head, for the first piece),
+	 * so a small file leaves in the same TLS record as its head */
+	if (c->file_fd >= 0 && c->file_left > 0 && c->out_off == 0 && c->out_len < TG_IO_BUF) {
 		if (out_reserve(c, TG_IO_BUF) < 0)
 			return IO_FAIL;
-		n = pread(c->file_fd, c->out, want, (off_t)c->file_off);
+		want = c->out_cap - c->out_len;
+		if (c->file_left < want)
+			want = (size_t)c->file_left;
+		n = pread(c->file_fd, c->out + c->out_len, want, (off_t)c->file_off);
 		if (n <= 0)
 			return IO_FAIL;   /* the file shrank: the response cannot be completed */
-		c->out_len = (size_t)n;
-		c->out_off = 0;
+		c->out_len += (size_t)n;
 		c->file_off += (uint64_t)n;
 		c->file_left -= (uint64_t)n;
-		return 0;
 	}
+	if ((r = flush_out(c)) < 0)
+		return r;
+	if (c->file_fd >= 0 && c->file_left > 0)
+		return 0;
 	if (c->file_fd >= 0) {
 		close(c->file_fd);
 		c->file_fd = -1;
@@ -872,6 +926,7 @@ conn_run(struct tg_conn_s *c)
 			break;
 		case CS_WAIT:
 			uv_poll_stop(&c->poll);
+			c->polled = 0;
 			return;
 		case CS_CLOSING:
 			conn_close(c);
@@ -930,10 +985,11 @@ conn_close(struct tg_conn_s *c)
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
-	free(c->in);
-	free(c->out);
+	buf_give(c->in, TG_IO_BUF);
+	buf_give(c->out, c->out_cap);
 	free(c->proxy_head);
 	c->in = c->out = NULL;
+	c->out_cap = 0;
 	c->proxy_head = NULL;
 	drop_request_text(c);
 	if (c->prev)

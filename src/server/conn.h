@@ -42,6 +42,7 @@ struct tg_conn_s {
 	int handles_open;
 	enum conn_state state;
 	int want_write;              /* the last I/O wanted POLLOUT */
+	int polled;                  /* the events c->poll watches now, 0 if stopped */
 	int admin;                   /* on the admin listener */
 	int acme_http;               /* on tls.acme.http_listen (HTTP-01) */
 	char peer[64];

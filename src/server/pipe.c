@@ -47,7 +47,8 @@ side_read(struct side *x, char *buf, size_t len)
 
 	x->read_wants_write = 0;
 	if (x->ssl) {
-		ERR_clear_error();
+		if (ERR_peek_error())   /* cheaper than clearing an empty queue */
+			ERR_clear_error();
 		r = SSL_read(x->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 		if (r > 0)
 			return r;
@@ -77,7 +78,8 @@ tg_pipe_side_write(struct side *x, const char *buf, size_t len)
 
 	x->write_wants_read = 0;
 	if (x->ssl) {
-		ERR_clear_error();
+		if (ERR_peek_error())
+			ERR_clear_error();
 		r = SSL_write(x->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 		if (r > 0)
 			return r;
