@@ -46,7 +46,12 @@ for w in $WS; do
 	W4p|W5p) "$HERE/workloads.sh" -p 18452 -s "$PP" -w "${w%p}" -r "$RUNS" -d "$DUR" -l tlsgate-proxy ;;
 	W4t|W5t) "$HERE/workloads.sh" -p 18453 -s "$PT" -w "${w%t}" -r "$RUNS" -d "$DUR" -l tlsgate-tunnel ;;
 	W6)  kill "$P1"; wait "$P1" 2>/dev/null || true; rm -rf "$ST/18450"; start 18450 server; P1=${PIDS[-1]}
-	     "$HERE/workloads.sh" -p 18450 -s "$P1" -w W6 -r 1 -l tlsgate ;;
+	     "$HERE/workloads.sh" -p 18450 -s "$P1" -w W6 -r 1 -l tlsgate
+	     # the floor under W6: OpenSSL's own heap per idle server connection
+	     if cc -O2 -o "$ST/ssl_conn_mem" "$HERE/ssl_conn_mem.c" -lssl -lcrypto 2>/dev/null; then
+	         "$ST/ssl_conn_mem" "$HERE/run/certs/server.crt" "$HERE/run/certs/server.key" 2000 |
+	             tee -a "$HERE/results/ssl-conn-mem.txt"
+	     fi ;;
 	*)   "$HERE/workloads.sh" -p 18450 -s "$P1" -w "$w" -r "$RUNS" -d "$DUR" -l tlsgate ;;
 	esac
 done

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "chain_cache.h"
@@ -142,6 +143,42 @@ server_verify(X509_STORE_CTX *xs, void *arg)
 	return 1;
 }
 
+/* A ticket presented to a mutual context: its certificate is judged again
+ * (a client removed from the known file since must not come back on a
+ * ticket); a refusal means a full handshake, where the words are told. */
+static SSL_TICKET_RETURN
+mutual_resume(SSL *ssl, SSL_SESSION *ss, const unsigned char *name, size_t name_len,
+    SSL_TICKET_STATUS status, void *arg)
+{
+	struct tg_trust *t = arg;
+	X509 *peer;
+	struct tg_trust_verdict *v, *old;
+	struct tg_err err;
+	char id[320];
+
+	if (status == SSL_TICKET_EMPTY || status == SSL_TICKET_NO_DECRYPT)
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+		return SSL_TICKET_RETURN_ABORT;
+	peer = SSL_SESSION_get0_peer(ss);
+	if (peer == NULL || X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0 ||
+	    (v = calloc(1, sizeof(*v))) == NULL)
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	tg_trust_client_identity(peer, id, sizeof(id));
+	if (tg_trust_judge(t, peer, id, 1, "", v, &err) == 0 && v->accept)
+		tg_trust_allowed(t, peer, v);   /* the allow-list may still say no */
+	if (!v->accept) {
+		free(v);
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	old = SSL_get_ex_data(ssl, verdict_idx);
+	if (SSL_set_ex_data(ssl, verdict_idx, v))
+		free(old);
+	else
+		free(v);
+	return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+}
+
 const char *
 tg_tls_refusal(SSL *ssl)
 {
@@ -257,6 +294,7 @@ SSL_CTX *
 tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 {
 	static const unsigned char sid[] = "tlsgate";
+	unsigned char msid[24] = "tlsgate-m";
 	SSL_CTX *ctx;
 	char cw[512], kw[512];
 
@@ -267,6 +305,12 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 	if (common_ctx(ctx, s->min_version, err) < 0)
 		goto fail;
 	SSL_CTX_set_num_tickets(ctx, 1);
+	if (tg_tickets_ready() < 0) {
+		tg_err_ossl(err, TG_E_TLS, "cannot make session ticket keys");
+		goto fail;
+	}
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tg_tickets_cb);
+	SSL_CTX_set_timeout(ctx, TG_TICKET_PERIOD);
 	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
 	/* read-ahead: one read(2) takes what the socket has (whole records)
 	 * instead of a header read and a body read per record; the server
@@ -297,6 +341,15 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 		SSL_CTX_set_verify_depth(ctx, 6);
 		if (!SSL_CTX_set_ex_data(ctx, cache_idx, tg_chain_cache_new(TG_CHAIN_CACHE_SIZE)))
 			goto fail;
+		/* Sessions of a mutual context resume only in the context that
+		 * made them (a reload may have changed the CA), and only after
+		 * the trust engine accepts the certificate they carry again. */
+		if (RAND_bytes(msid + 8, sizeof(msid) - 8) != 1 ||
+		    SSL_CTX_set_session_id_context(ctx, msid, sizeof(msid)) != 1) {
+			tg_err_ossl(err, TG_E_TLS, "cannot make a session context");
+			goto fail;
+		}
+		SSL_CTX_set_session_ticket_cb(ctx, NULL, mutual_resume, s->clients);
 	}
 	return ctx;
 fail:

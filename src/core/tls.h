@@ -45,4 +45,11 @@ int tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, cons
 
 int tg_tls_init(void);   /* once per process: ex_data indexes */
 
+/* Session ticket keys shared by every server context of the process and
+ * rotated each period (tickets.c); a ticket is good for one to two. */
+#define TG_TICKET_PERIOD 3600
+int tg_tickets_ready(void);
+int tg_tickets_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+    EVP_MAC_CTX *hctx, int enc);
+
 #endif

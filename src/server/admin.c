@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "acme_agent.h"
+#include "chain_cache.h"
 #include "admin.h"
 #include "tunnel.h"
 #include "conn.h"
@@ -92,6 +93,7 @@ metrics(struct tg_conn_s *c)
 	struct text t = { NULL, 0, 0 };
 	char name[300], src[400];
 	size_t i;
+	uint64_t hits, misses;
 
 	add(&t, "# HELP tlsgate_cert_not_after_seconds When the served certificate expires (unix time).\n"
 	    "# TYPE tlsgate_cert_not_after_seconds gauge\n");
@@ -159,6 +161,15 @@ metrics(struct tg_conn_s *c)
 	    "tlsgate_handshakes_total{result=\"failed\"} %llu\n",
 	    (unsigned long long)m->handshakes_ok, (unsigned long long)m->handshakes_refused,
 	    (unsigned long long)m->handshakes_failed);
+	tg_chain_cache_counts(&hits, &misses);
+	add(&t, "# HELP tlsgate_handshakes_resumed_total Handshakes that resumed a session (ticket).\n"
+	    "# TYPE tlsgate_handshakes_resumed_total counter\ntlsgate_handshakes_resumed_total %llu\n"
+	    "# HELP tlsgate_chain_cache_lookups_total Client chains looked up in the verified-chain cache.\n"
+	    "# TYPE tlsgate_chain_cache_lookups_total counter\n"
+	    "tlsgate_chain_cache_lookups_total{result=\"hit\"} %llu\n"
+	    "tlsgate_chain_cache_lookups_total{result=\"miss\"} %llu\n",
+	    (unsigned long long)m->handshakes_resumed, (unsigned long long)hits,
+	    (unsigned long long)misses);
 	if (s->clients) {
 		const char *mode = tg_trust_mode_name(s->clients->mode);
 		add(&t, "# HELP tlsgate_trust_decisions_total Client certificates judged, by mode and verdict.\n"

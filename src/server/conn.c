@@ -699,6 +699,8 @@ do_handshake(struct tg_conn_s *c)
 			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
 		after_verdict(c);
 		c->srv->m.handshakes_ok++;
+		if (SSL_session_reused(c->ssl))
+			c->srv->m.handshakes_resumed++;
 		c->state = CS_HEAD;
 		deadline(c, c->srv->t_header);
 		return 0;

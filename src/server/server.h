@@ -86,7 +86,7 @@ struct tg_server {
 	/* counters for /metrics */
 	struct tg_metrics {
 		uint64_t connections;
-		uint64_t handshakes_ok, handshakes_refused, handshakes_failed;
+		uint64_t handshakes_ok, handshakes_refused, handshakes_failed, handshakes_resumed;
 		uint64_t trust_accepted, trust_recorded, trust_rejected, trust_warned;
 		uint64_t requests[6];          /* by status class: 1xx..5xx, [0] other */
 		uint64_t files_in, files_out, other_in, other_out;
