@@ -179,6 +179,28 @@ mutual_resume(SSL *ssl, SSL_SESSION *ss, const unsigned char *name, size_t name_
 	return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
 
+int
+tg_tls_ktls_available(void)
+{
+	static int known = -1;
+	char line[256] = "";
+	FILE *f;
+
+	if (known >= 0)
+		return known;
+	known = 0;
+	if ((f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r")) != NULL) {
+		if (fgets(line, sizeof(line), f) != NULL) {
+			char *w, *save = NULL;
+			for (w = strtok_r(line, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+				if (!strcmp(w, "tls"))
+					known = 1;
+		}
+		fclose(f);
+	}
+	return known;
+}
+
 const char *
 tg_tls_refusal(SSL *ssl)
 {
@@ -316,6 +338,10 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 	 * instead of a header read and a body read per record; the server
 	 * always reads until OpenSSL wants more before it polls again */
 	SSL_CTX_set_read_ahead(ctx, 1);
+	/* kTLS: only where the kernel offers the tls ULP (modprobe tls);
+	 * elsewhere every connection would pay a failing setsockopt */
+	if (tg_tls_ktls_available())
+		SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
 	snprintf(cw, sizeof(cw), "tls.cert %s (%s)", s->cert, s->cert_origin);
 	snprintf(kw, sizeof(kw), "tls.key %s (%s)", s->key, s->key_origin);
 	/* no certificate (yet): an ACME order is on its way; the client hello

@@ -45,6 +45,10 @@ int tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, cons
 
 int tg_tls_init(void);   /* once per process: ex_data indexes */
 
+/* 1 if the kernel offers kTLS (the tls ULP is loaded): server contexts then
+ * ask OpenSSL to hand the record layer to the kernel after the handshake. */
+int tg_tls_ktls_available(void);
+
 /* Session ticket keys shared by every server context of the process and
  * rotated each period (tickets.c); a ticket is good for one to two. */
 #define TG_TICKET_PERIOD 3600

@@ -699,6 +699,7 @@ do_handshake(struct tg_conn_s *c)
 			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
 		after_verdict(c);
 		c->srv->m.handshakes_ok++;
+		c->ktls = BIO_get_ktls_send(SSL_get_wbio(c->ssl)) > 0;
 		if (SSL_session_reused(c->ssl))
 			c->srv->m.handshakes_resumed++;
 		c->state = CS_HEAD;
@@ -860,6 +861,26 @@ step_resp(struct tg_conn_s *c)
 	ssize_t n;
 	size_t want;
 
+	/* kTLS: the kernel encrypts straight from the page cache; the head
+	 * goes first through OpenSSL, which writes it through the kernel too */
+	if (c->file_fd >= 0 && c->file_left > 0 && c->ssl && c->ktls) {
+		if ((r = flush_out(c)) < 0)
+			return r;
+		want = c->file_left < (1u << 20) ? (size_t)c->file_left : (1u << 20);
+		if (ERR_peek_error())
+			ERR_clear_error();
+		n = SSL_sendfile(c->ssl, c->file_fd, (off_t)c->file_off, want, 0);
+		if (n <= 0) {
+			r = ssl_outcome(c, (int)n);
+			return r == IO_AGAIN ? IO_AGAIN : IO_FAIL;
+		}
+		c->file_off += (uint64_t)n;
+		c->file_left -= (uint64_t)n;
+		c->bytes_out += (uint64_t)n;
+		deadline(c, c->srv->t_body);
+		if (c->file_left > 0)
+			return 0;
+	}
 	/* file bytes go after what is queued (the head, for the first piece),
 	 * so a small file leaves in the same TLS record as its head */
 	if (c->file_fd >= 0 && c->file_left > 0 && c->out_off == 0 && c->out_len < TG_IO_BUF) {

@@ -43,6 +43,7 @@ struct tg_conn_s {
 	enum conn_state state;
 	int want_write;              /* the last I/O wanted POLLOUT */
 	int polled;                  /* the events c->poll watches now, 0 if stopped */
+	int ktls;                    /* the kernel encrypts what we send: SSL_sendfile */
 	int admin;                   /* on the admin listener */
 	int acme_http;               /* on tls.acme.http_listen (HTTP-01) */
 	char peer[64];
