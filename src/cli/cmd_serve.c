@@ -12,6 +12,7 @@
 #include "config_int.h"
 #include "acme_agent.h"
 #include "sandbox.h"
+#include "workers.h"
 #include "server.h"
 #include "util.h"
 
@@ -194,6 +195,12 @@ cmd_serve(int argc, char **argv)
 		tg_config_free(cfg);
 		return cli_fail_err(&err);
 	}
+	/* the other workers' sockets are bound before privileges are dropped */
+	if (srv->workers > 1 && tg_workers_prepare(srv, &err) < 0) {
+		tg_config_free(cfg);
+		tg_server_free(srv);
+		return cli_fail_err(&err);
+	}
 	if (confine(cfg, srv, &err) < 0) {
 		tg_config_free(cfg);
 		tg_server_free(srv);
@@ -203,6 +210,13 @@ cmd_serve(int argc, char **argv)
 	tg_config_free(cfg);
 	srv->reload = reload;
 	srv->reload_arg = &f;
+	if (srv->workers > 1) {
+		int status = 0;
+		if (tg_workers_run(srv, &status) == 0) {   /* the supervisor, all ended */
+			tg_server_free(srv);
+			return status;
+		}
+	}
 	tg_server_run(srv);
 	tg_server_free(srv);
 	return 0;

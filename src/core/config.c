@@ -74,6 +74,7 @@ static const struct keydef keys[] = {
 	{ "timeouts.body", K_DUR, "60s", NULL, "longest pause while a body is sent or received" },
 	{ "timeouts.keepalive", K_DUR, "60s", NULL, "idle keep-alive connections closed after" },
 	{ "timeouts.shutdown", K_DUR, "30s", NULL, "on SIGTERM, requests in flight may finish within" },
+	{ "workers", K_STR, "1", NULL, "processes serving the listener (SO_REUSEPORT): a number up to 64, or auto (one per CPU)" },
 	{ "limits.max_connections", K_INT, "10000", NULL, "open connections at most" },
 	{ "limits.max_connections_per_ip", K_INT, "256", NULL, "open connections from one address at most (0: no limit)" },
 	{ "limits.max_header_bytes", K_SIZE, "16KiB", NULL, "largest request head" },
@@ -783,6 +784,18 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 		if (tg_cfg_num(cfg, "tls.acme.check_interval") < 1000)
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.check_interval (%s) must be "
 			    "at least 1s", tg_config_origin(cfg, "tls.acme.check_interval"));
+	}
+	{
+		const char *w = tg_cfg_str(cfg, "workers");
+		char *end;
+		long n = strtol(w, &end, 10);
+		if (strcmp(w, "auto") != 0 && (end == w || *end || n < 1 || n > 64))
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "workers (%s): '%s' must be a number "
+			    "from 1 to 64, or auto", tg_config_origin(cfg, "workers"), w);
+		if (strcmp(w, "1") != 0 && !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !cert[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "workers (%s): ACME certificates are "
+			    "ordered and answered by one process; leave workers at 1 with tls.auto acme",
+			    tg_config_origin(cfg, "workers"));
 	}
 	{
 		const char *const *allow;

@@ -119,7 +119,7 @@ tg_responder_start(struct tg_answers *a, const char *addr, int tls, struct tg_er
 	r->a = a;
 	r->tls = tls;
 	pthread_mutex_init(&r->mu, NULL);
-	if ((r->fd = tg_listen_open(addr, err)) < 0) {
+	if ((r->fd = tg_listen_open(addr, 0, err)) < 0) {
 		free(r);
 		return NULL;
 	}

@@ -12,6 +12,7 @@
 #include "chain_cache.h"
 #include "admin.h"
 #include "tunnel.h"
+#include "workers.h"
 #include "conn.h"
 #include "pins.h"
 #include "trust.h"
@@ -88,12 +89,16 @@ static void
 metrics(struct tg_conn_s *c)
 {
 	const struct tg_server *s = c->srv;
-	const struct tg_metrics *m = &s->m;
+	struct tg_metrics sum;
+	const struct tg_metrics *m = &sum;
+	size_t nconns;
 	static const char *const classes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct text t = { NULL, 0, 0 };
 	char name[300], src[400];
 	size_t i;
 	uint64_t hits, misses;
+
+	tg_workers_sum(s, &sum, &nconns);   /* every worker's counters */
 
 	add(&t, "# HELP tlsgate_cert_not_after_seconds When the served certificate expires (unix time).\n"
 	    "# TYPE tlsgate_cert_not_after_seconds gauge\n");
@@ -153,7 +158,9 @@ metrics(struct tg_conn_s *c)
 	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n"
 	    "# HELP tlsgate_connections_total Client connections accepted.\n"
 	    "# TYPE tlsgate_connections_total counter\ntlsgate_connections_total %llu\n",
-	    s->nconns, (unsigned long long)m->connections);
+	    nconns, (unsigned long long)m->connections);
+	add(&t, "# HELP tlsgate_workers Processes serving the listener.\n"
+	    "# TYPE tlsgate_workers gauge\ntlsgate_workers %u\n", s->workers);
 	add(&t, "# HELP tlsgate_handshakes_total TLS handshakes by result.\n"
 	    "# TYPE tlsgate_handshakes_total counter\n"
 	    "tlsgate_handshakes_total{result=\"ok\"} %llu\n"
@@ -205,10 +212,15 @@ static void
 status(struct tg_conn_s *c)
 {
 	const struct tg_server *s = c->srv;
-	const struct tg_metrics *m = &s->m;
+	struct tg_metrics sum;
+	const struct tg_metrics *m = &sum;
+	size_t nconns;
 	struct text t = { NULL, 0, 0 };
 	char a[4200], b[400];
-	long long days = (m->cert_not_after - (long long)time(NULL)) / 86400;
+	long long days;
+
+	tg_workers_sum(s, &sum, &nconns);
+	days = (m->cert_not_after - (long long)time(NULL)) / 86400;
 
 	esc(s->listen, a, sizeof(a));
 	add(&t, "{\"version\":\"%s\",\"started\":%lld,\"listeners\":[{\"address\":\"%s\",\"tls\":\"%s\"}",
@@ -229,7 +241,7 @@ status(struct tg_conn_s *c)
 		    a, known_entries(s->clients->known), tg_trust_mode_name(s->clients->mode));
 	}
 	add(&t, "],\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,\"prefix\":\"%s\"},"
-	    "\"acme\":", s->nconns, (unsigned long long)m->connections,
+	    "\"acme\":", nconns, (unsigned long long)m->connections,
 	    s->files_enabled ? "true" : "false", s->files_prefix);
 	if (s->acme && s->acme_set) {
 		struct tg_acme_stats st;

@@ -26,6 +26,7 @@
 #include "ossl_words.h"
 #include "peers.h"
 #include "server.h"
+#include "workers.h"
 #include "tls.h"
 #include "trust.h"
 #include "proxy.h"
@@ -33,7 +34,7 @@
 #include "util.h"
 
 int
-tg_listen_open(const char *spec, struct tg_err *err)
+tg_listen_open(const char *spec, int reuseport, struct tg_err *err)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[256], ps[8];
@@ -59,6 +60,12 @@ tg_listen_open(const char *spec, struct tg_err *err)
 			continue;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+			continue;
+		}
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
@@ -322,6 +329,12 @@ entries_digest(const struct tg_config *cfg, unsigned char md[32])
 static void
 load_settings(struct tg_server *s, const struct tg_config *cfg)
 {
+	const char *w = tg_cfg_str(cfg, "workers");
+
+	if (s->workers == 0)   /* read at start only: a reload keeps the processes */
+		s->workers = !strcmp(w, "auto") ? tg_workers_auto() : (unsigned)atoi(w);
+	if (s->workers < 1)
+		s->workers = 1;
 	snprintf(s->listen, sizeof(s->listen), "%s", tg_cfg_str(cfg, "listen"));
 	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
 	s->files_enabled = (int)tg_cfg_num(cfg, "files.enabled");
@@ -370,7 +383,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 		goto fail;
 	if (s->acme_on && s->acme_set->challenge == TG_ACME_HTTP01) {
 		const char *hl = tg_cfg_str(cfg, "tls.acme.http_listen");
-		if ((s->acme_fd = tg_listen_open(hl, err)) < 0) {
+		if ((s->acme_fd = tg_listen_open(hl, 0, err)) < 0) {
 			char m[sizeof(err->msg)];
 			snprintf(m, sizeof(m), "%s", err->msg);
 			tg_err_set(err, err->code, "tls.acme.http_listen (%s): %s; HTTP-01 needs it "
@@ -384,7 +397,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 			goto fail;
 		tg_files_sweep(s);
 	}
-	if ((s->listen_fd = tg_listen_open(s->listen, err)) < 0)
+	if ((s->listen_fd = tg_listen_open(s->listen, s->workers > 1, err)) < 0)
 		goto fail;
 	if (tg_tunnels_open(s, cfg, err) < 0 || tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
@@ -394,7 +407,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	if (strcmp(s->admin_listen, "off") != 0) {
 		struct tg_err aerr;
 		/* metrics are worth a warning, not a failed start (9090 is a busy port) */
-		if ((s->admin_fd = tg_listen_open(s->admin_listen, &aerr)) < 0)
+		if ((s->admin_fd = tg_listen_open(s->admin_listen, 0, &aerr)) < 0)
 			fprintf(stderr, "tlsgate: warning: admin.listen: %s; /metrics and /status are "
 			    "off (set admin.listen to a free address, or off)\n", aerr.msg);
 	}
@@ -582,6 +595,9 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 			tg_log(s, TG_LOG_WARN, "tunnels or proxy routes changed: a restart applies "
 			    "that; the ones read at start keep working");
 	}
+	if (n.workers != s->workers)
+		tg_log(s, TG_LOG_WARN, "workers changed to %u: a restart applies that; still %u",
+		    n.workers, s->workers);
 	if (strcmp(old_listen, s->listen) != 0) {
 		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
 		    s->listen, old_listen);
@@ -607,6 +623,12 @@ on_hup(uv_signal_t *sig, int signum)
 		    "connections keep the ones they started with");
 	}
 	tg_config_free(cfg);
+}
+
+static void
+on_publish(uv_timer_t *t)
+{
+	tg_workers_publish(t->data);
 }
 
 int
@@ -638,7 +660,14 @@ tg_server_run(struct tg_server *s)
 		}
 	}
 	watch_files(s);
-	tg_tunnels_start(s);
+	if (s->worker_index == 0)   /* tunnels are served by the first worker */
+		tg_tunnels_start(s);
+	if (s->slots) {
+		uv_timer_init(s->loop, &s->publish);
+		s->publish.data = s;
+		uv_timer_start(&s->publish, on_publish, 0, 1000);
+		uv_unref((uv_handle_t *)&s->publish);
+	}
 	uv_signal_init(s->loop, &s->sig_int);
 	uv_signal_init(s->loop, &s->sig_term);
 	s->sig_int.data = s->sig_term.data = s;

@@ -7,6 +7,7 @@
 #define TG_SERVER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -19,6 +20,7 @@ struct tg_acme_agent;
 struct tg_answers;
 struct tg_tunnel;
 struct tg_pipe;
+struct tg_worker_slot;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
@@ -95,6 +97,12 @@ struct tg_server {
 		char cert_name[256], cert_source[320];
 		time_t started;
 	} m;
+	/* workers (workers.c): processes with one SO_REUSEPORT socket each */
+	unsigned workers, worker_index;
+	pid_t supervisor;
+	int worker_fds[64];
+	struct tg_worker_slot *slots;   /* shared counters, one per worker */
+	uv_timer_t publish;
 	/* state */
 	size_t nconns;
 	struct tg_conn_s *conns;     /* intrusive list, for shutdown */
@@ -119,7 +127,8 @@ void tg_server_free(struct tg_server *srv);
 
 /* A listening socket for HOST:PORT (":PORT" = every address), non-blocking;
  * errors say what to do (port in use, privileged port). */
-int tg_listen_open(const char *spec, struct tg_err *err);
+/* A listening socket; reuseport lets several workers bind the same address. */
+int tg_listen_open(const char *spec, int reuseport, struct tg_err *err);
 
 /* One line of the log; level 0 debug .. 3 error. */
 enum { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR };

@@ -272,7 +272,7 @@ tg_tunnel_open_one(struct tg_server *s, const struct tg_config *cfg, const char 
 			goto prefix;
 		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	}
-	if (!proxy && (t->fd = tg_listen_open(t->listen, err)) < 0)
+	if (!proxy && (t->fd = tg_listen_open(t->listen, 0, err)) < 0)
 		goto prefix;
 	return 0;
 prefix:

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# workers: N processes, one SO_REUSEPORT socket each. Every connection is
+# answered, counters are summed over the workers, a ticket from one worker
+# resumes on the others, a worker that dies is started again, SIGHUP reaches
+# every worker, SIGTERM stops them all; bad values are refused in words.
+. "$(dirname "$0")/harness.sh"
+cd "$T"
+"$TG_BIN" ca init --dir ca >/dev/null
+"$TG_BIN" cert issue --server --san dns:localhost --ca ca --out srv >/dev/null
+mkdir -p www; printf 'hello\n' >www/ok
+AP=$(free_port)
+start_tlsgate w --cert srv.crt --key srv.key --set workers=2 --set "admin.listen=127.0.0.1:$AP" \
+	--set files.root="$T/www" --set files.prefix=/ --set log.level=info
+metric() { curl -sS "http://127.0.0.1:$AP/metrics" | awk -v k="$1" 'index($0, k) == 1 { print $NF }'; }
+workers() { pgrep -P "$PID_w" | sort; }
+
+[ "$(workers | wc -l)" = 2 ] || fail "want 2 worker processes under $PID_w, have: $(workers | tr '\n' ' ')"
+socks=$(ss -ltnH "sport = :$PORT_w" | wc -l)
+[ "$socks" = 2 ] || fail "want 2 listening sockets on port $PORT_w (one per worker), ss shows $socks"
+assert_log "$T/w.log" "workers: 2 processes serve" "the supervisor says how many workers serve"
+pass "workers=2: two processes, each with its own SO_REUSEPORT socket on port $PORT_w"
+
+for i in $(seq 60); do
+	[ "$(curl -sS --cacert ca/ca.crt "https://localhost:$PORT_w/ok")" = hello ] || fail "request $i"
+done
+sleep 1.5   # counters are published each second
+[ "$(metric tlsgate_workers)" = 2 ] || fail "tlsgate_workers"
+ok=$(metric 'tlsgate_requests_total{code="2xx"}')
+[ "${ok:-0}" -ge 60 ] || fail "2xx summed over the workers: $ok, want >= 60"
+pass "60 connections answered; /metrics sums both workers ($ok 2xx)"
+
+# one ticket, many resumptions: the kernel spreads them over both workers
+rm -f t.pem
+printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_w" -ign_eof -sess_out t.pem \
+	2>/dev/null | grep -q '^hello' || fail "first s_client request"
+reused=0
+for i in $(seq 16); do
+	printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_w" -ign_eof -sess_in t.pem \
+		2>/dev/null | grep -q '^Reused' && reused=$((reused + 1))
+done
+[ "$reused" = 16 ] || fail "only $reused of 16 resumptions succeeded: workers do not share ticket keys"
+pass "16 of 16 resumptions with one ticket (keys shared by the workers)"
+
+victim=$(workers | head -1)
+kill -9 "$victim"
+wait_log "$T/w.log" "worker [0-9] \(pid $victim\) died of signal 9; starting it again" 5 \
+	"the supervisor reports the dead worker" || fail "no restart message"
+for i in $(seq 50); do [ "$(workers | wc -l)" = 2 ] && ! workers | grep -qx "$victim" && break; sleep 0.1; done
+[ "$(workers | wc -l)" = 2 ] || fail "the dead worker was not replaced"
+for i in $(seq 10); do
+	[ "$(curl -sS --cacert ca/ca.crt "https://localhost:$PORT_w/ok")" = hello ] || fail "request after restart"
+done
+pass "a killed worker is started again; service continues"
+
+n0=$(grep -c "reloaded" "$T/w.log" || true)
+kill -HUP "$PID_w"
+for i in $(seq 50); do [ $(( $(grep -c "reloaded" "$T/w.log") - n0 )) -ge 2 ] && break; sleep 0.1; done
+[ $(( $(grep -c "reloaded" "$T/w.log") - n0 )) = 2 ] || fail "SIGHUP did not reach both workers"
+pass "SIGHUP to the supervisor reloads both workers"
+
+kids=$(workers)
+kill -TERM "$PID_w"
+for i in $(seq 100); do kill -0 "$PID_w" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$PID_w" 2>/dev/null && fail "the supervisor did not stop on SIGTERM"
+rc=0; wait "$PID_w" || rc=$?
+[ "$rc" = 0 ] || fail "supervisor exit status $rc"
+for k in $kids; do kill -0 "$k" 2>/dev/null && fail "worker $k still runs"; done
+pass "SIGTERM stops the supervisor and every worker (exit 0)"
+
+expect_fail "workers=0 refused" "workers \(--set\): '0' must be a number from 1 to 64, or auto" \
+	"$TG_BIN" serve --state-dir "$T/x" --set workers=0
+expect_fail "workers with ACME refused" "ACME certificates are ordered and answered by one process" \
+	"$TG_BIN" serve --state-dir "$T/x" --set workers=auto --autocert a.example --agree-terms
