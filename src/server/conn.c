@@ -55,7 +55,8 @@ static __thread struct tg_request_text *spare_rt;
 static char *
 buf_take(void)
 {
-	return n_spare_bufs > 0 ? spare_bufs[--n_spare_bufs] : malloc(TG_IO_BUF);
+	/* page-aligned: the kernel copies whole pages into it */
+	return n_spare_bufs > 0 ? spare_bufs[--n_spare_bufs] : aligned_alloc(4096, TG_IO_BUF);
 }
 
 static void
@@ -889,6 +890,8 @@ step_resp(struct tg_conn_s *c)
 		want = c->out_cap - c->out_len;
 		if (c->file_left < want)
 			want = (size_t)c->file_left;
+		else if (c->out_len > 0 && want > 4096)
+			want &= ~(size_t)4095;   /* later reads then start on page boundaries */
 		n = pread(c->file_fd, c->out + c->out_len, want, (off_t)c->file_off);
 		if (n <= 0)
 			return IO_FAIL;   /* the file shrank: the response cannot be completed */
