@@ -44,14 +44,17 @@ fuzz: deps-test
 	scripts/fuzz.sh build-fuzz $${FUZZ_SECONDS:-30}
 
 # Benchmarks are not tests: they report figures (docs/performance.md).
-# bench: tlsgate and the peers (nginx, haproxy, hitch, stunnel) in one run;
+# bench: tlsgate and the peers (nginx, haproxy, hitch, stunnel) in one run,
+# one results file per run, then the table (bench/compare.py);
 # bench-tlsgate: tlsgate alone, against the peers' figures in bench/results.
 bench: build
 	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 		nginx-light haproxy hitch stunnel4 wrk bc python3 >/dev/null
-	bench/run-all.sh $${RUNS:-3} $${DUR:-10}
-	TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10}
-	bench/summarize.py
+	out=$(CURDIR)/bench/results/same-run-$$(date +%Y%m%d-%H%M).tsv; \
+	bench/crypto-floor.sh 2 >/dev/null && \
+	RESULTS=$$out bench/run-all.sh $${RUNS:-3} $${DUR:-10} && \
+	RESULTS=$$out TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10} && \
+	bench/summarize.py $$out && echo && bench/compare.py $$out
 
 bench-tlsgate: build
 	TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10}
