@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "chain_cache.h"
+#include "sess_cache.h"
 #include "error.h"
 #include "ossl_words.h"
 #include "pki.h"
@@ -143,39 +144,47 @@ server_verify(X509_STORE_CTX *xs, void *arg)
 	return 1;
 }
 
-/* A ticket presented to a mutual context: its certificate is judged again
- * (a client removed from the known file since must not come back on a
- * ticket); a refusal means a full handshake, where the words are told. */
-static SSL_TICKET_RETURN
-mutual_resume(SSL *ssl, SSL_SESSION *ss, const unsigned char *name, size_t name_len,
-    SSL_TICKET_STATUS status, void *arg)
+/* A session coming back to a mutual context: the certificate it carries is
+ * judged again (a client removed from the known file since must not come
+ * back on it); 0 means a full handshake, where the refusal is told. */
+static int
+judge_session(SSL *ssl, SSL_SESSION *ss, void *arg)
 {
 	struct tg_trust *t = arg;
-	X509 *peer;
+	X509 *peer = SSL_SESSION_get0_peer(ss);
 	struct tg_trust_verdict *v, *old;
 	struct tg_err err;
 	char id[320];
 
-	if (status == SSL_TICKET_EMPTY || status == SSL_TICKET_NO_DECRYPT)
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
-	if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
-		return SSL_TICKET_RETURN_ABORT;
-	peer = SSL_SESSION_get0_peer(ss);
 	if (peer == NULL || X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0 ||
 	    (v = calloc(1, sizeof(*v))) == NULL)
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
+		return 0;
 	tg_trust_client_identity(peer, id, sizeof(id));
 	if (tg_trust_judge(t, peer, id, 1, "", v, &err) == 0 && v->accept)
 		tg_trust_allowed(t, peer, v);   /* the allow-list may still say no */
 	if (!v->accept) {
 		free(v);
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
+		return 0;
 	}
 	old = SSL_get_ex_data(ssl, verdict_idx);
 	if (SSL_set_ex_data(ssl, verdict_idx, v))
 		free(old);
 	else
 		free(v);
+	return 1;
+}
+
+/* The same for a stateless ticket (several workers share the ticket keys). */
+static SSL_TICKET_RETURN
+mutual_resume(SSL *ssl, SSL_SESSION *ss, const unsigned char *name, size_t name_len,
+    SSL_TICKET_STATUS status, void *arg)
+{
+	if (status == SSL_TICKET_EMPTY || status == SSL_TICKET_NO_DECRYPT)
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+		return SSL_TICKET_RETURN_ABORT;
+	if (!judge_session(ssl, ss, arg))
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
 }
 
@@ -375,7 +384,15 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 			tg_err_ossl(err, TG_E_TLS, "cannot make a session context");
 			goto fail;
 		}
-		SSL_CTX_set_session_ticket_cb(ctx, NULL, mutual_resume, s->clients);
+		/* one process: sessions kept here (a stateless ticket would carry,
+		 * encode and decode the client certificate, ~120 µs a handshake);
+		 * several workers: the tickets whose keys they share */
+		if (s->shared_sessions)
+			SSL_CTX_set_session_ticket_cb(ctx, NULL, mutual_resume, s->clients);
+		else if (tg_sess_cache_attach(ctx, TG_SESS_CACHE_SIZE, judge_session, s->clients) < 0) {
+			tg_err_set(err, TG_E_INTERNAL, "cannot make the session cache: out of memory");
+			goto fail;
+		}
 	}
 	return ctx;
 fail:

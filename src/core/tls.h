@@ -22,6 +22,7 @@ struct tg_server_tls {
 	const char *clients_ca;           /* file or folder; "" = none */
 	const char *clients_ca_origin;
 	struct tg_trust *clients;         /* how client certificates are judged */
+	int shared_sessions;              /* several workers: stateless tickets only */
 };
 
 SSL_CTX *tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err);

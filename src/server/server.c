@@ -199,6 +199,7 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 	t.clients_ca = s->tls.clients_ca;
 	t.clients_ca_origin = s->tls.clients_ca_origin;
 	t.clients = s->clients;
+	t.shared_sessions = s->workers > 1;
 	if ((ctx = tg_tls_server_ctx(&t, err)) == NULL)
 		return NULL;
 	if (s->answers)

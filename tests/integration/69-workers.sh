@@ -41,6 +41,28 @@ done
 [ "$reused" = 16 ] || fail "only $reused of 16 resumptions succeeded: workers do not share ticket keys"
 pass "16 of 16 resumptions with one ticket (keys shared by the workers)"
 
+# mutual mode with several workers: tickets (not a per-process cache), and a
+# ticket's certificate is judged again by whichever worker it reaches
+"$TG_BIN" cert issue --client --name dev1 --ca ca --out c1 >/dev/null
+start_tlsgate m --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=ca/ca.crt \
+	--set tls.clients.trust=whitelist --set workers=2 --set admin.listen=off \
+	--set files.root="$T/www" --set files.prefix=/
+"$TG_BIN" trust add --store known-clients --cert c1.crt --file "$T/m/known-clients" 2>/dev/null || fail "trust add"
+rm -f m.pem
+printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_m" -cert c1.crt -key c1.key \
+	-ign_eof -sess_out m.pem 2>/dev/null | grep -q '^hello' || fail "mutual first request"
+reused=0
+for i in $(seq 8); do
+	printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_m" -ign_eof -sess_in m.pem \
+		2>/dev/null | grep -q '^Reused' && reused=$((reused + 1))
+done
+[ "$reused" = 8 ] || fail "mutual, 2 workers: $reused of 8 resumptions"
+"$TG_BIN" trust remove --file "$T/m/known-clients" dev1 2>/dev/null || fail "trust remove"
+out=$(printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_m" -ign_eof -sess_in m.pem 2>/dev/null || true)
+echo "$out" | grep -qE '^(Reused|hello)' && fail "a removed client resumed on its ticket: $out"
+pass "mutual, 2 workers: 8 of 8 resumptions on one ticket; after trust remove the ticket is refused"
+stop_pid "$PID_m"
+
 victim=$(workers | head -1)
 kill -9 "$victim"
 wait_log "$T/w.log" "worker [0-9] \(pid $victim\) died of signal 9; starting it again" 5 \
