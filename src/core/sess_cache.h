@@ -12,7 +12,7 @@
 
 #include <openssl/ssl.h>
 
-#define TG_SESS_CACHE_SIZE 4096   /* sessions at most (each holds its client certificate) */
+#define TG_SESS_CACHE_SIZE 2048   /* sessions at most; each holds its client certificate, ~5.6 KiB */
 
 /* 1: the session may resume; 0: a full handshake instead. */
 typedef int (*tg_sess_judge)(SSL *ssl, SSL_SESSION *sess, void *arg);
