@@ -37,7 +37,7 @@ units = {'W1': 'µs', 'W1m': 'µs', 'W2': 'µs', 'W3': 'µs/req', 'W4': 'CPU-s/G
          'W6': 'KiB/conn'}
 floors = {'W1': 'FLOOR_FULL_US', 'W1m': 'FLOOR_MTLS_US', 'W2': 'FLOOR_RESUMED_US',
           'W4': 'FLOOR_AES128GCM_S_PER_GIB', 'W5': 'FLOOR_AES128GCM_S_PER_GIB'}
-head = ['workload'] + peers + ['tlsgate'] + [f'tlsgate / {p}' for p in peers] + ['crypto floor']
+head = ['workload'] + peers + ['tlsgate'] + [f'tlsgate / {p}' for p in peers] + ['crypto floor', 'tlsgate / floor']
 print('| ' + ' | '.join(head) + ' |')
 print('|' + '---|' * len(head))
 for w in ('W1', 'W1m', 'W2', 'W3', 'W4', 'W5', 'W6'):
@@ -53,4 +53,5 @@ for w in ('W1', 'W1m', 'W2', 'W3', 'W4', 'W5', 'W6'):
         cells.append('-' if tg is None or not vals[p] else f'{tg / vals[p]:.2f}×')
     fl = floor.get(floors.get(w, ''))
     cells.append('-' if fl is None else f'{fl:.3g}')
+    cells.append('-' if fl is None or tg is None else f'{tg / fl:.1f}×')
     print('| ' + ' | '.join(cells) + ' |')

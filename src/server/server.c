@@ -136,12 +136,22 @@ on_signal(uv_signal_t *sig, int signum)
 {
 	struct tg_server *s = sig->data;
 
+	/* A worker gets one stop twice when its supervisor forwards what
+	 * systemd or a terminal already sent the whole group: within a second
+	 * it is the same stop, later it is the operator's second signal. */
+	if (s->stopping && s->slots && uv_now(s->loop) - s->stop_ms < 1000)
+		return;
 	if (s->stopping) {   /* a second signal: stop now */
 		tg_log(s, TG_LOG_INFO, "second stop signal: closing every connection");
 		on_drain_timeout(&s->drain);
 		return;
 	}
 	s->stopping = 1;
+	s->stop_ms = uv_now(s->loop);
+	if (s->slots) {
+		tg_workers_publish(s);
+		uv_close((uv_handle_t *)&s->publish, NULL);
+	}
 	tg_log(s, TG_LOG_INFO, "%s: stopping; requests in flight may finish within %llu ms",
 	    signum == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)s->t_shutdown);
 	uv_poll_stop(&s->listen_poll);

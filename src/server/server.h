@@ -103,6 +103,7 @@ struct tg_server {
 	int worker_fds[64];
 	struct tg_worker_slot *slots;   /* shared counters, one per worker */
 	uv_timer_t publish;
+	uint64_t stop_ms;             /* loop time of the first stop signal */
 	/* state */
 	size_t nconns;
 	struct tg_conn_s *conns;     /* intrusive list, for shutdown */

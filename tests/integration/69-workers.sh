@@ -80,13 +80,25 @@ for i in $(seq 50); do [ $(( $(grep -c "reloaded" "$T/w.log") - n0 )) -ge 2 ] &&
 [ $(( $(grep -c "reloaded" "$T/w.log") - n0 )) = 2 ] || fail "SIGHUP did not reach both workers"
 pass "SIGHUP to the supervisor reloads both workers"
 
+# systemd (KillMode=control-group) and a terminal's Ctrl-C signal every
+# process of the group, and the supervisor forwards too: a worker must take
+# that as one stop and let the upload in flight finish
+head -c 3000000 /dev/urandom >up.bin
+curl -sS --cacert ca/ca.crt --limit-rate 1M -T up.bin -o /dev/null -w '%{http_code}' \
+	"https://localhost:$PORT_w/up.bin" >up.code 2>up.err &
+cpid=$!
+sleep 0.8
 kids=$(workers)
-kill -TERM "$PID_w"
+kill -TERM "$PID_w" $kids
 for i in $(seq 100); do kill -0 "$PID_w" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$PID_w" 2>/dev/null && fail "the supervisor did not stop on SIGTERM"
 rc=0; wait "$PID_w" || rc=$?
 [ "$rc" = 0 ] || fail "supervisor exit status $rc"
 for k in $kids; do kill -0 "$k" 2>/dev/null && fail "worker $k still runs"; done
+wait "$cpid" || fail "the upload in flight was cut by the stop: $(cat up.err)"
+[ "$(cat up.code)" = 201 ] && cmp -s up.bin www/up.bin || fail "upload during the stop: $(cat up.code)"
+grep -q "second stop signal" "$T/w.log" && fail "a worker took the doubled SIGTERM as a second signal"
+pass "SIGTERM to the whole group (as systemd sends it): the upload in flight finishes (201, same bytes)"
 pass "SIGTERM stops the supervisor and every worker (exit 0)"
 
 expect_fail "workers=0 refused" "workers \(--set\): '0' must be a number from 1 to 64, or auto" \
