@@ -33,7 +33,9 @@ static const char serve_usage[] =
 "SIGTERM or SIGINT: stop accepting, let requests in flight finish (timeouts.shutdown).\n"
 "SIGHUP: reload the configuration and certificates; a broken one is refused\n"
 "(tunnels and proxy routes apply at the next start). Certificate files are also\n"
-"reloaded when they change on disk.\n";
+"reloaded when they change on disk.\n"
+"--set workers=N (or auto: one per CPU) serves with N processes, each with its own\n"
+"SO_REUSEPORT socket; the first process supervises them and takes the signals.\n";
 
 static void
 banner(const struct tg_config *cfg, const struct tg_keypair *kp)
