@@ -671,6 +671,11 @@ tg_server_run(struct tg_server *s)
 		}
 	}
 	watch_files(s);
+	if (s->ssl_ctx && s->worker_index == 0)
+		tg_log(s, tg_tls_ktls_available() ? TG_LOG_INFO : TG_LOG_DEBUG, tg_tls_ktls_available() ?
+		    "kTLS: offered by the kernel; file downloads go through SSL_sendfile" :
+		    "kTLS: not offered by this kernel (modprobe tls to use it)");
+	watch_files(s);
 	if (s->worker_index == 0)   /* tunnels are served by the first worker */
 		tg_tunnels_start(s);
 	if (s->slots) {
