@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -168,8 +169,7 @@ on_signal(uv_signal_t *sig, int signum)
 		uv_close((uv_handle_t *)&s->acme_async, NULL);
 	}
 	if (s->watching) {
-		uv_close((uv_handle_t *)&s->watch_cert, NULL);
-		uv_close((uv_handle_t *)&s->watch_key, NULL);
+		uv_close((uv_handle_t *)&s->watch_tick, NULL);
 		uv_close((uv_handle_t *)&s->watch_settle, NULL);
 	}
 	uv_unref((uv_handle_t *)&s->sig_int);
@@ -498,11 +498,38 @@ on_settled(uv_timer_t *t)
 		    "open connections keep the one they started with", s->m.cert_name);
 }
 
+/* What tells a file changed: a replaced file (rename) has another inode, an
+ * edited one another mtime, ctime or size; a missing file is all zeros. */
 static void
-on_file_change(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *cur)
+file_sig(const char *path, struct tg_file_sig *sig)
 {
-	struct tg_server *s = h->data;
+	struct stat st;
 
+	memset(sig, 0, sizeof(*sig));
+	if (stat(path, &st) == 0) {
+		sig->dev = (uint64_t)st.st_dev;
+		sig->ino = (uint64_t)st.st_ino;
+		sig->size = (int64_t)st.st_size;
+		sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		sig->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	}
+}
+
+/* Every 2 s on the loop: two stat(2) calls, cheaper than a thread-pool
+ * round trip, and nothing in flight when the watch is changed (libuv's
+ * fs_poll asserts when it is restarted while a stat is pending). */
+static void
+on_watch_tick(uv_timer_t *t)
+{
+	struct tg_server *s = t->data;
+	struct tg_file_sig c, k;
+
+	file_sig(s->tls.cert, &c);
+	file_sig(s->tls.key, &k);
+	if (memcmp(&c, &s->sig_cert, sizeof(c)) == 0 && memcmp(&k, &s->sig_key, sizeof(k)) == 0)
+		return;
+	s->sig_cert = c;
+	s->sig_key = k;
 	/* a certificate and key are written one after the other: wait for
 	 * both to settle, then try the pair once */
 	uv_timer_start(&s->watch_settle, on_settled, 1000, 0);
@@ -519,17 +546,16 @@ watch_files(struct tg_server *s)
 	if (s->loop == NULL || s->stopping)
 		return;
 	if (!s->watching) {
-		uv_fs_poll_init(s->loop, &s->watch_cert);
-		uv_fs_poll_init(s->loop, &s->watch_key);
+		uv_timer_init(s->loop, &s->watch_tick);
 		uv_timer_init(s->loop, &s->watch_settle);
-		s->watch_cert.data = s->watch_key.data = s->watch_settle.data = s;
+		s->watch_tick.data = s->watch_settle.data = s;
 		s->watching = 1;
 	}
-	uv_fs_poll_stop(&s->watch_cert);
-	uv_fs_poll_stop(&s->watch_key);
+	uv_timer_stop(&s->watch_tick);
 	if (byo) {
-		uv_fs_poll_start(&s->watch_cert, on_file_change, s->tls.cert, 2000);
-		uv_fs_poll_start(&s->watch_key, on_file_change, s->tls.key, 2000);
+		file_sig(s->tls.cert, &s->sig_cert);   /* what is in service now */
+		file_sig(s->tls.key, &s->sig_key);
+		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
 	}
 }
 
@@ -670,7 +696,6 @@ tg_server_run(struct tg_server *s)
 			uv_close((uv_handle_t *)&s->acme_async, NULL);
 		}
 	}
-	watch_files(s);
 	if (s->ssl_ctx && s->worker_index == 0)
 		tg_log(s, tg_tls_ktls_available() ? TG_LOG_INFO : TG_LOG_DEBUG, tg_tls_ktls_available() ?
 		    "kTLS: offered by the kernel; file downloads go through SSL_sendfile" :

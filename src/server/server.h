@@ -66,7 +66,11 @@ struct tg_server {
 	unsigned char entries_md[32];   /* tunnels: and proxy: as read at start */
 	/* bring-your-own files watched for changes */
 	int watching;
-	uv_fs_poll_t watch_cert, watch_key;
+	uv_timer_t watch_tick;
+	struct tg_file_sig {
+		uint64_t dev, ino;
+		int64_t size, mtime_ns, ctime_ns;
+	} sig_cert, sig_key;
 	uv_timer_t watch_settle;
 	int mutual;
 	struct tg_trust *clients;    /* how client certificates are judged (mutual) */
