@@ -717,6 +717,8 @@ tg_server_run(struct tg_server *s)
 	uv_signal_init(s->loop, &s->sig_hup);
 	s->sig_hup.data = s;
 	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+	if (s->reload_at_start)
+		on_hup(&s->sig_hup, SIGHUP);   /* settings as the other workers have them */
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	/* the stop signals were unref'ed, not closed: close them now */
 	uv_close((uv_handle_t *)&s->sig_int, NULL);

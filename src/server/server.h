@@ -104,6 +104,7 @@ struct tg_server {
 	/* workers (workers.c): processes with one SO_REUSEPORT socket each */
 	unsigned workers, worker_index;
 	pid_t supervisor;
+	int reload_at_start;          /* a replacement worker after a SIGHUP */
 	int worker_fds[64];
 	struct tg_worker_slot *slots;   /* shared counters, one per worker */
 	uv_timer_t publish;

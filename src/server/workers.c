@@ -54,8 +54,11 @@ tg_workers_prepare(struct tg_server *s, struct tg_err *err)
 	return 0;
 }
 
+static void add(struct tg_metrics *a, const struct tg_metrics *b);
+
+/* replacement: a worker started again after one died */
 static pid_t
-spawn(struct tg_server *s, unsigned idx, const sigset_t *old)
+spawn(struct tg_server *s, unsigned idx, const sigset_t *old, int replacement, int reloaded)
 {
 	pid_t pid = fork();
 	unsigned i;
@@ -75,6 +78,13 @@ spawn(struct tg_server *s, unsigned idx, const sigset_t *old)
 	if (idx != 0 && s->admin_fd >= 0) {
 		close(s->admin_fd);
 		s->admin_fd = -1;
+	}
+	if (replacement) {
+		/* the counters go on from where the dead worker left them, and
+		 * the settings are read again if the others were reloaded since
+		 * (the supervisor keeps the ones from the start) */
+		add(&s->m, &s->slots[idx].m);
+		s->reload_at_start = reloaded;
 	}
 	uv_loop_fork(s->loop);
 	return 0;
@@ -97,7 +107,7 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 	pid_t pids[TG_WORKERS_MAX];
 	time_t born[TG_WORKERS_MAX];
 	unsigned i, alive = 0, quick_deaths = 0;
-	int stopping = 0, status = 0;
+	int stopping = 0, status = 0, reloaded = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -107,7 +117,7 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 	sigprocmask(SIG_BLOCK, &set, &old);
 	s->supervisor = getpid();
 	for (i = 0; i < s->workers; i++) {
-		if ((pids[i] = spawn(s, i, &old)) == 0)
+		if ((pids[i] = spawn(s, i, &old, 0, 0)) == 0)
 			return 1;
 		if (pids[i] < 0) {
 			tg_log(s, TG_LOG_ERROR, "workers: cannot start worker %u: %s", i, strerror(errno));
@@ -135,6 +145,7 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 		}
 		if (sig == SIGHUP) {
 			tell_all(s, SIGHUP);
+			reloaded = 1;
 			continue;
 		}
 		if (sig != SIGCHLD)
@@ -164,7 +175,7 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 				tell_all(s, SIGTERM);
 				continue;
 			}
-			if ((pids[i] = spawn(s, i, &old)) == 0)
+			if ((pids[i] = spawn(s, i, &old, 1, reloaded)) == 0)
 				return 1;
 			if (pids[i] < 0) {
 				pids[i] = 0;

@@ -9,7 +9,8 @@ cd "$T"
 "$TG_BIN" cert issue --server --san dns:localhost --ca ca --out srv >/dev/null
 mkdir -p www; printf 'hello\n' >www/ok
 AP=$(free_port)
-start_tlsgate w --cert srv.crt --key srv.key --set workers=2 --set "admin.listen=127.0.0.1:$AP" \
+printf 'files:\n  max_upload: 10MiB\n' >w.yaml
+start_tlsgate w --config w.yaml --cert srv.crt --key srv.key --set workers=2 --set "admin.listen=127.0.0.1:$AP" \
 	--set files.root="$T/www" --set files.prefix=/ --set log.level=info
 metric() { curl -sS "http://127.0.0.1:$AP/metrics" | awk -v k="$1" 'index($0, k) == 1 { print $NF }'; }
 workers() { pgrep -P "$PID_w" | sort; }
@@ -63,6 +64,14 @@ echo "$out" | grep -qE '^(Reused|hello)' && fail "a removed client resumed on it
 pass "mutual, 2 workers: 8 of 8 resumptions on one ticket; after trust remove the ticket is refused"
 stop_pid "$PID_m"
 
+# a reload, then a worker dies: its replacement must serve the reloaded
+# settings, not the ones the supervisor read at start
+sed -i 's/10MiB/1KiB/' w.yaml
+n0=$(grep -c "reloaded" "$T/w.log" || true)
+kill -HUP "$PID_w"
+for i in $(seq 50); do [ $(( $(grep -c "reloaded" "$T/w.log") - n0 )) -ge 2 ] && break; sleep 0.1; done
+sleep 1.5
+before=$(metric 'tlsgate_requests_total{code="2xx"}')
 victim=$(workers | head -1)
 kill -9 "$victim"
 wait_log "$T/w.log" "worker [0-9] \(pid $victim\) died of signal 9; starting it again" 5 \
@@ -72,8 +81,17 @@ for i in $(seq 50); do [ "$(workers | wc -l)" = 2 ] && ! workers | grep -qx "$vi
 for i in $(seq 10); do
 	[ "$(curl -sS --cacert ca/ca.crt "https://localhost:$PORT_w/ok")" = hello ] || fail "request after restart"
 done
-pass "a killed worker is started again; service continues"
+head -c 5000 /dev/zero >5k.bin
+for i in $(seq 12); do
+	code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert ca/ca.crt -T 5k.bin "https://localhost:$PORT_w/5k.bin")
+	[ "$code" = 413 ] || fail "upload $i: $code; the replacement worker does not have the reloaded max_upload"
+done
+sleep 1.5
+after=$(metric 'tlsgate_requests_total{code="2xx"}')
+[ "$after" -ge "$before" ] || fail "2xx went back from $before to $after: the replacement lost the counters"
+pass "a killed worker is started again; service continues with the reloaded settings (12 of 12 uploads over 1 KiB refused); counters carry on"
 
+sed -i 's/1KiB/10MiB/' w.yaml
 n0=$(grep -c "reloaded" "$T/w.log" || true)
 kill -HUP "$PID_w"
 for i in $(seq 50); do [ $(( $(grep -c "reloaded" "$T/w.log") - n0 )) -ge 2 ] && break; sleep 0.1; done
