@@ -14,6 +14,15 @@ start_tlsgate w --config w.yaml --cert srv.crt --key srv.key --set workers=2 --s
 	--set files.root="$T/www" --set files.prefix=/ --set log.level=info
 metric() { curl -sS "http://127.0.0.1:$AP/metrics" | awk -v k="$1" 'index($0, k) == 1 { print $NF }'; }
 workers() { pgrep -P "$PID_w" | sort; }
+get() {   # PORT [s_client args]: one HTTP/1.0 request for /ok
+	local port=$1; shift
+	printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$port" -ign_eof "$@" 2>/dev/null
+}
+resumed() {   # PORT SESSION N: how many of N connections resume SESSION
+	local n=0 i
+	for i in $(seq "$3"); do get "$1" -sess_in "$2" | grep -q '^Reused' && n=$((n + 1)); done
+	echo "$n"
+}
 
 [ "$(workers | wc -l)" = 2 ] || fail "want 2 worker processes under $PID_w, have: $(workers | tr '\n' ' ')"
 socks=$(ss -ltnH "sport = :$PORT_w" | wc -l)
@@ -32,13 +41,8 @@ pass "60 connections answered; /metrics sums both workers ($ok 2xx)"
 
 # one ticket, many resumptions: the kernel spreads them over both workers
 rm -f t.pem
-printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_w" -ign_eof -sess_out t.pem \
-	2>/dev/null | grep -q '^hello' || fail "first s_client request"
-reused=0
-for i in $(seq 16); do
-	printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_w" -ign_eof -sess_in t.pem \
-		2>/dev/null | grep -q '^Reused' && reused=$((reused + 1))
-done
+get "$PORT_w" -sess_out t.pem | grep -q '^hello' || fail "first s_client request"
+reused=$(resumed "$PORT_w" t.pem 16)
 [ "$reused" = 16 ] || fail "only $reused of 16 resumptions succeeded: workers do not share ticket keys"
 pass "16 of 16 resumptions with one ticket (keys shared by the workers)"
 
@@ -50,16 +54,11 @@ start_tlsgate m --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=
 	--set files.root="$T/www" --set files.prefix=/
 "$TG_BIN" trust add --store known-clients --cert c1.crt --file "$T/m/known-clients" 2>/dev/null || fail "trust add"
 rm -f m.pem
-printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_m" -cert c1.crt -key c1.key \
-	-ign_eof -sess_out m.pem 2>/dev/null | grep -q '^hello' || fail "mutual first request"
-reused=0
-for i in $(seq 8); do
-	printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_m" -ign_eof -sess_in m.pem \
-		2>/dev/null | grep -q '^Reused' && reused=$((reused + 1))
-done
+get "$PORT_m" -cert c1.crt -key c1.key -sess_out m.pem | grep -q '^hello' || fail "mutual first request"
+reused=$(resumed "$PORT_m" m.pem 8)
 [ "$reused" = 8 ] || fail "mutual, 2 workers: $reused of 8 resumptions"
 "$TG_BIN" trust remove --file "$T/m/known-clients" dev1 2>/dev/null || fail "trust remove"
-out=$(printf 'GET /ok HTTP/1.0\r\n\r\n' | openssl s_client -connect "127.0.0.1:$PORT_m" -ign_eof -sess_in m.pem 2>/dev/null || true)
+out=$(get "$PORT_m" -sess_in m.pem || true)
 echo "$out" | grep -qE '^(Reused|hello)' && fail "a removed client resumed on its ticket: $out"
 pass "mutual, 2 workers: 8 of 8 resumptions on one ticket; after trust remove the ticket is refused"
 stop_pid "$PID_m"
