@@ -25,6 +25,7 @@
 #include "admin.h"
 #include "proxy.h"
 #include "conn.h"
+#include "record.h"
 #include "error.h"
 #include "files.h"
 #include "peers.h"
@@ -627,41 +628,11 @@ finish_request(struct tg_conn_s *c)
 
 /* ---- the state machine ----------------------------------------------------- */
 
-struct pin_job {
-	uv_work_t work;
-	struct tg_server *srv;
-	struct tg_trust_verdict v;
-	struct tg_err err;
-	int rv;
-};
-
-/* Writing a known file is disk work: it runs on the thread pool. */
-static void
-pin_work(uv_work_t *w)
-{
-	struct pin_job *j = w->data;
-	j->rv = tg_trust_record(j->srv->clients, &j->v, &j->err);
-}
-
-static void
-pin_done(uv_work_t *w, int status)
-{
-	struct pin_job *j = w->data;
-
-	if (j->rv < 0)
-		tg_log(j->srv, TG_LOG_ERROR, "cannot record the key of %s: %s", j->v.identity, j->err.msg);
-	else
-		tg_log(j->srv, TG_LOG_INFO, "recorded %s %s in %s", j->v.identity, j->v.pin,
-		    j->srv->clients->known);
-	free(j);
-}
-
 /* What the trust engine said about the client certificate, acted upon. */
 static void
 after_verdict(struct tg_conn_s *c)
 {
 	const struct tg_trust_verdict *v = tg_tls_verdict(c->ssl);
-	struct pin_job *j;
 
 	if (v == NULL)
 		return;
@@ -671,13 +642,8 @@ after_verdict(struct tg_conn_s *c)
 	if (v->warn)
 		tg_log(c->srv, TG_LOG_WARN, "%s: client %s accepted WITHOUT VALIDATION: %s", c->peer,
 		    v->identity, v->reason);
-	if (v->record && (j = calloc(1, sizeof(*j))) != NULL) {
-		j->work.data = j;
-		j->srv = c->srv;
-		j->v = *v;
-		if (uv_queue_work(c->srv->loop, &j->work, pin_work, pin_done) != 0)
-			free(j);
-	}
+	if (v->record)
+		tg_record_pin(c->srv, c->srv->clients, v);
 }
 
 static int

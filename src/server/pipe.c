@@ -27,6 +27,7 @@
 #include "http_parse.h"
 #include "ossl_words.h"
 #include "pipe.h"
+#include "record.h"
 #include "server.h"
 #include "tls.h"
 #include "trust.h"
@@ -333,41 +334,6 @@ ssl_wait(SSL *ssl, int r)
 	}
 }
 
-struct record_job {
-	uv_work_t w;                 /* first: the job is its work request */
-	struct tg_trust *t;
-	struct tg_trust_verdict v;
-};
-
-static void
-record_work(uv_work_t *w)
-{
-	struct record_job *j = (struct record_job *)w;
-	struct tg_err err;
-	(void)tg_trust_record(j->t, &j->v, &err);
-}
-
-static void
-record_done(uv_work_t *w, int status)
-{
-	free(w);
-}
-
-/* A new pin goes to the known file on the thread pool: the loop never
- * waits for the disk. */
-static void
-queue_record(struct tg_tunnel *t, const struct tg_trust_verdict *v)
-{
-	struct record_job *j = calloc(1, sizeof(*j));
-
-	if (j == NULL)
-		return;
-	j->t = t->trust;
-	j->v = *v;
-	if (uv_queue_work(t->srv->loop, &j->w, record_work, record_done) != 0)
-		free(j);
-}
-
 /* The upstream's certificate, judged by the tunnel's client trust rules
  * before a byte of the client's goes to it. */
 static int
@@ -393,7 +359,7 @@ judge_upstream(struct tg_pipe *p)
 	if (v.warn)
 		tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v.reason);
 	if (v.record)
-		queue_record(t, &v);
+		tg_record_pin(t->srv, t->trust, &v);
 	return 0;
 }
 
@@ -607,7 +573,7 @@ tg_pipe_run(struct tg_pipe *p)
 			if (v && v->warn)
 				tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v->reason);
 			if (v && v->record && t->trust)
-				queue_record(t, v);
+				tg_record_pin(t->srv, t->trust, v);
 		}
 		arm(p, 0, 0);
 		tg_pipe_connect(p);
