@@ -126,9 +126,10 @@ void tg_pipe_on_timer(uv_timer_t *h);
 ssize_t tg_pipe_side_write(struct side *x, const char *buf, size_t len);
 ssize_t tg_pipe_frame_feed(struct frame *f, const char *data, size_t n);
 
-/* tunnel.c: a tunnel or a proxy route from the configuration */
-int tg_tunnel_open_one(struct tg_server *s, const struct tg_config *cfg, const char *list,
-    size_t i, struct tg_tunnel *t, struct tg_err *err);
+/* tunnel.c: every entry of list ("tunnels" or "proxy") from the
+ * configuration, each a listener or route, into *out */
+int tg_tunnel_open_all(struct tg_server *s, const struct tg_config *cfg, const char *list,
+    struct tg_tunnel **out, size_t *nout, struct tg_err *err);
 
 /* proxy.c */
 int tg_proxy_headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i,

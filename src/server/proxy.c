@@ -230,19 +230,7 @@ header_value(struct tg_tunnel *t, struct proxy_header *h)
 int
 tg_proxy_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 {
-	size_t i, n = tg_cfg_entries(cfg, "proxy");
-
-	if (n == 0)
-		return 0;
-	if ((s->routes = calloc(n, sizeof(*s->routes))) == NULL)
-		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	s->nroutes = n;
-	for (i = 0; i < n; i++)
-		s->routes[i].fd = -1;
-	for (i = 0; i < n; i++)
-		if (tg_tunnel_open_one(s, cfg, "proxy", i, &s->routes[i], err) < 0)
-			return -1;
-	return 0;
+	return tg_tunnel_open_all(s, cfg, "proxy", &s->routes, &s->nroutes, err);
 }
 
 int

@@ -138,7 +138,7 @@ known_path(const struct tg_config *cfg, const char *list, size_t i, const char *
 	tg_path_join(buf, len, sd, k);
 }
 
-int
+static int
 tg_tunnel_open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, size_t i,
     struct tg_tunnel *t, struct tg_err *err)
 {
@@ -286,21 +286,28 @@ prefix:
 }
 
 int
-tg_tunnels_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+tg_tunnel_open_all(struct tg_server *s, const struct tg_config *cfg, const char *list,
+    struct tg_tunnel **out, size_t *nout, struct tg_err *err)
 {
-	size_t i, n = tg_cfg_entries(cfg, "tunnels");
+	size_t i, n = tg_cfg_entries(cfg, list);
 
 	if (n == 0)
 		return 0;
-	if ((s->tunnels = calloc(n, sizeof(*s->tunnels))) == NULL)
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	s->ntunnels = n;
+	*nout = n;
 	for (i = 0; i < n; i++)
-		s->tunnels[i].fd = -1;
+		(*out)[i].fd = -1;
 	for (i = 0; i < n; i++)
-		if (tg_tunnel_open_one(s, cfg, "tunnels", i, &s->tunnels[i], err) < 0)
+		if (tg_tunnel_open_one(s, cfg, list, i, &(*out)[i], err) < 0)
 			return -1;
 	return 0;
+}
+
+int
+tg_tunnels_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	return tg_tunnel_open_all(s, cfg, "tunnels", &s->tunnels, &s->ntunnels, err);
 }
 
 void
