@@ -28,6 +28,7 @@
 #include "record.h"
 #include "error.h"
 #include "files.h"
+#include "magic.h"
 #include "peers.h"
 #include "ossl_words.h"
 #include "tls.h"
@@ -204,6 +205,9 @@ on_timeout(uv_timer_t *t)
 {
 	struct tg_conn_s *c = t->data;
 
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	if (c->state == CS_WAIT || c->state == CS_CLOSING)
+		return;   /* the server's own work, not the client, is what we wait for */
 	if ((c->state == CS_HEAD && c->in_len == 0) || c->state == CS_LINGER) {
 		conn_close(c);   /* an idle keep-alive connection, or lingering done */
 		return;
@@ -233,6 +237,7 @@ on_poll(uv_poll_t *p, int status, int events)
 {
 	struct tg_conn_s *c = p->data;
 
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
 	if (status < 0) {
 		conn_close(c);
 		return;
@@ -303,8 +308,10 @@ void
 tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers, uint64_t clen)
 {
 	char head[2048];
-	size_t n = head_common(c, head, sizeof(head), status, headers, clen);
+	size_t n;
 
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	n = head_common(c, head, sizeof(head), status, headers, clen);
 	if (out_reserve(c, n > TG_IO_BUF ? n : TG_IO_BUF) < 0) {
 		c->close_after = 1;
 		c->state = CS_CLOSING;
@@ -932,10 +939,23 @@ conn_run(struct tg_conn_s *c)
 }
 
 void
+tg_conn_wait(struct tg_conn_s *c)
+{
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	/* neither the client's bytes nor its deadline matter until the work
+	 * is done: a slow disk is not the client's timeout */
+	c->state = CS_WAIT;
+	uv_timer_stop(&c->timer);
+}
+
+void
 tg_conn_resume(struct tg_conn_s *c)
 {
-	if (c->state != CS_CLOSING)
-		conn_run(c);
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	if (c->state == CS_CLOSING)
+		return;
+	deadline(c, c->srv->t_body);   /* the response must move within this */
+	conn_run(c);
 }
 
 /* ---- life and death -------------------------------------------------------- */
@@ -945,6 +965,7 @@ on_handle_closed(uv_handle_t *h)
 {
 	struct tg_conn_s *c = h->data;
 
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
 	if (--c->handles_open > 0)
 		return;
 	close(c->fd);

@@ -87,7 +87,12 @@ void tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra_he
 /* Queues a response head; the body follows from c->file_fd. */
 void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
     uint64_t content_length);
-/* The handler finished work off the loop: resume the connection. */
+/* The handler queued work off the loop (the thread pool): the connection
+ * stops reading and its deadline stops until tg_conn_resume. If the
+ * connection ends meanwhile (drain, second signal), tg_files_abort detaches
+ * the work from it; the work's completion must not touch it then. */
+void tg_conn_wait(struct tg_conn_s *c);
+/* The handler finished work off the loop and queued a response: resume. */
 void tg_conn_resume(struct tg_conn_s *c);
 const char *tg_http_status_text(int status);
 /* HTTP-01 answers and the redirect to HTTPS (acme_http01.c). */

@@ -24,12 +24,14 @@
 
 #include "error.h"
 #include "files.h"
+#include "magic.h"
 #include "multipart.h"
 #include "util.h"
 
 #define TMP_PREFIX ".tlsgate-upload-"
 
 struct tg_upload {
+	uint32_t magic;              /* TG_UPLOAD_MAGIC while it lives */
 	int pfd, fd;
 	char tmp[64], name[NAME_MAX + 1];
 	char rel[PATH_MAX];
@@ -37,6 +39,9 @@ struct tg_upload {
 	int existed;
 	struct tg_multipart *mp;
 	struct tg_conn_s *conn;      /* NULL once the connection is gone */
+	struct tg_server *srv;
+	int committing;              /* commit_work queued: the thread pool owns it */
+	int dir_unsynced;            /* renamed, but the folder's fsync failed */
 	uv_work_t work;
 	int work_errno;
 };
@@ -429,6 +434,8 @@ start_upload(struct tg_conn_s *c, char *rel)
 		tg_conn_respond(c, 503, NULL, "out of memory");
 		return 0;
 	}
+	up->magic = TG_UPLOAD_MAGIC;
+	up->srv = c->srv;
 	up->fd = -1;
 	snprintf(up->rel, sizeof(up->rel), "%s", rel);
 	up->pfd = open_parent(c->srv->files_root_fd, rel, &name);
@@ -527,6 +534,20 @@ write_out(void *arg, const char *data, size_t len)
 	return 0;
 }
 
+/* Frees an upload that no thread works on: the temp file goes too. */
+static void
+upload_free(struct tg_upload *up)
+{
+	if (up->fd >= 0) {
+		close(up->fd);
+		unlinkat(up->pfd, up->tmp, 0);
+	}
+	close(up->pfd);
+	tg_multipart_free(up->mp);
+	up->magic = 0;
+	free(up);
+}
+
 static void
 drop_upload(struct tg_conn_s *c)
 {
@@ -534,14 +555,11 @@ drop_upload(struct tg_conn_s *c)
 
 	if (up == NULL)
 		return;
-	if (up->fd >= 0) {
-		close(up->fd);
-		unlinkat(up->pfd, up->tmp, 0);
-	}
-	close(up->pfd);
-	tg_multipart_free(up->mp);
-	free(up);
+	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
+	if (up->committing)
+		tg_magic_fail("upload (commit in flight)", up, up->magic, __func__);
 	c->up = NULL;
+	upload_free(up);
 }
 
 int
@@ -559,9 +577,10 @@ tg_files_body(struct tg_conn_s *c, char *data, size_t len)
 		return -1;
 	}
 	if (r < 0) {
-		int e = errno;
+		/* read before drop_upload frees up */
+		int e = errno, malformed = up->mp != NULL && r == -1;
 		drop_upload(c);
-		if (up->mp && r == -1)
+		if (malformed)
 			tg_conn_respond(c, 400, NULL, "malformed multipart body");
 		else
 			tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
@@ -575,56 +594,65 @@ static void
 commit_work(uv_work_t *w)
 {
 	struct tg_upload *up = w->data;
+	int e = 0;
 
-	up->work_errno = 0;
-	if (fsync(up->fd) < 0 || close(up->fd) < 0) {
-		up->work_errno = errno;
-		up->fd = -1;
-		return;
-	}
+	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
+	if (fsync(up->fd) < 0)
+		e = errno;
+	if (close(up->fd) < 0 && e == 0 && errno != EINTR)
+		e = errno;
 	up->fd = -1;
-	if (renameat(up->pfd, up->tmp, up->pfd, up->name) < 0) {
-		up->work_errno = errno;
+	if (e == 0 && renameat(up->pfd, up->tmp, up->pfd, up->name) < 0)
+		e = errno;
+	if (e) {
+		/* nothing visible changed: the old version (if any) stays */
 		unlinkat(up->pfd, up->tmp, 0);
+		up->work_errno = e;
 		return;
 	}
-	fsync(up->pfd);
+	/* the new name is in place; without this the rename may not survive
+	 * a crash, so the client is not told it was stored */
+	if (fsync(up->pfd) < 0) {
+		up->work_errno = errno;
+		up->dir_unsynced = 1;
+	}
 }
 
 static void
 commit_done(uv_work_t *w, int status)
 {
 	struct tg_upload *up = w->data;
-	struct tg_conn_s *c = up->conn;
+	struct tg_conn_s *c;
 	char body[PATH_MAX + 64];
+	int e, st;
 
-	tg_multipart_free(up->mp);
-	up->mp = NULL;
-
-	if (up->work_errno) {
-		int e = up->work_errno;
-		if (up->fd >= 0)
-			close(up->fd);
-		up->fd = -1;
-		unlinkat(up->pfd, up->tmp, 0);
-		close(up->pfd);
-		free(up);
-		if (c) {
-			c->up = NULL;
-			tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
-			tg_conn_resume(c);
-		}
-		return;
+	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
+	up->committing = 0;
+	c = up->conn;
+	e = status == UV_ECANCELED ? ECANCELED : up->work_errno;
+	if (e) {
+		st = errno_status(e) == 507 ? 507 : 500;
+		snprintf(body, sizeof(body), "%s%s", up->dir_unsynced ? "the file is in place but "
+		    "its folder could not be synced to disk: " : "", errno_reason(e));
+		tg_log(up->srv, TG_LOG_ERROR, "%s: cannot store %s: %s%s", c ? c->peer : "-", up->rel,
+		    strerror(e), up->dir_unsynced ? " (folder fsync after the rename; the new "
+		    "version is visible but may not survive a crash)" : "; nothing was changed, "
+		    "the old version (if any) stays");
+	} else {
+		st = up->existed ? 200 : 201;
+		snprintf(body, sizeof(body), "stored %s (%llu bytes)", up->rel,
+		    (unsigned long long)up->written);
+		if (c == NULL)
+			tg_log(up->srv, TG_LOG_INFO, "stored %s (%llu bytes); its client had gone",
+			    up->rel, (unsigned long long)up->written);
 	}
-	snprintf(body, sizeof(body), "stored %s (%llu bytes)", up->rel,
-	    (unsigned long long)up->written);
-	close(up->pfd);
-	if (c) {
-		c->up = NULL;
-		tg_conn_respond(c, up->existed ? 200 : 201, NULL, body);
-		tg_conn_resume(c);
-	}
-	free(up);
+	upload_free(up);
+	if (c == NULL)
+		return;   /* the connection ended while the commit ran */
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	c->up = NULL;
+	tg_conn_respond(c, st, NULL, body);
+	tg_conn_resume(c);
 }
 
 void
@@ -632,6 +660,7 @@ tg_files_body_end(struct tg_conn_s *c)
 {
 	struct tg_upload *up = c->up;
 
+	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
 	if (up->mp && !tg_multipart_complete(up->mp)) {
 		drop_upload(c);
 		tg_conn_respond(c, 400, NULL, "multipart body has no complete file part");
@@ -639,21 +668,29 @@ tg_files_body_end(struct tg_conn_s *c)
 	}
 	up->work.data = up;
 	up->conn = c;
-	c->state = CS_WAIT;
+	up->committing = 1;
 	if (uv_queue_work(c->srv->loop, &up->work, commit_work, commit_done) != 0) {
+		up->committing = 0;
 		drop_upload(c);
 		tg_conn_respond(c, 500, NULL, "cannot queue the upload's completion");
+		return;
 	}
+	tg_conn_wait(c);
 }
 
 void
 tg_files_abort(struct tg_conn_s *c)
 {
-	if (c->up == NULL)
+	struct tg_upload *up = c->up;
+
+	if (up == NULL)
 		return;
-	if (c->state == CS_WAIT) {
-		/* the commit runs on; it finds no connection to answer */
-		c->up->conn = NULL;
+	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
+	if (up->committing) {
+		/* The thread pool owns it until commit_done, which finds no
+		 * connection to answer: the whole body arrived, so the file is
+		 * still made durable and visible (or left as it was). */
+		up->conn = NULL;
 		c->up = NULL;
 		return;
 	}

@@ -264,3 +264,34 @@ wait_new_log() {
 	done
 	fail "$5: no new line matching /$2/ in $1 within $4 s"
 }
+
+# Fault injection (tests/tools/faultshim.c): faults_for NAME writes
+# $FAULTY_BIN, a wrapper that starts tlsgate with the shim preloaded (and
+# the sanitizer's runtime first in an ASan build), and sets FAULT_DIR, the
+# server NAME's state_dir, where the rules are armed (fault-arm) and each
+# fault done is logged (fault.log): the sandbox lets the server read and
+# write nothing else. Start it with TG_BIN=$FAULTY_BIN start_tlsgate NAME;
+# then arm RULES, disarm, faults_met PATTERN WHAT.
+faults_for() {
+	local pre=${TG_FAULTSHIM:?TG_FAULTSHIM must name the fault shim} asan
+	FAULT_DIR="$T/$1"
+	FAULTY_BIN="$T/tlsgate-faulty-$1"
+	mkdir -p "$FAULT_DIR"
+	asan=$(ldd "$TG_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
+	[ -n "$asan" ] && pre="$asan:$pre"
+	cat >"$FAULTY_BIN" <<SH
+#!/bin/sh
+export LD_PRELOAD="$pre" TG_FAULT_ARM="$FAULT_DIR/fault-arm" TG_FAULT_LOG="$FAULT_DIR/fault.log"
+export ASAN_OPTIONS="\${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+exec "$TG_BIN" "\$@"
+SH
+	chmod +x "$FAULTY_BIN"
+}
+# arm RULES: the shim picks them up within 20 ms (its counts start again)
+arm() {
+	printf '%s\n' "$1" >"$FAULT_DIR/fault-arm.new" && mv "$FAULT_DIR/fault-arm.new" "$FAULT_DIR/fault-arm"
+	sleep 0.1
+}
+disarm() { rm -f "$FAULT_DIR/fault-arm"; sleep 0.1; }
+# faults_met PATTERN WHAT: the shim did a fault matching PATTERN
+faults_met() { grep -qE -- "$1" "$FAULT_DIR/fault.log" 2>/dev/null || fail "$2: the fault was never met"; }
