@@ -564,7 +564,8 @@ check_chain(const struct tg_acme_opts *o, const char *pem, EVP_PKEY *k, struct t
 	}
 	for (i = 0; i < o->nnames; i++) {
 		int ok = is_ip(o->names[i]) ? X509_check_ip_asc(leaf, o->names[i], 0) == 1 :
-		    X509_check_host(leaf, o->names[i], 0, 0, NULL) == 1;
+		    X509_check_host(leaf, o->names[i], 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+		    NULL) == 1;
 		if (!ok) {
 			tg_err_set(err, TG_E_ACME, "the ACME server's certificate does not name %s",
 			    o->names[i]);

@@ -195,7 +195,7 @@ tg_acme_cached(struct tg_store *st, const char *crt_name, const char *key_name,
 	}
 	for (i = 0; i < nnames; i++) {
 		int ok = is_ip(names[i]) ? X509_check_ip_asc(x, names[i], 0) == 1 :
-		    X509_check_host(x, names[i], 0, 0, NULL) == 1;
+		    X509_check_host(x, names[i], 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL) == 1;
 		if (!ok) {
 			tg_err_set(err, TG_E_ACME, "%s does not name %s (tls.acme.names changed)",
 			    crt_name, names[i]);

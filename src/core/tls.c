@@ -425,6 +425,9 @@ tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err)
 			goto fail;
 	}
 	X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
+	/* RFC 9525 §6.4.4: names are matched in subjectAltName only; a name
+	 * that stands only in the subject's CN does not match */
+	X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(ctx), X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 	/* The handshake completes either way; tg_tls_client_judge decides before
 	 * a single byte of ours is sent, so the reason can be told in words. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, verify_cb);

@@ -14,6 +14,7 @@
 
 #define TG_UPLOAD_MAGIC 0x5447554cu   /* "TGUL" */
 #define TG_PIPE_MAGIC   0x54475050u   /* "TGPP" */
+#define TG_IDLE_MAGIC   0x5447494cu   /* "TGIL": an idle upstream connection */
 
 __attribute__((noreturn, cold)) static inline void
 tg_magic_fail(const char *what, const void *p, uint32_t seen, const char *where)

@@ -26,6 +26,7 @@
 #include "error.h"
 #include "http_parse.h"
 #include "ossl_words.h"
+#include "magic.h"
 #include "pipe.h"
 #include "record.h"
 #include "server.h"
@@ -204,18 +205,24 @@ on_handle_closed(uv_handle_t *h)
 {
 	struct tg_pipe *p = h->data;
 
-	if (--p->handles == 0)
+	TG_MAGIC_CHECK(p, TG_PIPE_MAGIC, "pipe");
+	if (--p->handles == 0) {
+		p->magic = 0;
 		free(p);
+	}
 }
 
 void
 tg_pipe_close(struct tg_pipe *p, int level, const char *why)
 {
-	struct tg_tunnel *t = p->t;
-	struct tg_server *s = t->srv;
+	struct tg_tunnel *t;
+	struct tg_server *s;
 
+	TG_MAGIC_CHECK(p, TG_PIPE_MAGIC, "pipe");
 	if (p->state == P_CLOSED)
 		return;
+	t = p->t;
+	s = t->srv;
 	if (why && t->http)
 		tg_log(s, p->status && level < TG_LOG_INFO ? TG_LOG_INFO : level, "proxy %s: %s '%s' -> "
 		    "%s %d%s%s (%llu bytes in, %llu out, %llu ms)", t->prefix, p->peer, p->what,
@@ -238,10 +245,12 @@ tg_pipe_close(struct tg_pipe *p, int level, const char *why)
 	uv_close((uv_handle_t *)&p->timer, on_handle_closed);
 	SSL_free(p->a.ssl);
 	SSL_free(p->b.ssl);
+	p->a.ssl = p->b.ssl = NULL;
 	if (p->a.fd >= 0)
 		close(p->a.fd);
 	if (p->b.fd >= 0)
 		close(p->b.fd);
+	p->a.fd = p->b.fd = -1;
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -257,8 +266,11 @@ void
 tg_pipe_on_timer(uv_timer_t *h)
 {
 	struct tg_pipe *p = h->data;
-
 	char why[200];
+
+	TG_MAGIC_CHECK(p, TG_PIPE_MAGIC, "pipe");
+	if (p->state == P_CLOSED)
+		return;
 
 	if (p->t->http && p->state != P_PUMP) {
 		snprintf(why, sizeof(why), "the upstream %s did not accept the connection within "
@@ -279,6 +291,9 @@ on_poll(uv_poll_t *h, int status, int events)
 {
 	struct tg_pipe *p = h->data;
 
+	TG_MAGIC_CHECK(p, TG_PIPE_MAGIC, "pipe");
+	if (p->state == P_CLOSED)
+		return;
 	if (status < 0 && status != UV_EBADF) {
 		tg_pipe_close(p, TG_LOG_DEBUG, "socket error");
 		return;
@@ -681,6 +696,7 @@ tg_pipe_new(struct tg_tunnel *t, int fd, size_t cap)
 
 	if (p == NULL)
 		return NULL;
+	p->magic = TG_PIPE_MAGIC;
 	p->cap = cap;
 	p->ab = p->mem;
 	p->ba = p->mem + cap;
@@ -692,10 +708,12 @@ tg_pipe_new(struct tg_tunnel *t, int fd, size_t cap)
 	uv_timer_init(s->loop, &p->timer);
 	p->timer.data = p;
 	p->handles = 1;
-	uv_poll_init(s->loop, &p->a.poll, fd);
-	p->a.poll.data = p;
-	p->a.has_poll = 1;
-	p->handles++;
+	if (uv_poll_init(s->loop, &p->a.poll, fd) == 0) {
+		/* without it, the first want() fails and the pipe closes */
+		p->a.poll.data = p;
+		p->a.has_poll = 1;
+		p->handles++;
+	}
 	p->next = s->pipes;
 	if (s->pipes)
 		s->pipes->prev = p;

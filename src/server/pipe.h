@@ -54,6 +54,7 @@ struct tg_tunnel {
 
 /* An upstream connection kept between proxied requests. */
 struct idle_up {
+	uint32_t magic;              /* TG_IDLE_MAGIC while it lives (magic.h) */
 	struct tg_tunnel *t;
 	struct idle_up *next;
 	int fd;
@@ -95,6 +96,7 @@ struct side {
 enum pstate { P_HANDSHAKE_A, P_CONNECT_B, P_HANDSHAKE_B, P_PUMP, P_CLOSED };
 
 struct tg_pipe {
+	uint32_t magic;              /* TG_PIPE_MAGIC while it lives (magic.h) */
 	struct tg_tunnel *t;
 	struct tg_pipe *next, *prev;
 	struct side a, b;

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "error.h"
 #include "http_parse.h"
+#include "magic.h"
 #include "ossl_words.h"
 #include "pipe.h"
 #include "server.h"
@@ -38,11 +39,13 @@ idle_closed(uv_handle_t *h)
 {
 	struct idle_up *u = h->data;
 
+	TG_MAGIC_CHECK(u, TG_IDLE_MAGIC, "idle upstream connection");
 	if (--u->handles > 0)
 		return;
 	SSL_free(u->ssl);
 	if (u->fd >= 0)
 		close(u->fd);
+	u->magic = 0;
 	free(u);
 }
 
@@ -51,6 +54,9 @@ idle_drop(struct idle_up *u)
 {
 	struct idle_up **pp;
 
+	TG_MAGIC_CHECK(u, TG_IDLE_MAGIC, "idle upstream connection");
+	if (uv_is_closing((uv_handle_t *)&u->timer))
+		return;   /* dropped already */
 	for (pp = &u->t->idle; *pp; pp = &(*pp)->next)
 		if (*pp == u) {
 			*pp = u->next;
@@ -84,10 +90,16 @@ tg_proxy_pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
 		close(fd);
 		return;
 	}
+	if (uv_poll_init(t->srv->loop, &u->poll, fd) != 0) {
+		free(u);
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	u->magic = TG_IDLE_MAGIC;
 	u->t = t;
 	u->fd = fd;
 	u->ssl = ssl;
-	uv_poll_init(t->srv->loop, &u->poll, fd);
 	uv_timer_init(t->srv->loop, &u->timer);
 	u->poll.data = u->timer.data = u;
 	u->handles = 2;

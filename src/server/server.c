@@ -26,6 +26,7 @@
 #include "files.h"
 #include "ossl_words.h"
 #include "peers.h"
+#include "magic.h"
 #include "server.h"
 #include "workers.h"
 #include "tls.h"
@@ -96,6 +97,7 @@ on_accept(uv_poll_t *p, int status, int events)
 	int lfd = kind == TG_LISTENER_ADMIN ? s->admin_fd : kind == TG_LISTENER_ACME ? s->acme_fd :
 	    s->listen_fd;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (status < 0)
 		return;
 	for (i = 0; i < 64; i++) {   /* a bounded batch, then let others run */
@@ -115,6 +117,7 @@ on_drain_timeout(uv_timer_t *t)
 {
 	struct tg_server *s = t->data;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->nconns)
 		tg_log(s, TG_LOG_WARN, "stop: %zu connection(s) still busy after timeouts.shutdown; "
 		    "closing them (unfinished uploads are discarded)", s->nconns);
@@ -137,6 +140,7 @@ on_signal(uv_signal_t *sig, int signum)
 {
 	struct tg_server *s = sig->data;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	/* A worker gets one stop twice when its supervisor forwards what
 	 * systemd or a terminal already sent the whole group: within a second
 	 * it is the same stop, later it is the operator's second signal. */
@@ -462,6 +466,7 @@ on_acme_cert(uv_async_t *h)
 	char crt[600], key[600], exp[64];
 	struct tg_err err;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->acme_set == NULL || s->stopping)
 		return;
 	tg_acme_settings_files(s->acme_set, crt, sizeof(crt), key, sizeof(key));
@@ -488,6 +493,7 @@ on_settled(uv_timer_t *t)
 	struct tg_server *s = t->data;
 	struct tg_err err;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->stopping)
 		return;
 	if (swap_cert(s, &err) < 0)
@@ -524,6 +530,7 @@ on_watch_tick(uv_timer_t *t)
 	struct tg_server *s = t->data;
 	struct tg_file_sig c, k;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	file_sig(s->tls.cert, &c);
 	file_sig(s->tls.key, &k);
 	if (memcmp(&c, &s->sig_cert, sizeof(c)) == 0 && memcmp(&k, &s->sig_key, sizeof(k)) == 0)
@@ -650,6 +657,7 @@ on_hup(uv_signal_t *sig, int signum)
 	struct tg_config *cfg = NULL;
 	struct tg_err err;
 
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->reload == NULL || s->stopping)
 		return;
 	if (s->reload(s->reload_arg, &cfg, &err) < 0 || apply(s, cfg, &err) < 0) {

@@ -122,4 +122,17 @@ grep -q "^node-1 sha256:" "$KL" || fail "add --cert did not use the certificate'
 expect_fail "trust add with a bad pin" "is not a pin" "$TG_BIN" trust add --file "$KL" x sha256:short
 expect_fail "trust remove of nothing" "no entry for nobody" "$TG_BIN" trust remove --file "$KL" nobody
 pass "trust add (live, by file, by pin), list and remove"
+# --- host names are matched in subjectAltName only (RFC 9525 §6.4.4): a
+# CA-signed certificate that names localhost only in its subject CN is refused
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout cn.key -out cn.csr \
+	-subj /CN=localhost 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >cn.ext
+openssl x509 -req -in cn.csr -CA ca/ca.crt -CAkey ca/ca.key -CAcreateserial -days 30 -extfile cn.ext \
+	-out cn.crt 2>/dev/null || fail "cannot make a CN-only certificate"
+start_s_server cn cn.crt cn.key
+expect_fail "a name only in the subject CN" "localhost" \
+	"$TG_BIN" get "https://localhost:$PORT_S_cn/" --trust ca --ca-cert ca/ca.crt
+"$TG_BIN" get "https://localhost:$PORT_S_v/" --trust ca --ca-cert ca/ca.crt >/dev/null ||
+	fail "the same CA's certificate with a SAN"
+pass "no CN fallback: the CN-only certificate refused, the SAN one accepted"
 echo "56-trust-modes: all passed"
