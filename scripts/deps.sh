@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs="cmake make gcc pkg-config libssl-dev libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev"
-test_pkgs="curl openssl nginx-light clang procps valgrind testssl.sh jq groff-base pebble"
+test_pkgs="curl openssl nginx-light clang procps valgrind testssl.sh jq groff-base pebble strace"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 

@@ -31,7 +31,7 @@
 	"TLS_CHACHA20_POLY1305_SHA256"
 #define TG_GROUPS "X25519:P-256:P-384"
 
-static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1;
+static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1, trust_idx = -1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -46,10 +46,20 @@ cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 	tg_chain_cache_free(ptr);
 }
 
+/* A server context holds a reference to the trust object its callbacks
+ * judge with: a reload drops the server's reference, and the object goes
+ * when the last connection of the old context does. */
+static void
+trust_unref(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	tg_trust_free(ptr);
+}
+
 static void
 init_once(void)
 {
 	cache_idx = SSL_CTX_get_ex_new_index(0, "tlsgate chain cache", NULL, NULL, cache_free);
+	trust_idx = SSL_CTX_get_ex_new_index(0, "tlsgate trust", NULL, NULL, trust_unref);
 	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
 	verdict_idx = SSL_get_ex_new_index(0, "tlsgate verdict", NULL, NULL, refusal_free);
 }
@@ -58,7 +68,13 @@ int
 tg_tls_init(void)
 {
 	pthread_once(&once, init_once);
-	return refusal_idx < 0 || verdict_idx < 0 || cache_idx < 0 ? -1 : 0;
+	return refusal_idx < 0 || verdict_idx < 0 || cache_idx < 0 || trust_idx < 0 ? -1 : 0;
+}
+
+struct tg_trust *
+tg_tls_trust(SSL *ssl)
+{
+	return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), trust_idx);
 }
 
 /* Replaces the kept reason (ex_data does not free what it overwrites). */
@@ -370,6 +386,9 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 			SSL_CTX_set_cert_store(ctx, st);
 			SSL_CTX_set_client_CA_list(ctx, names);
 		}
+		if (!SSL_CTX_set_ex_data(ctx, trust_idx, s->clients))
+			goto fail;
+		tg_trust_ref(s->clients);
 		X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_CLIENT);
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
 		SSL_CTX_set_cert_verify_callback(ctx, server_verify, s->clients);

@@ -33,6 +33,9 @@ const char *tg_tls_refusal(SSL *ssl);
 /* The trust engine's verdict on the client certificate of a finished
  * handshake (NULL when there was none). */
 const struct tg_trust_verdict *tg_tls_verdict(SSL *ssl);
+/* The trust object that judged ssl's client (its server context holds a
+ * reference while it lives); NULL outside mutual mode. */
+struct tg_trust *tg_tls_trust(SSL *ssl);
 
 SSL_CTX *tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err);
 /* Prepares ssl to talk to host (SNI unless an IP; name to verify). */

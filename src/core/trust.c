@@ -54,6 +54,22 @@ tg_trust_mode_name(enum tg_trust_mode m)
 	return (size_t)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
 }
 
+static _Atomic long live;
+
+long
+tg_trust_live(void)
+{
+	return live;
+}
+
+struct tg_trust *
+tg_trust_ref(struct tg_trust *t)
+{
+	if (t)
+		t->refs++;
+	return t;
+}
+
 struct tg_trust *
 tg_trust_new(enum tg_trust_mode mode, const char *known_path, const char *store_name,
     const char *const *allow, size_t nallow, struct tg_err *err)
@@ -66,6 +82,10 @@ tg_trust_new(enum tg_trust_mode mode, const char *known_path, const char *store_
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
 		return NULL;
 	}
+	t->refs = 1;
+	live++;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->refresh_lock, NULL);
 	t->mode = mode;
 	snprintf(t->known, sizeof(t->known), "%s", known_path ? known_path : "");
 	t->store_name = store_name;
@@ -76,7 +96,6 @@ tg_trust_new(enum tg_trust_mode mode, const char *known_path, const char *store_
 			return NULL;
 		}
 	}
-	pthread_mutex_init(&t->lock, NULL);
 	return t;
 }
 
@@ -85,13 +104,15 @@ tg_trust_free(struct tg_trust *t)
 {
 	size_t i;
 
-	if (t == NULL)
+	if (t == NULL || --t->refs > 0)
 		return;
+	live--;
 	for (i = 0; t->allow && t->allow[i]; i++)
 		free(t->allow[i]);
 	free(t->allow);
 	tg_known_free(t->cache);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->refresh_lock);
 	free(t);
 }
 
@@ -126,19 +147,32 @@ tg_trust_server_identity(const char *host, int port, char *buf, size_t len)
 	snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
-/* The known file, re-read only when it changed on disk. */
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void
+known_stat(const struct tg_trust *t, struct stat *sb)
+{
+	if (stat(t->known, sb) < 0)
+		memset(sb, 0, sizeof(*sb));   /* no file yet: an empty list */
+}
+
+/* The known file, re-read only when it changed on disk; t->lock held. A
+ * watched object with a cache trusts its watcher and does not stat. */
 static int
 known_snapshot(struct tg_trust *t, struct tg_err *err)
 {
 	struct stat sb;
 	struct tg_known *k;
 
-	if (stat(t->known, &sb) < 0) {
-		memset(&sb, 0, sizeof(sb));
-	}
-	if (t->have_cache && sb.st_ino == t->cache_st.st_ino && sb.st_size == t->cache_st.st_size &&
-	    sb.st_mtim.tv_sec == t->cache_st.st_mtim.tv_sec &&
-	    sb.st_mtim.tv_nsec == t->cache_st.st_mtim.tv_nsec)
+	if (t->have_cache && t->watched)
+		return 0;
+	known_stat(t, &sb);
+	if (t->have_cache && same_file(&sb, &t->cache_st))
 		return 0;
 	if ((k = tg_known_load(t->known, err)) == NULL)
 		return -1;
@@ -146,6 +180,39 @@ known_snapshot(struct tg_trust *t, struct tg_err *err)
 	t->cache = k;
 	t->cache_st = sb;
 	t->have_cache = 1;
+	return 0;
+}
+
+int
+tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
+{
+	struct stat sb;
+	struct tg_known *k, *old = NULL;
+	int fresh;
+
+	if (t->mode == TG_TRUST_CA || t->known[0] == '\0')
+		return 0;
+	pthread_mutex_lock(&t->refresh_lock);
+	known_stat(t, &sb);
+	pthread_mutex_lock(&t->lock);
+	fresh = t->have_cache && same_file(&sb, &t->cache_st);
+	pthread_mutex_unlock(&t->lock);
+	if (fresh) {
+		pthread_mutex_unlock(&t->refresh_lock);
+		return 0;
+	}
+	if ((k = tg_known_load(t->known, err)) == NULL) {
+		pthread_mutex_unlock(&t->refresh_lock);
+		return -1;
+	}
+	pthread_mutex_lock(&t->lock);
+	old = t->cache;
+	t->cache = k;
+	t->cache_st = sb;
+	t->have_cache = 1;
+	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->refresh_lock);
+	tg_known_free(old);
 	return 0;
 }
 
@@ -240,7 +307,10 @@ tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_
 		return 0;
 	gmtime_r(&now, &tm);
 	strftime(comment, sizeof(comment), "recorded %Y-%m-%d", &tm);
-	return tg_known_record(t->known, v->identity, v->pin, comment, err);
+	if (tg_known_record(t->known, v->identity, v->pin, comment, err) < 0)
+		return -1;
+	/* the next judgement must see it without waiting for the watcher */
+	return t->watched ? tg_trust_refresh(t, err) : 0;
 }
 
 /* Does one allow pattern (cn:node-*, dns:x.lan, uri:spiffe://a/...) match? */

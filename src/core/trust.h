@@ -30,15 +30,22 @@ const char *tg_trust_mode_name(enum tg_trust_mode m);
 struct tg_known;
 
 struct tg_trust {
+	_Atomic int refs;            /* tg_trust_ref / tg_trust_free */
 	enum tg_trust_mode mode;
 	char known[PATH_MAX];        /* known-clients / known-servers file */
 	const char *store_name;      /* "known-clients" or "known-servers" */
 	char **allow;                /* identity allow-list (clients), NULL-terminated */
 	/* the known file, re-read when it changes on disk */
 	pthread_mutex_t lock;
+	pthread_mutex_t refresh_lock;   /* one tg_trust_refresh at a time, so
+	                                 * an older read never replaces a newer */
 	struct tg_known *cache;
 	struct stat cache_st;
 	int have_cache;
+	/* watched: someone calls tg_trust_refresh when the file changes (the
+	 * server, from an inotify watch), so a judgement reads the cache
+	 * without a stat(); unwatched (the CLI), each judgement stats */
+	_Atomic int watched;
 };
 
 struct tg_trust_verdict {
@@ -48,15 +55,25 @@ struct tg_trust_verdict {
 	char reason[1200];
 };
 
-/* store_name: "known-clients" or "known-servers"; allow may be NULL. */
+/* store_name: "known-clients" or "known-servers"; allow may be NULL.
+ * The object is counted: it starts with one reference, the caller's. */
 struct tg_trust *tg_trust_new(enum tg_trust_mode mode, const char *known_path,
     const char *store_name, const char *const *allow, size_t nallow, struct tg_err *err);
+/* Another reference (a TLS context, a queued job); returns t. Any thread. */
+struct tg_trust *tg_trust_ref(struct tg_trust *t);
+/* Drops one reference; the last one frees it. NULL is ignored. */
 void tg_trust_free(struct tg_trust *t);
+/* Trust objects alive in this process (for /metrics: reloads must not
+ * make them pile up). */
+long tg_trust_live(void);
 
 /* Judges a peer. chain_ok: the chain verified (names, dates, purpose
  * included); chain_words: why not, when it did not. */
 int tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_ok,
     const char *chain_words, struct tg_trust_verdict *v, struct tg_err *err);
+/* Reads the known file again if it changed since the cache was made; the
+ * file is read outside the lock and swapped in under it. Any thread. */
+int tg_trust_refresh(struct tg_trust *t, struct tg_err *err);
 /* Writes the verdict's pin to the known file (when v->record). */
 int tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_err *err);
 /* Checks the allow-list; 0 allowed, -1 with the reason in v->reason. */

@@ -159,6 +159,9 @@ metrics(struct tg_conn_s *c)
 	    "# HELP tlsgate_connections_total Client connections accepted.\n"
 	    "# TYPE tlsgate_connections_total counter\ntlsgate_connections_total %llu\n",
 	    nconns, (unsigned long long)m->connections);
+	add(&t, "# HELP tlsgate_trust_objects Trust objects alive in the worker that answers (the "
+	    "current one, and older ones while connections made before a reload remain).\n"
+	    "# TYPE tlsgate_trust_objects gauge\ntlsgate_trust_objects %ld\n", tg_trust_live());
 	add(&t, "# HELP tlsgate_workers Processes serving the listener.\n"
 	    "# TYPE tlsgate_workers gauge\ntlsgate_workers %u\n", s->workers);
 	add(&t, "# HELP tlsgate_handshakes_total TLS handshakes by result.\n"

@@ -650,7 +650,7 @@ after_verdict(struct tg_conn_s *c)
 		tg_log(c->srv, TG_LOG_WARN, "%s: client %s accepted WITHOUT VALIDATION: %s", c->peer,
 		    v->identity, v->reason);
 	if (v->record)
-		tg_record_pin(c->srv, c->srv->clients, v);
+		tg_record_pin(c->srv, tg_tls_trust(c->ssl), v);   /* the one that judged */
 }
 
 static int

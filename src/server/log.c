@@ -72,12 +72,13 @@ static void
 trust_word(const struct tg_server *srv, const struct tg_conn_s *c, char *buf, size_t len)
 {
 	const struct tg_trust_verdict *v = c->ssl ? tg_tls_verdict(c->ssl) : NULL;
+	const struct tg_trust *t = c->ssl ? tg_tls_trust(c->ssl) : NULL;
 
-	if (v == NULL || srv->clients == NULL) {
+	if (v == NULL || t == NULL) {
 		snprintf(buf, len, "-");
 		return;
 	}
-	snprintf(buf, len, "%s/%s", tg_trust_mode_name(srv->clients->mode),
+	snprintf(buf, len, "%s/%s", tg_trust_mode_name(t->mode),
 	    v->warn ? "accepted-unvalidated" : v->record ? "recorded" : "accepted");
 }
 

@@ -14,6 +14,7 @@
 
 #define TG_UPLOAD_MAGIC 0x5447554cu   /* "TGUL" */
 #define TG_PIPE_MAGIC   0x54475050u   /* "TGPP" */
+#define TG_WATCH_MAGIC  0x54474b57u   /* "TGKW": a known-file watch */
 #define TG_IDLE_MAGIC   0x5447494cu   /* "TGIL": an idle upstream connection */
 
 __attribute__((noreturn, cold)) static inline void

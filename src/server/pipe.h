@@ -74,6 +74,9 @@ struct proxy_header {
 	char value[4096];
 	char file[4096];
 	struct timespec mtime;
+	int loaded;                  /* value holds what the file had when last read */
+	int watched;                 /* a watch re-reads it on change: no stat per request */
+	struct tg_tunnel *t;         /* the route (for the watch's callback) */
 };
 
 /* How much of an HTTP message is still to come on one side. */

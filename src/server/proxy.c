@@ -31,6 +31,7 @@
 #include "proxy.h"
 #include "tunnel.h"
 #include "util.h"
+#include "watch.h"
 
 /* ---- the idle pool of upstream connections ----------------------------------- */
 
@@ -204,26 +205,22 @@ tg_proxy_headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i
 	return 0;
 }
 
-/* The value of a header read from a file, read again when the file
- * changes; "" when it cannot be read (logged). */
-static const char *
-header_value(struct tg_tunnel *t, struct proxy_header *h)
+/* Reads a header's file into its value; "" when it cannot be read (logged,
+ * once per change of the file when watched). */
+static void
+header_load(struct tg_tunnel *t, struct proxy_header *h, const struct stat *sb)
 {
-	struct stat sb;
 	unsigned char *data = NULL;
 	size_t len = 0;
 	struct tg_err err;
 
-	if (!h->file[0])
-		return h->value;
-	if (stat(h->file, &sb) == 0 && sb.st_mtim.tv_sec == h->mtime.tv_sec &&
-	    sb.st_mtim.tv_nsec == h->mtime.tv_nsec && h->value[0])
-		return h->value;
+	h->loaded = 1;
+	h->mtime = sb->st_mtim;
 	if (tg_read_file(h->file, &data, &len, sizeof(h->value) - 1, &err) < 0) {
 		tg_log(t->srv, TG_LOG_ERROR, "proxy %s: header %s: %s; sent without it", t->prefix,
 		    h->name, err.msg);
 		h->value[0] = '\0';
-		return h->value;
+		return;
 	}
 	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
 		len--;
@@ -235,8 +232,57 @@ header_value(struct tg_tunnel *t, struct proxy_header *h)
 	memcpy(h->value, data, len);
 	h->value[len] = '\0';
 	tg_free_secret(data, len);
-	h->mtime = sb.st_mtim;
+}
+
+static void
+header_changed(void *arg)
+{
+	struct proxy_header *h = arg;
+	struct stat sb;
+
+	if (stat(h->file, &sb) < 0)
+		memset(&sb, 0, sizeof(sb));
+	if (!h->loaded || sb.st_mtim.tv_sec != h->mtime.tv_sec || sb.st_mtim.tv_nsec !=
+	    h->mtime.tv_nsec || !h->value[0])
+		header_load(h->t, h, &sb);
+}
+
+/* The value of a header: from the route, or its file as last read. A
+ * watched file is read when it changes, never per request; an unwatched
+ * one (no inotify watch could be had) is checked with stat(). */
+static const char *
+header_value(struct tg_tunnel *t, struct proxy_header *h)
+{
+	struct stat sb;
+
+	if (!h->file[0] || (h->watched && h->loaded))
+		return h->value;
+	if (stat(h->file, &sb) < 0)
+		memset(&sb, 0, sizeof(sb));
+	if (!h->loaded || sb.st_mtim.tv_sec != h->mtime.tv_sec ||
+	    sb.st_mtim.tv_nsec != h->mtime.tv_nsec || !h->value[0])
+		header_load(t, h, &sb);
 	return h->value;
+}
+
+/* Watches the files of the routes' headers and reads each once (loop
+ * thread, at start). */
+void
+tg_proxy_watch_headers(struct tg_server *s)
+{
+	size_t i, j;
+
+	for (i = 0; i < s->nroutes; i++) {
+		struct tg_tunnel *t = &s->routes[i];
+		for (j = 0; j < t->nheaders; j++) {
+			struct proxy_header *h = &t->headers[j];
+			if (!h->file[0])
+				continue;
+			h->t = t;
+			h->watched = tg_file_watch_start(s, h->file, header_changed, h) == 0;
+			header_changed(h);
+		}
+	}
 }
 
 int

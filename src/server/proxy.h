@@ -32,6 +32,9 @@ int tg_proxy_match(const struct tg_server *s, const char *target);
 char *tg_proxy_head(struct tg_server *s, int route, const char *method, const char *target,
     const struct tg_http_header *h, size_t nh, const char *client_ip, int tls, int *expect,
     size_t *len);
+/* Watches the files of the routes' @FILE headers (read on change, never
+ * per request) and reads each once. Loop thread, at start. */
+void tg_proxy_watch_headers(struct tg_server *s);
 /* Takes over a client socket (and its SSL, now on fd): head is the
  * rewritten request head, body_read the body bytes already read; body_len
  * is the request's Content-Length (0 without a body), -1 when chunked.

@@ -7,7 +7,7 @@
 struct record_job {
 	uv_work_t work;
 	struct tg_server *srv;
-	struct tg_trust *t;           /* taken when queued: a reload may swap srv->clients */
+	struct tg_trust *t;           /* a reference taken when queued */
 	struct tg_trust_verdict v;
 	struct tg_err err;
 	int rv;
@@ -31,6 +31,7 @@ record_done(uv_work_t *w, int status)
 		    j->t->known, j->err.msg);
 	else
 		tg_log(j->srv, TG_LOG_INFO, "recorded %s %s in %s", j->v.identity, j->v.pin, j->t->known);
+	tg_trust_free(j->t);
 	free(j);
 }
 
@@ -45,11 +46,12 @@ tg_record_pin(struct tg_server *s, struct tg_trust *t, const struct tg_trust_ver
 	}
 	j->work.data = j;
 	j->srv = s;
-	j->t = t;
+	j->t = tg_trust_ref(t);
 	j->v = *v;
 	if (uv_queue_work(s->loop, &j->work, record_work, record_done) != 0) {
 		tg_log(s, TG_LOG_ERROR, "cannot record the key of %s: the thread pool refused the job",
 		    v->identity);
+		tg_trust_free(j->t);
 		free(j);
 	}
 }

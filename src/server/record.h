@@ -9,8 +9,7 @@
 #include "server.h"
 #include "trust.h"
 
-/* t must outlive the job: the server keeps every trust object (current,
- * retired by a reload, a tunnel's) until it is freed. */
+/* The job holds a reference to t (tg_trust_ref) until it is done. */
 void tg_record_pin(struct tg_server *s, struct tg_trust *t, const struct tg_trust_verdict *v);
 
 #endif

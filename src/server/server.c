@@ -26,6 +26,7 @@
 #include "files.h"
 #include "ossl_words.h"
 #include "peers.h"
+#include "watch.h"
 #include "magic.h"
 #include "server.h"
 #include "workers.h"
@@ -167,6 +168,7 @@ on_signal(uv_signal_t *sig, int signum)
 	if (s->acme_fd >= 0)
 		uv_close((uv_handle_t *)&s->acme_poll, NULL);
 	tg_tunnels_stop_accepting(s);
+	tg_known_watch_stop_all(s);
 	tg_proxy_pool_close(s);
 	if (s->acme) {
 		tg_acme_agent_halt(s->acme);   /* before its async handle goes */
@@ -573,7 +575,6 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 {
 	struct tg_server n;
 	struct tg_keypair kp;
-	struct tg_trust **r;
 	char old_listen[sizeof(s->listen)];
 
 	int want_acme = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") &&
@@ -598,21 +599,10 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 		free(n.acme_set);
 		return -1;
 	}
-	/* contexts in use by open connections keep their own reference; their
-	 * trust object must outlive them, so it retires instead of dying */
-	if (s->clients) {
-		r = realloc(s->retired, (s->nretired + 1) * sizeof(*r));
-		if (r == NULL) {
-			SSL_CTX_free(n.ssl_ctx);
-			tg_trust_free(n.clients);
-			free(n.acme_set);
-			if (n.files_root_fd >= 0)
-				close(n.files_root_fd);
-			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-		}
-		s->retired = r;
-		s->retired[s->nretired++] = s->clients;
-	}
+	/* contexts in use by open connections hold their own reference to the
+	 * old trust object: it goes when the last of them does */
+	tg_known_watch_stop(s, s->clients);
+	tg_trust_free(s->clients);
 	SSL_CTX_free(s->ssl_ctx);
 	if (s->files_root_fd >= 0)
 		close(s->files_root_fd);
@@ -620,6 +610,7 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	load_settings(s, cfg);
 	s->ssl_ctx = n.ssl_ctx;
 	s->clients = n.clients;
+	tg_known_watch_start(s, s->clients);
 	memcpy(s->m.cert_name, n.m.cert_name, sizeof(s->m.cert_name));
 	memcpy(s->m.cert_source, n.m.cert_source, sizeof(s->m.cert_source));
 	s->m.cert_not_after = n.m.cert_not_after;
@@ -709,8 +700,11 @@ tg_server_run(struct tg_server *s)
 		    "kTLS: offered by the kernel; file downloads go through SSL_sendfile" :
 		    "kTLS: not offered by this kernel (modprobe tls to use it)");
 	watch_files(s);
+	tg_known_watch_start(s, s->clients);
 	if (s->worker_index == 0)   /* tunnels are served by the first worker */
 		tg_tunnels_start(s);
+	tg_tunnels_watch_known(s);
+	tg_proxy_watch_headers(s);
 	if (s->slots) {
 		uv_timer_init(s->loop, &s->publish);
 		s->publish.data = s;
@@ -759,9 +753,6 @@ tg_server_free(struct tg_server *s)
 	tg_answers_free(s->answers);
 	tg_tunnels_free(s);
 	tg_proxy_free(s);
-	while (s->nretired)
-		tg_trust_free(s->retired[--s->nretired]);
-	free(s->retired);
 	s->magic = 0;
 	free(s);
 }

@@ -21,6 +21,7 @@ struct tg_answers;
 struct tg_tunnel;
 struct tg_pipe;
 struct tg_worker_slot;
+struct tg_known_watch;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
@@ -38,8 +39,6 @@ struct tg_server {
 	/* SIGHUP: builds the configuration again (flags, env and file) */
 	int (*reload)(void *arg, struct tg_config **cfg, struct tg_err *err);
 	void *reload_arg;
-	struct tg_trust **retired;   /* trust objects older contexts may still use */
-	size_t nretired;
 	SSL_CTX *ssl_ctx;            /* NULL when tls.mode is off */
 	/* what the TLS context is built from, kept to rebuild it when the
 	 * certificate changes (ACME, files edited, SIGHUP) */
@@ -74,6 +73,7 @@ struct tg_server {
 	uv_timer_t watch_settle;
 	int mutual;
 	struct tg_trust *clients;    /* how client certificates are judged (mutual) */
+	struct tg_known_watch *known_watches;   /* known files watched (known_watch.c) */
 	/* settings, copied from the configuration at start */
 	char listen[300];
 	char state_dir[4096];

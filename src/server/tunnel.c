@@ -23,6 +23,7 @@
 #include "error.h"
 #include "http_parse.h"
 #include "ossl_words.h"
+#include "watch.h"
 #include "pipe.h"
 #include "server.h"
 #include "tls.h"
@@ -324,6 +325,17 @@ tg_tunnels_start(struct tg_server *s)
 		    "TLS (client certificates required)" : "TLS", t->listen, t->tls_connect ? "TLS" : "plain",
 		    t->connect);
 	}
+}
+
+void
+tg_tunnels_watch_known(struct tg_server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nroutes; i++)
+		tg_known_watch_start(s, s->routes[i].trust);
+	for (i = 0; s->worker_index == 0 && i < s->ntunnels; i++)
+		tg_known_watch_start(s, s->tunnels[i].trust);
 }
 
 void

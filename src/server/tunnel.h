@@ -21,6 +21,8 @@ struct tg_server;
 int tg_tunnels_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err);
 /* Starts accepting (on the loop). */
 void tg_tunnels_start(struct tg_server *s);
+/* Watches the known files of proxy routes and (first worker) tunnels. */
+void tg_tunnels_watch_known(struct tg_server *s);
 /* Stops accepting (graceful stop); open tunnel connections go on. */
 void tg_tunnels_stop_accepting(struct tg_server *s);
 /* Closes every tunnelled connection (end of the drain). */

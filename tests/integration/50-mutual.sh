@@ -58,4 +58,51 @@ curl -sS --cacert "$T/z/ca/ca.crt" --cert dev9.crt --key dev9.key "https://local
 curl -sS --cacert "$T/z/ca/ca.crt" --cert good.crt --key good.key "https://localhost:$PORT_z/files/" >/dev/null 2>&1 \
 	&& fail "mutual with the local CA accepted a foreign CA"
 pass "mutual mode with the local CA by default"
+# --- reloads do not pile up trust objects: the old one lives while a
+# connection made before the reload does, and goes with it (issue 13)
+AP=$(free_port)
+start_tlsgate r --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=ca/ca.crt \
+	--set tls.clients.trust=tofu --set "admin.listen=127.0.0.1:$AP"
+trust_objects() { curl -sS "http://127.0.0.1:$AP/metrics" | awk '/^tlsgate_trust_objects /{print $2}'; }
+[ "$(trust_objects)" = 1 ] || fail "trust objects at start: $(trust_objects)"
+# a connection that stays open across the reloads (s_client waits on stdin)
+(sleep 6) | openssl s_client -quiet -connect "127.0.0.1:$PORT_r" -cert good.crt -key good.key \
+	-CAfile ca/ca.crt >/dev/null 2>&1 &
+held=$!
+sleep 0.5
+for i in $(seq 20); do
+	m=$(log_mark "$T/r.log" "configuration and certificates reloaded")
+	kill -HUP "$PID_r"
+	wait_new_log "$T/r.log" "configuration and certificates reloaded" "$m" 5 "reload $i" >/dev/null
+done
+n=$(trust_objects)
+[ "$n" = 2 ] || fail "after 20 reloads with one old connection open: $n trust objects, want 2"
+kill "$held" 2>/dev/null; wait "$held" 2>/dev/null || true
+for i in $(seq 50); do [ "$(trust_objects)" = 1 ] && break; sleep 0.1; done
+[ "$(trust_objects)" = 1 ] || fail "the old trust object outlived its last connection: $(trust_objects)"
+curl -sS --cacert ca/ca.crt --cert good.crt --key good.key "https://localhost:$PORT_r/files/" >/dev/null ||
+	fail "a client after the reloads"
+pass "20 reloads: 2 trust objects while an old connection lives, 1 after it ends"
+# --- handshakes do not stat or read the known file: it is watched (inotify),
+# and a pin recorded or removed elsewhere is seen within moments
+"$TG_BIN" cert issue --client --name node2 --ca ca --out good2 >/dev/null
+strace -f -qq -e trace=stat,newfstatat,statx,lstat,open,openat -o "$T/strace.out" -p "$PID_r" &
+spid=$!
+sleep 0.5
+for i in $(seq 10); do
+	curl -sS --cacert ca/ca.crt --cert good.crt --key good.key "https://localhost:$PORT_r/files/" >/dev/null ||
+		fail "handshake $i under strace"
+done
+kill "$spid"; wait "$spid" 2>/dev/null || true
+n=$(grep -c "known-clients" "$T/strace.out" || true)
+[ "$n" = 0 ] || fail "10 known handshakes touched the known file $n times: $(grep known-clients "$T/strace.out" | head -3)"
+pass "10 handshakes of a known client: no stat or open of known-clients"
+curl -sS --cacert ca/ca.crt --cert good2.crt --key good2.key "https://localhost:$PORT_r/files/" >/dev/null ||
+	fail "first contact of node2"
+"$TG_BIN" trust remove --file "$T/r/known-clients" node2 >/dev/null || fail "trust remove node2"
+"$TG_BIN" cert issue --client --name node2 --ca ca --out good2b >/dev/null
+sleep 0.3
+curl -sS --cacert ca/ca.crt --cert good2b.crt --key good2b.key "https://localhost:$PORT_r/files/" >/dev/null ||
+	fail "node2 with a new key after trust remove (the watch did not see the change)"
+pass "a pin removed by trust remove is seen by the running server"
 echo "50-mutual: all passed"

@@ -93,6 +93,14 @@ sleep 0.05; echo "token-2" >token
 out=$(curl "${C[@]}" "$U/cloud/again")
 [[ "$out" == *"key=token-2 "* ]] || fail "the header file was not read again: $out"
 pass "a header read from a file follows the file"
+# it is watched, not looked at per request (issue 13)
+strace -f -qq -e trace=stat,newfstatat,statx,open,openat -o "$T/strace.out" -p "$PID_p" &
+spid=$!
+sleep 0.5
+for i in 1 2 3 4 5; do curl "${C[@]}" -o /dev/null "$U/cloud/s$i" || fail "proxied request $i under strace"; done
+kill "$spid"; wait "$spid" 2>/dev/null || true
+! grep -q '/token"' "$T/strace.out" || fail "proxied requests stat or open the header file: $(grep token "$T/strace.out" | head -2)"
+pass "5 proxied requests: the header file is neither stat'ed nor opened"
 
 head -c 3000000 /dev/urandom >body.bin
 code=$(curl "${C[@]}" -o /dev/null -w '%{http_code}' -T body.bin "$U/store/dir/body.bin")
