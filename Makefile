@@ -2,9 +2,10 @@
 # Everything else here is a convenience around CMake.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps deps-test build run test test-fast test-asan fuzz install bench bench-tlsgate clean
+.PHONY: all deps deps-test build run test test-fast test-asan test-tsan fuzz install bench bench-tlsgate soak clean
 
 PREFIX ?= /usr/local
 
@@ -28,6 +29,7 @@ run: build
 test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 
 test-fast: deps-test build
@@ -37,6 +39,14 @@ test-asan: deps-test
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -LE big
+
+# ThreadSanitizer over the tests whose work crosses threads: uploads and
+# pin recording on libuv's thread pool, the ACME thread, reloads, workers.
+TSAN_TESTS = unit/|33-files|50-mutual|55-trust|65-acme|68-engine|69-workers|90-signals|91-soak
+test-tsan: deps-test
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_TSAN=ON >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && ctest --output-on-failure -j 2 -LE big -R '$(TSAN_TESTS)'
 
 fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTG_FUZZ=ON >/dev/null
@@ -67,4 +77,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz

@@ -225,10 +225,33 @@ int
 tg_acme_save(struct tg_store *st, const char *crt_name, const char *key_name,
     const struct tg_acme_result *res, struct tg_err *err)
 {
-	/* the key first: a certificate never points at a key that is not
-	 * there; a crash between the two leaves a mismatch, which
-	 * tg_acme_cached detects and a new order repairs */
+	unsigned char *old = NULL;
+	size_t old_len = 0;
+	struct tg_err e2;
+	int had_old;
+
+	/* The key first, so a certificate never points at a key that is not
+	 * there. If the certificate cannot be written (a full disk, EIO), the
+	 * key written before it is put back the way it was, so the pair in
+	 * the store stays the old, matching one; a crash between the two
+	 * leaves a mismatch, which tg_acme_cached detects and a new order
+	 * repairs. */
+	had_old = tg_store_get(st, key_name, &old, &old_len, &e2) == 0;
 	if (tg_store_put(st, key_name, res->key_pem, res->key_len, TG_STORE_SECRET, err) < 0)
-		return -1;
-	return tg_store_put(st, crt_name, res->chain_pem, strlen(res->chain_pem), 0, err);
+		goto fail;
+	if (tg_store_put(st, crt_name, res->chain_pem, strlen(res->chain_pem), 0, err) < 0) {
+		int undone = had_old ?
+		    tg_store_put(st, key_name, old, old_len, TG_STORE_SECRET, &e2) == 0 :
+		    tg_store_delete(st, key_name, &e2) == 0 || e2.code == TG_E_NOT_FOUND;
+		if (!undone)
+			snprintf(err->msg + strlen(err->msg), sizeof(err->msg) - strlen(err->msg),
+			    "; the new key stays beside the old certificate (%s), and a new order "
+			    "will replace both", e2.msg);
+		goto fail;
+	}
+	tg_free_secret(old, old_len);
+	return 0;
+fail:
+	tg_free_secret(old, old_len);
+	return -1;
 }

@@ -88,7 +88,7 @@ struct tg_server {
 	uint32_t max_per_ip;
 	struct tg_peers *peers;
 	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
-	int log_json, log_level;
+	_Atomic int log_json, log_level;   /* read by the ACME thread, set by a reload */
 	/* counters for /metrics */
 	struct tg_metrics {
 		uint64_t connections;

@@ -54,7 +54,7 @@ tg_workers_prepare(struct tg_server *s, struct tg_err *err)
 	return 0;
 }
 
-static void add(struct tg_metrics *a, const struct tg_metrics *b);
+static int add_slot(struct tg_metrics *a, size_t *nconns, struct tg_worker_slot *w);
 
 /* replacement: a worker started again after one died */
 static pid_t
@@ -83,7 +83,10 @@ spawn(struct tg_server *s, unsigned idx, const sigset_t *old, int replacement, i
 		/* the counters go on from where the dead worker left them, and
 		 * the settings are read again if the others were reloaded since
 		 * (the supervisor keeps the ones from the start) */
-		add(&s->m, &s->slots[idx].m);
+		if (add_slot(&s->m, NULL, &s->slots[idx]) < 0)
+			fprintf(stderr, "tlsgate: worker %u died while publishing its counters; its "
+			    "replacement starts them again\n", idx);
+		s->slots[idx].seq = 0;   /* a writer that died mid-write left it odd */
 		s->reload_at_start = reloaded;
 	}
 	uv_loop_fork(s->loop);
@@ -193,40 +196,64 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 	return 0;
 }
 
+/* The counters summed across workers (the others are the worker's own). */
+#define TG_SUMMED_COUNTERS(X) \
+	X(connections) X(handshakes_ok) X(handshakes_refused) X(handshakes_failed) \
+	X(handshakes_resumed) X(trust_accepted) X(trust_recorded) X(trust_rejected) \
+	X(trust_warned) X(requests[0]) X(requests[1]) X(requests[2]) X(requests[3]) \
+	X(requests[4]) X(requests[5]) X(files_in) X(files_out) X(other_in) X(other_out) \
+	X(cert_swaps) X(cert_swaps_refused)
+
 void
 tg_workers_publish(struct tg_server *s)
 {
 	struct tg_worker_slot *w;
+	uint32_t seq;
 
 	if (s->slots == NULL)
 		return;
 	w = &s->slots[s->worker_index];
-	w->m = s->m;
-	w->nconns = s->nconns;
+	seq = __atomic_load_n(&w->seq, __ATOMIC_RELAXED) | 1u;
+	__atomic_store_n(&w->seq, seq, __ATOMIC_RELAXED);   /* odd: writing */
+	/* release stores (plain moves on x86): none moves before the odd seq */
+#define PUT(f) __atomic_store_n(&w->m.f, s->m.f, __ATOMIC_RELEASE);
+	TG_SUMMED_COUNTERS(PUT)
+#undef PUT
+	__atomic_store_n(&w->nconns, (uint64_t)s->nconns, __ATOMIC_RELEASE);
+	__atomic_store_n(&w->seq, seq + 1u, __ATOMIC_RELEASE);   /* even: done */
 }
 
-static void
-add(struct tg_metrics *a, const struct tg_metrics *b)
+/* Adds a worker's published counters to a (and its connections to
+ * *nconns); 0, or -1 when no consistent copy could be had (it is writing,
+ * or died while writing). */
+static int
+add_slot(struct tg_metrics *a, size_t *nconns, struct tg_worker_slot *w)
 {
-	size_t i;
+	struct tg_metrics m;
+	uint64_t n;
+	uint32_t s1, s2;
+	int tries;
 
-	a->connections += b->connections;
-	a->handshakes_ok += b->handshakes_ok;
-	a->handshakes_refused += b->handshakes_refused;
-	a->handshakes_failed += b->handshakes_failed;
-	a->handshakes_resumed += b->handshakes_resumed;
-	a->trust_accepted += b->trust_accepted;
-	a->trust_recorded += b->trust_recorded;
-	a->trust_rejected += b->trust_rejected;
-	a->trust_warned += b->trust_warned;
-	for (i = 0; i < 6; i++)
-		a->requests[i] += b->requests[i];
-	a->files_in += b->files_in;
-	a->files_out += b->files_out;
-	a->other_in += b->other_in;
-	a->other_out += b->other_out;
-	a->cert_swaps += b->cert_swaps;
-	a->cert_swaps_refused += b->cert_swaps_refused;
+	for (tries = 0; tries < 100; tries++) {
+		s1 = __atomic_load_n(&w->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1u)
+			continue;
+		/* acquire loads: the second look at seq cannot move before them */
+#define GET(f) m.f = __atomic_load_n(&w->m.f, __ATOMIC_ACQUIRE);
+		TG_SUMMED_COUNTERS(GET)
+#undef GET
+		n = __atomic_load_n(&w->nconns, __ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&w->seq, __ATOMIC_RELAXED);
+		if (s1 != s2)
+			continue;
+#define ADD(f) a->f += m.f;
+		TG_SUMMED_COUNTERS(ADD)
+#undef ADD
+		if (nconns)
+			*nconns += (size_t)n;
+		return 0;
+	}
+	return -1;
 }
 
 void
@@ -241,7 +268,6 @@ tg_workers_sum(const struct tg_server *s, struct tg_metrics *sum, size_t *nconns
 	for (i = 0; i < s->workers; i++) {
 		if (i == s->worker_index)
 			continue;
-		add(sum, &s->slots[i].m);
-		*nconns += s->slots[i].nconns;
+		add_slot(sum, nconns, &s->slots[i]);   /* a worker mid-write: the next scrape */
 	}
 }

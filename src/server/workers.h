@@ -15,7 +15,12 @@
 
 #define TG_WORKERS_MAX 64
 
+/* A worker's counters in shared memory: one writer (the worker, each
+ * second), readers in other processes (worker 0's /metrics, the supervisor
+ * when it starts a replacement). seq is a seqlock: odd while the worker
+ * writes; every field is copied with atomic loads and stores. */
 struct tg_worker_slot {
+	uint32_t seq;
 	struct tg_metrics m;
 	uint64_t nconns;
 	pid_t pid;

@@ -4,6 +4,7 @@
 # recovering a deleted cache and renewing under load with no failed request,
 # and the CA's refusals in words.
 . "$(dirname "$0")/harness.sh"
+REAL_TG_BIN=$TG_BIN
 cd "$T"
 start_pebble
 A=(--directory "$ACME_DIR" --ca-cert "$ACME_CA" --state-dir "$T/cli" --agree-terms)
@@ -111,15 +112,36 @@ stop_pid "$PID_s"
 start_tlsgate s --config s.yaml --set tls.acme.renew_before=2000d
 wait_log "$T/s.log" "in service" 30 "renewing daemon started"
 pin_start=$(pin "$PORT_s")
-ok=0; bad=0; end=$((SECONDS + 8))
+ok=0; bad=0; end=$((SECONDS + 8)); hups=0
 while [ $SECONDS -lt $end ]; do
 	if get "$PORT_s" 2>/dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+	# reloads while the ACME thread logs (the log settings are shared)
+	if [ $((ok % 10)) = 5 ] && [ $hups -lt 6 ]; then kill -HUP "$PID_s"; hups=$((hups + 1)); fi
 done
 renewed=$(grep -c "certificate for s.example.com renewed" "$T/s.log" || true)
 [ "$renewed" -ge 2 ] || fail "only $renewed renewals in 8 s"
 [ "$bad" = 0 ] || fail "$bad of $((ok + bad)) requests failed during $renewed swaps"
 [ "$(pin "$PORT_s")" != "$pin_start" ] || fail "the renewed certificate is not served"
-pass "$renewed renewals swapped in under load: $ok requests, 0 failed"
+pass "$renewed renewals swapped in under load, $hups reloads: $ok requests, 0 failed"
+# the renewal's certificate write fails: the old pair stays whole in the
+# store (the new key is put back), the old certificate keeps serving
+faults_for s
+cp "$T/s.log" "$T/s-before.log"
+TG_BIN=$FAULTY_BIN
+stop_pid "$PID_s"
+arm "rename@s.example.com.crt:1+:EIO"
+start_tlsgate s --config s.yaml --set tls.acme.renew_before=2000d
+TG_BIN=$REAL_TG_BIN
+wait_log "$T/s.log" "acme: renewal for s.example.com failed: cannot write .*s.example.com.crt: Input/output error" 30 \
+	"a renewal whose certificate cannot be written fails in words"
+faults_met "rename .*s.example.com.crt" "certificate rename"
+crt=$(echo "$T/s/acme/"*/certs/s.example.com.crt); key=${crt%.crt}.key
+[ "$(openssl x509 -in "$crt" -noout -pubkey)" = "$(openssl pkey -in "$key" -pubout)" ] ||
+	fail "after a failed certificate write the stored key and certificate do not match"
+! ls "$T/s/acme/"*/certs/ | grep -q tmp || fail "a temp file was left in the store"
+get "$PORT_s" || fail "serving after a failed renewal write"
+disarm
+pass "a failed certificate write leaves the old pair whole and serving"
 stop_pid "$PID_s"
 
 # TLS-ALPN-01 on the main listener while it serves; mutual mode too, since

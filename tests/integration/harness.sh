@@ -13,6 +13,7 @@ for v in $(env | grep -o '^TLSGATE_[A-Z_]*' || true); do unset "$v"; done
 # Sanitizer builds: leaks are failures; keep reports readable.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1:history_size=4}
 
 cleanup() {
 	local p rc=$?
@@ -23,9 +24,9 @@ cleanup() {
 		[ -n "$p" ] && wait "$p" 2>/dev/null || true
 	done
 	# a sanitizer report in any server log fails the scenario
-	if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*.log >/dev/null 2>&1; then
+	if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer" "$T"/*.log >/dev/null 2>&1; then
 		echo "FAIL: sanitizer report in a log:" >&2
-		grep -hE -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*.log | head -60 >&2
+		grep -hE -A30 "ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer" "$T"/*.log | head -80 >&2
 		rc=1
 	fi
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
@@ -277,7 +278,7 @@ faults_for() {
 	FAULT_DIR="$T/$1"
 	FAULTY_BIN="$T/tlsgate-faulty-$1"
 	mkdir -p "$FAULT_DIR"
-	asan=$(ldd "$TG_BIN" 2>/dev/null | awk '/libasan/ {print $3}')
+	asan=$(ldd "$TG_BIN" 2>/dev/null | awk '/libasan|libtsan/ {print $3}')
 	[ -n "$asan" ] && pre="$asan:$pre"
 	cat >"$FAULTY_BIN" <<SH
 #!/bin/sh
