@@ -15,6 +15,7 @@
  * the integration tests' requests by fuzz/make_server_seeds.py.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -26,7 +27,9 @@
 
 #include <uv.h>
 
+#include "certs.h"
 #include "conn.h"
+#include "pipe.h"
 #include "server.h"
 
 static struct tg_server *srv;
@@ -37,7 +40,7 @@ static uv_tcp_t upstream;
 struct up_conn {
 	uv_tcp_t h;
 	char buf[4096];
-	int answered;
+	char tail[3];                /* the last bytes of the previous read */
 };
 
 static void
@@ -69,12 +72,18 @@ up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		uv_close((uv_handle_t *)s, up_closed);
 		return;
 	}
-	if (n > 0 && !u->answered && memmem(b->base, (size_t)n, "\r\n\r\n", 4)) {
-		uv_write_t *w = malloc(sizeof(*w));
-		uv_buf_t out = uv_buf_init((char *)answer, sizeof(answer) - 1);
-		u->answered = 1;
-		if (w && uv_write(w, s, &out, 1, up_written) != 0)
-			free(w);
+	/* one answer per request head (the pool reuses the connection) */
+	for (ssize_t i = 0; i < n; i++) {
+		char c = b->base[i];
+		if (c == '\n' && u->tail[0] == '\r' && u->tail[1] == '\n' && u->tail[2] == '\r') {
+			uv_write_t *w = malloc(sizeof(*w));
+			uv_buf_t out = uv_buf_init((char *)answer, sizeof(answer) - 1);
+			if (w && uv_write(w, s, &out, 1, up_written) != 0)
+				free(w);
+		}
+		u->tail[0] = u->tail[1];
+		u->tail[1] = u->tail[2];
+		u->tail[2] = c;
 	}
 }
 
@@ -124,9 +133,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	char dir[] = "/tmp/tlsgate-fuzz-server.XXXXXX", yaml[4200], path[256], spec[64];
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct tg_config *cfg;
+	struct tg_keypair kp;
 	struct tg_err err;
 	FILE *f;
 
+	signal(SIGPIPE, SIG_IGN);   /* as tg_server_run does: peers vanish */
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp", NULL);
 	/* the upstream first: the route names its port */
@@ -141,19 +152,21 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		snprintf(spec, sizeof(spec), "127.0.0.1:%d", ntohs(b.sin_port));
 	}
 	snprintf(yaml, sizeof(yaml),
-	    "listen: 127.0.0.1:%d\nstate_dir: %s/state\nlog:\n  level: error\n"
+	    "listen: 127.0.0.1:%d\nstate_dir: %s/state\nlog:\n  level: %s\n"
 	    "admin:\n  listen: 127.0.0.1:%d\n"
 	    "tls:\n  mode: \"off\"\nfiles:\n  max_upload: 64KiB\n"
 	    "timeouts:\n  header: 2s\n  body: 2s\n  keepalive: 2s\n"
-	    "proxy:\n  - prefix: /up/\n    upstream: http://%s/base/\n    headers:\n      X-Fuzz: yes\n",
-	    free_port(), dir, free_port(), spec);
+	    "proxy:\n  - prefix: /up/\n    upstream: http://%s/base/\n    connect_timeout: 1s\n"
+	    "    first_byte_timeout: 1s\n    idle_timeout: 2s\n    headers:\n      X-Fuzz: yes\n",
+	    free_port(), dir, getenv("FUZZ_SERVER_LOG") ? getenv("FUZZ_SERVER_LOG") : "error",
+	    free_port(), spec);
 	snprintf(path, sizeof(path), "%s/tlsgate.yaml", dir);
 	if ((f = fopen(path, "w")) == NULL || fputs(yaml, f) < 0 || fclose(f) != 0)
 		die("config file", NULL);
 	if ((cfg = tg_config_new()) == NULL || tg_config_load_file(cfg, path, 1, &err) < 0 ||
 	    tg_config_validate(cfg, &err) < 0)
 		die("config", &err);
-	if ((srv = tg_server_new(cfg, NULL, &err)) == NULL)
+	if ((srv = tg_server_new(cfg, &kp, &err)) == NULL)
 		die("server", &err);
 	tg_config_free(cfg);
 	return 0;
@@ -196,7 +209,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > size - off)
 			n = size - off;
 		for (size_t w = 0; w < n;) {
-			ssize_t r = write(sv[1], data + off + w, n - w);
+			ssize_t r = send(sv[1], data + off + w, n - w, MSG_NOSIGNAL);
 			if (r <= 0) {
 				if (r < 0 && errno == EAGAIN) {
 					spin(sv[1], 1);
@@ -225,7 +238,14 @@ end:
 			usleep(100);
 	}
 	if (srv->nconns != 0) {
-		fprintf(stderr, "fuzz_server: a connection outlived its closed client\n");
+		fprintf(stderr, "fuzz_server: a connection outlived its closed client (%zu open:%s%s)\n",
+		    srv->nconns, srv->conns ? " a client connection" : "", srv->pipes ? " a pipe" : "");
+		for (struct tg_pipe *p = srv->pipes; p; p = p->next)
+			fprintf(stderr, "  pipe in state %d (a: eof %d shut %d, b: fd %d eof %d shut %d), "
+			    "head_done %d, status %d\n", (int)p->state, p->a.eof, p->a.shut, p->b.fd,
+			    p->b.eof, p->b.shut, p->head_done, p->status);
+		for (struct tg_conn_s *c = srv->conns; c; c = c->next)
+			fprintf(stderr, "  connection in state %d, %zu bytes unread\n", (int)c->state, c->in_len);
 		abort();
 	}
 	return 0;
