@@ -19,12 +19,13 @@ H = b"Host: localhost\r\n"
 mp = (b"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nx\r\n"
       b"--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.bin\"\r\n"
       b"Content-Type: application/octet-stream\r\n\r\nhello world\r\n--XX--\r\n")
+mp_nofile = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--XX--\r\n"
 seeds = {
     "put": b"PUT /files/hello.txt HTTP/1.1\r\n" + H + b"Content-Length: 12\r\n\r\nhello world\n",
     "put-expect": b"PUT /files/e.txt HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
     "put-chunked": b"PUT /files/c.bin HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: v\r\n\r\n",
     "post-multipart": b"POST /files/m.bin HTTP/1.1\r\n" + H + b"Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: %d\r\n\r\n" % len(mp) + mp,
-    "multipart-no-file": b"PUT /files/m HTTP/1.1\r\n" + H + b"Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 58\r\n\r\n--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--XX--\r\n",
+    "multipart-no-file": b"PUT /files/m HTTP/1.1\r\n" + H + b"Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: %d\r\n\r\n" % len(mp_nofile) + mp_nofile,
     "get-range": b"GET /files/hello.txt HTTP/1.1\r\n" + H + b"Range: bytes=6-10\r\n\r\n",
     "get-suffix": b"GET /files/hello.txt HTTP/1.1\r\n" + H + b"Range: bytes=-6\r\n\r\n",
     "head": b"HEAD /files/hello.txt HTTP/1.1\r\n" + H + b"\r\n",
