@@ -66,6 +66,11 @@ bench: build
 	RESULTS=$$out TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10} && \
 	bench/summarize.py $$out && echo && bench/compare.py $$out
 
+# soak: mixed load with reloads every 5 s and certificate swaps every 20 s
+# (SECONDS=600 by default); a 2-minute variant runs in make test (91-soak)
+soak: build
+	TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/soak.sh $${SECONDS_SOAK:-600}
+
 bench-tlsgate: build
 	TG_BIN=$(CURDIR)/$(BUILD)/tlsgate bench/tlsgate.sh $${RUNS:-3} $${DUR:-10}
 
