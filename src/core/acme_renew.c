@@ -237,6 +237,9 @@ tg_acme_save(struct tg_store *st, const char *crt_name, const char *key_name,
 	 * leaves a mismatch, which tg_acme_cached detects and a new order
 	 * repairs. */
 	had_old = tg_store_get(st, key_name, &old, &old_len, &e2) == 0;
+	if (!had_old && e2.code != TG_E_NOT_FOUND)   /* it could not be put back */
+		return tg_err_set(err, e2.code, "cannot read the current key before replacing it: %s",
+		    e2.msg);
 	if (tg_store_put(st, key_name, res->key_pem, res->key_len, TG_STORE_SECRET, err) < 0)
 		goto fail;
 	if (tg_store_put(st, crt_name, res->chain_pem, strlen(res->chain_pem), 0, err) < 0) {

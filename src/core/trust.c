@@ -25,6 +25,7 @@
 #include "pins.h"
 #include "pki.h"
 #include "trust.h"
+#include "util.h"
 
 static const char *const mode_names[] = {
 	[TG_TRUST_CA] = "ca",
@@ -169,8 +170,15 @@ known_snapshot(struct tg_trust *t, struct tg_err *err)
 	struct stat sb;
 	struct tg_known *k;
 
-	if (t->have_cache && t->watched)
-		return 0;
+	if (t->have_cache && t->watched) {
+		/* the watch reads it on change; a stat every 10 s at most covers
+		 * what inotify cannot see (a symlink's target swapped, a lost
+		 * event when its queue overflowed) */
+		uint64_t now = tg_now_ms();
+		if (now - t->checked_ms < 10000)
+			return 0;
+		t->checked_ms = now;
+	}
 	known_stat(t, &sb);
 	if (t->have_cache && same_file(&sb, &t->cache_st))
 		return 0;
@@ -210,6 +218,7 @@ tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
 	t->cache = k;
 	t->cache_st = sb;
 	t->have_cache = 1;
+	t->checked_ms = tg_now_ms();
 	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_unlock(&t->refresh_lock);
 	tg_known_free(old);

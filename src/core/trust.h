@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include <openssl/x509.h>
@@ -46,6 +47,7 @@ struct tg_trust {
 	 * server, from an inotify watch), so a judgement reads the cache
 	 * without a stat(); unwatched (the CLI), each judgement stats */
 	_Atomic int watched;
+	uint64_t checked_ms;         /* when a watched file was last compared by stat */
 };
 
 struct tg_trust_verdict {

@@ -952,8 +952,10 @@ void
 tg_conn_resume(struct tg_conn_s *c)
 {
 	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
-	if (c->state == CS_CLOSING)
-		return;
+	if (c->handles_open == 0 || uv_is_closing((uv_handle_t *)&c->poll))
+		return;   /* closed already */
+	/* CS_CLOSING here (the response could not be allocated) is closed by
+	 * conn_run: nothing else would, the poll and the timer being stopped */
 	deadline(c, c->srv->t_body);   /* the response must move within this */
 	conn_run(c);
 }

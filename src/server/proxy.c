@@ -242,9 +242,9 @@ header_changed(void *arg)
 
 	if (stat(h->file, &sb) < 0)
 		memset(&sb, 0, sizeof(sb));
-	if (!h->loaded || sb.st_mtim.tv_sec != h->mtime.tv_sec || sb.st_mtim.tv_nsec !=
-	    h->mtime.tv_nsec || !h->value[0])
-		header_load(h->t, h, &sb);
+	/* on a change event, read it: mtime alone can miss two writes within
+	 * one clock tick */
+	header_load(h->t, h, &sb);
 }
 
 /* The value of a header: from the route, or its file as last read. A

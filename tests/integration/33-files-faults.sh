@@ -124,6 +124,33 @@ faults_met "accept - -> Too many open files" "accept"
 [ "$code" = 200 ] || fail "GET after accept failed once: $code"
 assert_log "$T/srv.log" "out of file descriptors" "accept EMFILE logged in words"
 
+# ---- the answer to a finished commit cannot be allocated: the connection
+# is closed, not left waiting with no poll and no timer (not under a
+# sanitizer: its allocator is its own). A fresh server has no spare buffer.
+if [ "${TG_SANITIZE:-OFF}" != ON ] && [ "${TG_TSAN:-OFF}" != ON ]; then
+	saved_dir=$FAULT_DIR
+	faults_for fresh
+	TG_BIN=$FAULTY_BIN start_tlsgate fresh --mode off
+	arm "fsync@.tlsgate-upload:*:sleep=1000"
+	t0=$(date +%s%N)
+	# (no Expect: 100-continue, whose answer would allocate the buffer early)
+	curl -sS -o /dev/null --max-time 8 -H "Expect:" -T big.bin "http://127.0.0.1:$PORT_fresh/files/f.bin" 2>/dev/null &
+	cpid=$!
+	sleep 0.5
+	arm "fsync@.tlsgate-upload:*:sleep=1000;malloc@65536:1+:ENOMEM"
+	wait "$cpid" 2>/dev/null || true
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	disarm
+	faults_met "fault: malloc 65536" "the answer's buffer"
+	[ "$ms" -lt 5000 ] || fail "the connection whose answer could not be allocated stayed open ($ms ms)"
+	cmp -s big.bin "$T/fresh/files/f.bin" || fail "the commit did not finish whole"
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_fresh/files/f.bin")" = 200 ] ||
+		fail "not serving after the failed allocation"
+	pass "the answer to a commit cannot be allocated: closed after $ms ms, file whole, serving"
+	stop_pid "$PID_fresh"
+	FAULT_DIR=$saved_dir
+fi
+
 # ---- 4. stop while a commit runs: a second signal does not free it ----
 arm "fsync@.tlsgate-upload:*:sleep=2000"
 curl -sS -o out -T big2.bin "$U/stop.bin" 2>/dev/null &

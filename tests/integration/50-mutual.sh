@@ -94,9 +94,10 @@ for i in $(seq 10); do
 		fail "handshake $i under strace"
 done
 kill "$spid"; wait "$spid" 2>/dev/null || true
+# (one stat every 10 s at most is the safety net for what inotify misses)
 n=$(grep -c "known-clients" "$T/strace.out" || true)
-[ "$n" = 0 ] || fail "10 known handshakes touched the known file $n times: $(grep known-clients "$T/strace.out" | head -3)"
-pass "10 handshakes of a known client: no stat or open of known-clients"
+[ "$n" -le 1 ] || fail "10 known handshakes touched the known file $n times: $(grep known-clients "$T/strace.out" | head -3)"
+pass "10 handshakes of a known client: $n stat or open of known-clients"
 curl -sS --cacert ca/ca.crt --cert good2.crt --key good2.key "https://localhost:$PORT_r/files/" >/dev/null ||
 	fail "first contact of node2"
 "$TG_BIN" trust remove --file "$T/r/known-clients" node2 >/dev/null || fail "trust remove node2"

@@ -12,10 +12,11 @@
  *   OP      fsync fdatasync write rename open accept malloc
  *           (rename covers rename/renameat/renameat2, open covers
  *           open/openat, their 64 forms and syscall(SYS_openat2), accept
- *           covers accept4, malloc
- *           covers calloc and realloc)
+ *           covers accept4, malloc covers calloc, realloc, aligned_alloc
+ *           and posix_memalign)
  *   SUBSTR  only calls whose file path contains it (for fd calls the path
- *           of /proc/self/fd/N; for rename either name; not for malloc)
+ *           of /proc/self/fd/N; for rename either name); for malloc, only
+ *           allocations of exactly that many bytes
  *   WHEN    N (the Nth matching call only), N+ (the Nth and every later
  *           one) or * (every one)
  *   ACTION  an errno name (EIO ENOSPC EMFILE ENFILE ENOMEM EDQUOT EACCES
@@ -156,7 +157,8 @@ check_arm(void)
 	if (stat(path, &sb) < 0) {
 		if (arm_sig.st_ino != 0) {
 			memset(&arm_sig, 0, sizeof(arm_sig));
-			parse_rules(buf + sizeof(buf) - 1);   /* "" : disarm */
+			buf[0] = '\0';
+			parse_rules(buf);   /* no rules: disarmed */
 		}
 		pthread_mutex_unlock(&lock);
 		return;
@@ -200,11 +202,13 @@ static int
 fault(enum op op, const char *path)
 {
 	int i, n;
+	int saved = errno;   /* a call that goes on must see the errno it had */
 
 	if (inside)
 		return 0;
 	inside = 1;
 	check_arm();
+	errno = saved;
 	if (!atomic_load(&ops_armed[op])) {
 		inside = 0;
 		return 0;
@@ -213,7 +217,8 @@ fault(enum op op, const char *path)
 	for (i = 0; i < n; i++) {
 		struct rule *x = &rules[i];
 		unsigned long k;
-		if (x->op != op || (x->sub[0] && (path == NULL || !strstr(path, x->sub))))
+		if (x->op != op || (x->sub[0] && (path == NULL || (op == OP_MALLOC ?
+		    strcmp(path, x->sub) : !strstr(path, x->sub) ? 1 : 0))))
 			continue;
 		k = atomic_fetch_add(&x->seen, 1) + 1;
 		if (x->nth && (x->and_later ? k < x->nth : k != x->nth))
@@ -228,6 +233,7 @@ fault(enum op op, const char *path)
 		return x->err;
 	}
 	inside = 0;
+	errno = saved;
 	return 0;
 }
 
@@ -345,7 +351,7 @@ open_fault(int dfd, const char *path)
 
 #define OPEN_MODE(flags) \
 	mode_t mode = 0; \
-	if ((flags) & (O_CREAT | O_TMPFILE)) { \
+	if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
 		va_list ap; va_start(ap, flags); mode = (mode_t)va_arg(ap, int); va_end(ap); \
 	}
 
@@ -427,11 +433,23 @@ accept4(int fd, struct sockaddr *a, socklen_t *l, int fl)
 	return real(fd, a, l, fl);
 }
 
+/* The size of an allocation as a rule's SUBSTR matches it. */
+static int
+malloc_fault(size_t n)
+{
+	char sz[24];
+
+	if (!atomic_load(&ops_armed[OP_MALLOC]))
+		return 0;
+	snprintf(sz, sizeof(sz), "%zu", n);
+	return fault(OP_MALLOC, sz) != 0;
+}
+
 /* malloc: glibc's own entry points, so dlsym's allocations do not recurse. */
 void *
 malloc(size_t n)
 {
-	if (atomic_load(&ops_armed[OP_MALLOC]) && fault(OP_MALLOC, NULL)) {
+	if (malloc_fault(n)) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -441,17 +459,38 @@ malloc(size_t n)
 void *
 calloc(size_t a, size_t b)
 {
-	if (atomic_load(&ops_armed[OP_MALLOC]) && fault(OP_MALLOC, NULL)) {
+	if (malloc_fault(a * b)) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	return __libc_calloc(a, b);
 }
 
+extern void *__libc_memalign(size_t, size_t);
+
+void *
+aligned_alloc(size_t al, size_t n)
+{
+	if (malloc_fault(n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_memalign(al, n);
+}
+
+int
+posix_memalign(void **p, size_t al, size_t n)
+{
+	if (malloc_fault(n))
+		return ENOMEM;
+	*p = __libc_memalign(al, n);
+	return *p ? 0 : ENOMEM;
+}
+
 void *
 realloc(void *p, size_t n)
 {
-	if (n && atomic_load(&ops_armed[OP_MALLOC]) && fault(OP_MALLOC, NULL)) {
+	if (n && malloc_fault(n)) {
 		errno = ENOMEM;
 		return NULL;
 	}
