@@ -79,6 +79,15 @@ struct tg_store;
 #define TG_STORE_SECRET 0x1   /* mode 0600, wiped from memory after use */
 
 struct tg_store *tg_store_fs_open(const char *dir, struct tg_err *err);
+/* An etcd v3 cluster through its JSON gateway: endpoints "https://h:2379,..."
+ * (tried in order), keys below prefix, TLS with ca, and client auth with
+ * cert+key (may be NULL or ""). Locks are leases (free 10 s after a holder
+ * dies); while a lock is held, writes happen only if it still is (fencing).
+ * One thread at a time per store object. */
+struct tg_store *tg_store_etcd_open(const char *endpoints, const char *prefix, const char *ca,
+    const char *cert, const char *key, long timeout_ms, struct tg_err *err);
+/* The store a configuration names (store.backend): state_dir or etcd. */
+struct tg_store *tg_store_open(const struct tg_config *cfg, struct tg_err *err);
 void tg_store_free(struct tg_store *st);
 /* *out is malloc'ed and NUL-terminated; returns -1 with code TG_E_NOT_FOUND
  * when the name does not exist. */

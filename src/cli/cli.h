@@ -55,6 +55,7 @@ int cmd_get(int argc, char **argv);
 int cmd_put(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 

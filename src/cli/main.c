@@ -19,6 +19,7 @@ static const struct {
 	{ "cert",   cmd_cert,   "issue, request, sign, show and check certificates" },
 	{ "acme",   cmd_acme,   "get certificates from Let's Encrypt or another ACME CA" },
 	{ "trust",  cmd_trust,  "list, add and remove known client and server keys" },
+	{ "store",  cmd_store,  "copy, list and check the stored state (a folder or etcd)" },
 	{ "config", cmd_config, "read and edit the configuration" },
 	{ "doctor", cmd_doctor, "check a configuration and say what is wrong and how to fix it" },
 	{ "status", cmd_status, "ask a running server for its certificates, listeners and counts" },

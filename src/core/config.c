@@ -29,6 +29,13 @@ struct keydef {
 
 static const struct keydef keys[] = {
 	{ "state_dir", K_PATH, NULL, NULL, "CA, auto certificates, known files, file-service root" },
+	{ "store.backend", K_ENUM, "folder", "folder|etcd", "where shared state lives: folder (state_dir) or etcd (a v3 cluster)" },
+	{ "store.endpoints", K_LIST, "", NULL, "etcd client URLs, https://HOST:2379 (a list or a,b,c)" },
+	{ "store.prefix", K_STR, "/tlsgate/", NULL, "key prefix in etcd; nodes that share it share their state" },
+	{ "store.ca", K_PATH, "", NULL, "CA file that signed the etcd members' certificates" },
+	{ "store.cert", K_PATH, "", NULL, "client certificate for etcd (tlsgate cert issue --client)" },
+	{ "store.key", K_PATH, "", NULL, "its key" },
+	{ "store.timeout", K_DUR, "5s", NULL, "one etcd request must be answered within" },
 	{ "listen", K_ADDR, "[::]:8443", NULL, "address the server listens on" },
 	{ "user", K_STR, "", NULL, "as root: the user to switch to after binding (state_dir is given to it)" },
 	{ "group", K_STR, "", NULL, "the group to switch to; default: the user's group" },

@@ -3,9 +3,12 @@
  * relative paths of [A-Za-z0-9._-] segments; nothing can name a place
  * outside the store.
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_int.h"
 #include "error.h"
 #include "store.h"
 #include "util.h"
@@ -103,4 +106,24 @@ const char *
 tg_store_path(struct tg_store *st)
 {
 	return st->root;
+}
+
+struct tg_store *
+tg_store_open(const struct tg_config *cfg, struct tg_err *err)
+{
+	const char *const *eps;
+	char joined[4096] = "", path[PATH_MAX];
+	size_t i, n, off = 0;
+
+	if (strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") != 0) {
+		if (tg_path_expand(path, sizeof(path), tg_cfg_str(cfg, "state_dir")) < 0)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: path too long"), NULL;
+		return tg_store_fs_open(path, err);
+	}
+	n = tg_cfg_list(cfg, "store.endpoints", &eps);
+	for (i = 0; i < n && off < sizeof(joined); i++)
+		off += (size_t)snprintf(joined + off, sizeof(joined) - off, "%s%s", i ? "," : "", eps[i]);
+	return tg_store_etcd_open(joined, tg_cfg_str(cfg, "store.prefix"), tg_cfg_str(cfg, "store.ca"),
+	    tg_cfg_str(cfg, "store.cert"), tg_cfg_str(cfg, "store.key"),
+	    (long)tg_cfg_num(cfg, "store.timeout"), err);
 }

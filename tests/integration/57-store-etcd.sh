@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The etcd backend of the store (issue 14, first part) against a real
+# 3-member etcd cluster (Debian's etcd-server) on loopback, with TLS and
+# client-certificate auth, certificates from tlsgate's own CA: check, copy
+# a node's state in and out byte for byte, refuse to overwrite, locks that
+# exclude, free themselves when a holder dies, and fence a holder that
+# stalled past its lease; quorum lost and back, in words.
+. "$(dirname "$0")/harness.sh"
+cd "$T"
+command -v etcd >/dev/null || fail "etcd is not installed (make test installs etcd-server)"
+LOCKT=${TG_STORELOCK:?TG_STORELOCK must name tests/tools/storelock}
+
+"$TG_BIN" ca init --dir eca --name "etcd test CA" >/dev/null
+# members: server and client use in one certificate (etcd's gateway dials
+# its own gRPC port with it)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout member.key \
+	-subj /CN=etcd-member -out member.csr 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >member.ext
+openssl x509 -req -in member.csr -CA eca/ca.crt -CAkey eca/ca.key -CAcreateserial -days 2 \
+	-extfile member.ext -out member.crt 2>/dev/null || fail "member certificate"
+"$TG_BIN" cert issue --client --name tlsgate-node --ca eca --out node >/dev/null
+"$TG_BIN" ca init --dir rogue --name "Rogue CA" >/dev/null
+"$TG_BIN" cert issue --client --name intruder --ca rogue --out rogue-node >/dev/null
+
+C=(); P=(); cluster=""
+for i in 1 2 3; do
+	C[$i]=$(free_port); P[$i]=$(free_port)
+	cluster="$cluster${cluster:+,}m$i=http://127.0.0.1:${P[$i]}"
+done
+start_member() {   # I
+	local i=$1
+	etcd --name "m$i" --data-dir "$T/etcd$i" \
+		--listen-client-urls "https://127.0.0.1:${C[$i]}" --advertise-client-urls "https://127.0.0.1:${C[$i]}" \
+		--listen-peer-urls "http://127.0.0.1:${P[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${P[$i]}" \
+		--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token tg-test \
+		--cert-file member.crt --key-file member.key --client-cert-auth --trusted-ca-file eca/ca.crt \
+		>"$T/etcd$i.log" 2>&1 &
+	PIDS+=("$!")
+	printf -v "PID_ETCD$i" '%s' "$!"
+}
+for i in 1 2 3; do start_member $i; done
+EPS="127.0.0.1:${C[1]},127.0.0.1:${C[2]},127.0.0.1:${C[3]}"
+HEPS="https://127.0.0.1:${C[1]},https://127.0.0.1:${C[2]},https://127.0.0.1:${C[3]}"
+S=(--set store.ca="$T/eca/ca.crt" --set store.cert="$T/node.crt" --set store.key="$T/node.key"
+   --set store.timeout=2s)
+ok=0
+for _ in $(seq 100); do
+	"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" >check.out 2>check.err && { ok=1; break; }
+	sleep 0.2
+done
+[ "$ok" = 1 ] || fail "the etcd cluster did not come up: $(cat check.err)"
+grep -q "reachable, writable, lockable" check.out || fail "store check: $(cat check.out)"
+pass "store check against a 3-member etcd cluster with client-certificate auth"
+
+# a client certificate from another CA is refused by etcd, in words
+expect_fail "a foreign client certificate" "etcd at https://127.0.0.1:${C[1]}: .*(etcd refused|may have refused) the client certificate" \
+	"$TG_BIN" store check --from "etcd://127.0.0.1:${C[1]}" --set store.ca="$T/eca/ca.crt" \
+	--set store.cert="$T/rogue-node.crt" --set store.key="$T/rogue-node.key" --set store.timeout=2s
+
+# ---- a node's state into the cluster and out again, byte for byte ----
+"$TG_BIN" ca init --dir st/ca >/dev/null
+mkdir -p st/certs
+"$TG_BIN" cert issue --server --san dns:node1.lan --ca st/ca --out st/certs/server >/dev/null
+mkdir -p st/acme/ca-1234/certs st/files
+printf '{"status":"valid"}\n' >st/acme/ca-1234/account.json
+head -c 3000 /dev/urandom >st/acme/ca-1234/certs/bin.crt   # any bytes survive
+pin=$("$TG_BIN" cert show node.crt | grep -m1 pin: | awk '{print $2}')
+"$TG_BIN" trust add --file st/known-clients dev1 "$pin" >/dev/null || fail "trust add"
+echo "an uploaded file, not state" >st/files/user.txt
+"$TG_BIN" store copy --from folder:st --to "etcd://$EPS" "${S[@]}" >copy.out || fail "copy into etcd: $(cat copy.out)"
+grep -q "^copied 7 names" copy.out || fail "copy into etcd: $(cat copy.out)"
+"$TG_BIN" store list --from "etcd://$EPS" "${S[@]}" >list.out
+grep -qx "ca/ca.key" list.out && grep -qx "known-clients" list.out || fail "store list: $(cat list.out)"
+! grep -q "user.txt" list.out || fail "the file service's files were copied as state"
+"$TG_BIN" store copy --from "etcd://$EPS" --to folder:back "${S[@]}" >copy2.out || fail "copy out of etcd"
+for f in ca/ca.crt ca/ca.key certs/server.crt certs/server.key known-clients acme/ca-1234/account.json \
+	acme/ca-1234/certs/bin.crt; do
+	cmp -s "st/$f" "back/$f" || fail "$f is not byte-identical after folder -> etcd -> folder"
+done
+[ "$(stat -c %a back/ca/ca.key)" = 600 ] || fail "a key came back with mode $(stat -c %a back/ca/ca.key)"
+pass "folder -> etcd -> folder: 7 names byte-identical, keys 0600, uploads left out"
+
+# ---- overwrite refused unless told ----
+"$TG_BIN" store copy --from folder:st --to "etcd://$EPS" "${S[@]}" >copy3.out || fail "an identical copy again"
+grep -q "copied 0 names .* (7 already there, identical)" copy3.out || fail "identical copy: $(cat copy3.out)"
+"$TG_BIN" trust add --file st/known-clients dev2 "$pin" >/dev/null
+expect_fail "copy over other bytes" "known-clients exists on the target with other bytes.*--force" \
+	"$TG_BIN" store copy --from folder:st --to "etcd://$EPS" "${S[@]}"
+"$TG_BIN" store copy --from folder:st --to "etcd://$EPS" --force "${S[@]}" >/dev/null || fail "--force"
+"$TG_BIN" store copy --from "etcd://$EPS" --to folder:back --force "${S[@]}" >/dev/null
+cmp -s st/known-clients back/known-clients || fail "--force did not replace"
+pass "copy refuses to replace other bytes, --force replaces"
+
+# ---- locks: exclusion, a dead holder, a stalled holder fenced ----
+# (an array, not a function: "$!" must be storelock itself, for kill -9 and -STOP)
+LK=("$LOCKT" "$HEPS" /tlsgate/ "$T/eca/ca.crt" "$T/node.crt" "$T/node.key")
+"${LK[@]}" acme 1500 >a.out & a=$!
+sleep 0.5
+"${LK[@]}" acme 0 >b.out || fail "second locker: $(cat b.out)"
+wait "$a"
+ta=$(awk '/^unlocking/ {print $2}' a.out); tb=$(awk '/^locked/ {print $2}' b.out)
+[ -n "$ta" ] && [ -n "$tb" ] && [ "$tb" -ge "$ta" ] || fail "both held the lock: A released at $ta, B took it at $tb"
+pass "a lock excludes: the second node waited until the first let go"
+
+"${LK[@]}" acme 60000 >a.out & a=$!
+for _ in $(seq 50); do grep -q locked a.out && break; sleep 0.1; done
+kill -9 "$a"; wait "$a" 2>/dev/null || true
+t0=$(date +%s%N)
+"${LK[@]}" acme 0 >b.out || fail "the lock of a dead holder never came free: $(cat b.out)"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$ms" -lt 13000 ] || fail "the dead holder's lock came free after $ms ms"
+pass "a holder killed with -9: its lock free after $ms ms (lease 10 s)"
+
+# fencing: A takes the lock and stalls past its lease; B takes it and
+# writes; A wakes and tries to write: refused, B's value stays
+"${LK[@]}" order-x 1000 result "from-A" >a.out & a=$!
+for _ in $(seq 50); do grep -q locked a.out && break; sleep 0.1; done
+kill -STOP "$a"
+"${LK[@]}" order-x 0 result "from-B" >b.out || fail "B could not take the lock after A's lease ran out: $(cat b.out)"
+kill -CONT "$a"
+wait "$a" && fail "the stalled holder wrote after losing its lock: $(cat a.out)"
+grep -q "refused: result: not written: the lock 'order-x' was lost" a.out || fail "A: $(cat a.out)"
+"$TG_BIN" store copy --from "etcd://$EPS" --to folder:final "${S[@]}" >/dev/null
+[ "$(cat final/result)" = "from-B" ] || fail "the store holds '$(cat final/result)', want from-B"
+pass "a holder stalled past its lease is fenced: its write refused, the newer one stays"
+
+# ---- one member down: nothing fails; two down: refused in words; back ----
+kill "$PID_ETCD1"; wait "$PID_ETCD1" 2>/dev/null || true
+"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" >/dev/null || fail "one member down failed a check"
+kill "$PID_ETCD2"; wait "$PID_ETCD2" 2>/dev/null || true
+out=$("$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" 2>&1) && fail "a check passed without quorum"
+printf '%s\n' "$out" | grep -qE "the store is unreachable or has lost its quorum" || fail "no quorum: $out"
+pass "two of three members down: refused in words ($out)"
+start_member 1; start_member 2
+ok=0
+for _ in $(seq 100); do
+	"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" >/dev/null 2>&1 && { ok=1; break; }
+	sleep 0.1
+done
+[ "$ok" = 1 ] || fail "the store did not come back with its members"
+pass "quorum back: the store works again without a restart of anything"
