@@ -89,8 +89,9 @@ struct tg_store *tg_store_etcd_open(const char *endpoints, const char *prefix, c
 /* The store a configuration names (store.backend): state_dir or etcd. */
 struct tg_store *tg_store_open(const struct tg_config *cfg, struct tg_err *err);
 void tg_store_free(struct tg_store *st);
-/* *out is malloc'ed and NUL-terminated; returns -1 with code TG_E_NOT_FOUND
- * when the name does not exist. */
+/* *out is OPENSSL_malloc'ed and NUL-terminated (free it with OPENSSL_free,
+ * or OPENSSL_clear_free for keys); returns -1 with code TG_E_NOT_FOUND when the
+ * name does not exist. */
 int tg_store_get(struct tg_store *st, const char *name, unsigned char **out,
     size_t *len, struct tg_err *err);
 int tg_store_put(struct tg_store *st, const char *name, const void *data,

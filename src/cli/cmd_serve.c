@@ -193,6 +193,15 @@ cmd_serve(int argc, char **argv)
 	}
 	if ((cfg = cli_load_config(&f, &err)) == NULL)
 		return cli_fail_err(&err);
+	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd")) {
+		/* refused rather than ignored: a node that silently kept its state
+		 * in state_dir would order its own certificates and pin alone */
+		r = cli_fail("store.backend (%s): tlsgate serve does not run on etcd yet, only "
+		    "`tlsgate store` does (copy, list, check); set store.backend: folder. See "
+		    "docs/cluster.md", tg_config_origin(cfg, "store.backend"));
+		tg_config_free(cfg);
+		return r;
+	}
 	if ((srv = tg_server_new(cfg, &kp, &err)) == NULL) {
 		tg_config_free(cfg);
 		return cli_fail_err(&err);

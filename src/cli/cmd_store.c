@@ -50,10 +50,13 @@ open_side(const char *side, const struct tg_config *cfg, struct tg_err *err)
 	if (strncmp(side, "etcd://", 7) != 0)
 		return tg_err_set(err, TG_E_USAGE, "'%s' is neither folder:PATH nor etcd://HOST:PORT",
 		    side), NULL;
-	for (p = side + 7; *p && n < sizeof(eps) - 16;) {
+	for (p = side + 7; *p;) {
 		size_t l = strcspn(p, ",");
-		n += (size_t)snprintf(eps + n, sizeof(eps) - n, "%shttps://%.*s", n ? "," : "",
-		    (int)l, p);
+		if (l > 0 && n + l + 10 >= sizeof(eps))
+			return tg_err_set(err, TG_E_USAGE, "%s: too many endpoints", side), NULL;
+		if (l > 0)
+			n += (size_t)snprintf(eps + n, sizeof(eps) - n, "%shttps://%.*s", n ? "," : "",
+			    (int)l, p);
 		p += l + (p[l] == ',');
 	}
 	return tg_store_etcd_open(eps, tg_cfg_str(cfg, "store.prefix"), tg_cfg_str(cfg, "store.ca"),
@@ -71,8 +74,8 @@ static int
 walk(struct tg_store *st, const char *prefix, int depth,
     int (*fn)(const char *name, void *arg), void *arg, struct tg_err *err)
 {
-	char **names = tg_store_list(st, prefix, err), full[1024];
-	size_t i;
+	char **names = tg_store_list(st, prefix, err), **sub, full[1024];
+	size_t i, j;
 	int rv = 0;
 
 	if (names == NULL)
@@ -80,14 +83,35 @@ walk(struct tg_store *st, const char *prefix, int depth,
 	for (i = 0; names[i] && rv == 0; i++) {
 		unsigned char *b;
 		size_t bl;
+		int got;
 		if (depth == 0 && skip_top[0] && !strcmp(names[i], skip_top))
 			continue;
-		snprintf(full, sizeof(full), "%s%s%s", prefix, prefix[0] ? "/" : "", names[i]);
-		if (tg_store_get(st, full, &b, &bl, err) == 0) {
+		if (snprintf(full, sizeof(full), "%s%s%s", prefix, prefix[0] ? "/" : "",
+		    names[i]) >= (int)sizeof(full)) {
+			rv = tg_err_set(err, TG_E_IO, "%s/%s: name too long", prefix, names[i]);
+			break;
+		}
+		/* a value, a folder, or (etcd) both; anything else stops the walk:
+		 * a name silently left out would be state lost */
+		got = tg_store_get(st, full, &b, &bl, err) == 0;
+		if (got) {
 			tg_free_secret(b, bl);
 			rv = fn(full, arg);
-		} else if (depth < 16) {
-			rv = walk(st, full, depth + 1, fn, arg, err);
+		} else if (err->code != TG_E_NOT_FOUND) {
+			rv = -1;
+			break;
+		}
+		if (rv == 0 && (sub = tg_store_list(st, full, err)) != NULL) {
+			int folder = sub[0] != NULL;
+			for (j = 0; sub[j]; j++)
+				free(sub[j]);
+			free(sub);
+			if (folder && depth >= 16)
+				rv = tg_err_set(err, TG_E_IO, "%s: folders nested too deep", full);
+			else if (folder)
+				rv = walk(st, full, depth + 1, fn, arg, err);
+		} else if (rv == 0) {
+			rv = -1;
 		}
 	}
 	for (i = 0; names[i]; i++)
@@ -211,11 +235,12 @@ cmd_store(int argc, char **argv)
 			goto fail;
 		r = bl != sizeof(probe) - 1 || memcmp(b, probe, bl) != 0;
 		tg_free_secret(b, bl);
+		if (tg_store_delete(from, "check-probe", &err) < 0)
+			goto fail;
 		if (r) {
 			cli_fail("store %s: what was read back is not what was written", tg_store_path(from));
 			goto out;
 		}
-		tg_store_delete(from, "check-probe", &err);
 		tg_store_unlock(from, "check");
 		printf("store %s: reachable, writable, lockable\n", tg_store_path(from));
 		rc = 0;

@@ -158,8 +158,8 @@ etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 			else if (c == CURLE_OPERATION_TIMEDOUT)
 				hint = " (no answer within store.timeout: the member may have lost its "
 				    "quorum)";
-			snprintf(why, sizeof(why), "etcd at %s: %s%s", cf->endpoints[e],
-			    cerr[0] ? cerr : curl_easy_strerror(c), hint);
+			snprintf(why, sizeof(why), "etcd at %s: %s%s", cf->endpoints[e], r.too_big ?
+			    "the answer is over 32 MiB" : cerr[0] ? cerr : curl_easy_strerror(c), hint);
 		} else if ((*out = json_loadb(r.buf ? r.buf : "", r.len, 0, &je)) == NULL) {
 			snprintf(why, sizeof(why), "etcd at %s answered %ld with no JSON (is it an etcd "
 			    "v3.4+ client URL?)", cf->endpoints[e], code);
@@ -177,9 +177,12 @@ etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 			*cur = e;
 			rv = 0;
 		}
+		if (r.buf)   /* values may be keys */
+			OPENSSL_cleanse(r.buf, r.len);
 		free(r.buf);
 	}
 	curl_slist_free_all(hdr);
+	OPENSSL_cleanse(text, strlen(text));
 	free(text);
 	if (rv < 0)
 		tg_err_set(err, TG_E_CONNECT, "%s%s", why, cf->n > 1 ? "; no member of store.endpoints "
@@ -264,11 +267,16 @@ json_ll(json_t *v)
 
 /* ---- operations ------------------------------------------------------------ */
 
-static void
-full_key(struct tg_store *st, const char *name, char *buf, size_t len)
+/* PREFIX + name; -1 (err set) when it does not fit: a cut key would name
+ * another one. */
+static int
+full_key(struct tg_store *st, const char *name, char *buf, size_t len, struct tg_err *err)
 {
 	struct etcd_impl *im = st->impl;
-	snprintf(buf, len, "%s%s", im->prefix, name);
+
+	if (snprintf(buf, len, "%s%s", im->prefix, name) >= (int)len)
+		return tg_err_set(err, TG_E_IO, "%s: name too long for the store", name);
+	return 0;
 }
 
 static int
@@ -281,7 +289,8 @@ etcd_get(struct tg_store *st, const char *name, unsigned char **out, size_t *len
 	const char *v;
 	int rv;
 
-	full_key(st, name, k, sizeof(k));
+	if (full_key(st, name, k, sizeof(k), err) < 0)
+		return -1;
 	req = json_pack("{s:o}", "key", key_json(k));
 	rv = etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/range", req, &rep, err);
 	json_decref(req);
@@ -307,14 +316,18 @@ fences(struct etcd_impl *im)
 	json_t *cmp = json_array();
 	size_t i;
 
-	for (i = 0; i < MAX_LOCKS; i++) {
+	for (i = 0; cmp && i < MAX_LOCKS; i++) {
 		struct etcd_lock *l = im->locks[i];
 		char lease[32];
 		if (l == NULL)
 			continue;
 		snprintf(lease, sizeof(lease), "%lld", l->lease);
-		json_array_append_new(cmp, json_pack("{s:o,s:s,s:s,s:s}", "key", key_json(l->key),
-		    "target", "LEASE", "result", "EQUAL", "lease", lease));
+		/* a fence that cannot be built must not be dropped: no write */
+		if (json_array_append_new(cmp, json_pack("{s:o,s:s,s:s,s:s}", "key",
+		    key_json(l->key), "target", "LEASE", "result", "EQUAL", "lease", lease)) < 0) {
+			json_decref(cmp);
+			cmp = NULL;
+		}
 	}
 	return cmp;
 }
@@ -329,6 +342,8 @@ fenced(struct tg_store *st, const char *op, json_t *request, json_t **resp, stru
 	int ok;
 
 	req = json_pack("{s:o,s:[{s:o}]}", "compare", fences(im), "success", op, request);
+	if (req == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/txn", req, &rep, err) < 0) {
 		json_decref(req);
 		return -1;
@@ -345,12 +360,13 @@ fenced(struct tg_store *st, const char *op, json_t *request, json_t **resp, stru
 static int
 lost_lock(struct etcd_impl *im, const char *name, struct tg_err *err)
 {
-	size_t i;
-	const char *which = "?";
+	size_t i, n = 0;
+	char which[300] = "";
 
 	for (i = 0; i < MAX_LOCKS; i++)
-		if (im->locks[i])
-			which = im->locks[i]->name;
+		if (im->locks[i] && n < sizeof(which))
+			n += (size_t)snprintf(which + n, sizeof(which) - n, "%s%s", n ? "', '" : "",
+			    im->locks[i]->name);
 	return tg_err_set(err, TG_E_LOCKED, "%s: not written: the lock '%s' was lost (its lease "
 	    "expired: this node stalled or lost the store), so another node may hold it now", name,
 	    which);
@@ -366,7 +382,10 @@ etcd_put(struct tg_store *st, const char *name, const void *data, size_t len, in
 
 	if (v == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	full_key(st, name, k, sizeof(k));
+	if (full_key(st, name, k, sizeof(k), err) < 0) {
+		free(v);
+		return -1;
+	}
 	r = fenced(st, "request_put", json_pack("{s:o,s:s}", "key", key_json(k), "value", v), NULL,
 	    err);
 	if (flags & TG_STORE_SECRET)
@@ -386,7 +405,8 @@ etcd_del(struct tg_store *st, const char *name, struct tg_err *err)
 	long long deleted = 0;
 	int r;
 
-	full_key(st, name, k, sizeof(k));
+	if (full_key(st, name, k, sizeof(k), err) < 0)
+		return -1;
 	r = fenced(st, "request_delete_range", json_pack("{s:o}", "key", key_json(k)), &rep, err);
 	if (r < 0)
 		return -1;
@@ -417,7 +437,9 @@ etcd_list(struct tg_store *st, const char *prefix, struct tg_err *err)
 	char **names = NULL;
 	size_t i, n = 0, bl;
 
-	snprintf(base, sizeof(base), "%s%s%s", im->prefix, prefix, prefix[0] ? "/" : "");
+	if (snprintf(base, sizeof(base), "%s%s%s", im->prefix, prefix, prefix[0] ? "/" : "") >=
+	    (int)sizeof(base))
+		return tg_err_set(err, TG_E_IO, "%s: name too long for the store", prefix), NULL;
 	bl = strlen(base);
 	req = json_pack("{s:o,s:o,s:b}", "key", key_json(base), "range_end", prefix_end(base),
 	    "keys_only", 1);
@@ -480,22 +502,25 @@ keeper(void *arg)
 	CURL *curl = curl_easy_init();
 	size_t cur = 0;
 	struct timespec ts;
+	int failed = 0;
 
 	pthread_mutex_lock(&l->mu);
 	while (!l->stop && curl) {
 		json_t *req, *rep = NULL;
 		struct tg_err err;
 		char lease[32];
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += LOCK_TTL_S / 3;
+		int r;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += failed ? 1 : LOCK_TTL_S / 3;   /* after a failure, sooner */
 		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
 		if (l->stop)
 			break;
 		pthread_mutex_unlock(&l->mu);
 		snprintf(lease, sizeof(lease), "%lld", l->lease);
 		req = json_pack("{s:s}", "ID", lease);
-		if (etcd_call(&ka->conf, &cur, curl, "/v3/lease/keepalive", req, &rep, &err) == 0 &&
-		    json_ll(json_object_get(json_object_get(rep, "result"), "TTL")) <= 0) {
+		r = etcd_call(&ka->conf, &cur, curl, "/v3/lease/keepalive", req, &rep, &err);
+		failed = r < 0;
+		if (r == 0 && json_ll(json_object_get(json_object_get(rep, "result"), "TTL")) <= 0) {
 			pthread_mutex_lock(&l->mu);
 			l->lost = 1;   /* expired: the fences refuse our writes */
 			pthread_mutex_unlock(&l->mu);
@@ -566,6 +591,8 @@ etcd_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err
 		;
 	if (slot == MAX_LOCKS)
 		return tg_err_set(err, TG_E_INTERNAL, "too many store locks held at once");
+	if (strlen(name) >= sizeof(l->name) || strlen(im->prefix) + strlen(name) + 8 >= sizeof(l->key))
+		return tg_err_set(err, TG_E_INTERNAL, "lock name too long: %s", name);
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -588,16 +615,24 @@ etcd_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err
 			}
 		}
 		/* create the lock key only if nobody holds it */
-		req = json_pack("{s:[{s:o,s:s,s:s,s:s}],s:[{s:{s:o,s:s,s:s}}]}",
+		/* on failure, read the key: a request retried on another member
+		 * after its first answer was lost finds our own lease there */
+		req = json_pack("{s:[{s:o,s:s,s:s,s:s}],s:[{s:{s:o,s:s,s:s}}],s:[{s:{s:o}}]}",
 		    "compare", "key", key_json(l->key), "target", "CREATE", "result", "EQUAL",
 		    "create_revision", "0",
-		    "success", "request_put", "key", key_json(l->key), "value", "", "lease", lease);
+		    "success", "request_put", "key", key_json(l->key), "value", "", "lease", lease,
+		    "failure", "request_range", "key", key_json(l->key));
 		if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/txn", req, &rep, err) < 0) {
 			json_decref(req);
 			goto fail;
 		}
 		json_decref(req);
 		ok = json_is_true(json_object_get(rep, "succeeded"));
+		if (!ok) {
+			json_t *kv = json_array_get(json_object_get(json_object_get(json_array_get(
+			    json_object_get(rep, "responses"), 0), "response_range"), "kvs"), 0);
+			ok = kv && json_ll(json_object_get(kv, "lease")) == l->lease;
+		}
 		json_decref(rep);
 		if (ok)
 			break;
@@ -609,10 +644,20 @@ etcd_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err
 		}
 		usleep(100 * 1000);
 	}
-	pthread_mutex_init(&l->mu, NULL);
-	pthread_cond_init(&l->cv, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* a clock step must not stall it */
+		pthread_mutex_init(&l->mu, NULL);
+		pthread_cond_init(&l->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if ((ka = malloc(sizeof(*ka))) == NULL ||
-	    (ka->conf = im->conf, ka->l = l, pthread_create(&l->keeper, NULL, keeper, ka)) != 0) {
+	    (ka->conf = im->conf, ka->l = l,
+	    /* a keepalive must fit well inside the lease, or a slow member
+	     * costs the lock */
+	    ka->conf.timeout_ms = ka->conf.timeout_ms > 2000 ? 2000 : ka->conf.timeout_ms,
+	    pthread_create(&l->keeper, NULL, keeper, ka)) != 0) {
 		free(ka);
 		pthread_mutex_destroy(&l->mu);
 		pthread_cond_destroy(&l->cv);
@@ -682,13 +727,28 @@ static const struct tg_store_ops etcd_ops = {
 	etcd_get, etcd_put, etcd_del, etcd_list, etcd_lock, etcd_unlock, etcd_free,
 };
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void
+curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);   /* before any thread makes a handle */
+}
+
 struct tg_store *
 tg_store_etcd_open(const char *endpoints, const char *prefix, const char *ca, const char *cert,
     const char *key, long timeout_ms, struct tg_err *err)
 {
-	struct tg_store *st = calloc(1, sizeof(*st));
-	struct etcd_impl *im = calloc(1, sizeof(*im));
+	struct tg_store *st;
+	struct etcd_impl *im;
 	const char *p = endpoints;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (prefix == NULL || prefix[0] == '\0' || strlen(prefix) > 200)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.prefix must be a key prefix of 1 to "
+		    "200 bytes, such as /tlsgate/"), NULL;
+	st = calloc(1, sizeof(*st));
+	im = calloc(1, sizeof(*im));
 
 	if (st == NULL || im == NULL || (im->curl = curl_easy_init()) == NULL) {
 		free(st);

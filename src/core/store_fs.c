@@ -43,8 +43,12 @@ fs_get(struct tg_store *st, const char *name, unsigned char **out, size_t *len,
 {
 	char p[PATH_MAX];
 
+	struct stat sb;
+
 	if (fs_path(st, name, p, sizeof(p)) < 0)
 		return tg_err_set(err, TG_E_IO, "%s: path too long", name);
+	if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode))   /* a folder holds names, not a value */
+		return tg_err_set(err, TG_E_NOT_FOUND, "%s: a folder, not a stored value", name);
 	return tg_read_file(p, out, len, 16 << 20, err);
 }
 

@@ -51,6 +51,9 @@ done
 [ "$ok" = 1 ] || fail "the etcd cluster did not come up: $(cat check.err)"
 grep -q "reachable, writable, lockable" check.out || fail "store check: $(cat check.out)"
 pass "store check against a 3-member etcd cluster with client-certificate auth"
+expect_fail "serve on etcd (not yet)" "store.backend \(--set\): tlsgate serve does not run on etcd yet" \
+	"$TG_BIN" serve --state-dir "$T/sv" --listen "127.0.0.1:$(free_port)" --set store.backend=etcd \
+	--set "store.endpoints=$HEPS" "${S[@]}"
 
 # a client certificate from another CA is refused by etcd, in words
 expect_fail "a foreign client certificate" "etcd at https://127.0.0.1:${C[1]}: .*(etcd refused|may have refused) the client certificate" \

@@ -25,6 +25,12 @@ vg config set tls.clients.ca /x --config c.yaml || fail "config set"
 vg config list --config c.yaml || fail "config list"
 vg config get tls.mode --config c.yaml || fail "config get"
 vg serve --set tls.mode=bad && fail "bad serve"
+mkdir -p st && cp -r ca st/ca
+vg store copy --from folder:st --to folder:st2 || fail "store copy"
+vg store copy --from folder:st --to folder:st2 || fail "store copy again"
+vg store list --from folder:st2 || fail "store list"
+vg store check --from folder:st2 || fail "store check"
+vg store copy --from etcd://127.0.0.1:1 --to folder:st3 --set store.timeout=300ms && fail "store copy from nothing"
 vg cert sign --client --csr c.yaml --ca ca --out x.crt && fail "bad csr"
 start_tlsgate s --cert srv.crt --key srv.key
 echo hi >hi.txt
