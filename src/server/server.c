@@ -498,6 +498,16 @@ on_settled(uv_timer_t *t)
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->stopping)
 		return;
+	if (s->acme_on) {   /* a worker following the first one's ACME agent */
+		if (swap_cert(s, &err) < 0)
+			tg_log(s, TG_LOG_WARN, "acme: worker %u: the certificate the first worker "
+			    "stored is not usable yet (%s); the current one keeps serving",
+			    s->worker_index, err.msg);
+		else
+			tg_log(s, TG_LOG_INFO, "acme: worker %u: certificate for %s in service (ordered "
+			    "by the first worker)", s->worker_index, s->m.cert_name);
+		return;
+	}
 	if (swap_cert(s, &err) < 0)
 		tg_log(s, TG_LOG_ERROR, "tls.cert changed on disk but the new files were refused, "
 		    "the old certificate keeps serving: %s", err.msg);
@@ -545,12 +555,22 @@ on_watch_tick(uv_timer_t *t)
 }
 
 /* Watches bring-your-own certificate files (not ACME or automatic ones,
- * which tlsgate itself replaces). */
+ * which tlsgate itself replaces), and, in workers after the first, the
+ * files the first worker's ACME agent writes: they follow its orders. */
 static void
 watch_files(struct tg_server *s)
 {
+	int follower = s->ssl_ctx && s->acme_on && s->acme_set && s->worker_index != 0;
 	int byo = s->ssl_ctx && !s->acme_on && s->tls.cert[0] &&
 	    strncmp(s->tls.cert_origin, "automatic", 9) != 0;
+
+	if (follower) {
+		char crt[600], key[600];
+		tg_acme_settings_files(s->acme_set, crt, sizeof(crt), key, sizeof(key));
+		snprintf(s->tls.cert, sizeof(s->tls.cert), "%s/%s", s->acme_set->state_dir, crt);
+		snprintf(s->tls.key, sizeof(s->tls.key), "%s/%s", s->acme_set->state_dir, key);
+		byo = 1;
+	}
 
 	if (s->loop == NULL || s->stopping)
 		return;
@@ -684,7 +704,7 @@ tg_server_run(struct tg_server *s)
 		s->acme_poll.data = s;
 		uv_poll_start(&s->acme_poll, UV_READABLE, on_accept);
 	}
-	if (s->acme_on) {
+	if (s->acme_on && s->worker_index == 0) {   /* one agent orders for every worker */
 		struct tg_err err;
 		uv_async_init(s->loop, &s->acme_async, on_acme_cert);
 		s->acme_async.data = s;

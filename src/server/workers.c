@@ -79,6 +79,12 @@ spawn(struct tg_server *s, unsigned idx, const sigset_t *old, int replacement, i
 		close(s->admin_fd);
 		s->admin_fd = -1;
 	}
+	/* ACME: the first worker orders and answers HTTP-01; the others take
+	 * the certificate from the store when it lands (server.c) */
+	if (idx != 0 && s->acme_fd >= 0) {
+		close(s->acme_fd);
+		s->acme_fd = -1;
+	}
 	if (replacement) {
 		/* the counters go on from where the dead worker left them, and
 		 * the settings are read again if the others were reloaded since

@@ -144,6 +144,26 @@ disarm
 pass "a failed certificate write leaves the old pair whole and serving"
 stop_pid "$PID_s"
 
+# workers: 2 with ACME (HTTP-01): the first worker orders, once; the other
+# takes the certificate from the store; a renewal reaches both
+rm -rf "$T/w"
+start_tlsgate w --config s.yaml --set workers=2 --set tls.acme.renew_before=2000d \
+	--set admin.listen=off
+wait_log "$T/w.log" "acme: certificate for s.example.com (obtained|renewed)" 30 "two workers: the first ordered"
+wait_log "$T/w.log" "acme: worker 1: certificate for s.example.com in service" 10 \
+	"two workers: the second took the certificate from the store"
+n=$(grep -c "acme: no usable certificate .*; ordering one" "$T/w.log" || true)
+[ "$n" = 1 ] || fail "two workers: $n first orders"
+for i in $(seq 16); do get "$PORT_w" || fail "two workers: handshake $i failed"; done
+pass "workers: 2 with ACME: one first order, 16 of 16 handshakes verified whichever worker took them"
+m=$(log_mark "$T/w.log" "acme: worker 1: certificate for s.example.com in service")
+wait_log "$T/w.log" "certificate for s.example.com renewed" 30 "two workers: a renewal by the first"
+wait_new_log "$T/w.log" "acme: worker 1: certificate for s.example.com in service" "$m" 10 \
+	"two workers: the renewal reaches the second within seconds"
+pins=$(for i in $(seq 8); do pin "$PORT_w"; done | sort -u | wc -l)
+[ "$pins" -le 2 ] || fail "two workers serve $pins different certificates"
+stop_pid "$PID_w"
+
 # TLS-ALPN-01 on the main listener while it serves; mutual mode too, since
 # the validation server has no client certificate
 cat >t.yaml <<EOF
