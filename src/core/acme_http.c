@@ -16,6 +16,7 @@
 #include "acme_http.h"
 #include "error.h"
 #include "pki.h"
+#include "util.h"
 
 #define MAX_BODY (1024 * 1024)
 
@@ -60,18 +61,9 @@ static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct tg_acme_resp *r = arg;
-	size_t len = size * n;
-	char *nb;
 
-	if (r->len + len > MAX_BODY)
-		return 0;   /* aborts the transfer: no CA answer is a megabyte */
-	if ((nb = realloc(r->body, r->len + len + 1)) == NULL)
-		return 0;
-	r->body = nb;
-	memcpy(r->body + r->len, p, len);
-	r->len += len;
-	r->body[r->len] = '\0';
-	return len;
+	/* 0 aborts the transfer: no CA answer is a megabyte */
+	return tg_buf_append(&r->body, &r->len, MAX_BODY, p, size * n) < 0 ? 0 : size * n;
 }
 
 static int

@@ -76,19 +76,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct reply *r = arg;
 	size_t add = size * n;
-	char *nb;
 
 	if (r->len + add > MAX_REPLY) {
 		r->too_big = 1;
 		return 0;
 	}
-	if ((nb = realloc(r->buf, r->len + add + 1)) == NULL)
-		return 0;
-	r->buf = nb;
-	memcpy(r->buf + r->len, p, add);
-	r->len += add;
-	r->buf[r->len] = '\0';
-	return add;
+	return tg_buf_append(&r->buf, &r->len, MAX_REPLY, p, add) < 0 ? 0 : add;
 }
 
 /*

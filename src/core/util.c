@@ -319,6 +319,20 @@ fail:
 	return -1;
 }
 
+int
+tg_buf_append(char **buf, size_t *len, size_t max, const void *p, size_t n)
+{
+	char *nb;
+
+	if (*len + n > max || (nb = realloc(*buf, *len + n + 1)) == NULL)
+		return -1;
+	*buf = nb;
+	memcpy(nb + *len, p, n);
+	*len += n;
+	nb[*len] = '\0';
+	return 0;
+}
+
 void
 tg_free_secret(void *p, size_t len)
 {

@@ -38,6 +38,10 @@ int tg_read_file(const char *path, unsigned char **out, size_t *len, size_t max,
     struct tg_err *err);
 /* Frees a buffer that held secret material after zeroing it. */
 void tg_free_secret(void *p, size_t len);
+/* Appends n bytes to the malloc'ed, NUL-terminated *buf of *len bytes
+ * (what libcurl's write callbacks collect); -1, unchanged, when it would
+ * pass max bytes or memory runs out. */
+int tg_buf_append(char **buf, size_t *len, size_t max, const void *p, size_t n);
 
 int tg_is_root(void);
 /* Monotonic milliseconds. */
