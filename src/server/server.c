@@ -569,7 +569,6 @@ watch_files(struct tg_server *s)
 		tg_acme_settings_files(s->acme_set, crt, sizeof(crt), key, sizeof(key));
 		snprintf(s->tls.cert, sizeof(s->tls.cert), "%s/%s", s->acme_set->state_dir, crt);
 		snprintf(s->tls.key, sizeof(s->tls.key), "%s/%s", s->acme_set->state_dir, key);
-		byo = 1;
 	}
 
 	if (s->loop == NULL || s->stopping)
@@ -581,7 +580,14 @@ watch_files(struct tg_server *s)
 		s->watching = 1;
 	}
 	uv_timer_stop(&s->watch_tick);
-	if (byo) {
+	if (follower) {
+		/* what this worker serves may be older than the files (a worker
+		 * started again after the first one renewed): the first tick
+		 * looks at them */
+		memset(&s->sig_cert, 0, sizeof(s->sig_cert));
+		memset(&s->sig_key, 0, sizeof(s->sig_key));
+		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
+	} else if (byo) {
 		file_sig(s->tls.cert, &s->sig_cert);   /* what is in service now */
 		file_sig(s->tls.key, &s->sig_key);
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
@@ -600,6 +606,12 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	int want_acme = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") &&
 	    !tg_cfg_str(cfg, "tls.cert")[0] && strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0;
 
+	if (want_acme && s->workers > 1 &&
+	    !strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "tls-alpn-01"))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge (%s): tls-alpn-01 with "
+		    "%u workers running: a validation may reach a worker without the answer; keep "
+		    "http-01 or dns-01, or restart with workers: 1",
+		    tg_config_origin(cfg, "tls.acme.challenge"), s->workers);
 	if (want_acme != s->acme_on)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "switching %s ACME certificates needs a "
 		    "restart (tls.auto, %s)", want_acme ? "to" : "away from",

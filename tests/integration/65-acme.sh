@@ -163,6 +163,28 @@ wait_new_log "$T/w.log" "acme: worker 1: certificate for s.example.com in servic
 pins=$(for i in $(seq 8); do pin "$PORT_w"; done | sort -u | wc -l)
 [ "$pins" -le 2 ] || fail "two workers serve $pins different certificates"
 stop_pid "$PID_w"
+# no renewals now: the second worker dies, and its replacement (forked from
+# the supervisor, which started with no certificate) must take the stored
+# one, though the files do not change any more
+rm -rf "$T/w2"
+{ cat s.yaml; echo "workers: 2"; } >w2.yaml
+start_tlsgate w2 --config w2.yaml --set admin.listen=off
+wait_log "$T/w2.log" "acme: worker 1: certificate for s.example.com in service" 30 \
+	"two workers, no renewals: the second follows the first order"
+w1=$(pgrep -P "$PID_w2" | sort -n | sed -n 2p)
+kill -9 "$w1"
+wait_log "$T/w2.log" "worker 1 \(pid $w1\) died of signal 9; starting it again" 5 "the second worker restarted"
+sleep 4   # its first look at the files (2 s) and their settling (1 s)
+for i in $(seq 16); do get "$PORT_w2" || fail "after the second worker was replaced: handshake $i failed"; done
+pass "a replaced second worker serves the stored certificate: 16 of 16 handshakes"
+# a reload cannot switch several running workers to TLS-ALPN-01, even
+# when the file now says workers: 1 (the count changes only at a restart)
+{ cat s.yaml; echo "    challenge: tls-alpn-01"; echo "workers: 1"; } >w2.yaml
+kill -HUP "$PID_w2"
+wait_log "$T/w2.log" "SIGHUP: new configuration refused, the old one keeps serving: tls.acme.challenge \(w2.yaml:[0-9]+\): tls-alpn-01 with 2 workers running" \
+	5 "a reload to TLS-ALPN-01 with two workers running refused in words"
+get "$PORT_w2" || fail "serving after the refused reload"
+stop_pid "$PID_w2"
 
 # TLS-ALPN-01 on the main listener while it serves; mutual mode too, since
 # the validation server has no client certificate
