@@ -22,6 +22,7 @@
 #include "error.h"
 #include "ossl_words.h"
 #include "pki.h"
+#include "store.h"
 #include "util.h"
 
 static const char doctor_usage[] =
@@ -271,6 +272,50 @@ check_acme(const struct tg_config *cfg)
 		check_port("tls.acme.http_listen", tg_cfg_str(cfg, "tls.acme.http_listen"));
 }
 
+/* store.backend etcd: the cluster answers, takes a write and a lock, and
+ * the known files are where the cluster shares them. */
+static void
+check_store(const struct tg_config *cfg)
+{
+	struct tg_store_conf *sc = malloc(sizeof(*sc));
+	struct tg_store *st;
+	struct tg_err err;
+	unsigned char *back = NULL;
+	size_t blen = 0;
+	char key[PATH_MAX], known[PATH_MAX], name[256];
+	uint64_t t0 = tg_now_ms();
+
+	if (sc == NULL)
+		return;
+	tg_store_conf_from(cfg, sc);
+	if (sc->key[0]) {
+		tg_cfg_path(cfg, "store.key", key, sizeof(key));
+		check_key_file("store.key", key);
+	}
+	if ((st = tg_store_open_conf(sc, 0, &err)) == NULL) {
+		problem("store (%s): %s", tg_config_origin(cfg, "store.backend"), err.msg);
+		free(sc);
+		return;
+	}
+	if (tg_store_lock(st, "doctor", 5000, &err) < 0 ||
+	    tg_store_put(st, "doctor-probe", "ok", 2, 0, &err) < 0 ||
+	    tg_store_get(st, "doctor-probe", &back, &blen, &err) < 0 ||
+	    tg_store_delete(st, "doctor-probe", &err) < 0)
+		problem("store %s: %s", tg_store_path(st), err.msg);
+	else
+		ok("store %s: reachable, writable, lockable (%llu ms)", tg_store_path(st),
+		    (unsigned long long)(tg_now_ms() - t0));
+	OPENSSL_free(back);
+	tg_store_unlock(st, "doctor");
+	tg_store_free(st);
+	tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
+	if (!strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual") &&
+	    tg_store_name_of(sc, known, name, sizeof(name)) < 0)
+		problem("tls.clients.known (%s) lies outside state_dir: its pins stay this node's own, "
+		    "not the cluster's; fix: keep it in state_dir", known);
+	free(sc);
+}
+
 int
 cmd_doctor(int argc, char **argv)
 {
@@ -306,6 +351,8 @@ cmd_doctor(int argc, char **argv)
 		check_acme(cfg);
 	else
 		ok("certificates come from tls.auto %s and are made at start", tg_cfg_str(cfg, "tls.auto"));
+	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd"))
+		check_store(cfg);
 	if (!strcmp(mode, "mutual") && tg_cfg_str(cfg, "tls.clients.ca")[0]) {
 		char ca[PATH_MAX];
 		X509_STORE *st;

@@ -3,6 +3,7 @@
  * where things are and how to reach it, run until told to stop.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,10 +11,13 @@
 #include "certs.h"
 #include "cli.h"
 #include "config_int.h"
+#include "error.h"
 #include "acme_agent.h"
 #include "sandbox.h"
 #include "workers.h"
 #include "server.h"
+#include "store.h"
+#include "tls.h"
 #include "util.h"
 
 static const char serve_usage[] =
@@ -102,9 +106,10 @@ static int
 confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 {
 	static const char *const ro_keys[] = { "tls.cert", "tls.key", "tls.clients.ca",
-		"client.ca", "client.cert", "client.key" };
-	char rw[4][PATH_MAX], ro[12][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
-	const char *rwp[4], *rop[12], *rxp[6];
+		"client.ca", "client.cert", "client.key", "store.ca", "store.cert", "store.key" };
+	char rw[4][PATH_MAX], ro[16][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
+	const char *rwp[4], *rop[16], *rxp[6];
+	int etcd = !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd");
 	size_t i, nro = 0, nrx = 0;
 	int r;
 
@@ -124,7 +129,7 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 	if (!tg_cfg_num(cfg, "landlock"))
 		return 0;
 	for (i = 0; i < sizeof(ro_keys) / sizeof(ro_keys[0]); i++) {
-		if (!tg_cfg_str(cfg, ro_keys[i])[0])
+		if (!tg_cfg_str(cfg, ro_keys[i])[0] || (!etcd && !strncmp(ro_keys[i], "store.", 6)))
 			continue;
 		tg_cfg_path(cfg, ro_keys[i], tmp, sizeof(tmp));
 		folder_of(tmp, ro[nro++], sizeof(ro[0]));
@@ -133,11 +138,12 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 		tg_path_dir(ro[nro++], sizeof(ro[0]), tg_cfg_file(cfg));
 	snprintf(ro[nro++], sizeof(ro[0]), "/etc/ssl");
 	snprintf(ro[nro++], sizeof(ro[0]), "/proc/self");   /* sanitizers read their maps */
-	if (srv->acme_on) {
-		/* the ACME thread resolves the CA's name (resolv.conf, hosts,
-		 * nsswitch and the NSS modules it loads) and may run the DNS hook */
+	if (srv->acme_on || etcd) {
+		/* the ACME thread resolves the CA's name, the store's threads the
+		 * members' (resolv.conf, hosts, nsswitch and the NSS modules it
+		 * loads); the ACME thread may run the DNS hook */
 		snprintf(ro[nro++], sizeof(ro[0]), "/etc");
-		if (tg_cfg_str(cfg, "tls.acme.ca_cert")[0]) {
+		if (srv->acme_on && tg_cfg_str(cfg, "tls.acme.ca_cert")[0]) {
 			tg_cfg_path(cfg, "tls.acme.ca_cert", tmp, sizeof(tmp));
 			folder_of(tmp, ro[nro++], sizeof(ro[0]));
 		}
@@ -158,6 +164,54 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 	tg_log(srv, TG_LOG_DEBUG, r == 1 ? "landlock: not offered by this kernel" :
 	    "landlock: file access limited to state_dir, files.root, the known files and the "
 	    "folders of the configured certificates");
+	return 0;
+}
+
+/*
+ * A cluster node (store.backend etcd), before anything is built: state_dir
+ * becomes a copy of the store (the server reads its files from there), and
+ * the session ticket keys the cluster's. With the store unreachable, the
+ * node starts from the copy it has, and says so; with no copy at all of
+ * what it needs, the steps that need the store fail later in words.
+ */
+static int
+join_cluster(const struct tg_config *cfg, struct tg_err *err)
+{
+	struct tg_store_conf *sc = malloc(sizeof(*sc));
+	struct tg_store *st;
+	struct tg_err e2;
+	long long rev = 0;
+	size_t n = 0;
+
+	if (sc == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	tg_store_conf_from(cfg, sc);
+	if (tg_store_pull(sc, &rev, &n, &e2) == 0) {
+		fprintf(stderr, "tlsgate: store: %zu key%s copied from etcd (revision %lld) into %s\n",
+		    n, n == 1 ? "" : "s", rev, sc->state_dir);
+	} else if (e2.code == TG_E_CONFIG_VALUE) {
+		*err = e2;
+		free(sc);
+		return -1;
+	} else {
+		fprintf(stderr, "tlsgate: warning: store: %s; starting from the copy in %s (writes "
+		    "are refused until the store is back)\n", e2.msg, sc->state_dir);
+	}
+	if ((st = tg_store_open_conf(sc, 1, err)) == NULL) {
+		free(sc);
+		return -1;
+	}
+	if (tg_tickets_from_store(st, &e2) < 0) {
+		struct tg_err e3;
+		if (tg_tickets_from_file(sc->state_dir, &e3) == 0)
+			fprintf(stderr, "tlsgate: warning: store: session ticket keys from this node's "
+			    "copy (%s)\n", e2.msg);
+		else
+			fprintf(stderr, "tlsgate: warning: store: session ticket keys of this node only "
+			    "(%s): tickets from other nodes take a full handshake here\n", e2.msg);
+	}
+	tg_store_free(st);
+	free(sc);
 	return 0;
 }
 
@@ -193,14 +247,9 @@ cmd_serve(int argc, char **argv)
 	}
 	if ((cfg = cli_load_config(&f, &err)) == NULL)
 		return cli_fail_err(&err);
-	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd")) {
-		/* refused rather than ignored: a node that silently kept its state
-		 * in state_dir would order its own certificates and pin alone */
-		r = cli_fail("store.backend (%s): tlsgate serve does not run on etcd yet, only "
-		    "`tlsgate store` does (copy, list, check); set store.backend: folder. See "
-		    "docs/cluster.md", tg_config_origin(cfg, "store.backend"));
+	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") && join_cluster(cfg, &err) < 0) {
 		tg_config_free(cfg);
-		return r;
+		return cli_fail_err(&err);
 	}
 	if ((srv = tg_server_new(cfg, &kp, &err)) == NULL) {
 		tg_config_free(cfg);

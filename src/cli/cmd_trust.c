@@ -72,12 +72,18 @@ parse(int argc, char **argv, struct trust_args *a)
 	return 0;
 }
 
+/* The known file's path; with store.backend etcd and the file in state_dir,
+ * also the cluster's store and the file's name there (*shared, freed by
+ * the caller): the cluster's copy is the one that counts. */
 static int
-store_path(struct trust_args *a, const char *store, char *buf, size_t len)
+store_path(struct trust_args *a, const char *store, char *buf, size_t len,
+    struct tg_store **shared, char *name, size_t nlen)
 {
 	struct tg_config *cfg;
+	struct tg_store_conf *sc;
 	struct tg_err err;
 
+	*shared = NULL;
 	if (a->file) {
 		snprintf(buf, len, "%s", a->file);
 		return 0;
@@ -86,21 +92,47 @@ store_path(struct trust_args *a, const char *store, char *buf, size_t len)
 		return cli_fail_err(&err), -1;
 	tg_cfg_path(cfg, !strcmp(store, "known-clients") ? "tls.clients.known" : "client.known",
 	    buf, len);
+	if ((sc = malloc(sizeof(*sc))) == NULL) {
+		tg_config_free(cfg);
+		return cli_fail("out of memory"), -1;
+	}
+	tg_store_conf_from(cfg, sc);
 	tg_config_free(cfg);
+	if (sc->etcd && tg_store_name_of(sc, buf, name, nlen) == 0 &&
+	    (*shared = tg_store_open_conf(sc, 0, &err)) == NULL) {
+		free(sc);
+		return cli_fail_err(&err), -1;
+	}
+	free(sc);
 	return 0;
 }
 
 static int
-list_one(const char *store, const char *path)
+list_one(const char *store, const char *path, struct tg_store *shared, const char *name)
 {
 	struct tg_err err;
-	struct tg_known *k = tg_known_load(path, &err);
+	struct tg_known *k;
 	const char *id, *pin, *comment;
 	size_t i, line;
 
+	if (shared) {
+		unsigned char *text = NULL;
+		size_t tl = 0;
+		if (tg_store_get(shared, name, &text, &tl, &err) < 0 && err.code != TG_E_NOT_FOUND) {
+			tg_store_free(shared);
+			return cli_fail_err(&err);
+		}
+		k = tg_known_parse(text ? (char *)text : "", text ? tl : 0, name, &err);
+		OPENSSL_free(text);
+		printf("# %s (%s, the cluster's copy)\n", store, tg_store_path(shared));
+		tg_store_free(shared);
+	} else {
+		k = tg_known_load(path, &err);
+		if (k)
+			printf("# %s (%s)\n", store, path);
+	}
 	if (k == NULL)
 		return cli_fail_err(&err);
-	printf("# %s (%s)\n", store, path);
 	for (i = 0; tg_known_entry(k, i, &id, &pin, &comment, &line) == 0; i++)
 		printf("%s %s%s%s\n", id, pin, comment ? "  # " : "", comment ? comment : "");
 	if (i == 0)
@@ -148,9 +180,11 @@ cmd_trust(int argc, char **argv)
 {
 	struct trust_args a;
 	struct tg_err err;
-	char path[PATH_MAX], identity[320], pin[64];
+	char path[PATH_MAX], identity[320], pin[64], name[256];
+	struct tg_store *shared = NULL;
 	const char *store;
 	size_t removed;
+	int rv;
 
 	memset(&a, 0, sizeof(a));
 	if (argc < 2 || cli_is_help(argv[1])) {
@@ -164,22 +198,29 @@ cmd_trust(int argc, char **argv)
 		if (a.npos)
 			return cli_fail("trust list takes no arguments");
 		if (a.store || a.file) {
-			if (store_path(&a, store, path, sizeof(path)) < 0)
+			if (store_path(&a, store, path, sizeof(path), &shared, name, sizeof(name)) < 0)
 				return 1;
-			return list_one(store, path);
+			return list_one(store, path, shared, name);
 		}
-		if (store_path(&a, "known-clients", path, sizeof(path)) < 0 ||
-		    list_one("known-clients", path) != 0 ||
-		    store_path(&a, "known-servers", path, sizeof(path)) < 0)
+		if (store_path(&a, "known-clients", path, sizeof(path), &shared, name,
+		    sizeof(name)) < 0 || list_one("known-clients", path, shared, name) != 0 ||
+		    store_path(&a, "known-servers", path, sizeof(path), &shared, name, sizeof(name)) < 0)
 			return 1;
-		return list_one("known-servers", path);
+		return list_one("known-servers", path, shared, name);
 	}
-	if (store_path(&a, store, path, sizeof(path)) < 0)
-		return 1;
+	if (strcmp(argv[1], "remove") != 0 && strcmp(argv[1], "add") != 0)
+		return cli_fail("trust %s: unknown subcommand; see `tlsgate trust --help`", argv[1]);
 	if (!strcmp(argv[1], "remove")) {
 		if (a.npos < 1 || a.npos > 2)
 			return cli_fail("usage: tlsgate trust remove [--store S] IDENTITY [sha256:PIN]");
-		if (tg_known_remove(path, a.pos[0], a.npos == 2 ? a.pos[1] : NULL, &removed, &err) < 0)
+		if (store_path(&a, store, path, sizeof(path), &shared, name, sizeof(name)) < 0)
+			return 1;
+		rv = tg_known_remove(shared, name, path, a.pos[0], a.npos == 2 ? a.pos[1] : NULL,
+		    &removed, &err);
+		if (shared)
+			snprintf(path, sizeof(path), "%s%s", tg_store_path(shared), name);
+		tg_store_free(shared);
+		if (rv < 0)
 			return cli_fail_err(&err);
 		if (removed == 0)
 			return cli_fail("%s: no entry for %s", path, a.pos[0]);
@@ -187,8 +228,6 @@ cmd_trust(int argc, char **argv)
 		    a.pos[0], path);
 		return 0;
 	}
-	if (strcmp(argv[1], "add") != 0)
-		return cli_fail("trust %s: unknown subcommand; see `tlsgate trust --help`", argv[1]);
 	if (a.cert) {
 		struct tg_err e2;
 		STACK_OF(X509) *sk = tg_certs_read(a.cert, &e2);
@@ -209,7 +248,14 @@ cmd_trust(int argc, char **argv)
 	} else {
 		return cli_fail("usage: tlsgate trust add IDENTITY sha256:PIN | --cert FILE | HOST:PORT");
 	}
-	if (tg_known_record(path, identity, pin, a.comment ? a.comment : "added by hand", &err) < 0)
+	if (store_path(&a, store, path, sizeof(path), &shared, name, sizeof(name)) < 0)
+		return 1;
+	rv = tg_known_record(shared, name, path, identity, pin, a.comment ? a.comment :
+	    "added by hand", 0, &err);
+	if (shared)
+		snprintf(path, sizeof(path), "%s%s", tg_store_path(shared), name);
+	tg_store_free(shared);
+	if (rv < 0)
 		return cli_fail_err(&err);
 	fprintf(stderr, "%s %s is trusted in %s\n", identity, pin, path);
 	return 0;

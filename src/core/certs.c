@@ -207,6 +207,69 @@ keep_or_make(struct tg_store *st, const char *cadir, int local, const char *crt_
 	return rv;
 }
 
+/*
+ * A cluster (store.backend etcd) has one local CA, in the store: the first
+ * node to start creates it (or brings its own), under the cluster's lock;
+ * the others received it with their copy of the store. The node's own
+ * certificates stay its own (they name this node), made from that CA.
+ * With the store unreachable, a node that has the CA starts from its copy.
+ */
+static int
+cluster_ca(const struct tg_config *cfg, const char *cadir, struct tg_err *err)
+{
+	struct tg_store_conf *sc = malloc(sizeof(*sc));
+	struct tg_store *cst = NULL, *fs = NULL;
+	unsigned char *crt = NULL, *key = NULL;
+	size_t clen = 0, klen = 0;
+	char host[200], cn[300], p[PATH_MAX];
+	int rv = -1, have_local;
+
+	if (sc == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	tg_store_conf_from(cfg, sc);
+	snprintf(p, sizeof(p), "%s/ca.crt", cadir);
+	have_local = access(p, F_OK) == 0;
+	if ((cst = tg_store_open_conf(sc, 1, err)) == NULL)
+		goto out;
+	if (tg_store_lock(cst, "auto-certs", 15000, err) < 0) {
+		if (have_local) {   /* serve on with the copy; the store is down */
+			fprintf(stderr, "tlsgate: warning: %s; using this node's copy of the local CA\n",
+			    err->msg);
+			rv = 0;
+		}
+		goto out;
+	}
+	if (tg_store_exists(cst, "ca/ca.crt")) {
+		rv = 0;   /* the pull at start copied it */
+		goto unlock;
+	}
+	if (!have_local) {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		snprintf(cn, sizeof(cn), "tlsgate local CA (%s)", host);
+		if (tg_ca_init(cadir, cn, TG_KEY_EC_P256, 0, err) < 0)
+			goto unlock;
+	}
+	/* this node's CA becomes the cluster's */
+	if ((fs = tg_store_fs_open(cadir, err)) == NULL ||
+	    tg_store_get(fs, "ca.key", &key, &klen, err) < 0 ||
+	    tg_store_get(fs, "ca.crt", &crt, &clen, err) < 0 ||
+	    tg_store_put(cst, "ca/ca.key", key, klen, TG_STORE_SECRET, err) < 0 ||
+	    tg_store_put(cst, "ca/ca.crt", crt, clen, 0, err) < 0)
+		goto unlock;
+	rv = 0;
+unlock:
+	tg_store_unlock(cst, "auto-certs");
+out:
+	if (key)
+		OPENSSL_clear_free(key, klen);
+	OPENSSL_free(crt);
+	tg_store_free(fs);
+	tg_store_free(cst);
+	free(sc);
+	return rv;
+}
+
 int
 tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
@@ -227,6 +290,8 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 		tg_err_set(err, err->code, "state_dir (%s): %s", tg_config_origin(cfg, "state_dir"), m);
 		return -1;
 	}
+	if (local && !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") && cluster_ca(cfg, cadir, err) < 0)
+		goto out;
 	if (tg_store_exists(st, "ca/ca.crt") || local)
 		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca.crt", cadir);
 	if (tg_cfg_str(cfg, "tls.cert")[0]) {

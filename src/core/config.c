@@ -799,15 +799,6 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 		if (strcmp(w, "auto") != 0 && (end == w || *end || n < 1 || n > 64))
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "workers (%s): '%s' must be a number "
 			    "from 1 to 64, or auto", tg_config_origin(cfg, "workers"), w);
-		/* with several workers the first orders and answers HTTP-01 on
-		 * tls.acme.http_listen; a TLS-ALPN-01 validation may reach any of
-		 * them on the shared port, and only the first holds the answer */
-		if (strcmp(w, "1") != 0 && !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !cert[0] &&
-		    !strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "tls-alpn-01"))
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "workers (%s): with several workers "
-			    "a TLS-ALPN-01 validation may reach a worker that does not hold the answer; "
-			    "use tls.acme.challenge http-01 or dns-01, or workers: 1",
-			    tg_config_origin(cfg, "workers"));
 	}
 	{
 		const char *const *allow;

@@ -233,25 +233,18 @@ tg_known_entry(const struct tg_known *k, size_t i, const char **identity, const 
 	return 0;
 }
 
-/* Locks the file, reads it, lets edit() change the text, writes it back. */
+/* Locks the name, reads it, lets edit() change the text, writes it back. */
 static int
-locked_edit(const char *path, int (*edit)(char **text, size_t *len, void *arg), void *arg,
-    struct tg_err *err)
+locked_edit_in(struct tg_store *st, const char *base, const char *shown,
+    int (*edit)(char **text, size_t *len, void *arg), void *arg, struct tg_err *err)
 {
-	char dir[PATH_MAX];
-	const char *base;
-	struct tg_store *st;
 	unsigned char *cur = NULL;
 	char *text = NULL;
 	size_t len = 0;
 	int rv = -1, r;
 
-	if (split_path(path, dir, sizeof(dir), &base) < 0)
-		return tg_err_set(err, TG_E_USAGE, "%s: not a file name", path);
-	if ((st = tg_store_fs_open(dir, err)) == NULL)
-		return -1;
 	if (tg_store_lock(st, base, LOCK_WAIT_MS, err) < 0)
-		goto out;
+		return -1;
 	if (tg_store_get(st, base, &cur, &len, err) < 0) {
 		if (err->code != TG_E_NOT_FOUND)
 			goto unlock;
@@ -267,7 +260,7 @@ locked_edit(const char *path, int (*edit)(char **text, size_t *len, void *arg), 
 	text[len] = '\0';
 	{
 		/* a file that does not parse is never rewritten */
-		struct tg_known *k = tg_known_parse(text, len, path, err);
+		struct tg_known *k = tg_known_parse(text, len, shown, err);
 		if (k == NULL)
 			goto unlock;
 		tg_known_free(k);
@@ -277,18 +270,39 @@ locked_edit(const char *path, int (*edit)(char **text, size_t *len, void *arg), 
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
 		goto unlock;
 	}
-	rv = r == 0 ? 0 : tg_store_put(st, base, text, len, 0, err);
+	/* 1: write; 0: nothing to write; 2: the edit declined (its arg says why) */
+	rv = r == 1 ? tg_store_put(st, base, text, len, 0, err) : 0;
 unlock:
 	tg_store_unlock(st, base);
-out:
 	OPENSSL_free(cur);
 	free(text);
+	return rv;
+}
+
+static int
+locked_edit(struct tg_store *shared, const char *shared_name, const char *path,
+    int (*edit)(char **text, size_t *len, void *arg), void *arg, struct tg_err *err)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	struct tg_store *st;
+	int rv;
+
+	if (shared)
+		return locked_edit_in(shared, shared_name, path, edit, arg, err);
+	if (split_path(path, dir, sizeof(dir), &base) < 0)
+		return tg_err_set(err, TG_E_USAGE, "%s: not a file name", path);
+	if ((st = tg_store_fs_open(dir, err)) == NULL)
+		return -1;
+	rv = locked_edit_in(st, base, path, edit, arg, err);
 	tg_store_free(st);
 	return rv;
 }
 
 struct rec_arg {
 	const char *identity, *pin, *comment;
+	int first;                   /* a first contact: only if still unknown */
+	int taken;                   /* the identity has another pin by now */
 };
 
 static int
@@ -303,10 +317,14 @@ rec_edit(char **text, size_t *len, void *varg)
 
 	if (k == NULL)
 		return -1;
-	found = tg_known_lookup(k, a->identity, a->pin, NULL, NULL, 0) == TG_PIN_MATCH;
+	found = tg_known_lookup(k, a->identity, a->pin, NULL, NULL, 0);
 	tg_known_free(k);
-	if (found)
+	if (found == TG_PIN_MATCH)
 		return 0;   /* already there: nothing to write */
+	if (found == TG_PIN_MISMATCH && a->first) {
+		a->taken = 1;   /* another process pinned another key first */
+		return 2;
+	}
 	n = snprintf(line, sizeof(line), "%s%s %s%s%s\n", *len && (*text)[*len - 1] != '\n' ? "\n" : "",
 	    a->identity, a->pin, a->comment ? " # " : "", a->comment ? a->comment : "");
 	nt = realloc(*text, *len + (size_t)n + 1);
@@ -319,10 +337,11 @@ rec_edit(char **text, size_t *len, void *varg)
 }
 
 int
-tg_known_record(const char *path, const char *identity, const char *pin, const char *comment,
-    struct tg_err *err)
+tg_known_record(struct tg_store *st, const char *name, const char *path, const char *identity,
+    const char *pin, const char *comment, int first, struct tg_err *err)
 {
-	struct rec_arg a = { identity, pin, comment };
+	struct rec_arg a = { identity, pin, comment, first, 0 };
+	int rv;
 
 	if (!tg_identity_valid(identity))
 		return tg_err_set(err, TG_E_USAGE, "'%s' is not a usable identity (no spaces or '#')",
@@ -331,7 +350,11 @@ tg_known_record(const char *path, const char *identity, const char *pin, const c
 		return tg_err_set(err, TG_E_USAGE, "'%s' is not a pin (sha256:BASE64)", pin);
 	if (comment && (strchr(comment, '\n') || strchr(comment, '\r')))
 		return tg_err_set(err, TG_E_USAGE, "a comment must be one line");
-	return locked_edit(path, rec_edit, &a, err);
+	if ((rv = locked_edit(st, name, path, rec_edit, &a, err)) == 0 && a.taken)
+		return tg_err_set(err, TG_E_TRUST, "%s has another key in %s by now (another node or "
+		    "process recorded its first contact first); this key is not recorded", identity,
+		    path);
+	return rv;
 }
 
 struct rm_arg {
@@ -376,11 +399,12 @@ rm_edit(char **text, size_t *len, void *varg)
 }
 
 int
-tg_known_remove(const char *path, const char *identity, const char *pin, size_t *removed,
+tg_known_remove(struct tg_store *st, const char *name, const char *path, const char *identity,
+    const char *pin, size_t *removed,
     struct tg_err *err)
 {
 	struct rm_arg a = { identity, pin, 0 };
-	int rv = locked_edit(path, rm_edit, &a, err);
+	int rv = locked_edit(st, name, path, rm_edit, &a, err);
 
 	*removed = a.removed;
 	return rv;

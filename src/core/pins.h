@@ -31,13 +31,16 @@ enum tg_pin_match tg_known_lookup(const struct tg_known *k, const char *identity
 int tg_known_entry(const struct tg_known *k, size_t i, const char **identity,
     const char **pin, const char **comment, size_t *line);
 
-/* Adds identity+pin to the file (no-op if present). */
-int tg_known_record(const char *path, const char *identity, const char *pin,
-    const char *comment, struct tg_err *err);
+/* Adds identity+pin to the file (no-op if present). first: a first contact,
+ * refused (TG_E_TRUST) if the identity has another pin by now. st NULL: the file at
+ * path, locked with flock; otherwise the name in st (a cluster's store,
+ * locked there), path only naming it in messages. */
+int tg_known_record(struct tg_store *st, const char *name, const char *path,
+    const char *identity, const char *pin, const char *comment, int first, struct tg_err *err);
 /* Removes identity's lines (only the one pin when pin is given); *removed
- * counts them. */
-int tg_known_remove(const char *path, const char *identity, const char *pin,
-    size_t *removed, struct tg_err *err);
+ * counts them. st, name, path as for tg_known_record. */
+int tg_known_remove(struct tg_store *st, const char *name, const char *path,
+    const char *identity, const char *pin, size_t *removed, struct tg_err *err);
 
 /* Is s a well-formed pin ("sha256:" + 44 base64 characters)? */
 int tg_pin_valid(const char *s);

@@ -13,8 +13,8 @@
 #include "store.h"
 #include "util.h"
 
-static int
-name_ok(const char *name, struct tg_err *err)
+int
+tg_store_name_ok(const char *name, struct tg_err *err)
 {
 	const char *p = name;
 
@@ -38,7 +38,7 @@ int
 tg_store_get(struct tg_store *st, const char *name, unsigned char **out, size_t *len,
     struct tg_err *err)
 {
-	if (name_ok(name, err) < 0)
+	if (tg_store_name_ok(name, err) < 0)
 		return -1;
 	return st->ops->get(st, name, out, len, err);
 }
@@ -47,7 +47,7 @@ int
 tg_store_put(struct tg_store *st, const char *name, const void *data, size_t len,
     int flags, struct tg_err *err)
 {
-	if (name_ok(name, err) < 0)
+	if (tg_store_name_ok(name, err) < 0)
 		return -1;
 	return st->ops->put(st, name, data, len, flags, err);
 }
@@ -55,7 +55,7 @@ tg_store_put(struct tg_store *st, const char *name, const void *data, size_t len
 int
 tg_store_delete(struct tg_store *st, const char *name, struct tg_err *err)
 {
-	if (name_ok(name, err) < 0)
+	if (tg_store_name_ok(name, err) < 0)
 		return -1;
 	return st->ops->del(st, name, err);
 }
@@ -76,7 +76,7 @@ tg_store_exists(struct tg_store *st, const char *name)
 char **
 tg_store_list(struct tg_store *st, const char *prefix, struct tg_err *err)
 {
-	if (prefix[0] && name_ok(prefix, err) < 0)
+	if (prefix[0] && tg_store_name_ok(prefix, err) < 0)
 		return NULL;
 	return st->ops->list(st, prefix, err);
 }
@@ -84,7 +84,7 @@ tg_store_list(struct tg_store *st, const char *prefix, struct tg_err *err)
 int
 tg_store_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err)
 {
-	if (name_ok(name, err) < 0)
+	if (tg_store_name_ok(name, err) < 0)
 		return -1;
 	return st->ops->lock(st, name, wait_ms, err);
 }
@@ -108,22 +108,76 @@ tg_store_path(struct tg_store *st)
 	return st->root;
 }
 
+void
+tg_store_conf_from(const struct tg_config *cfg, struct tg_store_conf *sc)
+{
+	const char *const *eps;
+	size_t i, n, off = 0;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->etcd = !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd");
+	if (tg_path_expand(sc->state_dir, sizeof(sc->state_dir), tg_cfg_str(cfg, "state_dir")) < 0)
+		sc->state_dir[0] = '\0';   /* refused by the open below */
+	n = tg_cfg_list(cfg, "store.endpoints", &eps);
+	for (i = 0; i < n && off < sizeof(sc->endpoints); i++)
+		off += (size_t)snprintf(sc->endpoints + off, sizeof(sc->endpoints) - off, "%s%s",
+		    i ? "," : "", eps[i]);
+	snprintf(sc->prefix, sizeof(sc->prefix), "%s", tg_cfg_str(cfg, "store.prefix"));
+	snprintf(sc->ca, sizeof(sc->ca), "%s", tg_cfg_str(cfg, "store.ca"));
+	snprintf(sc->cert, sizeof(sc->cert), "%s", tg_cfg_str(cfg, "store.cert"));
+	snprintf(sc->key, sizeof(sc->key), "%s", tg_cfg_str(cfg, "store.key"));
+	sc->timeout_ms = (long)tg_cfg_num(cfg, "store.timeout");
+}
+
+struct tg_store *
+tg_store_open_conf(const struct tg_store_conf *sc, int mirror, struct tg_err *err)
+{
+	struct tg_store *e, *l;
+
+	if (sc->state_dir[0] == '\0' && (!sc->etcd || mirror))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: path too long"), NULL;
+	if (!sc->etcd)
+		return tg_store_fs_open(sc->state_dir, err);
+	if ((e = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert, sc->key,
+	    sc->timeout_ms, err)) == NULL)
+		return NULL;
+	if (!mirror)
+		return e;
+	if (tg_mkdirs(sc->state_dir, 0700, err) < 0 || (l = tg_store_fs_open(sc->state_dir, err)) == NULL) {
+		tg_store_free(e);
+		return NULL;
+	}
+	return tg_store_mirror_open(e, l, err);
+}
+
+int
+tg_store_name_of(const struct tg_store_conf *sc, const char *path, char *name, size_t len)
+{
+	size_t n = strlen(sc->state_dir);
+	struct tg_err err;
+
+	while (n > 1 && sc->state_dir[n - 1] == '/')
+		n--;
+	if (n == 0 || strncmp(path, sc->state_dir, n) != 0 || path[n] != '/')
+		return -1;
+	path += n;
+	while (*path == '/')
+		path++;
+	if (snprintf(name, len, "%s", path) >= (int)len || tg_store_name_ok(name, &err) < 0)
+		return -1;
+	return 0;
+}
+
 struct tg_store *
 tg_store_open(const struct tg_config *cfg, struct tg_err *err)
 {
-	const char *const *eps;
-	char joined[4096] = "", path[PATH_MAX];
-	size_t i, n, off = 0;
+	struct tg_store_conf *sc = malloc(sizeof(*sc));
+	struct tg_store *st;
 
-	if (strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") != 0) {
-		if (tg_path_expand(path, sizeof(path), tg_cfg_str(cfg, "state_dir")) < 0)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: path too long"), NULL;
-		return tg_store_fs_open(path, err);
-	}
-	n = tg_cfg_list(cfg, "store.endpoints", &eps);
-	for (i = 0; i < n && off < sizeof(joined); i++)
-		off += (size_t)snprintf(joined + off, sizeof(joined) - off, "%s%s", i ? "," : "", eps[i]);
-	return tg_store_etcd_open(joined, tg_cfg_str(cfg, "store.prefix"), tg_cfg_str(cfg, "store.ca"),
-	    tg_cfg_str(cfg, "store.cert"), tg_cfg_str(cfg, "store.key"),
-	    (long)tg_cfg_num(cfg, "store.timeout"), err);
+	if (sc == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory"), NULL;
+	tg_store_conf_from(cfg, sc);
+	st = tg_store_open_conf(sc, 0, err);
+	free(sc);
+	return st;
 }

@@ -31,37 +31,8 @@
 
 #include "error.h"
 #include "store.h"
+#include "store_etcd.h"
 #include "util.h"
-
-#define MAX_ENDPOINTS 16
-#define MAX_LOCKS     16
-#define LOCK_TTL_S    10          /* a dead holder's lock is free after this */
-#define MAX_REPLY     (32u << 20) /* values are at most 16 MiB, base64 grows them */
-
-struct etcd_conf {
-	char endpoints[MAX_ENDPOINTS][256];
-	size_t n;
-	char ca[4096], cert[4096], key[4096];
-	long timeout_ms;
-};
-
-struct etcd_lock {
-	char name[128];
-	char key[512];               /* the lock key in etcd */
-	long long lease;
-	pthread_t keeper;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int stop, lost;
-};
-
-struct etcd_impl {
-	struct etcd_conf conf;
-	char prefix[256];
-	size_t cur;                  /* the endpoint that answered last */
-	CURL *curl;
-	struct etcd_lock *locks[MAX_LOCKS];
-};
 
 /* ---- transport ----------------------------------------------------------- */
 
@@ -84,12 +55,49 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	return tg_buf_append(&r->buf, &r->len, MAX_REPLY, p, add) < 0 ? 0 : add;
 }
 
+void
+tg_etcd_curl_tls(CURL *curl, const struct etcd_conf *cf)
+{
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (cf->ca[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, cf->ca);
+	if (cf->cert[0]) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, cf->cert);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, cf->key);
+	}
+}
+
+const char *
+tg_etcd_hint(const struct etcd_conf *cf, size_t e, CURLcode c, const char *cerr)
+{
+	if (strstr(cerr, "alert bad certificate") || strstr(cerr, "alert unknown ca") ||
+	    strstr(cerr, "certificate required"))
+		return " (etcd refused the client certificate: store.cert must be issued by "
+		    "the CA etcd trusts, --trusted-ca-file)";
+	else if (!strncmp(cf->endpoints[e], "https:", 6) && (c == CURLE_SSL_CONNECT_ERROR ||
+	    c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR || strstr(cerr, "getpeername")))
+		return " (the TLS handshake was cut: etcd may have refused the client "
+		    "certificate; store.cert must be issued by the CA etcd trusts, "
+		    "--trusted-ca-file)";
+	else if (c == CURLE_PEER_FAILED_VERIFICATION)
+		return " (etcd's certificate is not signed by store.ca, or does not name "
+		    "the host in store.endpoints)";
+	else if (c == CURLE_COULDNT_CONNECT)
+		return " (nothing listens there: is the member running?)";
+	else if (c == CURLE_OPERATION_TIMEDOUT)
+		return " (no answer within store.timeout: the member may have lost its "
+		    "quorum)";
+	return "";
+}
+
 /*
  * POSTs body to PATH on the first endpoint that answers; *out is the JSON
  * reply (json_decref). Errors name the endpoint and say what to do.
  */
-static int
-etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
+int
+tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
     json_t *body, json_t **out, struct tg_err *err)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
@@ -121,36 +129,11 @@ etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, cf->timeout_ms);
 		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, cf->timeout_ms < 2000 ?
 		    cf->timeout_ms : 2000);
-		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
-		curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-		if (cf->ca[0])
-			curl_easy_setopt(curl, CURLOPT_CAINFO, cf->ca);
-		if (cf->cert[0]) {
-			curl_easy_setopt(curl, CURLOPT_SSLCERT, cf->cert);
-			curl_easy_setopt(curl, CURLOPT_SSLKEY, cf->key);
-		}
+		tg_etcd_curl_tls(curl, cf);
 		c = curl_easy_perform(curl);
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 		if (c != CURLE_OK) {
-			const char *hint = "";
-			if (strstr(cerr, "alert bad certificate") || strstr(cerr, "alert unknown ca") ||
-			    strstr(cerr, "certificate required"))
-				hint = " (etcd refused the client certificate: store.cert must be issued by "
-				    "the CA etcd trusts, --trusted-ca-file)";
-			else if (!strncmp(cf->endpoints[e], "https:", 6) && (c == CURLE_SSL_CONNECT_ERROR ||
-			    c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR || strstr(cerr, "getpeername")))
-				hint = " (the TLS handshake was cut: etcd may have refused the client "
-				    "certificate; store.cert must be issued by the CA etcd trusts, "
-				    "--trusted-ca-file)";
-			else if (c == CURLE_PEER_FAILED_VERIFICATION)
-				hint = " (etcd's certificate is not signed by store.ca, or does not name "
-				    "the host in store.endpoints)";
-			else if (c == CURLE_COULDNT_CONNECT)
-				hint = " (nothing listens there: is the member running?)";
-			else if (c == CURLE_OPERATION_TIMEDOUT)
-				hint = " (no answer within store.timeout: the member may have lost its "
-				    "quorum)";
+			const char *hint = tg_etcd_hint(cf, e, c, cerr);
 			snprintf(why, sizeof(why), "etcd at %s: %s%s", cf->endpoints[e], r.too_big ?
 			    "the answer is over 32 MiB" : cerr[0] ? cerr : curl_easy_strerror(c), hint);
 		} else if ((*out = json_loadb(r.buf ? r.buf : "", r.len, 0, &je)) == NULL) {
@@ -196,8 +179,8 @@ b64(const void *data, size_t len)
 }
 
 /* Decodes base64 into a NUL-terminated OPENSSL_malloc'ed buffer. */
-static int
-unb64(const char *in, unsigned char **out, size_t *len)
+int
+tg_etcd_unb64(const char *in, unsigned char **out, size_t *len)
 {
 	size_t n = strlen(in), pad = 0;
 	unsigned char *buf;
@@ -222,8 +205,8 @@ unb64(const char *in, unsigned char **out, size_t *len)
 	return 0;
 }
 
-static json_t *
-key_json(const char *k)
+json_t *
+tg_etcd_key_json(const char *k)
 {
 	char *e = b64(k, strlen(k));
 	json_t *j = e ? json_string(e) : NULL;
@@ -233,8 +216,8 @@ key_json(const char *k)
 }
 
 /* The key just past every key that starts with p (etcd's range_end). */
-static json_t *
-prefix_end(const char *p)
+json_t *
+tg_etcd_prefix_end(const char *p)
 {
 	char end[600];
 	size_t n = strlen(p);
@@ -243,14 +226,14 @@ prefix_end(const char *p)
 	while (n > 0 && (unsigned char)end[n - 1] == 0xff)
 		end[--n] = '\0';
 	if (n == 0)
-		return key_json("\0");
+		return tg_etcd_key_json("\0");
 	end[n - 1]++;
 	end[n] = '\0';
-	return key_json(end);
+	return tg_etcd_key_json(end);
 }
 
-static long long
-json_ll(json_t *v)
+long long
+tg_etcd_ll(json_t *v)
 {
 	/* the gateway writes 64-bit integers as strings */
 	if (json_is_string(v))
@@ -284,8 +267,8 @@ etcd_get(struct tg_store *st, const char *name, unsigned char **out, size_t *len
 
 	if (full_key(st, name, k, sizeof(k), err) < 0)
 		return -1;
-	req = json_pack("{s:o}", "key", key_json(k));
-	rv = etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/range", req, &rep, err);
+	req = json_pack("{s:o}", "key", tg_etcd_key_json(k));
+	rv = tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/range", req, &rep, err);
 	json_decref(req);
 	if (rv < 0)
 		return -1;
@@ -295,7 +278,7 @@ etcd_get(struct tg_store *st, const char *name, unsigned char **out, size_t *len
 		return tg_err_set(err, TG_E_NOT_FOUND, "%s: not in the store (%s)", name, k);
 	}
 	v = json_string_value(json_object_get(json_array_get(kvs, 0), "value"));
-	rv = unb64(v ? v : "", out, len);
+	rv = tg_etcd_unb64(v ? v : "", out, len);
 	json_decref(rep);
 	if (rv < 0)
 		return tg_err_set(err, TG_E_IO, "%s: the store sent a value that is not base64", name);
@@ -317,7 +300,7 @@ fences(struct etcd_impl *im)
 		snprintf(lease, sizeof(lease), "%lld", l->lease);
 		/* a fence that cannot be built must not be dropped: no write */
 		if (json_array_append_new(cmp, json_pack("{s:o,s:s,s:s,s:s}", "key",
-		    key_json(l->key), "target", "LEASE", "result", "EQUAL", "lease", lease)) < 0) {
+		    tg_etcd_key_json(l->key), "target", "LEASE", "result", "EQUAL", "lease", lease)) < 0) {
 			json_decref(cmp);
 			cmp = NULL;
 		}
@@ -337,7 +320,7 @@ fenced(struct tg_store *st, const char *op, json_t *request, json_t **resp, stru
 	req = json_pack("{s:o,s:[{s:o}]}", "compare", fences(im), "success", op, request);
 	if (req == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/txn", req, &rep, err) < 0) {
+	if (tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/txn", req, &rep, err) < 0) {
 		json_decref(req);
 		return -1;
 	}
@@ -379,7 +362,7 @@ etcd_put(struct tg_store *st, const char *name, const void *data, size_t len, in
 		free(v);
 		return -1;
 	}
-	r = fenced(st, "request_put", json_pack("{s:o,s:s}", "key", key_json(k), "value", v), NULL,
+	r = fenced(st, "request_put", json_pack("{s:o,s:s}", "key", tg_etcd_key_json(k), "value", v), NULL,
 	    err);
 	if (flags & TG_STORE_SECRET)
 		OPENSSL_cleanse(v, strlen(v));
@@ -400,7 +383,7 @@ etcd_del(struct tg_store *st, const char *name, struct tg_err *err)
 
 	if (full_key(st, name, k, sizeof(k), err) < 0)
 		return -1;
-	r = fenced(st, "request_delete_range", json_pack("{s:o}", "key", key_json(k)), &rep, err);
+	r = fenced(st, "request_delete_range", json_pack("{s:o}", "key", tg_etcd_key_json(k)), &rep, err);
 	if (r < 0)
 		return -1;
 	if (r == 0) {
@@ -408,7 +391,7 @@ etcd_del(struct tg_store *st, const char *name, struct tg_err *err)
 		return lost_lock(im, name, err);
 	}
 	resp = json_array_get(json_object_get(rep, "responses"), 0);
-	deleted = json_ll(json_object_get(json_object_get(resp, "response_delete_range"), "deleted"));
+	deleted = tg_etcd_ll(json_object_get(json_object_get(resp, "response_delete_range"), "deleted"));
 	json_decref(rep);
 	return deleted ? 0 : tg_err_set(err, TG_E_NOT_FOUND, "%s: not in the store", name);
 }
@@ -434,9 +417,9 @@ etcd_list(struct tg_store *st, const char *prefix, struct tg_err *err)
 	    (int)sizeof(base))
 		return tg_err_set(err, TG_E_IO, "%s: name too long for the store", prefix), NULL;
 	bl = strlen(base);
-	req = json_pack("{s:o,s:o,s:b}", "key", key_json(base), "range_end", prefix_end(base),
+	req = json_pack("{s:o,s:o,s:b}", "key", tg_etcd_key_json(base), "range_end", tg_etcd_prefix_end(base),
 	    "keys_only", 1);
-	if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/range", req, &rep, err) < 0) {
+	if (tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/range", req, &rep, err) < 0) {
 		json_decref(req);
 		return NULL;
 	}
@@ -448,7 +431,7 @@ etcd_list(struct tg_store *st, const char *prefix, struct tg_err *err)
 		unsigned char *k;
 		size_t kl;
 		char *rest, *slash;
-		if (unb64(json_string_value(json_object_get(kv, "key")) ? json_string_value(json_object_get(kv, "key")) : "", &k, &kl) < 0)
+		if (tg_etcd_unb64(json_string_value(json_object_get(kv, "key")) ? json_string_value(json_object_get(kv, "key")) : "", &k, &kl) < 0)
 			continue;
 		rest = (char *)k + (kl >= bl ? bl : kl);
 		if ((slash = strchr(rest, '/')) != NULL)
@@ -511,9 +494,9 @@ keeper(void *arg)
 		pthread_mutex_unlock(&l->mu);
 		snprintf(lease, sizeof(lease), "%lld", l->lease);
 		req = json_pack("{s:s}", "ID", lease);
-		r = etcd_call(&ka->conf, &cur, curl, "/v3/lease/keepalive", req, &rep, &err);
+		r = tg_etcd_call(&ka->conf, &cur, curl, "/v3/lease/keepalive", req, &rep, &err);
 		failed = r < 0;
-		if (r == 0 && json_ll(json_object_get(json_object_get(rep, "result"), "TTL")) <= 0) {
+		if (r == 0 && tg_etcd_ll(json_object_get(json_object_get(rep, "result"), "TTL")) <= 0) {
 			pthread_mutex_lock(&l->mu);
 			l->lost = 1;   /* expired: the fences refuse our writes */
 			pthread_mutex_unlock(&l->mu);
@@ -535,12 +518,12 @@ lease_grant(struct etcd_impl *im, struct tg_err *err)
 	json_t *req = json_pack("{s:i}", "TTL", LOCK_TTL_S), *rep;
 	long long id;
 
-	if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/lease/grant", req, &rep, err) < 0) {
+	if (tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/lease/grant", req, &rep, err) < 0) {
 		json_decref(req);
 		return 0;
 	}
 	json_decref(req);
-	id = json_ll(json_object_get(rep, "ID"));
+	id = tg_etcd_ll(json_object_get(rep, "ID"));
 	json_decref(rep);
 	if (id == 0)
 		tg_err_set(err, TG_E_IO, "etcd granted no lease");
@@ -558,12 +541,12 @@ lease_keep(struct etcd_impl *im, long long id, CURL *curl, size_t *cur, struct t
 
 	snprintf(lease, sizeof(lease), "%lld", id);
 	req = json_pack("{s:s}", "ID", lease);
-	if (etcd_call(&im->conf, cur, curl, "/v3/lease/keepalive", req, &rep, err) < 0) {
+	if (tg_etcd_call(&im->conf, cur, curl, "/v3/lease/keepalive", req, &rep, err) < 0) {
 		json_decref(req);
 		return -1;
 	}
 	json_decref(req);
-	ttl = json_ll(json_object_get(json_object_get(rep, "result"), "TTL"));
+	ttl = tg_etcd_ll(json_object_get(json_object_get(rep, "result"), "TTL"));
 	json_decref(rep);
 	return ttl;
 }
@@ -611,11 +594,11 @@ etcd_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err
 		/* on failure, read the key: a request retried on another member
 		 * after its first answer was lost finds our own lease there */
 		req = json_pack("{s:[{s:o,s:s,s:s,s:s}],s:[{s:{s:o,s:s,s:s}}],s:[{s:{s:o}}]}",
-		    "compare", "key", key_json(l->key), "target", "CREATE", "result", "EQUAL",
+		    "compare", "key", tg_etcd_key_json(l->key), "target", "CREATE", "result", "EQUAL",
 		    "create_revision", "0",
-		    "success", "request_put", "key", key_json(l->key), "value", "", "lease", lease,
-		    "failure", "request_range", "key", key_json(l->key));
-		if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/txn", req, &rep, err) < 0) {
+		    "success", "request_put", "key", tg_etcd_key_json(l->key), "value", "", "lease", lease,
+		    "failure", "request_range", "key", tg_etcd_key_json(l->key));
+		if (tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/txn", req, &rep, err) < 0) {
 			json_decref(req);
 			goto fail;
 		}
@@ -624,7 +607,7 @@ etcd_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err
 		if (!ok) {
 			json_t *kv = json_array_get(json_object_get(json_object_get(json_array_get(
 			    json_object_get(rep, "responses"), 0), "response_range"), "kvs"), 0);
-			ok = kv && json_ll(json_object_get(kv, "lease")) == l->lease;
+			ok = kv && tg_etcd_ll(json_object_get(kv, "lease")) == l->lease;
 		}
 		json_decref(rep);
 		if (ok)
@@ -661,7 +644,7 @@ etcd_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err
 	return 0;
 fail:
 	req = json_pack("{s:s}", "ID", lease);
-	if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/lease/revoke", req, &rep, &(struct tg_err){0}) == 0)
+	if (tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/lease/revoke", req, &rep, &(struct tg_err){0}) == 0)
 		json_decref(rep);
 	json_decref(req);
 	free(l);
@@ -694,7 +677,7 @@ etcd_unlock(struct tg_store *st, const char *name)
 	/* revoking the lease deletes the lock key with it */
 	snprintf(lease, sizeof(lease), "%lld", l->lease);
 	req = json_pack("{s:s}", "ID", lease);
-	if (etcd_call(&im->conf, &im->cur, im->curl, "/v3/lease/revoke", req, &rep, &err) == 0)
+	if (tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/lease/revoke", req, &rep, &err) == 0)
 		json_decref(rep);
 	json_decref(req);
 	pthread_mutex_destroy(&l->mu);

@@ -29,6 +29,7 @@ struct ticket_key {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char chain_key[32];     /* k(epoch) */
+static unsigned char prev_chain[32];    /* k(epoch-1), when have_prev */
 static long epoch = -1;
 static time_t origin;
 static struct ticket_key cur, prev;
@@ -84,6 +85,7 @@ advance(time_t now)
 		have_prev = 1;
 	}
 	while (epoch < want) {
+		memcpy(prev_chain, chain_key, 32);
 		step();
 		epoch++;
 	}
@@ -148,5 +150,53 @@ tg_tickets_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX 
 out:
 	pthread_mutex_unlock(&lock);
 	OPENSSL_cleanse(&k, sizeof(k));
+	return rv;
+}
+
+int
+tg_tickets_seed(const unsigned char key[32], time_t at)
+{
+	time_t now = time(NULL);
+	long want;
+	int rv = 0;
+
+	pthread_mutex_lock(&lock);
+	if (aes256cbc == NULL)
+		aes256cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	memcpy(chain_key, key, 32);
+	origin = at > now ? now : at;
+	epoch = 0;
+	have_prev = 0;
+	/* stepped to the epoch before now's, so that the previous key, which
+	 * other nodes' tickets may still use, is known too */
+	want = (long)((now - origin) / TG_TICKET_PERIOD);
+	while (epoch + 1 < want) {
+		step();
+		epoch++;
+	}
+	expand(chain_key, &cur);
+	rv = advance(now);
+	pthread_mutex_unlock(&lock);
+	return rv < 0 || aes256cbc == NULL ? -1 : 0;
+}
+
+int
+tg_tickets_export(unsigned char key[32], time_t *at)
+{
+	int rv = -1;
+
+	pthread_mutex_lock(&lock);
+	if (advance(time(NULL)) == 0) {
+		/* one epoch behind: a node seeded from it knows the previous key */
+		if (have_prev) {
+			memcpy(key, prev_chain, 32);
+			*at = origin + (time_t)(epoch - 1) * TG_TICKET_PERIOD;
+		} else {
+			memcpy(key, chain_key, 32);
+			*at = origin + (time_t)epoch * TG_TICKET_PERIOD;
+		}
+		rv = 0;
+	}
+	pthread_mutex_unlock(&lock);
 	return rv;
 }

@@ -22,6 +22,7 @@
 #include "ossl_words.h"
 #include "pki.h"
 #include "tls.h"
+#include "util.h"
 
 /* ECDHE + AEAD only; AES-128-GCM first (cheapest with AES-NI). */
 #define TG_CIPHERS_12 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
@@ -337,6 +338,33 @@ out:
 	return rv;
 }
 
+/* The session context of a mutual server whose tickets other processes
+ * read: the trust mode and the bytes of the client CA file. */
+static int
+mutual_context(const struct tg_server_tls *s, unsigned char *out, size_t len)
+{
+	unsigned char md[32], *ca = NULL;
+	size_t calen = 0;
+	struct tg_err err;
+	EVP_MD_CTX *x = EVP_MD_CTX_new();
+	const char *mode = tg_trust_mode_name(s->clients->mode);
+	int ok;
+
+	if (s->clients_ca && s->clients_ca[0] && tg_read_file(s->clients_ca, &ca, &calen, 16 << 20,
+	    &err) < 0)
+		ca = NULL, calen = 0;   /* the load below fails in words */
+	ok = x && EVP_DigestInit_ex(x, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(x, mode, strlen(mode) + 1) == 1 &&
+	    EVP_DigestUpdate(x, ca ? ca : (unsigned char *)"", calen) == 1 &&
+	    EVP_DigestFinal_ex(x, md, NULL) == 1;
+	EVP_MD_CTX_free(x);
+	OPENSSL_free(ca);
+	if (!ok)
+		return -1;
+	memcpy(out, md, len < sizeof(md) ? len : sizeof(md));
+	return 0;
+}
+
 SSL_CTX *
 tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 {
@@ -395,10 +423,14 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 		SSL_CTX_set_verify_depth(ctx, 6);
 		if (!SSL_CTX_set_ex_data(ctx, cache_idx, tg_chain_cache_new(TG_CHAIN_CACHE_SIZE)))
 			goto fail;
-		/* Sessions of a mutual context resume only in the context that
-		 * made them (a reload may have changed the CA), and only after
-		 * the trust engine accepts the certificate they carry again. */
-		if (RAND_bytes(msid + 8, sizeof(msid) - 8) != 1 ||
+		/* Sessions of a mutual context resume only in a context made
+		 * alike (a reload may have changed the CA), and only after the
+		 * trust engine accepts the certificate they carry again. One
+		 * process: a random context of its own; workers and cluster
+		 * nodes sharing tickets: a digest of what decides the chain, the
+		 * same in every one of them. */
+		if ((s->shared_sessions ? mutual_context(s, msid + 8, sizeof(msid) - 8) :
+		    RAND_bytes(msid + 8, sizeof(msid) - 8) == 1 ? 0 : -1) < 0 ||
 		    SSL_CTX_set_session_id_context(ctx, msid, sizeof(msid)) != 1) {
 			tg_err_ossl(err, TG_E_TLS, "cannot make a session context");
 			goto fail;

@@ -57,6 +57,20 @@ int tg_tls_ktls_available(void);
  * rotated each period (tickets.c); a ticket is good for one to two. */
 #define TG_TICKET_PERIOD 3600
 int tg_tickets_ready(void);
+/* Seeds the ring with a key shared by a cluster: k at time at (an epoch
+ * start); every node seeded alike derives the same keys at the same time.
+ * Before any context is built. */
+int tg_tickets_seed(const unsigned char key[32], time_t at);
+/* The ring's seed as of now, one epoch behind, for the store. */
+int tg_tickets_export(unsigned char key[32], time_t *at);
+/* tickets_store.c: the seed in a cluster's store (taken, or created from
+ * this ring under the store's lock), or from state_dir's copy of it when
+ * the store is down; then moved forward by one process now and then (only
+ * when this ring came from the store: a ring of its own never replaces the
+ * cluster's). Before the fork of workers. */
+int tg_tickets_from_store(struct tg_store *st, struct tg_err *err);
+int tg_tickets_from_file(const char *state_dir, struct tg_err *err);
+int tg_tickets_forward(struct tg_store *st, struct tg_err *err);
 int tg_tickets_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
     EVP_MAC_CTX *hctx, int enc);
 

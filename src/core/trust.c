@@ -112,6 +112,7 @@ tg_trust_free(struct tg_trust *t)
 		free(t->allow[i]);
 	free(t->allow);
 	tg_known_free(t->cache);
+	free(t->share);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->refresh_lock);
 	free(t);
@@ -278,6 +279,15 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 		set_reason(v, "chain verified; key recorded in %s (trust %s)", t->known, mode);
 		return 0;
 	}
+	if (m == TG_PIN_UNKNOWN && t->share && t->mode != TG_TRUST_WHITELIST && !tg_store_up()) {
+		/* a pin this node cannot record would bind this node alone: the
+		 * same identity could pin another key on the next node */
+		set_reason(v, "first contact of %s (key %s) refused: the cluster's store is "
+		    "unreachable or has lost its quorum, so its pin cannot be recorded for every "
+		    "node; known identities are still served, and first contacts are accepted "
+		    "again when the store is back", identity, v->pin);
+		return 0;
+	}
 	if (m == TG_PIN_UNKNOWN) {
 		if (t->mode == TG_TRUST_WHITELIST) {
 			set_reason(v, "%s is not in %s (trust whitelist; its key is %s). To let it in: "
@@ -287,6 +297,7 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 		}
 		v->accept = v->record = 1;
 		v->warn = t->mode == TG_TRUST_INSECURE_NO_VALIDATION;
+		v->first = !v->warn;   /* insecure-no-validation records any key anyway */
 		set_reason(v, "first contact: key %s recorded in %s (trust %s)", v->pin, t->known, mode);
 		return 0;
 	}
@@ -316,10 +327,37 @@ tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_
 		return 0;
 	gmtime_r(&now, &tm);
 	strftime(comment, sizeof(comment), "recorded %Y-%m-%d", &tm);
-	if (tg_known_record(t->known, v->identity, v->pin, comment, err) < 0)
+	if (t->share) {
+		struct tg_store *st = tg_store_open_conf(t->share, 1, err);
+		int r;
+		if (st == NULL)
+			return -1;
+		r = tg_known_record(st, t->share_name, t->known, v->identity, v->pin, comment, v->first,
+		    err);
+		tg_store_free(st);
+		if (r < 0)
+			return -1;
+	} else if (tg_known_record(NULL, NULL, t->known, v->identity, v->pin, comment, v->first,
+	    err) < 0) {
 		return -1;
+	}
 	/* the next judgement must see it without waiting for the watcher */
 	return t->watched ? tg_trust_refresh(t, err) : 0;
+}
+
+int
+tg_trust_share(struct tg_trust *t, const struct tg_store_conf *sc, struct tg_err *err)
+{
+	if (!sc->etcd || t->mode == TG_TRUST_CA)
+		return 0;
+	if (tg_store_name_of(sc, t->known, t->share_name, sizeof(t->share_name)) < 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s lies outside state_dir (%s): its pins "
+		    "stay this node's own, not the cluster's; keep known files in state_dir to "
+		    "share them", t->known, sc->state_dir);
+	if ((t->share = malloc(sizeof(*t->share))) == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	*t->share = *sc;
+	return 1;
 }
 
 /* Does one allow pattern (cn:node-*, dns:x.lan, uri:spiffe://a/...) match? */

@@ -17,6 +17,8 @@
 
 #include <tlsgate/tlsgate.h>
 
+#include "store.h"
+
 enum tg_trust_mode {
 	TG_TRUST_CA,
 	TG_TRUST_TOFU,
@@ -48,10 +50,15 @@ struct tg_trust {
 	 * without a stat(); unwatched (the CLI), each judgement stats */
 	_Atomic int watched;
 	uint64_t checked_ms;         /* when a watched file was last compared by stat */
+	/* a cluster (store.backend etcd) with the known file in state_dir:
+	 * pins are recorded in the store, under its lock (tg_trust_share) */
+	struct tg_store_conf *share;
+	char share_name[256];
 };
 
 struct tg_trust_verdict {
 	int accept, record, warn;
+	int first;                   /* record: a first contact (unknown identity) */
 	char identity[320];
 	char pin[64];
 	char reason[1200];
@@ -76,6 +83,10 @@ int tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int cha
 /* Reads the known file again if it changed since the cache was made; the
  * file is read outside the lock and swapped in under it. Any thread. */
 int tg_trust_refresh(struct tg_trust *t, struct tg_err *err);
+/* Records pins through the cluster's store when sc is etcd and the known
+ * file lies in its state_dir: 1 shared, 0 not a cluster, -1 outside
+ * state_dir (stays this node's own; err says so). Before any judgement. */
+int tg_trust_share(struct tg_trust *t, const struct tg_store_conf *sc, struct tg_err *err);
 /* Writes the verdict's pin to the known file (when v->record). */
 int tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_err *err);
 /* Checks the allow-list; 0 allowed, -1 with the reason in v->reason. */

@@ -54,6 +54,7 @@ tg_acme_settings_from(const struct tg_config *cfg, struct tg_acme_settings *s,
 	s->renew_before_s = tg_cfg_num(cfg, "tls.acme.renew_before") / 1000;
 	s->interval_ms = (uint64_t)tg_cfg_num(cfg, "tls.acme.check_interval");
 	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
+	tg_store_conf_from(cfg, &s->store);
 	if ((n = tg_cfg_list(cfg, "tls.acme.names", &items)) == 0)
 		n = tg_cfg_list(cfg, "tls.names", &items);
 	if (n > sizeof(s->names) / sizeof(s->names[0]))
@@ -191,9 +192,11 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	memset(&res, 0, sizeof(res));
 	names_text(s, names, sizeof(names));
 	tg_acme_settings_files(s, crt, sizeof(crt), key, sizeof(key));
-	if ((st = tg_store_fs_open(s->state_dir, &err)) == NULL)
+	/* a cluster's store writes through to state_dir, where the workers and
+	 * the server read the certificate */
+	if ((st = tg_store_open_conf(&s->store, 1, &err)) == NULL)
 		goto failed;
-	/* one order per name set across processes sharing the store */
+	/* one order per name set across processes and nodes sharing the store */
 	if (tg_store_lock(st, "acme", 60000, &err) < 0)
 		goto failed;
 	tg_acme_settings_opts(s, &o);

@@ -16,6 +16,7 @@
 #include <tlsgate/tlsgate.h>
 
 #include "acme.h"
+#include "store.h"
 
 struct tg_server;
 struct tg_answers;
@@ -34,6 +35,7 @@ struct tg_acme_settings {
 	int64_t renew_before_s;
 	uint64_t interval_ms;
 	char state_dir[PATH_MAX];
+	struct tg_store_conf store;  /* where orders and answers are written */
 };
 
 int tg_acme_settings_from(const struct tg_config *cfg, struct tg_acme_settings *s,

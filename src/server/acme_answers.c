@@ -4,13 +4,23 @@
  * certificate, so a validation server offering "acme-tls/1" for a name in
  * the table gets that name's RFC 8737 certificate, while ordinary clients
  * on the same listener keep getting the real one.
+ *
+ * Answers are also written to the store (tg_answers_share): a validation
+ * may reach another worker of this machine, or another node of a cluster,
+ * and the one that did not place the order finds the answer in its copy of
+ * the store (state_dir/acme/challenges/...) when its own table lacks it.
  */
+#include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "acme_answers.h"
 #include "error.h"
+#include "store.h"
+#include "util.h"
 
 #define MAX_ANSWERS 128
 
@@ -26,6 +36,7 @@ struct answer {
 struct tg_answers {
 	pthread_mutex_t mu;
 	struct answer a[MAX_ANSWERS];
+	struct tg_store_conf *share;  /* set before the agent starts, then read-only */
 };
 
 static int challenge_idx = -1;
@@ -67,8 +78,93 @@ tg_answers_free(struct tg_answers *a)
 	for (i = 0; i < MAX_ANSWERS; i++)
 		clear(&a->a[i]);
 	pthread_mutex_destroy(&a->mu);
+	free(a->share);
 	free(a);
 }
+
+int
+tg_answers_share(struct tg_answers *a, const struct tg_store_conf *sc, struct tg_err *err)
+{
+	if ((a->share = malloc(sizeof(*a->share))) == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	*a->share = *sc;
+	return 0;
+}
+
+/* The store name of an answer; -1 for a token or name that cannot be one
+ * (then it is never looked up on disk either). */
+static int
+answer_name(enum tg_acme_challenge type, const char *what, char *buf, size_t len)
+{
+	char low[256];
+	size_t i, n = strlen(what);
+
+	if (n == 0 || n >= sizeof(low))
+		return -1;
+	for (i = 0; i < n; i++) {
+		char c = what[i];
+		if (type == TG_ACME_TLSALPN01 && c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');   /* DNS names compare without case */
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    (type == TG_ACME_HTTP01 && c >= 'A' && c <= 'Z') ||
+		    (type == TG_ACME_TLSALPN01 && c == '.' && i > 0 && what[i - 1] != '.')))
+			return -1;
+		low[i] = c;
+	}
+	low[n] = '\0';
+	return snprintf(buf, len, "acme/challenges/%s/%s", type == TG_ACME_HTTP01 ? "http-01" :
+	    "tls-alpn-01", low) >= (int)len ? -1 : 0;
+}
+
+/* The answer another worker or node published, from this node's copy. */
+static int
+stored_answer(struct tg_answers *a, enum tg_acme_challenge type, const char *what, char *out,
+    size_t len)
+{
+	char name[400], path[PATH_MAX];
+	unsigned char *v = NULL;
+	size_t vl = 0;
+	struct tg_err err;
+
+	if (a->share == NULL || answer_name(type, what, name, sizeof(name)) < 0 ||
+	    snprintf(path, sizeof(path), "%s/%s", a->share->state_dir, name) >= (int)sizeof(path) ||
+	    tg_read_file(path, &v, &vl, 1024, &err) < 0)
+		return -1;
+	if (vl == 0 || vl >= len || memchr(v, 0, vl)) {
+		OPENSSL_free(v);
+		return -1;
+	}
+	memcpy(out, v, vl);
+	out[vl] = '\0';
+	OPENSSL_free(v);
+	return 0;
+}
+
+/* Writes (answer) or removes (NULL) an answer in the shared store. */
+static int
+share_answer(struct tg_answers *a, enum tg_acme_challenge type, const char *what,
+    const char *answer, struct tg_err *err)
+{
+	struct tg_store *st;
+	char name[400];
+	int rv;
+
+	if (a->share == NULL || type == TG_ACME_DNS01)
+		return 0;
+	if (answer_name(type, what, name, sizeof(name)) < 0)
+		return answer ? tg_err_set(err, TG_E_ACME, "the CA's challenge token '%s' cannot be "
+		    "stored", what) : 0;
+	if ((st = tg_store_open_conf(a->share, 1, err)) == NULL)
+		return -1;
+	if (answer)
+		rv = tg_store_put(st, name, answer, strlen(answer), 0, err);
+	else if ((rv = tg_store_delete(st, name, err)) < 0 && err->code == TG_E_NOT_FOUND)
+		rv = 0;
+	tg_store_free(st);
+	return rv;
+}
+
+static void withdraw(void *arg, enum tg_acme_challenge type, const char *what);
 
 static int
 publish(void *arg, enum tg_acme_challenge type, const char *what, const char *answer,
@@ -99,6 +195,13 @@ publish(void *arg, enum tg_acme_challenge type, const char *what, const char *an
 	a->a[i].cert = cert;
 	a->a[i].key = key;
 	pthread_mutex_unlock(&a->mu);
+	if (share_answer(a, type, what, answer, err) < 0) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		withdraw(a, type, what);
+		return tg_err_set(err, TG_E_ACME, "the challenge answer could not be shared with the "
+		    "other workers and nodes: %s", m);
+	}
 	return 0;
 }
 
@@ -117,10 +220,19 @@ withdraw(void *arg, enum tg_acme_challenge type, const char *what)
 	pthread_mutex_unlock(&a->mu);
 }
 
+static void
+withdraw_shared(void *arg, enum tg_acme_challenge type, const char *what)
+{
+	struct tg_err err;
+
+	withdraw(arg, type, what);
+	(void)share_answer(arg, type, what, NULL, &err);   /* a leftover answer is harmless */
+}
+
 struct tg_acme_solver
 tg_answers_solver(struct tg_answers *a)
 {
-	struct tg_acme_solver s = { publish, withdraw, a };
+	struct tg_acme_solver s = { publish, withdraw_shared, a };
 	return s;
 }
 
@@ -138,6 +250,8 @@ tg_answers_http01(struct tg_answers *a, const char *token, char *out, size_t len
 			break;
 		}
 	pthread_mutex_unlock(&a->mu);
+	if (rv < 0 && stored_answer(a, TG_ACME_HTTP01, token, out, len) == 0)
+		rv = 1;
 	return rv;
 }
 
@@ -185,7 +299,7 @@ on_client_hello(SSL *ssl, int *al, void *arg)
 	const unsigned char *alpn;
 	size_t alen, i;
 	char name[256];
-	int found = 0;
+	int found = 0, stored = 0;
 
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
 	    &alpn, &alen) != 1 || !offers(alpn, alen, "acme-tls/1")) {
@@ -210,12 +324,27 @@ on_client_hello(SSL *ssl, int *al, void *arg)
 	}
 	pthread_mutex_unlock(&a->mu);
 	if (!found) {
+		/* published by another worker or node: built here, for this
+		 * handshake only */
+		char keyauth[400];
+		X509 *cert = NULL;
+		EVP_PKEY *key = NULL;
+		struct tg_err err;
+		if (stored_answer(a, TG_ACME_TLSALPN01, name, keyauth, sizeof(keyauth)) == 0 &&
+		    tg_acme_alpn_cert(name, keyauth, &cert, &key, &err) == 0)
+			found = stored = SSL_use_certificate(ssl, cert) == 1 &&
+			    SSL_use_PrivateKey(ssl, key) == 1;
+		OPENSSL_cleanse(keyauth, sizeof(keyauth));
+		X509_free(cert);
+		EVP_PKEY_free(key);
+	}
+	if (!found) {
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	/* the validation server has no client certificate to give */
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	SSL_set_ex_data(ssl, challenge_idx, (void *)1);
+	SSL_set_ex_data(ssl, challenge_idx, (void *)(intptr_t)(stored ? 2 : 1));
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -249,5 +378,5 @@ tg_answers_hook_ctx(SSL_CTX *ctx, struct tg_answers *a)
 int
 tg_answers_is_challenge(SSL *ssl)
 {
-	return challenge_idx >= 0 && SSL_get_ex_data(ssl, challenge_idx) != NULL;
+	return challenge_idx >= 0 ? (int)(intptr_t)SSL_get_ex_data(ssl, challenge_idx) : 0;
 }

@@ -32,15 +32,17 @@ tg_acme_http01_respond(struct tg_conn_s *c)
 	const struct tg_server *s = c->srv;
 	size_t pl = strlen(PREFIX);
 	char ka[400], hdr[4600], host[256];
-	int port;
+	int port, found = -1;
 
 	c->keep_alive = 0;
 	if (!strncmp(c->target, PREFIX, pl)) {
 		if ((strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) || s->answers == NULL ||
-		    tg_answers_http01(s->answers, c->target + pl, ka, sizeof(ka)) < 0) {
+		    (found = tg_answers_http01(s->answers, c->target + pl, ka, sizeof(ka))) < 0) {
 			tg_conn_respond(c, 404, NULL, "no such challenge");
 			return;
 		}
+		tg_log(s, TG_LOG_INFO, "%s: answered an http-01 challenge%s", c->peer, found == 1 ?
+		    " with the answer another worker or node published" : "");
 		/* the key authorization, byte for byte: no newline added */
 		tg_conn_respond_exact(c, 200, "Content-Type: application/octet-stream\r\n", ka,
 		    strlen(ka), 0);

@@ -162,6 +162,31 @@ metrics(struct tg_conn_s *c)
 	add(&t, "# HELP tlsgate_trust_objects Trust objects alive in the worker that answers (the "
 	    "current one, and older ones while connections made before a reload remain).\n"
 	    "# TYPE tlsgate_trust_objects gauge\ntlsgate_trust_objects %ld\n", tg_trust_live());
+	if (s->follow) {
+		struct tg_store_health h;
+		tg_store_follow_health(s->follow, &h);
+		add(&t, "# HELP tlsgate_store_up The cluster's store (etcd) answered the last probe "
+		    "with its quorum.\n# TYPE tlsgate_store_up gauge\ntlsgate_store_up %d\n"
+		    "# HELP tlsgate_store_request_seconds How long the last probe of the store took.\n"
+		    "# TYPE tlsgate_store_request_seconds gauge\ntlsgate_store_request_seconds %.3f\n"
+		    "# HELP tlsgate_store_probes_total Probes of the store, by result.\n"
+		    "# TYPE tlsgate_store_probes_total counter\n"
+		    "tlsgate_store_probes_total{result=\"ok\"} %llu\n"
+		    "tlsgate_store_probes_total{result=\"failed\"} %llu\n", h.up, h.latency_ms / 1000.0,
+		    h.probes - h.failures, h.failures);
+		if (h.watching)
+			add(&t, "# HELP tlsgate_store_watch_events_total Changes of the store copied into "
+			    "state_dir by the watch.\n# TYPE tlsgate_store_watch_events_total counter\n"
+			    "tlsgate_store_watch_events_total %llu\n"
+			    "# HELP tlsgate_store_watch_lag_seconds How long this node's copy has lagged "
+			    "the store (0: up to date).\n# TYPE tlsgate_store_watch_lag_seconds gauge\n"
+			    "tlsgate_store_watch_lag_seconds %lld\n"
+			    "# HELP tlsgate_store_watch_restarts_total Watch streams opened again (a member "
+			    "gone, the network cut).\n# TYPE tlsgate_store_watch_restarts_total counter\n"
+			    "tlsgate_store_watch_restarts_total %llu\n", h.events,
+			    h.behind_since ? (long long)(time(NULL) - h.behind_since) : 0LL,
+			    h.watch_restarts);
+	}
 	add(&t, "# HELP tlsgate_workers Processes serving the listener.\n"
 	    "# TYPE tlsgate_workers gauge\ntlsgate_workers %u\n", s->workers);
 	add(&t, "# HELP tlsgate_handshakes_total TLS handshakes by result.\n"
@@ -243,7 +268,23 @@ status(struct tg_conn_s *c)
 		add(&t, "{\"store\":\"known-clients\",\"path\":\"%s\",\"entries\":%zu,\"trust\":\"%s\"}",
 		    a, known_entries(s->clients->known), tg_trust_mode_name(s->clients->mode));
 	}
-	add(&t, "],\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,\"prefix\":\"%s\"},"
+	add(&t, "],\"store\":");
+	if (s->follow) {
+		struct tg_store_health h;
+		char eps[4200];
+		tg_store_follow_health(s->follow, &h);
+		esc(h.last_error, a, sizeof(a));
+		esc(s->store->endpoints, eps, sizeof(eps));
+		add(&t, "{\"backend\":\"etcd\",\"endpoints\":\"%s\",\"up\":%s,\"since\":%lld,"
+		    "\"latency_ms\":%.1f,\"revision\":%lld,\"applied\":%lld,\"lag_seconds\":%lld,"
+		    "\"last_error\":\"%s\"}", eps, h.up ? "true" : "false", (long long)h.since,
+		    h.latency_ms, h.revision, h.applied,
+		    h.behind_since ? (long long)(time(NULL) - h.behind_since) : 0LL, a);
+	} else {
+		esc(s->state_dir, a, sizeof(a));
+		add(&t, "{\"backend\":\"folder\",\"path\":\"%s\",\"up\":true}", a);
+	}
+	add(&t, ",\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,\"prefix\":\"%s\"},"
 	    "\"acme\":", nconns, (unsigned long long)m->connections,
 	    s->files_enabled ? "true" : "false", s->files_prefix);
 	if (s->acme && s->acme_set) {

@@ -635,22 +635,44 @@ finish_request(struct tg_conn_s *c)
 
 /* ---- the state machine ----------------------------------------------------- */
 
-/* What the trust engine said about the client certificate, acted upon. */
-static void
+/* What the trust engine said about the client certificate, acted upon:
+ * 1 when the connection must wait for the store to decide a first contact,
+ * -1 when it must close. */
+static int
 after_verdict(struct tg_conn_s *c)
 {
 	const struct tg_trust_verdict *v = tg_tls_verdict(c->ssl);
+	struct tg_trust *t = tg_tls_trust(c->ssl);
 
 	if (v == NULL)
-		return;
+		return 0;
 	c->srv->m.trust_accepted++;
 	c->srv->m.trust_recorded += v->record != 0;
 	c->srv->m.trust_warned += v->warn != 0;
 	if (v->warn)
 		tg_log(c->srv, TG_LOG_WARN, "%s: client %s accepted WITHOUT VALIDATION: %s", c->peer,
 		    v->identity, v->reason);
-	if (v->record)
-		tg_record_pin(c->srv, tg_tls_trust(c->ssl), v);   /* the one that judged */
+	if (!v->record)
+		return 0;
+	if (v->first && t->share)   /* the one that judged; the cluster decides */
+		return tg_record_pin(c->srv, t, v, c) < 0 ? -1 : 1;
+	(void)tg_record_pin(c->srv, t, v, NULL);
+	return 0;
+}
+
+void
+tg_conn_pin_decided(struct tg_conn_s *c, int ok)
+{
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	if (c->handles_open == 0 || uv_is_closing((uv_handle_t *)&c->poll))
+		return;   /* closed already */
+	if (!ok) {
+		conn_close(c);
+		return;
+	}
+	c->state = CS_HEAD;
+	deadline(c, c->srv->t_header);
+	conn_run(c);
 }
 
 static int
@@ -658,26 +680,33 @@ do_handshake(struct tg_conn_s *c)
 {
 	char words[300];
 	X509 *peer;
-	int r;
+	int r, wait;
 
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
 		if (tg_answers_is_challenge(c->ssl)) {
 			/* RFC 8737: the handshake was the answer; nothing follows */
-			tg_log(c->srv, TG_LOG_INFO, "%s: answered a tls-alpn-01 challenge", c->peer);
+			tg_log(c->srv, TG_LOG_INFO, "%s: answered a tls-alpn-01 challenge%s", c->peer,
+			    tg_answers_is_challenge(c->ssl) == 2 ?
+			    " with the answer another worker or node published" : "");
 			return IO_FAIL;
 		}
 		peer = SSL_get0_peer_certificate(c->ssl);
 		if (peer)
 			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
-		after_verdict(c);
+		wait = after_verdict(c);
+		if (wait < 0)
+			return IO_FAIL;
 		c->srv->m.handshakes_ok++;
 		c->ktls = BIO_get_ktls_send(SSL_get_wbio(c->ssl)) > 0;
 		if (SSL_session_reused(c->ssl))
 			c->srv->m.handshakes_resumed++;
 		c->state = CS_HEAD;
-		deadline(c, c->srv->t_header);
+		if (wait)
+			tg_conn_wait(c);   /* until tg_conn_pin_decided */
+		else
+			deadline(c, c->srv->t_header);
 		return 0;
 	}
 	if (ssl_outcome(c, r) == IO_AGAIN)
@@ -989,6 +1018,7 @@ conn_close(struct tg_conn_s *c)
 		    "nothing was stored", c->peer, c->method, c->target);
 	c->state = CS_CLOSING;
 	tg_files_abort(c);
+	tg_record_abort(c);
 	if (c->file_fd >= 0)
 		close(c->file_fd);
 	c->file_fd = -1;

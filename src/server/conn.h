@@ -31,6 +31,8 @@ struct tg_request_text {
 	char host[256];
 };
 
+struct tg_record_job;
+
 struct tg_conn_s {
 	uint32_t magic;
 	struct tg_server *srv;
@@ -63,6 +65,7 @@ struct tg_conn_s {
 	uint64_t content_length, body_left;
 	struct tg_chunked chunk;
 	struct tg_upload *up;
+	struct tg_record_job *record;  /* a cluster's first contact being decided */
 	/* the response */
 	int status, close_after, linger;
 	uint64_t lingered;
@@ -94,6 +97,9 @@ void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
 void tg_conn_wait(struct tg_conn_s *c);
 /* The handler finished work off the loop and queued a response: resume. */
 void tg_conn_resume(struct tg_conn_s *c);
+/* The store decided a first contact the connection waited for (record.c):
+ * go on to the request, or close. */
+void tg_conn_pin_decided(struct tg_conn_s *c, int ok);
 const char *tg_http_status_text(int status);
 /* HTTP-01 answers and the redirect to HTTPS (acme_http01.c). */
 void tg_acme_http01_respond(struct tg_conn_s *c);

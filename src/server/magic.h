@@ -16,6 +16,7 @@
 #define TG_PIPE_MAGIC   0x54475050u   /* "TGPP" */
 #define TG_WATCH_MAGIC  0x54474b57u   /* "TGKW": a known-file watch */
 #define TG_IDLE_MAGIC   0x5447494cu   /* "TGIL": an idle upstream connection */
+#define TG_RECORD_MAGIC 0x54475052u   /* "TGPR": a pin being recorded */
 
 __attribute__((noreturn, cold)) static inline void
 tg_magic_fail(const char *what, const void *p, uint32_t seen, const char *where)

@@ -374,7 +374,7 @@ judge_upstream(struct tg_pipe *p)
 	if (v.warn)
 		tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v.reason);
 	if (v.record)
-		tg_record_pin(t->srv, t->trust, &v);
+		(void)tg_record_pin(t->srv, t->trust, &v, NULL);
 	return 0;
 }
 
@@ -588,7 +588,7 @@ tg_pipe_run(struct tg_pipe *p)
 			if (v && v->warn)
 				tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v->reason);
 			if (v && v->record && t->trust)
-				tg_record_pin(t->srv, t->trust, v);
+				(void)tg_record_pin(t->srv, t->trust, v, NULL);
 		}
 		arm(p, 0, 0);
 		tg_pipe_connect(p);

@@ -174,6 +174,8 @@ on_signal(uv_signal_t *sig, int signum)
 		tg_acme_agent_halt(s->acme);   /* before its async handle goes */
 		uv_close((uv_handle_t *)&s->acme_async, NULL);
 	}
+	if (s->tickets_on)
+		uv_close((uv_handle_t *)&s->tickets_tick, NULL);
 	if (s->watching) {
 		uv_close((uv_handle_t *)&s->watch_tick, NULL);
 		uv_close((uv_handle_t *)&s->watch_settle, NULL);
@@ -215,7 +217,9 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 	t.clients_ca = s->tls.clients_ca;
 	t.clients_ca_origin = s->tls.clients_ca_origin;
 	t.clients = s->clients;
-	t.shared_sessions = s->workers > 1;
+	/* several workers, or a cluster's nodes: stateless tickets under the
+	 * shared keys */
+	t.shared_sessions = s->workers > 1 || s->store != NULL;
 	if ((ctx = tg_tls_server_ctx(&t, err)) == NULL)
 		return NULL;
 	if (s->answers)
@@ -269,6 +273,22 @@ acme_keypair(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair
 	return 0;
 }
 
+/* In a cluster, pins are the cluster's: recorded through the store. */
+static int
+share_pins(struct tg_server *s, const struct tg_config *cfg, struct tg_trust *t)
+{
+	struct tg_store_conf *sc = malloc(sizeof(*sc));
+	struct tg_err e2;
+
+	if (sc == NULL)
+		return -1;
+	tg_store_conf_from(cfg, sc);
+	if (tg_trust_share(t, sc, &e2) < 0)
+		tg_log(s, TG_LOG_WARN, "store: %s", e2.msg);
+	free(sc);
+	return 0;
+}
+
 static int
 setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *kp,
     struct tg_err *err)
@@ -296,6 +316,8 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 		tg_trust_mode_parse(tg_cfg_str(cfg, "tls.clients.trust"), &mode);
 		tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
 		if ((s->clients = tg_trust_new(mode, known, "known-clients", allow, nallow, err)) == NULL)
+			return -1;
+		if (share_pins(s, cfg, s->clients) < 0)
 			return -1;
 		if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
 			tg_cfg_path(cfg, "tls.clients.ca", s->tls.clients_ca, sizeof(s->tls.clients_ca));
@@ -391,10 +413,28 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	load_settings(s, cfg);
 	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
 		goto fail;
-	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0] &&
-	    (s->answers = tg_answers_new()) == NULL) {
-		tg_err_set(err, TG_E_INTERNAL, "out of memory");
-		goto fail;
+	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd")) {
+		if ((s->store = malloc(sizeof(*s->store))) == NULL) {
+			tg_err_set(err, TG_E_INTERNAL, "out of memory");
+			goto fail;
+		}
+		tg_store_conf_from(cfg, s->store);
+	}
+	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0]) {
+		struct tg_store_conf *sc = malloc(sizeof(*sc));
+		if (sc == NULL || (s->answers = tg_answers_new()) == NULL) {
+			free(sc);
+			tg_err_set(err, TG_E_INTERNAL, "out of memory");
+			goto fail;
+		}
+		/* answers are also written to the store, so that a validation that
+		 * reaches another worker or another node finds them there */
+		tg_store_conf_from(cfg, sc);
+		if (tg_answers_share(s->answers, sc, err) < 0) {
+			free(sc);
+			goto fail;
+		}
+		free(sc);
 	}
 	if (strcmp(mode, "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
 		goto fail;
@@ -498,6 +538,16 @@ on_settled(uv_timer_t *t)
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->stopping)
 		return;
+	if (s->acme_on && s->store) {   /* a cluster node following the store */
+		if (swap_cert(s, &err) < 0)
+			tg_log(s, TG_LOG_WARN, "acme: worker %u: the certificate in the cluster's store "
+			    "is not usable yet (%s); the current one keeps serving", s->worker_index,
+			    err.msg);
+		else
+			tg_log(s, TG_LOG_INFO, "acme: worker %u: certificate for %s in service (from the "
+			    "cluster's store)", s->worker_index, s->m.cert_name);
+		return;
+	}
 	if (s->acme_on) {   /* a worker following the first one's ACME agent */
 		if (swap_cert(s, &err) < 0)
 			tg_log(s, TG_LOG_WARN, "acme: worker %u: the certificate the first worker "
@@ -560,7 +610,10 @@ on_watch_tick(uv_timer_t *t)
 static void
 watch_files(struct tg_server *s)
 {
-	int follower = s->ssl_ctx && s->acme_on && s->acme_set && s->worker_index != 0;
+	/* a cluster's node follows its copy of the store too: another node
+	 * may have renewed */
+	int follower = s->ssl_ctx && s->acme_on && s->acme_set && (s->worker_index != 0 ||
+	    s->store != NULL);
 	int byo = s->ssl_ctx && !s->acme_on && s->tls.cert[0] &&
 	    strncmp(s->tls.cert_origin, "automatic", 9) != 0;
 
@@ -606,12 +659,6 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	int want_acme = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") &&
 	    !tg_cfg_str(cfg, "tls.cert")[0] && strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0;
 
-	if (want_acme && s->workers > 1 &&
-	    !strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "tls-alpn-01"))
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge (%s): tls-alpn-01 with "
-		    "%u workers running: a validation may reach a worker without the answer; keep "
-		    "http-01 or dns-01, or restart with workers: 1",
-		    tg_config_origin(cfg, "tls.acme.challenge"), s->workers);
 	if (want_acme != s->acme_on)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "switching %s ACME certificates needs a "
 		    "restart (tls.auto, %s)", want_acme ? "to" : "away from",
@@ -619,6 +666,7 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	memset(&n, 0, sizeof(n));
 	n.files_root_fd = -1;
 	n.answers = s->answers;
+	n.store = s->store;
 	load_settings(&n, cfg);
 	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && setup_tls(&n, cfg, &kp, err) < 0) {
 		tg_trust_free(n.clients);
@@ -699,6 +747,60 @@ on_publish(uv_timer_t *t)
 	tg_workers_publish(t->data);
 }
 
+struct tickets_job {
+	uv_work_t work;
+	struct tg_server *srv;
+	struct tg_store_conf sc;     /* a copy: the job owns what it reads */
+	struct tg_err err;
+	int rv;
+};
+
+static void
+tickets_work(uv_work_t *w)
+{
+	struct tickets_job *j = w->data;
+	struct tg_store *st = tg_store_open_conf(&j->sc, 1, &j->err);
+
+	j->rv = st ? tg_tickets_forward(st, &j->err) : -1;
+	tg_store_free(st);
+}
+
+static void
+tickets_done(uv_work_t *w, int status)
+{
+	struct tickets_job *j = w->data;
+
+	TG_MAGIC_CHECK(j->srv, TG_SERVER_MAGIC, "server");
+	if (j->rv < 0 && status == 0)
+		tg_log(j->srv, TG_LOG_WARN, "store: the session ticket seed was not moved on (%s); "
+		    "tickets keep working, the next try is in 10 minutes", j->err.msg);
+	free(j);
+}
+
+/* Every 10 minutes: the stored ticket seed moves to one epoch behind now,
+ * so the store never holds what derives older keys (tickets_store.c). */
+static void
+on_tickets_tick(uv_timer_t *t)
+{
+	struct tg_server *s = t->data;
+	struct tickets_job *j;
+
+	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
+	if (s->stopping || (j = calloc(1, sizeof(*j))) == NULL)
+		return;
+	j->work.data = j;
+	j->srv = s;
+	j->sc = *s->store;
+	if (uv_queue_work(s->loop, &j->work, tickets_work, tickets_done) != 0)
+		free(j);
+}
+
+static void
+on_store_log(void *arg, int error, const char *line)
+{
+	tg_log(arg, error ? TG_LOG_ERROR : TG_LOG_INFO, "%s", line);
+}
+
 int
 tg_server_run(struct tg_server *s)
 {
@@ -725,6 +827,22 @@ tg_server_run(struct tg_server *s)
 		if ((s->acme = tg_acme_agent_start(s, s->acme_set, s->answers, &err)) == NULL) {
 			tg_log(s, TG_LOG_ERROR, "acme: %s", err.msg);
 			uv_close((uv_handle_t *)&s->acme_async, NULL);
+		}
+	}
+	if (s->store) {
+		struct tg_err err;
+		/* the first worker keeps state_dir a copy of the store; every
+		 * worker probes it, to refuse what needs a write while it is down */
+		if ((s->follow = tg_store_follow_start(s->store, s->worker_index == 0, on_store_log, s,
+		    &err)) == NULL)
+			tg_log(s, TG_LOG_ERROR, "store: %s; this node will not learn other nodes' "
+			    "changes", err.msg);
+		if (s->worker_index == 0) {
+			uv_timer_init(s->loop, &s->tickets_tick);
+			s->tickets_tick.data = s;
+			uv_timer_start(&s->tickets_tick, on_tickets_tick, 60000, 600000);
+			uv_unref((uv_handle_t *)&s->tickets_tick);
+			s->tickets_on = 1;
 		}
 	}
 	if (s->ssl_ctx && s->worker_index == 0)
@@ -774,6 +892,8 @@ tg_server_free(struct tg_server *s)
 		close(s->admin_fd);
 	if (s->acme_fd >= 0)
 		close(s->acme_fd);
+	tg_store_follow_stop(s->follow);
+	s->follow = NULL;
 	if (tg_acme_agent_stop(s->acme) < 0)
 		return;   /* an order in flight still uses the server; the process is ending */
 	free(s->acme_set);
@@ -783,6 +903,7 @@ tg_server_free(struct tg_server *s)
 	tg_trust_free(s->clients);
 	tg_peers_free(s->peers);
 	tg_answers_free(s->answers);
+	free(s->store);
 	tg_tunnels_free(s);
 	tg_proxy_free(s);
 	s->magic = 0;

@@ -53,6 +53,10 @@ struct tg_server {
 	struct tg_acme_settings *acme_set;
 	struct tg_acme_agent *acme;
 	struct tg_answers *answers;  /* challenge answers the loop serves */
+	struct tg_store_conf *store; /* store.backend etcd: the cluster's store */
+	struct tg_store_follow *follow;  /* its health; worker 0 also copies it */
+	uv_timer_t tickets_tick;     /* worker 0 of a cluster: moves the ticket seed on */
+	int tickets_on;
 	int acme_fd;                 /* tls.acme.http_listen (HTTP-01); -1 when unused */
 	uv_poll_t acme_poll;
 	uv_async_t acme_async;       /* the agent has a new certificate */

@@ -7,53 +7,14 @@
 # stalled past its lease; quorum lost and back, in words.
 . "$(dirname "$0")/harness.sh"
 cd "$T"
-command -v etcd >/dev/null || fail "etcd is not installed (make test installs etcd-server)"
 LOCKT=${TG_STORELOCK:?TG_STORELOCK must name tests/tools/storelock}
 
-"$TG_BIN" ca init --dir eca --name "etcd test CA" >/dev/null
-# members: server and client use in one certificate (etcd's gateway dials
-# its own gRPC port with it)
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout member.key \
-	-subj /CN=etcd-member -out member.csr 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >member.ext
-openssl x509 -req -in member.csr -CA eca/ca.crt -CAkey eca/ca.key -CAcreateserial -days 2 \
-	-extfile member.ext -out member.crt 2>/dev/null || fail "member certificate"
-"$TG_BIN" cert issue --client --name tlsgate-node --ca eca --out node >/dev/null
+start_etcd_cluster
 "$TG_BIN" ca init --dir rogue --name "Rogue CA" >/dev/null
 "$TG_BIN" cert issue --client --name intruder --ca rogue --out rogue-node >/dev/null
-
-C=(); P=(); cluster=""
-for i in 1 2 3; do
-	C[$i]=$(free_port); P[$i]=$(free_port)
-	cluster="$cluster${cluster:+,}m$i=http://127.0.0.1:${P[$i]}"
-done
-start_member() {   # I
-	local i=$1
-	etcd --name "m$i" --data-dir "$T/etcd$i" \
-		--listen-client-urls "https://127.0.0.1:${C[$i]}" --advertise-client-urls "https://127.0.0.1:${C[$i]}" \
-		--listen-peer-urls "http://127.0.0.1:${P[$i]}" --initial-advertise-peer-urls "http://127.0.0.1:${P[$i]}" \
-		--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token tg-test \
-		--cert-file member.crt --key-file member.key --client-cert-auth --trusted-ca-file eca/ca.crt \
-		>"$T/etcd$i.log" 2>&1 &
-	PIDS+=("$!")
-	printf -v "PID_ETCD$i" '%s' "$!"
-}
-for i in 1 2 3; do start_member $i; done
-EPS="127.0.0.1:${C[1]},127.0.0.1:${C[2]},127.0.0.1:${C[3]}"
-HEPS="https://127.0.0.1:${C[1]},https://127.0.0.1:${C[2]},https://127.0.0.1:${C[3]}"
-S=(--set store.ca="$T/eca/ca.crt" --set store.cert="$T/node.crt" --set store.key="$T/node.key"
-   --set store.timeout=2s)
-ok=0
-for _ in $(seq 100); do
-	"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" >check.out 2>check.err && { ok=1; break; }
-	sleep 0.2
-done
-[ "$ok" = 1 ] || fail "the etcd cluster did not come up: $(cat check.err)"
+"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" >check.out 2>check.err || fail "store check: $(cat check.err)"
 grep -q "reachable, writable, lockable" check.out || fail "store check: $(cat check.out)"
 pass "store check against a 3-member etcd cluster with client-certificate auth"
-expect_fail "serve on etcd (not yet)" "store.backend \(--set\): tlsgate serve does not run on etcd yet" \
-	"$TG_BIN" serve --state-dir "$T/sv" --listen "127.0.0.1:$(free_port)" --set store.backend=etcd \
-	--set "store.endpoints=$HEPS" "${S[@]}"
 
 # a client certificate from another CA is refused by etcd, in words
 expect_fail "a foreign client certificate" "etcd at https://127.0.0.1:${C[1]}: .*(etcd refused|may have refused) the client certificate" \

@@ -120,6 +120,3 @@ pass "SIGTERM stops the supervisor and every worker (exit 0)"
 
 expect_fail "workers=0 refused" "workers \(--set\): '0' must be a number from 1 to 64, or auto" \
 	"$TG_BIN" serve --state-dir "$T/x" --set workers=0
-expect_fail "workers with ACME over TLS-ALPN-01 refused" "workers \(--set\): with several workers a TLS-ALPN-01 validation may reach a worker that does not hold the answer" \
-	"$TG_BIN" serve --state-dir "$T/x" --set workers=auto --autocert a.example --agree-terms \
-	--set tls.acme.challenge=tls-alpn-01

@@ -253,6 +253,58 @@ HOOK
 	chmod +x "$T/pebble/dns-hook"
 }
 
+# start_etcd_cluster: a 3-member etcd cluster (Debian's etcd-server) on
+# loopback, clients over TLS with client-certificate auth, certificates from
+# tlsgate's own CA in $T/eca (node.crt/key: a client certificate it trusts).
+# Sets C[1..3] (client ports), EPS (host:port,...), HEPS (https URLs), S
+# (the --set flags a tlsgate command needs: store.ca/cert/key/timeout),
+# NODE_STORE (the same plus store.backend etcd and the endpoints), and
+# start_member I starts member I again (PID_ETCD<I>). Waits for a quorum.
+start_etcd_cluster() {
+	command -v etcd >/dev/null || fail "etcd is not installed (make test installs etcd-server)"
+	"$TG_BIN" ca init --dir "$T/eca" --name "etcd test CA" >/dev/null
+	# members: server and client use in one certificate (etcd's gateway
+	# dials its own gRPC port with it)
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/member.key" \
+		-subj /CN=etcd-member -out "$T/member.csr" 2>/dev/null
+	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$T/member.ext"
+	openssl x509 -req -in "$T/member.csr" -CA "$T/eca/ca.crt" -CAkey "$T/eca/ca.key" \
+		-CAcreateserial -days 2 -extfile "$T/member.ext" -out "$T/member.crt" 2>/dev/null ||
+		fail "member certificate"
+	"$TG_BIN" cert issue --client --name tlsgate-node --ca "$T/eca" --out "$T/node" >/dev/null
+	C=(); ETCD_P=(); ETCD_CLUSTER=""
+	local i
+	for i in 1 2 3; do
+		C[$i]=$(free_port); ETCD_P[$i]=$(free_port)
+		ETCD_CLUSTER="$ETCD_CLUSTER${ETCD_CLUSTER:+,}m$i=http://127.0.0.1:${ETCD_P[$i]}"
+	done
+	for i in 1 2 3; do start_member $i; done
+	EPS="127.0.0.1:${C[1]},127.0.0.1:${C[2]},127.0.0.1:${C[3]}"
+	HEPS="https://127.0.0.1:${C[1]},https://127.0.0.1:${C[2]},https://127.0.0.1:${C[3]}"
+	S=(--set store.ca="$T/eca/ca.crt" --set store.cert="$T/node.crt" --set store.key="$T/node.key"
+	   --set store.timeout=2s)
+	NODE_STORE=(--set store.backend=etcd --set "store.endpoints=$HEPS" "${S[@]}")
+	local ok=0
+	for _ in $(seq 100); do
+		"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" >"$T/check.out" 2>"$T/check.err" &&
+			{ ok=1; break; }
+		sleep 0.2
+	done
+	[ "$ok" = 1 ] || fail "the etcd cluster did not come up: $(cat "$T/check.err")"
+}
+start_member() {   # I
+	local i=$1
+	etcd --name "m$i" --data-dir "$T/etcd$i" \
+		--listen-client-urls "https://127.0.0.1:${C[$i]}" --advertise-client-urls "https://127.0.0.1:${C[$i]}" \
+		--listen-peer-urls "http://127.0.0.1:${ETCD_P[$i]}" \
+		--initial-advertise-peer-urls "http://127.0.0.1:${ETCD_P[$i]}" \
+		--initial-cluster "$ETCD_CLUSTER" --initial-cluster-state new --initial-cluster-token tg-test \
+		--cert-file "$T/member.crt" --key-file "$T/member.key" --client-cert-auth \
+		--trusted-ca-file "$T/eca/ca.crt" >"$T/etcd$i.log" 2>&1 &
+	PIDS+=("$!")
+	printf -v "PID_ETCD$i" '%s' "$!"
+}
+
 # log_mark FILE PATTERN: how many lines match now; wait_new_log FILE PATTERN
 # MARK SECONDS WHAT: waits until more match than MARK (the pattern may have
 # matched earlier events).

@@ -63,8 +63,8 @@ main(void)
 		snprintf(known, sizeof(known), "%s/known-%zu", dir, i);
 		tg_spki_pin(leaf, pin, sizeof(pin));
 		if (rows[i].sit != UNKNOWN)
-			CHECK(tg_known_record(known, "peer:443", rows[i].sit == SAME ? pin : pin_other,
-			    NULL, &err) == 0, "row %zu: record: %s", i, err.msg);
+			CHECK(tg_known_record(NULL, NULL, known, "peer:443", rows[i].sit == SAME ? pin : pin_other,
+			    NULL, 0, &err) == 0, "row %zu: record: %s", i, err.msg);
 		t = tg_trust_new(rows[i].mode, known, "known-servers", NULL, 0, &err);
 		CHECK(tg_trust_judge(t, leaf, "peer:443", rows[i].chain_ok, "chain words", &v, &err) == 0,
 		    "row %zu: judge", i);

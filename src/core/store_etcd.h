@@ -1,0 +1,59 @@
+/*
+ * The etcd backend's insides, shared by store_etcd.c (the operations) and
+ * store_follow.c (the local copy kept by a watch). Not a public interface.
+ */
+#ifndef TG_STORE_ETCD_H
+#define TG_STORE_ETCD_H
+
+#include <pthread.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#define MAX_ENDPOINTS 16
+#define MAX_LOCKS     16
+#define LOCK_TTL_S    10          /* a dead holder's lock is free after this */
+#define MAX_REPLY     (32u << 20) /* values are at most 16 MiB, base64 grows them */
+
+struct etcd_conf {
+	char endpoints[MAX_ENDPOINTS][256];
+	size_t n;
+	char ca[4096], cert[4096], key[4096];
+	long timeout_ms;
+};
+
+struct etcd_lock {
+	char name[128];
+	char key[512];               /* the lock key in etcd */
+	long long lease;
+	pthread_t keeper;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop, lost;
+};
+
+struct etcd_impl {
+	struct etcd_conf conf;
+	char prefix[256];
+	size_t cur;                  /* the endpoint that answered last */
+	CURL *curl;
+	struct etcd_lock *locks[MAX_LOCKS];
+};
+
+/* POSTs body to path on the first endpoint that answers; *out is the JSON
+ * reply (json_decref). Errors name the endpoint and say what to do. */
+int tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
+    json_t *body, json_t **out, struct tg_err *err);
+/* TLS, client certificate and protocol options of every request. */
+void tg_etcd_curl_tls(CURL *curl, const struct etcd_conf *cf);
+/* What a failed transfer means, in words (hint after the curl message). */
+const char *tg_etcd_hint(const struct etcd_conf *cf, size_t e, CURLcode c, const char *cerr);
+/* base64 → NUL-terminated OPENSSL_malloc'ed buffer */
+int tg_etcd_unb64(const char *in, unsigned char **out, size_t *len);
+json_t *tg_etcd_key_json(const char *k);
+/* etcd's range_end for every key that starts with p */
+json_t *tg_etcd_prefix_end(const char *p);
+/* the gateway writes 64-bit integers as strings */
+long long tg_etcd_ll(json_t *v);
+
+#endif

@@ -1,0 +1,625 @@
+/*
+ * The follower: keeps a node's state_dir a copy of the etcd store, so every
+ * node learns a new certificate, a changed pin or a removed identity when
+ * it happens, by etcd's watch (one long HTTP stream, no polling), and the
+ * server swaps it in from the files as it does on one machine.
+ *
+ * It starts with a pull (every key below the prefix, paged, all at one
+ * revision), then watches from the revision after it. A stream that breaks
+ * (a member killed, the network gone) is opened again on the next endpoint
+ * from the last revision applied, so no change is missed; a revision the
+ * cluster compacted away meanwhile means a fresh pull. Lock keys (".locks/")
+ * and anything that is not a storable name are never copied.
+ *
+ * A second thread probes the store every few seconds with a linearizable
+ * read (it needs the quorum, unlike the watch): its result is the store's
+ * health in /status and /metrics, and the one log line when it changes.
+ * Each thread has its own curl handle; the shared figures sit under mu.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "error.h"
+#include "store.h"
+#include "store_etcd.h"
+#include "util.h"
+
+#define PROBE_MS   3000
+#define RETRY_MS   1000
+#define PAGE       64
+
+static _Atomic int store_up = 1;
+
+int
+tg_store_up(void)
+{
+	return store_up;
+}
+
+struct tg_store_follow {
+	struct tg_store_conf sc;
+	struct tg_store *etcd;       /* for its settings (endpoints, prefix, TLS) */
+	struct tg_store *local;
+	tg_store_log_fn log;
+	void *log_arg;
+	pthread_t watcher, prober;
+	int started_watcher, started_prober;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	/* under mu */
+	struct tg_store_health h;
+};
+
+static void
+say(struct tg_store_follow *f, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+say(struct tg_store_follow *f, int error, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (f->log)
+		f->log(f->log_arg, error, line);
+}
+
+/* Waits up to ms unless stopped; 1 when stopping. */
+static int
+nap(struct tg_store_follow *f, uint64_t ms)
+{
+	struct timespec until;
+	int stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L)
+		until.tv_sec++, until.tv_nsec -= 1000000000L;
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop && pthread_cond_timedwait(&f->cv, &f->mu, &until) != ETIMEDOUT)
+		;
+	stop = f->stop;
+	pthread_mutex_unlock(&f->mu);
+	return stop;
+}
+
+static int
+stopping(struct tg_store_follow *f)
+{
+	int s;
+
+	pthread_mutex_lock(&f->mu);
+	s = f->stop;
+	pthread_mutex_unlock(&f->mu);
+	return s;
+}
+
+/* ---- applying one key ------------------------------------------------------ */
+
+/* The key's name below the prefix, or NULL for keys that are not copied. */
+static const char *
+local_name(struct etcd_impl *im, const char *key)
+{
+	size_t n = strlen(im->prefix);
+	struct tg_err err;
+
+	if (strncmp(key, im->prefix, n) != 0 || tg_store_name_ok(key + n, &err) < 0)
+		return NULL;
+	return key + n;
+}
+
+/* Writes a value unless the copy already holds exactly it: a rewrite
+ * would give the file a new inode, and the server would swap a certificate
+ * that did not change. */
+static int
+apply_put(struct tg_store_follow *f, const char *name, const unsigned char *v, size_t len,
+    struct tg_err *err)
+{
+	unsigned char *cur = NULL;
+	size_t clen = 0;
+	struct tg_err e2;
+	int same = 0;
+
+	if (tg_store_get(f->local, name, &cur, &clen, &e2) == 0) {
+		same = clen == len && CRYPTO_memcmp(cur, v, len) == 0;
+		tg_free_secret(cur, clen);
+	}
+	if (same)
+		return 0;
+	return tg_store_put(f->local, name, v, len, TG_STORE_SECRET, err);
+}
+
+static int
+apply_kv(struct tg_store_follow *f, json_t *kv, int deleted, struct tg_err *err)
+{
+	struct etcd_impl *im = f->etcd->impl;
+	const char *kb = json_string_value(json_object_get(kv, "key"));
+	const char *vb = json_string_value(json_object_get(kv, "value"));
+	unsigned char *key = NULL, *val = NULL;
+	size_t klen = 0, vlen = 0;
+	const char *name;
+	int rv = 0;
+
+	if (kb == NULL || tg_etcd_unb64(kb, &key, &klen) < 0)
+		return tg_err_set(err, TG_E_IO, "the store sent a key that is not base64");
+	if (strlen((char *)key) != klen || (name = local_name(im, (char *)key)) == NULL)
+		goto out;
+	if (deleted) {
+		struct tg_err e2;
+		if (tg_store_delete(f->local, name, &e2) < 0 && e2.code != TG_E_NOT_FOUND)
+			rv = -1, *err = e2;
+		goto out;
+	}
+	if (tg_etcd_unb64(vb ? vb : "", &val, &vlen) < 0) {
+		rv = tg_err_set(err, TG_E_IO, "%s: the store sent a value that is not base64", name);
+		goto out;
+	}
+	rv = apply_put(f, name, val, vlen, err);
+out:
+	OPENSSL_free(key);
+	if (val)
+		OPENSSL_clear_free(val, vlen);
+	return rv;
+}
+
+/* ---- the pull -------------------------------------------------------------- */
+
+static int
+pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struct tg_err *err)
+{
+	struct etcd_impl *im = f->etcd->impl;
+	char start[700];
+	long long at = 0;
+	size_t n = 0;
+
+	snprintf(start, sizeof(start), "%s", im->prefix);
+	for (;;) {
+		json_t *req = json_pack("{s:o, s:o, s:I}", "key", tg_etcd_key_json(start),
+		    "range_end", tg_etcd_prefix_end(im->prefix), "limit", (json_int_t)PAGE);
+		json_t *rep, *kvs, *kv;
+		const char *last = NULL;
+		unsigned char *lk = NULL;
+		size_t lklen, i;
+		int more;
+
+		if (req == NULL)
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		if (at)   /* every page at the first page's revision: one consistent copy */
+			json_object_set_new(req, "revision", json_integer(at));
+		if (tg_etcd_call(&im->conf, &im->cur, curl, "/v3/kv/range", req, &rep, err) < 0) {
+			json_decref(req);
+			return -1;
+		}
+		json_decref(req);
+		if (!at)
+			at = tg_etcd_ll(json_object_get(json_object_get(rep, "header"), "revision"));
+		kvs = json_object_get(rep, "kvs");
+		json_array_foreach(kvs, i, kv) {
+			if (apply_kv(f, kv, 0, err) < 0) {
+				json_decref(rep);
+				return -1;
+			}
+			last = json_string_value(json_object_get(kv, "key"));
+			n++;
+		}
+		more = json_is_true(json_object_get(rep, "more")) && last != NULL;
+		if (more && (tg_etcd_unb64(last, &lk, &lklen) < 0 || lklen + 2 > sizeof(start))) {
+			OPENSSL_free(lk);
+			json_decref(rep);
+			return tg_err_set(err, TG_E_IO, "the store sent a key that cannot be followed");
+		}
+		if (more) {   /* the next page starts just past the last key */
+			memcpy(start, lk, lklen);
+			start[lklen] = '\0';
+			OPENSSL_free(lk);
+			/* key + "\0" is not a C string; the smallest key after
+			 * "k" that is one is "k" + "\x01" */
+			start[lklen] = '\x01';
+			start[lklen + 1] = '\0';
+		}
+		json_decref(rep);
+		if (!more)
+			break;
+	}
+	*rev = at;
+	if (count)
+		*count = n;
+	return 0;
+}
+
+/* ---- the watch ------------------------------------------------------------- */
+
+struct stream {
+	struct tg_store_follow *f;
+	char *buf;
+	size_t len;
+	long long rev;               /* last revision applied */
+	int resync;                  /* compacted: pull again */
+	int failed;
+	struct tg_err err;
+};
+
+/* One message of the stream: {"result": {"header":..., "events": [...]}}. */
+static int
+on_message(struct stream *s, json_t *msg)
+{
+	json_t *res = json_object_get(msg, "result"), *ev;
+	size_t i;
+
+	if (res == NULL) {
+		json_t *e = json_object_get(msg, "error");
+		const char *m = json_string_value(json_object_get(e, "message"));
+		tg_err_set(&s->err, TG_E_CONNECT, "the watch ended: %s", m ? m : "unknown error");
+		return -1;
+	}
+	if (tg_etcd_ll(json_object_get(res, "compact_revision")) > 0) {
+		s->resync = 1;
+		return -1;
+	}
+	if (json_is_true(json_object_get(res, "canceled"))) {
+		const char *why = json_string_value(json_object_get(res, "cancel_reason"));
+		tg_err_set(&s->err, TG_E_CONNECT, "etcd cancelled the watch: %s", why ? why : "no reason");
+		return -1;
+	}
+	json_array_foreach(json_object_get(res, "events"), i, ev) {
+		json_t *kv = json_object_get(ev, "kv");
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		long long r = tg_etcd_ll(json_object_get(kv, "mod_revision"));
+		if (apply_kv(s->f, kv, type && !strcmp(type, "DELETE"), &s->err) < 0) {
+			s->failed = 1;
+			return -1;
+		}
+		if (r > s->rev)
+			s->rev = r;
+		pthread_mutex_lock(&s->f->mu);
+		s->f->h.events++;
+		s->f->h.applied = s->rev;
+		s->f->h.last_event = time(NULL);
+		pthread_mutex_unlock(&s->f->mu);
+	}
+	return 0;
+}
+
+static size_t
+on_stream(char *p, size_t size, size_t n, void *arg)
+{
+	struct stream *s = arg;
+	size_t add = size * n, off = 0;
+
+	if (tg_buf_append(&s->buf, &s->len, MAX_REPLY, p, add) < 0)
+		return 0;
+	/* the gateway sends one JSON object per message; a message may come
+	 * in several pieces, or several in one */
+	for (;;) {
+		json_error_t je;
+		json_t *msg;
+		while (off < s->len && (s->buf[off] == '\n' || s->buf[off] == '\r' ||
+		    s->buf[off] == ' '))
+			off++;
+		if (off == s->len)
+			break;
+		msg = json_loadb(s->buf + off, s->len - off, JSON_DISABLE_EOF_CHECK, &je);
+		if (msg == NULL)
+			break;   /* not whole yet */
+		off += (size_t)je.position;
+		if (on_message(s, msg) < 0) {
+			json_decref(msg);
+			return 0;   /* ends the transfer */
+		}
+		json_decref(msg);
+	}
+	if (off) {
+		OPENSSL_cleanse(s->buf, off);
+		memmove(s->buf, s->buf + off, s->len - off);
+		s->len -= off;
+	}
+	return add;
+}
+
+static int
+on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	struct stream *s = arg;
+
+	(void)a, (void)b, (void)c, (void)d;
+	return stopping(s->f);   /* libcurl calls this about once a second when idle */
+}
+
+/* One watch stream from rev+1 on the endpoint after *cur; returns when it
+ * breaks or when stopping. */
+static void
+watch_once(struct tg_store_follow *f, CURL *curl, size_t e, struct stream *s)
+{
+	struct etcd_impl *im = f->etcd->impl;
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	json_t *req = json_pack("{s:{s:o, s:o, s:I}}", "create_request", "key",
+	    tg_etcd_key_json(im->prefix), "range_end", tg_etcd_prefix_end(im->prefix),
+	    "start_revision", (json_int_t)(s->rev + 1));
+	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	char url[600], cerr[CURL_ERROR_SIZE] = "";
+	CURLcode c;
+
+	json_decref(req);
+	if (text == NULL || hdr == NULL) {
+		tg_err_set(&s->err, TG_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	snprintf(url, sizeof(url), "%s/v3/watch", im->conf.endpoints[e]);
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, s);
+	/* a member that vanished without a word (power, network) is noticed
+	 * by keepalive probes rather than never */
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 5L);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 2L);
+	tg_etcd_curl_tls(curl, &im->conf);
+	c = curl_easy_perform(curl);
+	if (!s->resync && !s->failed && !s->err.msg[0] && !stopping(f))
+		tg_err_set(&s->err, TG_E_CONNECT, "etcd at %s: the watch stream ended: %s%s",
+		    im->conf.endpoints[e], cerr[0] ? cerr : curl_easy_strerror(c),
+		    tg_etcd_hint(&im->conf, e, c, cerr));
+out:
+	curl_slist_free_all(hdr);
+	free(text);
+	if (s->buf) {
+		OPENSSL_cleanse(s->buf, s->len);
+		free(s->buf);
+	}
+	s->buf = NULL;
+	s->len = 0;
+}
+
+static void *
+watcher(void *arg)
+{
+	struct tg_store_follow *f = arg;
+	struct etcd_impl *im = f->etcd->impl;
+	CURL *curl = curl_easy_init();
+	struct stream s;
+	long long rev = 0;
+	size_t e = 0;
+	int need_pull = 1, quiet = 0;
+
+	if (curl == NULL) {
+		say(f, 1, "store: cannot follow etcd: out of memory; this node will not learn "
+		    "other nodes' changes until restarted");
+		return NULL;
+	}
+	while (!stopping(f)) {
+		struct tg_err err;
+		if (need_pull) {
+			size_t n = 0;
+			if (pull(f, curl, &rev, &n, &err) < 0) {
+				if (!quiet++)
+					say(f, 1, "store: copying the store into state_dir failed: %s; "
+					    "serving from the copy there, trying again", err.msg);
+				nap(f, RETRY_MS * 2);
+				continue;
+			}
+			pthread_mutex_lock(&f->mu);
+			f->h.applied = rev;
+			f->h.pulls++;
+			pthread_mutex_unlock(&f->mu);
+			need_pull = 0;
+		}
+		memset(&s, 0, sizeof(s));
+		s.f = f;
+		s.rev = rev;
+		e = im->cur;
+		watch_once(f, curl, e, &s);
+		pthread_mutex_lock(&f->mu);
+		f->h.watch_restarts++;
+		pthread_mutex_unlock(&f->mu);
+		if (s.rev > rev) {
+			rev = s.rev;
+			quiet = 0;
+		}
+		if (s.resync) {
+			say(f, 0, "store: the cluster compacted revisions this node had not seen; "
+			    "copying the store again");
+			need_pull = 1;
+			continue;
+		}
+		if (stopping(f))
+			break;
+		if (!quiet++)
+			say(f, 1, "store: %s; following from revision %lld on the next member",
+			    s.err.msg, rev);
+		im->cur = (e + 1) % im->conf.n;
+		nap(f, RETRY_MS);
+	}
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* ---- the probe ------------------------------------------------------------- */
+
+static void *
+prober(void *arg)
+{
+	struct tg_store_follow *f = arg;
+	struct tg_store_conf *sc = &f->sc;
+	struct tg_err err;
+	struct tg_store *st = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert,
+	    sc->key, sc->timeout_ms, &err);
+	struct etcd_impl *im;
+	int was_up = 1;
+
+	if (st == NULL) {
+		say(f, 1, "store: cannot probe etcd: %s", err.msg);
+		return NULL;
+	}
+	im = st->impl;
+	do {
+		uint64_t t0 = tg_now_ms();
+		/* the newest key below the prefix: its revision is what the copy
+		 * must have reached (the store's own revision also counts other
+		 * prefixes' writes) */
+		json_t *req = json_pack("{s:o, s:o, s:i, s:s, s:s, s:b}", "key",
+		    tg_etcd_key_json(im->prefix), "range_end", tg_etcd_prefix_end(im->prefix),
+		    "limit", 1, "sort_order", "DESCEND", "sort_target", "MOD", "keys_only", 1);
+		json_t *rep = NULL;
+		int ok = req && tg_etcd_call(&im->conf, &im->cur, im->curl, "/v3/kv/range", req, &rep,
+		    &err) == 0;
+		uint64_t dt = tg_now_ms() - t0;
+
+		json_decref(req);
+		pthread_mutex_lock(&f->mu);
+		f->h.probes++;
+		f->h.up = ok;
+		store_up = ok;
+		f->h.latency_ms = (double)dt;
+		if (ok) {
+			f->h.revision = tg_etcd_ll(json_object_get(json_array_get(json_object_get(rep,
+			    "kvs"), 0), "mod_revision"));
+			f->h.keys = tg_etcd_ll(json_object_get(rep, "count"));
+			f->h.last_error[0] = '\0';
+			if (!f->started_watcher || f->h.applied >= f->h.revision)
+				f->h.behind_since = 0;
+			else if (f->h.behind_since == 0)
+				f->h.behind_since = time(NULL);
+		} else {
+			f->h.failures++;
+			snprintf(f->h.last_error, sizeof(f->h.last_error), "%s", err.msg);
+		}
+		if (ok != was_up)
+			f->h.since = time(NULL);
+		pthread_mutex_unlock(&f->mu);
+		json_decref(rep);
+		if (!ok && was_up)
+			say(f, 1, "store: %s; serving on from memory and state_dir (certificates, pins "
+			    "and keys keep working); writes (first-contact pins, ACME orders, trust "
+			    "changes) are refused until it is back", err.msg);
+		else if (ok && !was_up)
+			say(f, 0, "store: etcd answers again (%llu ms); writes are accepted",
+			    (unsigned long long)dt);
+		was_up = ok;
+	} while (!nap(f, PROBE_MS));
+	tg_store_free(st);
+	return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+int
+tg_store_pull(const struct tg_store_conf *sc, long long *rev, size_t *count, struct tg_err *err)
+{
+	struct tg_store_follow f;
+	CURL *curl;
+	int rv = -1;
+
+	memset(&f, 0, sizeof(f));
+	if ((f.etcd = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert, sc->key,
+	    sc->timeout_ms, err)) == NULL)
+		return -1;
+	if (tg_mkdirs(sc->state_dir, 0700, err) < 0 ||
+	    (f.local = tg_store_fs_open(sc->state_dir, err)) == NULL)
+		goto out;
+	pthread_mutex_init(&f.mu, NULL);
+	if ((curl = curl_easy_init()) == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	} else {
+		rv = pull(&f, curl, rev, count, err);
+		curl_easy_cleanup(curl);
+	}
+	pthread_mutex_destroy(&f.mu);
+out:
+	tg_store_free(f.local);
+	tg_store_free(f.etcd);
+	return rv;
+}
+
+struct tg_store_follow *
+tg_store_follow_start(const struct tg_store_conf *sc, int watch, tg_store_log_fn log,
+    void *arg, struct tg_err *err)
+{
+	struct tg_store_follow *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory"), NULL;
+	f->sc = *sc;
+	f->log = log;
+	f->log_arg = arg;
+	f->h.up = 1;
+	f->h.since = time(NULL);
+	pthread_mutex_init(&f->mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&f->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if ((f->etcd = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert, sc->key,
+	    sc->timeout_ms, err)) == NULL ||
+	    (f->local = tg_store_fs_open(sc->state_dir, err)) == NULL)
+		goto fail;
+	if (watch && pthread_create(&f->watcher, NULL, watcher, f) != 0) {
+		tg_err_set(err, TG_E_INTERNAL, "cannot start the store follower thread");
+		goto fail;
+	}
+	pthread_mutex_lock(&f->mu);
+	f->started_watcher = watch;
+	f->h.watching = watch;
+	pthread_mutex_unlock(&f->mu);
+	if (pthread_create(&f->prober, NULL, prober, f) != 0) {
+		tg_err_set(err, TG_E_INTERNAL, "cannot start the store probe thread");
+		tg_store_follow_stop(f);
+		return NULL;
+	}
+	f->started_prober = 1;
+	return f;
+fail:
+	tg_store_follow_stop(f);
+	return NULL;
+}
+
+void
+tg_store_follow_stop(struct tg_store_follow *f)
+{
+	if (f == NULL)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stop = 1;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	if (f->started_watcher)
+		pthread_join(f->watcher, NULL);
+	if (f->started_prober)
+		pthread_join(f->prober, NULL);
+	tg_store_free(f->local);
+	tg_store_free(f->etcd);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+void
+tg_store_follow_health(struct tg_store_follow *f, struct tg_store_health *h)
+{
+	pthread_mutex_lock(&f->mu);
+	*h = f->h;
+	pthread_mutex_unlock(&f->mu);
+}
