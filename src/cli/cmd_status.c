@@ -57,13 +57,14 @@ print_status(json_t *j)
 	v = json_object_get(j, "store");
 	if (json_is_object(v) && !strcmp(json_string_value(json_object_get(v, "backend")) ?
 	    json_string_value(json_object_get(v, "backend")) : "", "etcd")) {
-		printf("store:         etcd %s, %s, %.0f ms; revision %lld, this node's copy at %lld%s\n",
+		long long lag = (long long)json_integer_value(json_object_get(v, "lag_seconds"));
+		char copy[64] = "current";
+		if (lag > 0)
+			snprintf(copy, sizeof(copy), "%lld s behind", lag);
+		printf("store:         etcd %s, %s, %.0f ms; this node's copy %s\n",
 		    json_string_value(json_object_get(v, "endpoints")),
 		    json_is_true(json_object_get(v, "up")) ? "up" : "DOWN (writes refused)",
-		    json_number_value(json_object_get(v, "latency_ms")),
-		    (long long)json_integer_value(json_object_get(v, "revision")),
-		    (long long)json_integer_value(json_object_get(v, "applied")),
-		    json_integer_value(json_object_get(v, "lag_seconds")) > 0 ? " (lagging)" : "");
+		    json_number_value(json_object_get(v, "latency_ms")), copy);
 		if (json_string_length(json_object_get(v, "last_error")))
 			printf("store error:   %s\n", json_string_value(json_object_get(v, "last_error")));
 	}
