@@ -38,15 +38,15 @@ test-fast: deps-test build
 test-asan: deps-test
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -LE big
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -LE 'big|scale'
 
 # ThreadSanitizer over the tests whose work crosses threads: uploads and
 # pin recording on libuv's thread pool, the ACME thread, reloads, workers.
-TSAN_TESTS = unit/|33-files|50-mutual|55-trust|57-store|65-acme|68-engine|69-workers|90-signals|91-soak
+TSAN_TESTS = unit/|33-files|50-mutual|55-trust|57-store|58-cluster|65-acme|68-engine|69-workers|90-signals|91-soak
 test-tsan: deps-test
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_TSAN=ON >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)
-	cd $(TSAN_BUILD) && ctest --output-on-failure -j 2 -LE big -R '$(TSAN_TESTS)'
+	cd $(TSAN_BUILD) && ctest --output-on-failure -j 2 -LE 'big|scale' -R '$(TSAN_TESTS)'
 
 fuzz: deps-test
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTG_FUZZ=ON >/dev/null

@@ -141,6 +141,8 @@ int tg_cert_sign(const char *ca_dir, const char *csr_path,
 
 /* ---- client connections ------------------------------------------------ */
 
+struct tg_store_conf;
+
 /* Whom a client trusts when it connects out (get, put, cert show/check). */
 struct tg_client_opts {
 	const char *trust;        /* ca | tofu | whitelist | ca-or-tofu | insecure-no-validation */
@@ -152,6 +154,9 @@ struct tg_client_opts {
 	int timeout_ms;
 	/* called with a warning the user must see (insecure-no-validation) */
 	void (*warn)(const char *msg);
+	/* a cluster node's store (store.backend etcd): pins are recorded
+	 * there when known lies in its state_dir; NULL: in the file */
+	const struct tg_store_conf *store;
 };
 
 const char *tg_version(void);

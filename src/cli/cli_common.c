@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "config_int.h"
 #include "pki.h"
+#include "store.h"
 #include "util.h"
 
 extern char **environ;
@@ -227,6 +228,12 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 			snprintf(c->bufs[3], sizeof(c->bufs[3]), "%s", crt);
 			snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", key);
 		}
+	}
+	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd")) {
+		/* one command, one thread: a static copy outlives the options */
+		static struct tg_store_conf sc;
+		tg_store_conf_from(cfg, &sc);
+		o->store = &sc;
 	}
 	tg_config_free(cfg);
 	o->trust = c->bufs[0];

@@ -201,15 +201,10 @@ join_cluster(const struct tg_config *cfg, struct tg_err *err)
 		free(sc);
 		return -1;
 	}
-	if (tg_tickets_from_store(st, &e2) < 0) {
-		struct tg_err e3;
-		if (tg_tickets_from_file(sc->state_dir, &e3) == 0)
-			fprintf(stderr, "tlsgate: warning: store: session ticket keys from this node's "
-			    "copy (%s)\n", e2.msg);
-		else
-			fprintf(stderr, "tlsgate: warning: store: session ticket keys of this node only "
-			    "(%s): tickets from other nodes take a full handshake here\n", e2.msg);
-	}
+	if (tg_tickets_join(st, sc->state_dir, &e2) < 0)
+		fprintf(stderr, "tlsgate: warning: store: the session ticket keys were not checked "
+		    "(%s); this node uses its copy of them, or its own until the store sends them\n",
+		    e2.msg);
 	tg_store_free(st);
 	free(sc);
 	return 0;

@@ -239,10 +239,21 @@ cluster_ca(const struct tg_config *cfg, const char *cadir, struct tg_err *err)
 		}
 		goto out;
 	}
-	if (tg_store_exists(cst, "ca/ca.crt")) {
-		rv = 0;   /* the pull at start copied it */
+	if (tg_store_get(cst, "ca/ca.crt", &crt, &clen, err) == 0) {
+		/* the cluster's CA: this node's copy made sure of (the pull at
+		 * start may have failed) */
+		if (tg_store_get(cst, "ca/ca.key", &key, &klen, err) < 0 ||
+		    (fs = tg_store_fs_open(cadir, err)) == NULL ||
+		    tg_store_put(fs, "ca.key", key, klen, TG_STORE_SECRET, err) < 0 ||
+		    tg_store_put(fs, "ca.crt", crt, clen, 0, err) < 0)
+			goto unlock;
+		rv = 0;
 		goto unlock;
 	}
+	if (err->code != TG_E_NOT_FOUND)
+		goto unlock;   /* the store did not answer: never a second CA */
+	OPENSSL_free(crt);
+	crt = NULL;
 	if (!have_local) {
 		if (gethostname(host, sizeof(host)) != 0)
 			snprintf(host, sizeof(host), "localhost");

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "ossl_words.h"
 #include "tls.h"
+#include "store.h"
 #include "trust.h"
 
 struct tg_conn {
@@ -141,7 +142,7 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 		enum tg_trust_mode mode = TG_TRUST_CA;
 		struct tg_trust *t;
 		struct tg_trust_verdict v;
-		char id[320];
+		char id[320], nm[256];
 
 		if (o->trust && o->trust[0] && tg_trust_mode_parse(o->trust, &mode) < 0) {
 			tg_err_set(err, TG_E_USAGE, "trust mode '%s': use ca, tofu, whitelist, "
@@ -156,6 +157,14 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 		tg_trust_server_identity(name, port, id, sizeof(id));
 		if ((t = tg_trust_new(mode, o->known, "known-servers", NULL, 0, err)) == NULL)
 			goto fail;
+		/* a file in a cluster node's state_dir is the cluster's copy: pins
+		 * go through the store (the follower would overwrite a local
+		 * write); one the user keeps elsewhere stays a plain file */
+		if (o->store && tg_store_name_of(o->store, o->known, nm, sizeof(nm)) == 0 &&
+		    tg_trust_share(t, o->store, err) < 0) {
+			tg_trust_free(t);
+			goto fail;
+		}
 		if (tg_tls_client_judge(c->ssl, t, id, "give its certificate with --ca-cert", &v, err) < 0 ||
 		    (v.accept && v.record && tg_trust_record(t, &v, err) < 0)) {
 			tg_trust_free(t);

@@ -35,6 +35,7 @@
 #define PROBE_MS   3000
 #define RETRY_MS   1000
 #define PAGE       64
+#define LAG_RESTART_S 10          /* a watch this far behind is opened again */
 
 static _Atomic int store_up = 1;
 
@@ -44,8 +45,19 @@ tg_store_up(void)
 	return store_up;
 }
 
+/* The names this node's copy holds because the store had them (the file
+ * .store-copied in state_dir, one a line): a pull deletes those the store
+ * no longer has (removed while this node was down, or compacted away),
+ * and never touches a file the store never had. Watcher thread only. */
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
 struct tg_store_follow {
 	struct tg_store_conf sc;
+	struct names copied;
+	struct names *pulled;        /* during a pull: the names it found */
 	struct tg_store *etcd;       /* for its settings (endpoints, prefix, TLS) */
 	struct tg_store *local;
 	tg_store_log_fn log;
@@ -107,16 +119,122 @@ stopping(struct tg_store_follow *f)
 	return s;
 }
 
+/* ---- the names copied -------------------------------------------------------- */
+
+static int
+names_find(const struct names *ns, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ns->n; i++)
+		if (!strcmp(ns->v[i], name))
+			return (int)i;
+	return -1;
+}
+
+static int
+names_add(struct names *ns, const char *name)
+{
+	if (names_find(ns, name) >= 0)
+		return 0;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 32;
+		char **v = realloc(ns->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	if ((ns->v[ns->n] = strdup(name)) == NULL)
+		return -1;
+	ns->n++;
+	return 1;
+}
+
+static void
+names_del(struct names *ns, const char *name)
+{
+	int i = names_find(ns, name);
+
+	if (i < 0)
+		return;
+	free(ns->v[i]);
+	ns->v[i] = ns->v[--ns->n];
+}
+
+static void
+names_clear(struct names *ns)
+{
+	size_t i;
+
+	for (i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	memset(ns, 0, sizeof(*ns));
+}
+
+static void
+manifest_path(struct tg_store_follow *f, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/.store-copied", tg_store_path(f->local));
+}
+
+static int
+manifest_write(struct tg_store_follow *f, struct tg_err *err)
+{
+	char path[4200], *text = NULL;
+	size_t i, len = 0;
+	int rv;
+
+	for (i = 0; i < f->copied.n; i++)
+		if (tg_buf_append(&text, &len, 64u << 20, f->copied.v[i], strlen(f->copied.v[i])) < 0 ||
+		    tg_buf_append(&text, &len, 64u << 20, "\n", 1) < 0) {
+			free(text);
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		}
+	manifest_path(f, path, sizeof(path));
+	rv = tg_write_atomic(path, text ? text : "", len, 1, err);
+	free(text);
+	return rv;
+}
+
+/* After a whole pull (its names in *now): what the copy held from the
+ * store before and the store no longer has goes. */
+static void
+manifest_sweep(struct tg_store_follow *f, struct names *now)
+{
+	char path[4200], *line, *save = NULL;
+	unsigned char *text = NULL;
+	size_t len = 0;
+	struct tg_err err;
+
+	manifest_path(f, path, sizeof(path));
+	if (tg_read_file(path, &text, &len, 64u << 20, &err) == 0) {
+		for (line = strtok_r((char *)text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			if (names_find(now, line) < 0 && tg_store_name_ok(line, &err) == 0 &&
+			    strncmp(line, "certs/", 6) != 0)
+				(void)tg_store_delete(f->local, line, &err);
+		OPENSSL_free(text);
+	}
+	names_clear(&f->copied);
+	f->copied = *now;
+	memset(now, 0, sizeof(*now));
+	(void)manifest_write(f, &err);
+}
+
 /* ---- applying one key ------------------------------------------------------ */
 
-/* The key's name below the prefix, or NULL for keys that are not copied. */
+/* The key's name below the prefix, or NULL for keys that are not copied:
+ * locks, names that are not storable, and each node's own certificates
+ * (certs/: they name one node; `store copy` may have put a node's there). */
 static const char *
 local_name(struct etcd_impl *im, const char *key)
 {
 	size_t n = strlen(im->prefix);
 	struct tg_err err;
 
-	if (strncmp(key, im->prefix, n) != 0 || tg_store_name_ok(key + n, &err) < 0)
+	if (strncmp(key, im->prefix, n) != 0 || tg_store_name_ok(key + n, &err) < 0 ||
+	    !strncmp(key + n, "certs/", 6))
 		return NULL;
 	return key + n;
 }
@@ -161,6 +279,10 @@ apply_kv(struct tg_store_follow *f, json_t *kv, int deleted, struct tg_err *err)
 		struct tg_err e2;
 		if (tg_store_delete(f->local, name, &e2) < 0 && e2.code != TG_E_NOT_FOUND)
 			rv = -1, *err = e2;
+		if (names_find(&f->copied, name) >= 0) {
+			names_del(&f->copied, name);
+			(void)manifest_write(f, &e2);
+		}
 		goto out;
 	}
 	if (tg_etcd_unb64(vb ? vb : "", &val, &vlen) < 0) {
@@ -168,6 +290,14 @@ apply_kv(struct tg_store_follow *f, json_t *kv, int deleted, struct tg_err *err)
 		goto out;
 	}
 	rv = apply_put(f, name, val, vlen, err);
+	if (rv == 0 && f->pulled) {
+		if (names_add(f->pulled, name) < 0)
+			rv = tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	} else if (rv == 0) {
+		struct tg_err e2;
+		if (names_add(&f->copied, name) == 1)
+			(void)manifest_write(f, &e2);
+	}
 out:
 	OPENSSL_free(key);
 	if (val)
@@ -185,6 +315,10 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 	long long at = 0;
 	size_t n = 0;
 
+	struct names now = { NULL, 0, 0 };
+	int rv = -1;
+
+	f->pulled = &now;
 	snprintf(start, sizeof(start), "%s", im->prefix);
 	for (;;) {
 		json_t *req = json_pack("{s:o, s:o, s:I}", "key", tg_etcd_key_json(start),
@@ -195,22 +329,28 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 		size_t lklen, i;
 		int more;
 
-		if (req == NULL)
-			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		if (req == NULL) {
+			tg_err_set(err, TG_E_INTERNAL, "out of memory");
+			goto out;
+		}
 		if (at)   /* every page at the first page's revision: one consistent copy */
 			json_object_set_new(req, "revision", json_integer(at));
 		if (tg_etcd_call(&im->conf, &im->cur, curl, "/v3/kv/range", req, &rep, err) < 0) {
 			json_decref(req);
-			return -1;
+			goto out;
 		}
 		json_decref(req);
-		if (!at)
-			at = tg_etcd_ll(json_object_get(json_object_get(rep, "header"), "revision"));
+		if (!at && (at = tg_etcd_ll(json_object_get(json_object_get(rep, "header"),
+		    "revision"))) <= 0) {
+			json_decref(rep);
+			tg_err_set(err, TG_E_IO, "etcd answered a range without its revision");
+			goto out;
+		}
 		kvs = json_object_get(rep, "kvs");
 		json_array_foreach(kvs, i, kv) {
 			if (apply_kv(f, kv, 0, err) < 0) {
 				json_decref(rep);
-				return -1;
+				goto out;
 			}
 			last = json_string_value(json_object_get(kv, "key"));
 			n++;
@@ -219,7 +359,8 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 		if (more && (tg_etcd_unb64(last, &lk, &lklen) < 0 || lklen + 2 > sizeof(start))) {
 			OPENSSL_free(lk);
 			json_decref(rep);
-			return tg_err_set(err, TG_E_IO, "the store sent a key that cannot be followed");
+			tg_err_set(err, TG_E_IO, "the store sent a key that cannot be followed");
+			goto out;
 		}
 		if (more) {   /* the next page starts just past the last key */
 			memcpy(start, lk, lklen);
@@ -237,7 +378,13 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 	*rev = at;
 	if (count)
 		*count = n;
-	return 0;
+	f->pulled = NULL;
+	manifest_sweep(f, &now);   /* a whole copy: what the store lost goes */
+	rv = 0;
+out:
+	f->pulled = NULL;
+	names_clear(&now);
+	return rv;
 }
 
 /* ---- the watch ------------------------------------------------------------- */
@@ -333,9 +480,24 @@ static int
 on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
 	struct stream *s = arg;
+	time_t behind;
+	int stop, lagging;
 
 	(void)a, (void)b, (void)c, (void)d;
-	return stopping(s->f);   /* libcurl calls this about once a second when idle */
+	/* libcurl calls this about once a second when idle */
+	pthread_mutex_lock(&s->f->mu);
+	stop = s->f->stop;
+	behind = s->f->h.behind_since;
+	lagging = s->f->h.applied < s->f->h.revision;
+	pthread_mutex_unlock(&s->f->mu);
+	if (!stop && lagging && behind && time(NULL) - behind > LAG_RESTART_S) {
+		/* the probe sees newer keys than the stream brought: a member cut
+		 * off from its quorum keeps a watch open and silent */
+		tg_err_set(&s->err, TG_E_CONNECT, "the watch lagged the store for over %d s (its "
+		    "member may be cut off from the quorum)", LAG_RESTART_S);
+		return 1;
+	}
+	return stop;
 }
 
 /* One watch stream from rev+1 on the endpoint after *cur; returns when it
@@ -474,6 +636,8 @@ prober(void *arg)
 	im = st->impl;
 	do {
 		uint64_t t0 = tg_now_ms();
+
+		tg_err_set(&err, TG_E_INTERNAL, "out of memory");
 		/* the newest key below the prefix: its revision is what the copy
 		 * must have reached (the store's own revision also counts other
 		 * prefixes' writes) */
@@ -546,6 +710,7 @@ tg_store_pull(const struct tg_store_conf *sc, long long *rev, size_t *count, str
 	}
 	pthread_mutex_destroy(&f.mu);
 out:
+	names_clear(&f.copied);
 	tg_store_free(f.local);
 	tg_store_free(f.etcd);
 	return rv;
@@ -609,6 +774,7 @@ tg_store_follow_stop(struct tg_store_follow *f)
 		pthread_join(f->watcher, NULL);
 	if (f->started_prober)
 		pthread_join(f->prober, NULL);
+	names_clear(&f->copied);
 	tg_store_free(f->local);
 	tg_store_free(f->etcd);
 	pthread_cond_destroy(&f->cv);

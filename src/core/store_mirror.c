@@ -4,8 +4,9 @@
  * keys, known files: the same files as on one machine, so nothing on the
  * handshake path waits for the network, and a store outage leaves the node
  * serving what it has). Every write goes to etcd first and, only once etcd
- * took it, into the folder, so this node reads its own writes at once;
- * the other nodes get it from their follower's watch (store_follow.c).
+ * took it, into the folder, so this node reads its own writes at once (a
+ * failed copy is not a failed write: the follower repairs it); the other
+ * nodes get it from their follower's watch (store_follow.c).
  * Reads, lists and locks are etcd's: a decision under a lock is made on
  * the cluster's current value, never on a local copy that may lag.
  */
@@ -33,17 +34,16 @@ m_put(struct tg_store *st, const char *name, const void *data, size_t len, int f
     struct tg_err *err)
 {
 	struct mirror_impl *m = st->impl;
+	struct tg_err e2;
 
 	if (tg_store_put(m->primary, name, data, len, flags, err) < 0)
 		return -1;
 	/* the folder copy is 0600 whatever the value: the follower cannot tell
 	 * a key from a certificate either, and state_dir is 0700 anyway */
-	if (tg_store_put(m->local, name, data, len, flags | TG_STORE_SECRET, err) < 0) {
-		char msg[sizeof(err->msg)];
-		snprintf(msg, sizeof(msg), "%s", err->msg);
-		return tg_err_set(err, TG_E_IO, "stored in etcd, but this node's copy failed: %s "
-		    "(the follower retries when the store tells the change)", msg);
-	}
+	/* etcd took it: that is the write. A failed copy here (a full disk) is
+	 * repaired by the follower, which writes every change it is told of;
+	 * failing now would make callers undo what the cluster already has */
+	(void)tg_store_put(m->local, name, data, len, flags | TG_STORE_SECRET, &e2);
 	return 0;
 }
 
@@ -55,10 +55,7 @@ m_del(struct tg_store *st, const char *name, struct tg_err *err)
 
 	if (tg_store_delete(m->primary, name, err) < 0)
 		return -1;
-	if (tg_store_delete(m->local, name, &e2) < 0 && e2.code != TG_E_NOT_FOUND) {
-		*err = e2;
-		return -1;
-	}
+	(void)tg_store_delete(m->local, name, &e2);   /* as for m_put */
 	return 0;
 }
 

@@ -10,8 +10,20 @@
  * unreadable even if the process's memory leaks later). Every context built
  * in the process (reloads, certificate swaps, ACME renewals) shares the ring,
  * so a swap does not send every returning client back to a full handshake.
+ *
+ * In a cluster (tg_tickets_use_file) the keys come from the store's
+ * tickets/keys, copied into state_dir: random keys for the hour before, this
+ * hour and the next, hours counted from the epoch (time / PERIOD) so every
+ * node agrees. A node re-reads the file (a stat every few seconds); one of
+ * them replaces it every hour with fresh randomness (tickets_store.c), so
+ * neither the store nor a copy of it holds what derives later keys for long.
+ * Past the file's last hour (no node rotated, the store was down) each node
+ * derives the next keys by the same HMAC step from the last one, so they
+ * still agree. Until the file exists, the process's own ring serves.
  */
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,12 +41,19 @@ struct ticket_key {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char chain_key[32];     /* k(epoch) */
-static unsigned char prev_chain[32];    /* k(epoch-1), when have_prev */
 static long epoch = -1;
 static time_t origin;
 static struct ticket_key cur, prev;
 static int have_prev;
 static EVP_CIPHER *aes256cbc;
+/* cluster mode */
+static char keyfile[4200];
+static time_t file_checked;
+static struct stat file_st;
+static long file_e = -1;                /* the hour of file_k[1] */
+static unsigned char file_k[3][32];     /* hours file_e - 1, file_e, file_e + 1 */
+static long used_e = -1;                /* the hour cur was computed for */
+static unsigned long file_gen, used_gen;
 
 static void
 expand(const unsigned char *k, struct ticket_key *out)
@@ -60,9 +79,122 @@ step(void)
 	OPENSSL_cleanse(next, sizeof(next));
 }
 
-/* Brings the ring to now's epoch; with lock held. -1 without randomness. */
+static int advance_ring(time_t now);
+
+/* "tlsgate-ticket-keys v2 HOUR HEX HEX HEX": the keys of HOUR-1, HOUR and
+ * HOUR+1. 0 when whole. */
+int
+tg_tickets_parse(const char *text, long *e, unsigned char k[3][32])
+{
+	char hex[3][65];
+	long h;
+	size_t i, j;
+
+	if (sscanf(text, "tlsgate-ticket-keys v2 %ld %64[0-9a-f] %64[0-9a-f] %64[0-9a-f]", &h,
+	    hex[0], hex[1], hex[2]) != 4 || h < 1)
+		return -1;
+	for (i = 0; i < 3; i++) {
+		if (strlen(hex[i]) != 64)
+			return -1;
+		for (j = 0; j < 32; j++) {
+			unsigned b;
+			if (sscanf(hex[i] + 2 * j, "%2x", &b) != 1)
+				return -1;
+			k[i][j] = (unsigned char)b;
+		}
+	}
+	OPENSSL_cleanse(hex, sizeof(hex));
+	*e = h;
+	return 0;
+}
+
+/* The key of hour e from the file: its own three, or stepped on from the
+ * last; -1 before the file's first. */
+int
+tg_tickets_key_of(long fe, const unsigned char k[3][32], long e, unsigned char out[32])
+{
+	unsigned char next[32];
+	unsigned int n;
+	long i;
+
+	if (e < fe - 1)
+		return -1;
+	if (e <= fe + 1) {
+		memcpy(out, k[e - fe + 1], 32);
+		return 0;
+	}
+	memcpy(out, k[2], 32);
+	for (i = fe + 1; i < e; i++) {
+		HMAC(EVP_sha256(), out, 32, (const unsigned char *)"tlsgate ticket key", 18, next, &n);
+		memcpy(out, next, 32);
+	}
+	OPENSSL_cleanse(next, sizeof(next));
+	return 0;
+}
+
+/* Re-reads the cluster's key file when it changed (looked at every 5 s). */
+static void
+reload_file(time_t now)
+{
+	struct stat st;
+	FILE *fp;
+	char text[512];
+	size_t n;
+	long e;
+	unsigned char k[3][32];
+
+	if (now - file_checked < 5 && file_e >= 0)
+		return;
+	file_checked = now;
+	if (stat(keyfile, &st) != 0 || (st.st_ino == file_st.st_ino && st.st_mtim.tv_sec ==
+	    file_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == file_st.st_mtim.tv_nsec &&
+	    st.st_size == file_st.st_size && file_e >= 0))
+		return;
+	if ((fp = fopen(keyfile, "re")) == NULL)
+		return;
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = '\0';
+	if (tg_tickets_parse(text, &e, k) == 0) {
+		file_st = st;
+		file_e = e;
+		memcpy(file_k, k, sizeof(k));
+		file_gen++;
+	}
+	OPENSSL_cleanse(text, sizeof(text));
+	OPENSSL_cleanse(k, sizeof(k));
+}
+
+/* Brings the keys to now's hour; with lock held. -1 without randomness. */
 static int
 advance(time_t now)
+{
+	long want = (long)(now / TG_TICKET_PERIOD);
+	unsigned char kc[32], kp[32];
+
+	if (!keyfile[0])
+		return advance_ring(now);
+	reload_file(now);
+	if (file_e < 0)
+		return advance_ring(now);   /* no file yet: this process's own ring */
+	if (want == used_e && file_gen == used_gen)
+		return 0;
+	if (tg_tickets_key_of(file_e, (const unsigned char (*)[32])file_k, want, kc) < 0)
+		return advance_ring(now);   /* a file from the future: not trusted */
+	expand(kc, &cur);
+	have_prev = tg_tickets_key_of(file_e, (const unsigned char (*)[32])file_k, want - 1, kp) == 0;
+	if (have_prev)
+		expand(kp, &prev);
+	used_e = want;
+	used_gen = file_gen;
+	OPENSSL_cleanse(kc, sizeof(kc));
+	OPENSSL_cleanse(kp, sizeof(kp));
+	return 0;
+}
+
+/* This process's own ring; with lock held. */
+static int
+advance_ring(time_t now)
 {
 	long want;
 
@@ -85,7 +217,6 @@ advance(time_t now)
 		have_prev = 1;
 	}
 	while (epoch < want) {
-		memcpy(prev_chain, chain_key, 32);
 		step();
 		epoch++;
 	}
@@ -154,49 +285,15 @@ out:
 }
 
 int
-tg_tickets_seed(const unsigned char key[32], time_t at)
+tg_tickets_use_file(const char *path)
 {
-	time_t now = time(NULL);
-	long want;
-	int rv = 0;
-
 	pthread_mutex_lock(&lock);
+	snprintf(keyfile, sizeof(keyfile), "%s", path);
+	file_checked = 0;
+	file_e = -1;
+	used_e = -1;
 	if (aes256cbc == NULL)
 		aes256cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
-	memcpy(chain_key, key, 32);
-	origin = at > now ? now : at;
-	epoch = 0;
-	have_prev = 0;
-	/* stepped to the epoch before now's, so that the previous key, which
-	 * other nodes' tickets may still use, is known too */
-	want = (long)((now - origin) / TG_TICKET_PERIOD);
-	while (epoch + 1 < want) {
-		step();
-		epoch++;
-	}
-	expand(chain_key, &cur);
-	rv = advance(now);
 	pthread_mutex_unlock(&lock);
-	return rv < 0 || aes256cbc == NULL ? -1 : 0;
-}
-
-int
-tg_tickets_export(unsigned char key[32], time_t *at)
-{
-	int rv = -1;
-
-	pthread_mutex_lock(&lock);
-	if (advance(time(NULL)) == 0) {
-		/* one epoch behind: a node seeded from it knows the previous key */
-		if (have_prev) {
-			memcpy(key, prev_chain, 32);
-			*at = origin + (time_t)(epoch - 1) * TG_TICKET_PERIOD;
-		} else {
-			memcpy(key, chain_key, 32);
-			*at = origin + (time_t)epoch * TG_TICKET_PERIOD;
-		}
-		rv = 0;
-	}
-	pthread_mutex_unlock(&lock);
-	return rv;
+	return tg_tickets_ready();
 }

@@ -57,20 +57,22 @@ int tg_tls_ktls_available(void);
  * rotated each period (tickets.c); a ticket is good for one to two. */
 #define TG_TICKET_PERIOD 3600
 int tg_tickets_ready(void);
-/* Seeds the ring with a key shared by a cluster: k at time at (an epoch
- * start); every node seeded alike derives the same keys at the same time.
- * Before any context is built. */
-int tg_tickets_seed(const unsigned char key[32], time_t at);
-/* The ring's seed as of now, one epoch behind, for the store. */
-int tg_tickets_export(unsigned char key[32], time_t *at);
-/* tickets_store.c: the seed in a cluster's store (taken, or created from
- * this ring under the store's lock), or from state_dir's copy of it when
- * the store is down; then moved forward by one process now and then (only
- * when this ring came from the store: a ring of its own never replaces the
- * cluster's). Before the fork of workers. */
-int tg_tickets_from_store(struct tg_store *st, struct tg_err *err);
-int tg_tickets_from_file(const char *state_dir, struct tg_err *err);
-int tg_tickets_forward(struct tg_store *st, struct tg_err *err);
+/* A cluster's keys: from now on the file at path (the node's copy of the
+ * store's tickets/keys) decides them, re-read when it changes; until it
+ * exists this process's own ring serves. Before the contexts are built. */
+int tg_tickets_use_file(const char *path);
+/* The file's text: "tlsgate-ticket-keys v2 HOUR HEX HEX HEX", the keys of
+ * HOUR-1, HOUR and HOUR+1 (hours since the epoch). 0 when whole. */
+int tg_tickets_parse(const char *text, long *hour, unsigned char k[3][32]);
+/* The key of hour e given a file of hour fe (stepped on past its last). */
+int tg_tickets_key_of(long fe, const unsigned char k[3][32], long e, unsigned char out[32]);
+/* tickets_store.c: makes sure the store holds this hour's keys (fresh
+ * random ones each hour, the next hour's published ahead), under the
+ * store's lock; any node may, the first to come does. */
+int tg_tickets_rotate(struct tg_store *st, struct tg_err *err);
+/* A cluster node at start: rotate, then use state_dir's copy of the keys.
+ * -1 (err set) when the store did not answer: the copy, if any, is used. */
+int tg_tickets_join(struct tg_store *st, const char *state_dir, struct tg_err *err);
 int tg_tickets_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
     EVP_MAC_CTX *hctx, int enc);
 

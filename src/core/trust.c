@@ -351,9 +351,9 @@ tg_trust_share(struct tg_trust *t, const struct tg_store_conf *sc, struct tg_err
 	if (!sc->etcd || t->mode == TG_TRUST_CA)
 		return 0;
 	if (tg_store_name_of(sc, t->known, t->share_name, sizeof(t->share_name)) < 0)
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s lies outside state_dir (%s): its pins "
-		    "stay this node's own, not the cluster's; keep known files in state_dir to "
-		    "share them", t->known, sc->state_dir);
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s lies outside state_dir (%s): with "
+		    "store.backend etcd its pins would bind this node alone; keep the known files "
+		    "in state_dir (the default)", t->known, sc->state_dir);
 	if ((t->share = malloc(sizeof(*t->share))) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	*t->share = *sc;

@@ -273,20 +273,21 @@ acme_keypair(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair
 	return 0;
 }
 
-/* In a cluster, pins are the cluster's: recorded through the store. */
+/* In a cluster, pins are the cluster's: recorded through the store. A
+ * known file outside state_dir is refused: its pins would bind this node
+ * alone, and the follower would never see them. */
 static int
-share_pins(struct tg_server *s, const struct tg_config *cfg, struct tg_trust *t)
+share_pins(const struct tg_config *cfg, struct tg_trust *t, struct tg_err *err)
 {
 	struct tg_store_conf *sc = malloc(sizeof(*sc));
-	struct tg_err e2;
+	int r;
 
 	if (sc == NULL)
-		return -1;
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	tg_store_conf_from(cfg, sc);
-	if (tg_trust_share(t, sc, &e2) < 0)
-		tg_log(s, TG_LOG_WARN, "store: %s", e2.msg);
+	r = tg_trust_share(t, sc, err);
 	free(sc);
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 static int
@@ -317,7 +318,7 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 		tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
 		if ((s->clients = tg_trust_new(mode, known, "known-clients", allow, nallow, err)) == NULL)
 			return -1;
-		if (share_pins(s, cfg, s->clients) < 0)
+		if (share_pins(cfg, s->clients, err) < 0)
 			return -1;
 		if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
 			tg_cfg_path(cfg, "tls.clients.ca", s->tls.clients_ca, sizeof(s->tls.clients_ca));
@@ -761,7 +762,7 @@ tickets_work(uv_work_t *w)
 	struct tickets_job *j = w->data;
 	struct tg_store *st = tg_store_open_conf(&j->sc, 1, &j->err);
 
-	j->rv = st ? tg_tickets_forward(st, &j->err) : -1;
+	j->rv = st ? tg_tickets_rotate(st, &j->err) : -1;
 	tg_store_free(st);
 }
 
@@ -772,13 +773,13 @@ tickets_done(uv_work_t *w, int status)
 
 	TG_MAGIC_CHECK(j->srv, TG_SERVER_MAGIC, "server");
 	if (j->rv < 0 && status == 0)
-		tg_log(j->srv, TG_LOG_WARN, "store: the session ticket seed was not moved on (%s); "
+		tg_log(j->srv, TG_LOG_WARN, "store: the session ticket keys were not moved on (%s); "
 		    "tickets keep working, the next try is in 10 minutes", j->err.msg);
 	free(j);
 }
 
-/* Every 10 minutes: the stored ticket seed moves to one epoch behind now,
- * so the store never holds what derives older keys (tickets_store.c). */
+/* Every 10 minutes: the cluster's ticket keys are moved on when the hour
+ * changed, fresh random ones for the next hour (tickets_store.c). */
 static void
 on_tickets_tick(uv_timer_t *t)
 {
@@ -840,7 +841,7 @@ tg_server_run(struct tg_server *s)
 		if (s->worker_index == 0) {
 			uv_timer_init(s->loop, &s->tickets_tick);
 			s->tickets_tick.data = s;
-			uv_timer_start(&s->tickets_tick, on_tickets_tick, 60000, 600000);
+			uv_timer_start(&s->tickets_tick, on_tickets_tick, 600000, 600000);
 			uv_unref((uv_handle_t *)&s->tickets_tick);
 			s->tickets_on = 1;
 		}

@@ -26,6 +26,7 @@
 #include "watch.h"
 #include "pipe.h"
 #include "server.h"
+#include "store.h"
 #include "tls.h"
 #include "trust.h"
 #include "tunnel.h"
@@ -139,6 +140,25 @@ known_path(const struct tg_config *cfg, const char *list, size_t i, const char *
 	tg_path_join(buf, len, sd, k);
 }
 
+/* In a cluster the tunnels' and proxy's pins are the cluster's too: a pin
+ * kept only in this node's copy would be overwritten by the store's. A
+ * known file outside state_dir is refused for the same reason. */
+static int
+share_known(const struct tg_config *cfg, struct tg_trust *t, struct tg_err *err)
+{
+	struct tg_store_conf *sc;
+	int r;
+
+	if (strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") != 0)
+		return 0;
+	if ((sc = malloc(sizeof(*sc))) == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	tg_store_conf_from(cfg, sc);
+	r = tg_trust_share(t, sc, err);
+	free(sc);
+	return r < 0 ? -1 : 0;
+}
+
 static int
 tg_tunnel_open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, size_t i,
     struct tg_tunnel *t, struct tg_err *err)
@@ -246,15 +266,16 @@ tg_tunnel_open_one(struct tg_server *s, const struct tg_config *cfg, const char 
 		if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
 			goto prefix;
 		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-		if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL)
+		if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL ||
+		    share_known(cfg, t->trust, err) < 0)
 			goto prefix;
 	} else if (!proxy) {
 		if (!trust[0])
 			trust = tg_cfg_str(cfg, "tls.clients.trust");
 		tg_trust_mode_parse(trust, &mode);
 		known_path(cfg, list, i, "tls.clients.known", known, sizeof(known));
-		if (t->mutual && (t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
-		    err)) == NULL)
+		if (t->mutual && ((t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
+		    err)) == NULL || share_known(cfg, t->trust, err) < 0))
 			goto prefix;
 		if (tg_cfg_entry_str(cfg, list, i, "ca")[0]) {
 			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));

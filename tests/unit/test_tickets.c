@@ -1,6 +1,11 @@
 /* Session ticket keys: a ticket sealed under the current key opens, an
  * unknown key name means a full handshake, and a forked worker derives the
- * same key (so any worker opens any worker's tickets). */
+ * same key (so any worker opens any worker's tickets). In a cluster the
+ * keys come from the store's file: two files alike give the same key name,
+ * another file another name, and hours past the file's end are derived
+ * alike by every node. */
+#include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,5 +56,38 @@ main(void)
 	waitpid(pid, &st, 0);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the worker sealed a ticket");
 	CHECK(memcmp(child, name, 16) == 0, "a forked worker uses the same key");
+
+	/* cluster mode: the keys of the file decide */
+	{
+		const char *path = "/tmp/tg-test-ticket-keys";
+		long h = (long)(time(NULL) / TG_TICKET_PERIOD), fe;
+		unsigned char k[3][32], a[32], b[32], fromfile[16];
+		char text[400];
+		size_t i, j, n;
+		FILE *f;
+
+		RAND_bytes((unsigned char *)k, sizeof(k));
+		n = (size_t)snprintf(text, sizeof(text), "tlsgate-ticket-keys v2 %ld", h);
+		for (i = 0; i < 3; i++) {
+			n += (size_t)snprintf(text + n, sizeof(text) - n, " ");
+			for (j = 0; j < 32; j++)
+				n += (size_t)snprintf(text + n, sizeof(text) - n, "%02x", k[i][j]);
+		}
+		CHECK(tg_tickets_parse(text, &fe, k) == 0 && fe == h, "the file's text parses");
+		CHECK(tg_tickets_parse("tlsgate-ticket-keys v2 5 00", &fe, k) < 0, "a cut file does not");
+		CHECK((f = fopen(path, "w")) != NULL && fputs(text, f) >= 0 && fclose(f) == 0, "file");
+		CHECK(tg_tickets_use_file(path) == 0, "cluster keys taken");
+		CHECK(call(fromfile, iv, 1) == 1, "a ticket under the file's key");
+		CHECK(memcmp(fromfile, name, 16) != 0, "the file's key is not the process's own");
+		memcpy(again, fromfile, 16);
+		CHECK(call(again, iv, 0) == 1, "and it opens");
+		CHECK(call(name, iv, 0) == 0, "the process's own key is gone (full handshake)");
+		CHECK(tg_tickets_key_of(h, (const unsigned char (*)[32])k, h + 3, a) == 0 &&
+		    tg_tickets_key_of(h, (const unsigned char (*)[32])k, h + 3, b) == 0 &&
+		    memcmp(a, b, 32) == 0 && memcmp(a, k[2], 32) != 0, "hours past the file: derived alike");
+		CHECK(tg_tickets_key_of(h, (const unsigned char (*)[32])k, h - 2, a) < 0,
+		    "no key before the file's first hour");
+		unlink(path);
+	}
 	return check_done("test_tickets");
 }
