@@ -88,5 +88,32 @@ main(void)
 	EVP_PKEY_free(k2);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0, "cleanup");
+	/* the index: 100,000 identities, one with three pins (first line wins
+	 * the message), lookups right at both ends */
+	{
+		const char *pa = "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+		const char *pb = "sha256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=";
+		const char *pc = "sha256:CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC=";
+		size_t cap = 100000 * 64, len = 0, line = 0;
+		char *text = malloc(cap), exp[64];
+		struct tg_known *k;
+
+		CHECK(text != NULL, "memory");
+		for (i = 0; i < 100000; i++)
+			len += (size_t)snprintf(text + len, cap - len, "dev%zu %s\n", i, i % 2 ? pa : pb);
+		len += (size_t)snprintf(text + len, cap - len, "dev7 %s # second\ndev7 %s\n", pc, pa);
+		k = tg_known_parse(text, len, "big", &err);
+		CHECK(k != NULL, "100,000 identities parse: %s", k ? "" : err.msg);
+		CHECK(tg_known_lookup(k, "dev0", pb, NULL, NULL, 0) == TG_PIN_MATCH, "first identity");
+		CHECK(tg_known_lookup(k, "dev99999", pa, NULL, NULL, 0) == TG_PIN_MATCH, "last identity");
+		CHECK(tg_known_lookup(k, "dev99999", pb, &line, exp, sizeof(exp)) == TG_PIN_MISMATCH &&
+		    line == 100000 && !strcmp(exp, pa), "a mismatch names the first pin's line");
+		CHECK(tg_known_lookup(k, "dev100000", pa, NULL, NULL, 0) == TG_PIN_UNKNOWN, "unknown");
+		CHECK(tg_known_lookup(k, "dev7", pc, NULL, NULL, 0) == TG_PIN_MATCH, "a second pin");
+		CHECK(tg_known_lookup(k, "dev7", pb, &line, exp, sizeof(exp)) == TG_PIN_MISMATCH &&
+		    line == 8 && !strcmp(exp, pa), "its first line is the one named");
+		tg_known_free(k);
+		free(text);
+	}
 	return check_done("test_trust");
 }
