@@ -32,7 +32,7 @@ node() {   # DIR I PREFIX [flags]: an ACME node on 127.0.0.I, its state in DIR
 	local d=$1 i=$2 prefix=$3; shift 3
 	"$TG_BIN" serve --config a.yaml --state-dir "$T/$d" --listen "127.0.0.$i:$ACME_TLS_PORT" \
 		--set "tls.acme.http_listen=127.0.0.$i:$ACME_HTTP_PORT" --set "admin.listen=127.0.0.$i:$ADMIN" \
-		"${NODE_STORE[@]}" --set "store.prefix=$prefix" "$@" >>"$T/$d.log" 2>&1 &
+		"${NODE_STORE[@]}" --set "store.prefix=$prefix" "$@" >>"$T/$d.log" 2>&1 7>&- &
 	PIDS+=("$!"); printf -v "PID_$d" '%s' "$!"
 }
 serial() {   # I: the serial of the certificate 127.0.0.I serves for c.example.com
@@ -53,10 +53,14 @@ orders() { grep -c "POST /order-plz" "$T/pebble.log" || true; }
 o0=$(orders)
 # the three start at once; the ACME lock is held meanwhile (as by a fourth
 # node), so every validation finds all three listening
-"${LK[0]}" "${LK[1]}" /acme/ "${LK_END[@]}" acme 3000 >hold.out &
+mkfifo hold.fifo
+"${LK[0]}" "${LK[1]}" /acme/ "${LK_END[@]}" acme stdin <hold.fifo >hold.out &
 hp=$!
+exec 7>hold.fifo
 for _ in $(seq 50); do grep -q locked hold.out && break; sleep 0.1; done
 for i in 1 2 3; do node a$i $i /acme/; done
+for i in 1 2 3; do wait_log "$T/a$i.log" "serving" 30 "node $i listens" >/dev/null; done
+exec 7>&-
 wait "$hp" || fail "holding the ACME lock: $(cat hold.out)"
 for i in 1 2 3; do
 	wait_log "$T/a$i.log" "acme: (worker 0: )?certificate for c.example.com in service" 40 \

@@ -26,7 +26,7 @@ node() {   # I [flags]
 	local i=$1; shift
 	"$TG_BIN" serve --config a.yaml --state-dir "$T/n$i" --listen "127.0.0.$i:$ACME_TLS_PORT" \
 		--set "tls.acme.http_listen=127.0.0.$i:$ACME_HTTP_PORT" "${NODE_STORE[@]}" "$@" \
-		>>"$T/n$i.log" 2>&1 &
+		>>"$T/n$i.log" 2>&1 7>&- &   # not the lock holder's pipe (below)
 	PIDS+=("$!"); printf -v "PID_n$i" '%s' "$!"
 }
 serial() {
@@ -43,11 +43,17 @@ etcd_calls() {   # gRPC calls the three members started, in all
 	echo "$sum"
 }
 
-"$LOCKT" "$HEPS" /tlsgate/ eca/ca.crt node.crt node.key acme 4000 >hold.out &
+# the ACME lock is held (as by another node) until every node listens, so
+# the validation finds node 1 whoever orders
+mkfifo hold.fifo
+"$LOCKT" "$HEPS" /tlsgate/ eca/ca.crt node.crt node.key acme stdin <hold.fifo >hold.out &
 hp=$!
+exec 7>hold.fifo
 for _ in $(seq 50); do grep -q locked hold.out && break; sleep 0.1; done
 t0=$(date +%s%N)
 for i in $(seq "$NODES"); do node "$i"; done
+for i in $(seq "$NODES"); do wait_log "$T/n$i.log" "serving" 60 "node $i listens" >/dev/null; done
+exec 7>&-
 wait "$hp" || fail "holding the ACME lock: $(cat hold.out)"
 for i in $(seq "$NODES"); do
 	wait_log "$T/n$i.log" "acme: (worker 0: )?certificate for fleet.example.com in service" 60 "node $i serves" >/dev/null

@@ -4,7 +4,8 @@
  *   storelock ENDPOINTS PREFIX CA CERT KEY LOCK HOLD_MS [NAME VALUE]
  *
  * takes LOCK (waiting up to 30 s), prints "locked" with the wall-clock
- * milliseconds, holds it HOLD_MS, then (with NAME VALUE) writes VALUE to
+ * milliseconds, holds it HOLD_MS (HOLD_MS "stdin": until its standard
+ * input ends, so a test lets go when it is ready), then (with NAME VALUE) writes VALUE to
  * NAME under the lock, prints "wrote" or "refused: WHY", and unlocks.
  * Exit 0 when the write was done (or none was asked for), 1 otherwise.
  * ENDPOINTS "folder:PATH" uses the folder backend instead.
@@ -49,7 +50,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 	printf("locked %lld\n", now_ms());
-	usleep((useconds_t)atoi(argv[7]) * 1000);
+	if (!strcmp(argv[7], "stdin")) {
+		char buf[256];
+		while (fread(buf, 1, sizeof(buf), stdin) > 0)
+			;
+	} else {
+		usleep((useconds_t)atoi(argv[7]) * 1000);
+	}
 	if (argc == 10) {
 		if (tg_store_put(st, argv[8], argv[9], strlen(argv[9]), 0, &err) == 0) {
 			printf("wrote %lld\n", now_ms());
