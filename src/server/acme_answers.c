@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "acme_answers.h"
 #include "error.h"
@@ -23,6 +24,7 @@
 #include "util.h"
 
 #define MAX_ANSWERS 128
+#define SHARE_SETTLE_MS 1000
 
 struct answer {
 	int used;
@@ -202,6 +204,12 @@ publish(void *arg, enum tg_acme_challenge type, const char *what, const char *an
 		return tg_err_set(err, TG_E_ACME, "the challenge answer could not be shared with the "
 		    "other workers and nodes: %s", m);
 	}
+	/* the CA validates the moment it is told to (and from several places
+	 * at once): the other nodes' watches get a moment to copy the answer
+	 * first (they take milliseconds; the workers of this node read it
+	 * from the folder at once) */
+	if (a->share && a->share->etcd && type != TG_ACME_DNS01)
+		usleep(SHARE_SETTLE_MS * 1000);
 	return 0;
 }
 
