@@ -58,11 +58,11 @@ print_status(json_t *j)
 	if (json_is_object(v) && !strcmp(json_string_value(json_object_get(v, "backend")) ?
 	    json_string_value(json_object_get(v, "backend")) : "", "etcd")) {
 		long long lag = (long long)json_integer_value(json_object_get(v, "lag_seconds"));
+		const char *eps = json_string_value(json_object_get(v, "endpoints"));
 		char copy[64] = "current";
 		if (lag > 0)
 			snprintf(copy, sizeof(copy), "%lld s behind", lag);
-		printf("store:         etcd %s, %s, %.0f ms; this node's copy %s\n",
-		    json_string_value(json_object_get(v, "endpoints")),
+		printf("store:         etcd %s, %s, %.0f ms; this node's copy %s\n", eps ? eps : "?",
 		    json_is_true(json_object_get(v, "up")) ? "up" : "DOWN (writes refused)",
 		    json_number_value(json_object_get(v, "latency_ms")), copy);
 		if (json_string_length(json_object_get(v, "last_error")))

@@ -285,23 +285,9 @@ tg_known_lookup(const struct tg_known *k, const char *identity, const char *pin,
 	size_t i;
 	int seen = 0;
 
-	if (k->slots) {
-		for (i = k->slots[slot_of(k, identity)]; i != NO_ENTRY; i = k->e[i].next) {
-			if (strcmp(k->e[i].pin, pin) == 0)
-				return TG_PIN_MATCH;
-			if (!seen) {
-				seen = 1;
-				if (line)
-					*line = k->e[i].line;
-				if (expected)
-					snprintf(expected, elen, "%s", k->e[i].pin);
-			}
-		}
-		return seen ? TG_PIN_MISMATCH : TG_PIN_UNKNOWN;
-	}
-	for (i = 0; i < k->n; i++) {
-		if (strcmp(k->e[i].identity, identity) != 0)
-			continue;
+	/* no index: the empty list of a file that does not exist */
+	for (i = k->slots ? k->slots[slot_of(k, identity)] : NO_ENTRY; i != NO_ENTRY;
+	    i = k->e[i].next) {
 		if (strcmp(k->e[i].pin, pin) == 0)
 			return TG_PIN_MATCH;
 		if (!seen) {
