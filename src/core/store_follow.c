@@ -198,10 +198,34 @@ manifest_write(struct tg_store_follow *f, struct tg_err *err)
 	return rv;
 }
 
+/* Does name exist in the store now (after the pull's revision)? A name
+ * missing at the pull's revision but there now was written since: the
+ * watch brings it, and deleting the copy meanwhile would take away, for a
+ * moment, what a mirror write on this node just put there. When in doubt
+ * (the store did not answer) the copy stays too: the watch deletes it if
+ * the store did. */
+static int
+exists_now(struct tg_store_follow *f, CURL *curl, const char *name)
+{
+	struct etcd_impl *im = f->etcd->impl;
+	char key[4600];
+	json_t *req, *rep = NULL;
+	struct tg_err err;
+	int rv = 1;
+
+	snprintf(key, sizeof(key), "%s%s", im->prefix, name);
+	req = json_pack("{s:o, s:b}", "key", tg_etcd_key_json(key), "count_only", 1);
+	if (req && tg_etcd_call(&im->conf, &im->cur, curl, "/v3/kv/range", req, &rep, &err) == 0)
+		rv = tg_etcd_ll(json_object_get(rep, "count")) > 0;
+	json_decref(req);
+	json_decref(rep);
+	return rv;
+}
+
 /* After a whole pull (its names in *now): what the copy held from the
  * store before and the store no longer has goes. */
 static void
-manifest_sweep(struct tg_store_follow *f, struct names *now)
+manifest_sweep(struct tg_store_follow *f, CURL *curl, struct names *now)
 {
 	char path[4200], *line, *save = NULL;
 	unsigned char *text = NULL;
@@ -212,7 +236,7 @@ manifest_sweep(struct tg_store_follow *f, struct names *now)
 	if (tg_read_file(path, &text, &len, 64u << 20, &err) == 0) {
 		for (line = strtok_r((char *)text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 			if (names_find(now, line) < 0 && tg_store_name_ok(line, &err) == 0 &&
-			    strncmp(line, "certs/", 6) != 0)
+			    strncmp(line, "certs/", 6) != 0 && !exists_now(f, curl, line))
 				(void)tg_store_delete(f->local, line, &err);
 		OPENSSL_free(text);
 	}
@@ -379,7 +403,7 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 	if (count)
 		*count = n;
 	f->pulled = NULL;
-	manifest_sweep(f, &now);   /* a whole copy: what the store lost goes */
+	manifest_sweep(f, curl, &now);   /* a whole copy: what the store lost goes */
 	rv = 0;
 out:
 	f->pulled = NULL;

@@ -109,7 +109,10 @@ tg_tickets_parse(const char *text, long *e, unsigned char k[3][32])
 }
 
 /* The key of hour e from the file: its own three, or stepped on from the
- * last; -1 before the file's first. */
+ * last; -1 before the file's first, and -1 for a file more than
+ * TG_TICKET_STEP_MAX hours old: the steps are taken under the key lock in
+ * a handshake, and a file that old means no node has rotated for days
+ * (each node's own ring serves then; resumption stays on one node). */
 int
 tg_tickets_key_of(long fe, const unsigned char k[3][32], long e, unsigned char out[32])
 {
@@ -117,7 +120,7 @@ tg_tickets_key_of(long fe, const unsigned char k[3][32], long e, unsigned char o
 	unsigned int n;
 	long i;
 
-	if (e < fe - 1)
+	if (e < fe - 1 || e > fe + TG_TICKET_STEP_MAX)
 		return -1;
 	if (e <= fe + 1) {
 		memcpy(out, k[e - fe + 1], 32);
@@ -132,35 +135,59 @@ tg_tickets_key_of(long fe, const unsigned char k[3][32], long e, unsigned char o
 	return 0;
 }
 
-/* Re-reads the cluster's key file when it changed (looked at every 5 s). */
-static void
-reload_file(time_t now)
-{
-	struct stat st;
-	FILE *fp;
-	char text[512];
-	size_t n;
-	long e;
-	unsigned char k[3][32];
+/* Re-reads the cluster's key file when it changed (looked at every 5 s),
+ * without the key lock: the stat and the read happen on whichever thread
+ * is due (one at a time, file_lock), while every other handshake goes on
+ * with the keys it has; only the parsed keys are installed under lock. */
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
 
-	if (now - file_checked < 5 && file_e >= 0)
+static void
+reload_file(void)
+{
+	struct stat st, have;
+	FILE *fp;
+	char text[512], path[sizeof(keyfile)];
+	size_t n;
+	long e, fe;
+	unsigned char k[3][32];
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&lock);
+	fe = file_e;
+	have = file_st;
+	snprintf(path, sizeof(path), "%s", keyfile);
+	if (!path[0] || (now - file_checked < 5 && fe >= 0)) {
+		pthread_mutex_unlock(&lock);
 		return;
-	file_checked = now;
-	if (stat(keyfile, &st) != 0 || (st.st_ino == file_st.st_ino && st.st_mtim.tv_sec ==
-	    file_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == file_st.st_mtim.tv_nsec &&
-	    st.st_size == file_st.st_size && file_e >= 0))
+	}
+	pthread_mutex_unlock(&lock);
+	if (pthread_mutex_trylock(&file_lock) != 0)
+		return;   /* another thread is reading it right now */
+	if (stat(path, &st) != 0 || (st.st_ino == have.st_ino && st.st_mtim.tv_sec ==
+	    have.st_mtim.tv_sec && st.st_mtim.tv_nsec == have.st_mtim.tv_nsec &&
+	    st.st_size == have.st_size && fe >= 0)) {
+		pthread_mutex_lock(&lock);
+		file_checked = now;
+		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&file_lock);
 		return;
-	if ((fp = fopen(keyfile, "re")) == NULL)
-		return;
-	n = fread(text, 1, sizeof(text) - 1, fp);
-	fclose(fp);
+	}
+	n = 0;
+	if ((fp = fopen(path, "re")) != NULL) {
+		n = fread(text, 1, sizeof(text) - 1, fp);
+		fclose(fp);
+	}
 	text[n] = '\0';
-	if (tg_tickets_parse(text, &e, k) == 0) {
+	pthread_mutex_lock(&lock);
+	file_checked = now;
+	if (fp != NULL && tg_tickets_parse(text, &e, k) == 0) {
 		file_st = st;
 		file_e = e;
 		memcpy(file_k, k, sizeof(k));
 		file_gen++;
 	}
+	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&file_lock);
 	OPENSSL_cleanse(text, sizeof(text));
 	OPENSSL_cleanse(k, sizeof(k));
 }
@@ -174,7 +201,6 @@ advance(time_t now)
 
 	if (!keyfile[0])
 		return advance_ring(now);
-	reload_file(now);
 	if (file_e < 0)
 		return advance_ring(now);   /* no file yet: this process's own ring */
 	if (want == used_e && file_gen == used_gen)
@@ -229,6 +255,7 @@ tg_tickets_ready(void)
 {
 	int rv;
 
+	reload_file();
 	pthread_mutex_lock(&lock);
 	rv = advance(time(NULL));
 	pthread_mutex_unlock(&lock);
@@ -254,6 +281,7 @@ tg_tickets_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX 
 	struct ticket_key k;
 	int rv = -1;
 
+	reload_file();
 	pthread_mutex_lock(&lock);
 	if (advance(time(NULL)) < 0)
 		goto out;

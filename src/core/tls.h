@@ -56,6 +56,8 @@ int tg_tls_ktls_available(void);
 /* Session ticket keys shared by every server context of the process and
  * rotated each period (tickets.c); a ticket is good for one to two. */
 #define TG_TICKET_PERIOD 3600
+/* hours a cluster key file is stepped past its last (tickets.c) */
+#define TG_TICKET_STEP_MAX 72
 int tg_tickets_ready(void);
 /* A cluster's keys: from now on the file at path (the node's copy of the
  * store's tickets/keys) decides them, re-read when it changes; until it

@@ -87,6 +87,9 @@ main(void)
 		    memcmp(a, b, 32) == 0 && memcmp(a, k[2], 32) != 0, "hours past the file: derived alike");
 		CHECK(tg_tickets_key_of(h, (const unsigned char (*)[32])k, h - 2, a) < 0,
 		    "no key before the file's first hour");
+		CHECK(tg_tickets_key_of(h, (const unsigned char (*)[32])k, h + TG_TICKET_STEP_MAX, a) == 0 &&
+		    tg_tickets_key_of(h, (const unsigned char (*)[32])k, h + TG_TICKET_STEP_MAX + 1, a) < 0,
+		    "a file days old is not stepped on (the node's own ring serves)");
 		unlink(path);
 	}
 	return check_done("test_tickets");
