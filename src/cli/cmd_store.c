@@ -16,10 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 #include "config_int.h"
 #include "error.h"
+#include "pins.h"
 #include "store.h"
+#include "store_etcd.h"
 #include "util.h"
 
 static const char store_usage[] =
@@ -86,6 +90,13 @@ walk(struct tg_store *st, const char *prefix, int depth,
 		int got;
 		if (depth == 0 && skip_top[0] && !strcmp(names[i], skip_top))
 			continue;
+		/* a cluster's pins (one key an identity) go into their known
+		 * file (copy_one); a node's copy of them (NAME.pins) likewise */
+		if (depth == 0 && tg_store_is_etcd(st) && !strcmp(names[i], "pins"))
+			continue;
+		if (!tg_store_is_etcd(st) && strlen(names[i]) > 5 &&
+		    !strcmp(names[i] + strlen(names[i]) - 5, ".pins"))
+			continue;
 		if (snprintf(full, sizeof(full), "%s%s%s", prefix, prefix[0] ? "/" : "",
 		    names[i]) >= (int)sizeof(full)) {
 			rv = tg_err_set(err, TG_E_IO, "%s/%s: name too long", prefix, names[i]);
@@ -135,6 +146,52 @@ is_secret(const char *name)
 	return l > 4 && !strcmp(name + l - 4, ".key");
 }
 
+/* A name's bytes; a known file with its pins: from etcd the identities'
+ * keys after the file, from a cluster node's state_dir its NAME.pins after
+ * it. Without pins, exactly the value: a copy and back is byte-identical. */
+static int
+read_whole(struct tg_store *st, const char *name, unsigned char **b, size_t *bl,
+    struct tg_err *err)
+{
+	char jname[1100], *text = NULL;
+	unsigned char *j = NULL;
+	size_t tl = 0, jl = 0;
+	struct tg_err e2;
+
+	if (!tg_store_is_etcd(st)) {
+		if (tg_store_get(st, name, b, bl, err) < 0)
+			return -1;
+		snprintf(jname, sizeof(jname), "%s.pins", name);
+		if (tg_store_get(st, jname, &j, &jl, &e2) < 0)
+			return 0;
+		text = malloc(*bl + jl + 2);
+		if (text == NULL) {
+			OPENSSL_free(j);
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		}
+		memcpy(text, *b, *bl);
+		tl = *bl;
+		if (tl && text[tl - 1] != '\n')
+			text[tl++] = '\n';
+		memcpy(text + tl, j, jl);
+		tl += jl;
+		OPENSSL_free(j);
+		tg_free_secret(*b, *bl);
+	} else if (tg_known_etcd_text(st, name, &text, &tl, err) < 0) {
+		return -1;
+	}
+	if ((*b = OPENSSL_malloc(tl + 1)) == NULL) {
+		free(text);
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	}
+	if (tl)
+		memcpy(*b, text, tl);
+	(*b)[tl] = '\0';
+	*bl = tl;
+	free(text);
+	return 0;
+}
+
 static int
 copy_one(const char *name, void *arg)
 {
@@ -144,7 +201,7 @@ copy_one(const char *name, void *arg)
 	struct tg_err e2;
 	int rv = -1;
 
-	if (tg_store_get(a->from, name, &b, &bl, a->err) < 0)
+	if (read_whole(a->from, name, &b, &bl, a->err) < 0)
 		return -1;
 	if (tg_store_get(a->to, name, &old, &ol, &e2) == 0) {
 		int same = ol == bl && memcmp(old, b, bl) == 0;

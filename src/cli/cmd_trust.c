@@ -116,14 +116,15 @@ list_one(const char *store, const char *path, struct tg_store *shared, const cha
 	size_t i, line;
 
 	if (shared) {
-		unsigned char *text = NULL;
+		char *text = NULL;
 		size_t tl = 0;
-		if (tg_store_get(shared, name, &text, &tl, &err) < 0 && err.code != TG_E_NOT_FOUND) {
+		/* the copied file and every identity's key in the store */
+		if (tg_known_etcd_text(shared, name, &text, &tl, &err) < 0) {
 			tg_store_free(shared);
 			return cli_fail_err(&err);
 		}
-		k = tg_known_parse(text ? (char *)text : "", text ? tl : 0, name, &err);
-		OPENSSL_free(text);
+		k = tg_known_parse(text ? text : "", tl, name, &err);
+		free(text);
 		printf("# %s (%s, the cluster's copy)\n", store, tg_store_path(shared));
 		tg_store_free(shared);
 	} else {

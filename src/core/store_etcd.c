@@ -168,8 +168,8 @@ tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *pa
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static char *
-b64(const void *data, size_t len)
+char *
+tg_etcd_b64(const void *data, size_t len)
 {
 	char *out = malloc(4 * ((len + 2) / 3) + 1);
 
@@ -208,7 +208,7 @@ tg_etcd_unb64(const char *in, unsigned char **out, size_t *len)
 json_t *
 tg_etcd_key_json(const char *k)
 {
-	char *e = b64(k, strlen(k));
+	char *e = tg_etcd_b64(k, strlen(k));
 	json_t *j = e ? json_string(e) : NULL;
 
 	free(e);
@@ -353,7 +353,7 @@ etcd_put(struct tg_store *st, const char *name, const void *data, size_t len, in
     struct tg_err *err)
 {
 	struct etcd_impl *im = st->impl;
-	char k[600], *v = b64(data, len);
+	char k[600], *v = tg_etcd_b64(data, len);
 	int r;
 
 	if (v == NULL)
@@ -702,6 +702,12 @@ etcd_free(struct tg_store *st)
 static const struct tg_store_ops etcd_ops = {
 	etcd_get, etcd_put, etcd_del, etcd_list, etcd_lock, etcd_unlock, etcd_free,
 };
+
+int
+tg_store_is_etcd(const struct tg_store *st)
+{
+	return st != NULL && st->ops == &etcd_ops;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 

@@ -48,6 +48,8 @@ int tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char
 void tg_etcd_curl_tls(CURL *curl, const struct etcd_conf *cf);
 /* What a failed transfer means, in words (hint after the curl message). */
 const char *tg_etcd_hint(const struct etcd_conf *cf, size_t e, CURLcode c, const char *cerr);
+/* bytes → base64 (malloc'ed; NULL without memory) */
+char *tg_etcd_b64(const void *data, size_t len);
 /* base64 → NUL-terminated OPENSSL_malloc'ed buffer */
 int tg_etcd_unb64(const char *in, unsigned char **out, size_t *len);
 json_t *tg_etcd_key_json(const char *k);
@@ -55,5 +57,8 @@ json_t *tg_etcd_key_json(const char *k);
 json_t *tg_etcd_prefix_end(const char *p);
 /* the gateway writes 64-bit integers as strings */
 long long tg_etcd_ll(json_t *v);
+
+/* Is st the etcd backend (not a folder, not a mirror)? */
+int tg_store_is_etcd(const struct tg_store *st);
 
 #endif

@@ -17,6 +17,8 @@
  * Each thread has its own curl handle; the shared figures sit under mu.
  */
 #include <errno.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -24,17 +26,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "error.h"
+#include "pins.h"
 #include "store.h"
 #include "store_etcd.h"
 #include "util.h"
 
 #define PROBE_MS   3000
 #define RETRY_MS   1000
-#define PAGE       64
+#define PAGE       64           /* keys a range asks for first */
+#define PAGE_MAX   4096
 #define LAG_RESTART_S 10          /* a watch this far behind is opened again */
 
 static _Atomic int store_up = 1;
@@ -54,8 +59,19 @@ struct names {
 	size_t n, cap;
 };
 
+/* A known file's pins in the store (pins/NAME/...), kept as NAME.pins in
+ * state_dir: built whole by a pull, appended to as new keys arrive. */
+#define MAX_PINNED 16
+struct pinned {
+	char name[300];
+	char *text;                  /* during a pull: the lines so far */
+	size_t len;
+	long long built;             /* NAME.pins holds every key up to here */
+};
+
 struct tg_store_follow {
 	struct tg_store_conf sc;
+	struct pinned pins[MAX_PINNED];
 	struct names copied;
 	struct names *pulled;        /* during a pull: the names it found */
 	struct tg_store *etcd;       /* for its settings (endpoints, prefix, TLS) */
@@ -284,6 +300,168 @@ apply_put(struct tg_store_follow *f, const char *name, const unsigned char *v, s
 	return tg_store_put(f->local, name, v, len, TG_STORE_SECRET, err);
 }
 
+/* ---- the cluster's pins --------------------------------------------------- */
+
+static struct pinned *
+pinned_of(struct tg_store_follow *f, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_PINNED; i++)
+		if (f->pins[i].name[0] && !strcmp(f->pins[i].name, name))
+			return &f->pins[i];
+	for (i = 0; i < MAX_PINNED; i++)
+		if (!f->pins[i].name[0]) {
+			snprintf(f->pins[i].name, sizeof(f->pins[i].name), "%s", name);
+			return &f->pins[i];
+		}
+	return NULL;
+}
+
+static void
+copied_add(struct tg_store_follow *f, const char *name)
+{
+	struct tg_err e2;
+
+	if (f->pulled)
+		(void)names_add(f->pulled, name);
+	else if (names_add(&f->copied, name) == 1)
+		(void)manifest_write(f, &e2);
+}
+
+/* NAME.pins read again whole from the store (a pin key changed or went:
+ * a removal, a second pin added by hand), with a connection of its own
+ * (the watch's is busy streaming). */
+static int
+pins_rebuild(struct tg_store_follow *f, struct pinned *p, struct tg_err *err)
+{
+	struct tg_store *st = tg_store_etcd_open(f->sc.endpoints, f->sc.prefix, f->sc.ca,
+	    f->sc.cert, f->sc.key, f->sc.timeout_ms, err);
+	char jname[320], *text = NULL;
+	size_t len = 0;
+	long long rev = 0;
+	int rv;
+
+	if (st == NULL)
+		return -1;
+	snprintf(jname, sizeof(jname), "%s.pins", p->name);
+	rv = tg_known_etcd_pins(st, p->name, &text, &len, &rev, err);
+	tg_store_free(st);
+	if (rv < 0)
+		return -1;
+	if (len)
+		rv = apply_put(f, jname, (unsigned char *)text, len, err);
+	else if (tg_store_delete(f->local, jname, err) < 0 && err->code != TG_E_NOT_FOUND)
+		rv = -1;
+	free(text);
+	if (rv == 0) {
+		p->built = rev;
+		if (len)
+			copied_add(f, jname);
+	}
+	return rv;
+}
+
+/* One pin key (rest: NAME/IDENTITY). A pull gathers them; the watch
+ * appends a new one's lines to NAME.pins, and reads NAME.pins again when
+ * one changed or went. */
+static int
+apply_pin(struct tg_store_follow *f, const char *rest, json_t *kv, int deleted,
+    struct tg_err *err)
+{
+	const char *slash = strrchr(rest, '/'), *vb;
+	char name[300], jname[320], path[4400];
+	struct pinned *p;
+	unsigned char *val = NULL;
+	size_t vlen = 0;
+	long long mod = tg_etcd_ll(json_object_get(kv, "mod_revision"));
+	long long created = tg_etcd_ll(json_object_get(kv, "create_revision"));
+	struct tg_err e2;
+	int fd, rv = 0;
+
+	if (slash == NULL || slash == rest || (size_t)(slash - rest) >= sizeof(name))
+		return 0;   /* not a pin key of ours */
+	memcpy(name, rest, (size_t)(slash - rest));
+	name[slash - rest] = '\0';
+	if (tg_store_name_ok(name, &e2) < 0 || !strncmp(name, "certs/", 6))
+		return 0;
+	if ((p = pinned_of(f, name)) == NULL) {
+		say(f, 1, "store: pins of %s not copied: more than %d known files have pins", name,
+		    MAX_PINNED);
+		return 0;
+	}
+	snprintf(jname, sizeof(jname), "%s.pins", name);
+	if (f->pulled == NULL && mod <= p->built)
+		return 0;   /* NAME.pins was read whole after this */
+	if (!deleted) {
+		vb = json_string_value(json_object_get(kv, "value"));
+		if (tg_etcd_unb64(vb ? vb : "", &val, &vlen) < 0)
+			return tg_err_set(err, TG_E_IO, "%s: the store sent a value that is not base64",
+			    jname);
+	}
+	if (f->pulled) {
+		if (tg_buf_append(&p->text, &p->len, 1u << 30, val, vlen) < 0 ||
+		    (vlen && val[vlen - 1] != '\n' && tg_buf_append(&p->text, &p->len, 1u << 30,
+		    "\n", 1) < 0))
+			rv = tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (deleted || created != mod) {
+		rv = pins_rebuild(f, p, err);
+		goto out;
+	}
+	/* a new identity: its lines go at the end, one write (O_APPEND) */
+	snprintf(path, sizeof(path), "%s/%s", tg_store_path(f->local), jname);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		rv = tg_err_set(err, TG_E_IO, "cannot write %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (vlen && val[vlen - 1] != '\n') {
+		unsigned char *nv = OPENSSL_realloc(val, vlen + 2);
+		if (nv == NULL) {
+			close(fd);
+			rv = tg_err_set(err, TG_E_INTERNAL, "out of memory");
+			goto out;
+		}
+		val = nv;
+		val[vlen++] = '\n';
+		val[vlen] = '\0';
+	}
+	if (tg_write_all(fd, val, vlen) < 0)
+		rv = tg_err_set(err, TG_E_IO, "cannot write %s: %s", path, strerror(errno));
+	close(fd);
+	if (rv == 0)
+		copied_add(f, jname);
+out:
+	OPENSSL_free(val);
+	return rv;
+}
+
+/* After a pull: each NAME.pins whole, as gathered. */
+static int
+pins_write(struct tg_store_follow *f, long long rev, struct tg_err *err)
+{
+	size_t i;
+	int rv = 0;
+
+	for (i = 0; i < MAX_PINNED; i++) {
+		struct pinned *p = &f->pins[i];
+		char jname[320];
+		if (!p->name[0])
+			continue;
+		snprintf(jname, sizeof(jname), "%s.pins", p->name);
+		if (p->len && rv == 0) {
+			if ((rv = apply_put(f, jname, (unsigned char *)p->text, p->len, err)) == 0)
+				(void)names_add(f->pulled, jname);
+		}
+		p->built = rev;
+		free(p->text);
+		p->text = NULL;
+		p->len = 0;
+	}
+	return rv;
+}
+
 static int
 apply_kv(struct tg_store_follow *f, json_t *kv, int deleted, struct tg_err *err)
 {
@@ -297,6 +475,11 @@ apply_kv(struct tg_store_follow *f, json_t *kv, int deleted, struct tg_err *err)
 
 	if (kb == NULL || tg_etcd_unb64(kb, &key, &klen) < 0)
 		return tg_err_set(err, TG_E_IO, "the store sent a key that is not base64");
+	if (strlen((char *)key) == klen && !strncmp((char *)key, im->prefix, strlen(im->prefix)) &&
+	    !strncmp((char *)key + strlen(im->prefix), "pins/", 5)) {
+		rv = apply_pin(f, (char *)key + strlen(im->prefix) + 5, kv, deleted, err);
+		goto out;
+	}
 	if (strlen((char *)key) != klen || (name = local_name(im, (char *)key)) == NULL)
 		goto out;
 	if (deleted) {
@@ -337,7 +520,7 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 	struct etcd_impl *im = f->etcd->impl;
 	char start[700];
 	long long at = 0;
-	size_t n = 0;
+	size_t n = 0, page = PAGE;
 
 	struct names now = { NULL, 0, 0 };
 	int rv = -1;
@@ -346,7 +529,8 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 	snprintf(start, sizeof(start), "%s", im->prefix);
 	for (;;) {
 		json_t *req = json_pack("{s:o, s:o, s:I}", "key", tg_etcd_key_json(start),
-		    "range_end", tg_etcd_prefix_end(im->prefix), "limit", (json_int_t)PAGE);
+		    "range_end", tg_etcd_prefix_end(im->prefix), "limit", (json_int_t)page);
+		size_t bytes = 0;
 		json_t *rep, *kvs, *kv;
 		const char *last = NULL;
 		unsigned char *lk = NULL;
@@ -377,8 +561,16 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 				goto out;
 			}
 			last = json_string_value(json_object_get(kv, "key"));
+			bytes += json_string_length(json_object_get(kv, "value"));
 			n++;
 		}
+		/* pages of small values (a fleet's pins) grow, of big ones shrink:
+		 * a million keys are not a million requests, and a reply stays
+		 * far below what one may hold */
+		if (bytes < (1u << 20) && page < PAGE_MAX)
+			page *= 2;
+		else if (bytes > (8u << 20) && page > PAGE)
+			page /= 2;
 		more = json_is_true(json_object_get(rep, "more")) && last != NULL;
 		if (more && (tg_etcd_unb64(last, &lk, &lklen) < 0 || lklen + 2 > sizeof(start))) {
 			OPENSSL_free(lk);
@@ -399,6 +591,8 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 		if (!more)
 			break;
 	}
+	if (pins_write(f, at, err) < 0)
+		goto out;
 	*rev = at;
 	if (count)
 		*count = n;
@@ -408,6 +602,11 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 out:
 	f->pulled = NULL;
 	names_clear(&now);
+	for (size_t i = 0; i < MAX_PINNED; i++) {   /* a pull cut short: gathered for nothing */
+		free(f->pins[i].text);
+		f->pins[i].text = NULL;
+		f->pins[i].len = 0;
+	}
 	return rv;
 }
 

@@ -87,6 +87,7 @@ tg_trust_new(enum tg_trust_mode mode, const char *known_path, const char *store_
 	live++;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->refresh_lock, NULL);
+	pthread_mutex_init(&t->share_lock, NULL);
 	t->mode = mode;
 	snprintf(t->known, sizeof(t->known), "%s", known_path ? known_path : "");
 	t->store_name = store_name;
@@ -112,7 +113,9 @@ tg_trust_free(struct tg_trust *t)
 		free(t->allow[i]);
 	free(t->allow);
 	tg_known_free(t->cache);
+	tg_store_free(t->share_st);
 	free(t->share);
+	pthread_mutex_destroy(&t->share_lock);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->refresh_lock);
 	free(t);
@@ -149,81 +152,65 @@ tg_trust_server_identity(const char *host, int port, char *buf, size_t len)
 	snprintf(buf, len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 }
 
-static int
-same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static void
-known_stat(const struct tg_trust *t, struct stat *sb)
-{
-	if (stat(t->known, sb) < 0)
-		memset(sb, 0, sizeof(*sb));   /* no file yet: an empty list */
-}
-
-/* The known file, re-read only when it changed on disk; t->lock held. A
- * watched object with a cache trusts its watcher and does not stat. */
-static int
-known_snapshot(struct tg_trust *t, struct tg_err *err)
-{
-	struct stat sb;
-	struct tg_known *k;
-
-	if (t->have_cache && t->watched) {
-		/* the watch reads it on change; a stat every 10 s at most covers
-		 * what inotify cannot see (a symlink's target swapped, a lost
-		 * event when its queue overflowed) */
-		uint64_t now = tg_now_ms();
-		if (now - t->checked_ms < 10000)
-			return 0;
-		t->checked_ms = now;
-	}
-	known_stat(t, &sb);
-	if (t->have_cache && same_file(&sb, &t->cache_st))
-		return 0;
-	if ((k = tg_known_load(t->known, err)) == NULL)
-		return -1;
-	tg_known_free(t->cache);
-	t->cache = k;
-	t->cache_st = sb;
-	t->have_cache = 1;
-	return 0;
-}
-
+/*
+ * Brings the cached list up to date with the file: nothing when it did not
+ * change, only the appended lines when it grew (a first contact here or
+ * elsewhere, the follower copying the cluster's pins), a whole read when it
+ * was rewritten (a removal, an edit). The reading happens outside t->lock,
+ * so handshakes judge on with the list they have; refresh_lock keeps one
+ * refresh at a time, so an older read never replaces a newer one.
+ */
 int
 tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
 {
-	struct stat sb;
 	struct tg_known *k, *old = NULL;
-	int fresh;
+	struct tg_known_tail *tail = NULL;
+	int r, rv = 0;
 
 	if (t->mode == TG_TRUST_CA || t->known[0] == '\0')
 		return 0;
 	pthread_mutex_lock(&t->refresh_lock);
-	known_stat(t, &sb);
-	pthread_mutex_lock(&t->lock);
-	fresh = t->have_cache && same_file(&sb, &t->cache_st);
-	pthread_mutex_unlock(&t->lock);
-	if (fresh) {
-		pthread_mutex_unlock(&t->refresh_lock);
-		return 0;
+	/* only refreshers change the cache, and only under refresh_lock: it
+	 * may be read here without t->lock */
+	r = t->have_cache ? tg_known_catch_up(t->cache, t->known, &tail, err) : TG_KNOWN_RELOAD;
+	if (r == TG_KNOWN_GREW) {
+		pthread_mutex_lock(&t->lock);
+		rv = tg_known_apply_tail(t->cache, tail, t->known, err);
+		t->checked_ms = tg_now_ms();
+		pthread_mutex_unlock(&t->lock);
+		tg_known_tail_free(tail);
+	} else if (r == TG_KNOWN_RELOAD) {
+		if ((k = tg_known_load(t->known, err)) == NULL) {
+			rv = -1;
+		} else {
+			pthread_mutex_lock(&t->lock);
+			old = t->cache;
+			t->cache = k;
+			t->have_cache = 1;
+			t->checked_ms = tg_now_ms();
+			pthread_mutex_unlock(&t->lock);
+		}
+	} else if (r == TG_KNOWN_SAME) {
+		pthread_mutex_lock(&t->lock);
+		t->checked_ms = tg_now_ms();
+		pthread_mutex_unlock(&t->lock);
+	} else {
+		rv = -1;
 	}
-	if ((k = tg_known_load(t->known, err)) == NULL) {
-		pthread_mutex_unlock(&t->refresh_lock);
-		return -1;
-	}
-	pthread_mutex_lock(&t->lock);
-	old = t->cache;
-	t->cache = k;
-	t->cache_st = sb;
-	t->have_cache = 1;
-	t->checked_ms = tg_now_ms();
-	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_unlock(&t->refresh_lock);
 	tg_known_free(old);
-	return 0;
+	return rv;
+}
+
+size_t
+tg_trust_count(struct tg_trust *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->have_cache ? tg_known_count(t->cache) : (size_t)-1;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 static void
@@ -246,6 +233,7 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 	enum tg_pin_match m = TG_PIN_UNKNOWN;
 	char expected[64] = "";
 	size_t line = 0;
+	int in_journal = 0;
 	const char *mode = tg_trust_mode_name(t->mode);
 
 	memset(v, 0, sizeof(*v));
@@ -261,12 +249,23 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 			set_reason(v, "chain verified (trust ca)");
 		return 0;
 	}
-	pthread_mutex_lock(&t->lock);
-	if (known_snapshot(t, err) < 0) {
+	{
+		/* a watched list is current (its watcher refreshes it on change;
+		 * a look every 10 s covers what inotify cannot see: a symlink's
+		 * target swapped, an overflowed event queue); an unwatched one
+		 * (the CLI) is compared with its file each time */
+		uint64_t now = tg_now_ms();
+		int due;
+		pthread_mutex_lock(&t->lock);
+		due = !t->have_cache || !t->watched || now - t->checked_ms >= 10000;
 		pthread_mutex_unlock(&t->lock);
-		return -1;
+		if (due && tg_trust_refresh(t, err) < 0 && !t->have_cache)
+			return -1;
 	}
-	m = tg_known_lookup(t->cache, identity, v->pin, &line, expected, sizeof(expected));
+	pthread_mutex_lock(&t->lock);
+	m = t->cache ? tg_known_lookup(t->cache, identity, v->pin, &line, expected,
+	    sizeof(expected)) : TG_PIN_UNKNOWN;
+	in_journal = m == TG_PIN_MISMATCH && tg_known_in_journal(t->cache, identity);
 	pthread_mutex_unlock(&t->lock);
 
 	if (m == TG_PIN_MATCH) {
@@ -304,16 +303,70 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 	/* known identity, another key */
 	if (t->mode == TG_TRUST_INSECURE_NO_VALIDATION) {
 		v->accept = v->record = v->warn = 1;
-		set_reason(v, "the key of %s CHANGED (was %s at %s:%zu, now %s); accepted and "
+		set_reason(v, "the key of %s CHANGED (was %s at %s%s:%zu, now %s); accepted and "
 		    "recorded because trust is insecure-no-validation", identity, expected, t->known,
-		    line, v->pin);
+		    in_journal ? ".pins" : "", line, v->pin);
 		return 0;
 	}
-	set_reason(v, "THE KEY OF %s HAS CHANGED: it presented %s, but %s:%zu expects %s. "
+	set_reason(v, "THE KEY OF %s HAS CHANGED: it presented %s, but %s%s:%zu expects %s. "
 	    "Someone may be impersonating it, or its key was replaced. If the change is expected: "
-	    "tlsgate trust remove --store %s %s", identity, v->pin, t->known, line, expected,
-	    t->store_name, identity);
+	    "tlsgate trust remove --store %s %s", identity, v->pin, t->known,
+	    in_journal ? ".pins" : "", line, expected, t->store_name, identity);
 	return 0;
+}
+
+/* The cluster's store for pins: one connection kept for the next record
+ * (a first contact must not pay a TLS handshake with etcd), any other
+ * thread that records meanwhile opens its own. */
+static struct tg_store *
+share_take(struct tg_trust *t, struct tg_err *err)
+{
+	struct tg_store *st;
+
+	pthread_mutex_lock(&t->share_lock);
+	st = t->share_st;
+	t->share_st = NULL;
+	pthread_mutex_unlock(&t->share_lock);
+	return st ? st : tg_store_open_conf(t->share, 0, err);
+}
+
+static void
+share_give(struct tg_trust *t, struct tg_store *st)
+{
+	pthread_mutex_lock(&t->share_lock);
+	if (t->share_st == NULL)
+		t->share_st = st, st = NULL;
+	pthread_mutex_unlock(&t->share_lock);
+	tg_store_free(st);
+}
+
+/* A folder's file: under its lock, catch up with it, decide, append. */
+static int
+record_file(struct tg_trust *t, const struct tg_trust_verdict *v, const char *comment,
+    struct tg_err *err)
+{
+	struct tg_known_lock l;
+	enum tg_pin_match m;
+	int rv;
+
+	if (tg_known_lock(t->known, &l, err) < 0)
+		return -1;
+	if (tg_trust_refresh(t, err) < 0) {
+		tg_known_unlock(&l);
+		return -1;
+	}
+	pthread_mutex_lock(&t->lock);
+	m = t->cache ? tg_known_lookup(t->cache, v->identity, v->pin, NULL, NULL, 0) :
+	    TG_PIN_UNKNOWN;
+	pthread_mutex_unlock(&t->lock);
+	if (m == TG_PIN_MATCH)
+		rv = 0;
+	else if (m == TG_PIN_MISMATCH && v->first)
+		rv = tg_known_taken(v->identity, t->known, err);
+	else if ((rv = tg_known_append(t->known, v->identity, v->pin, comment, err)) == 0)
+		rv = tg_trust_refresh(t, err);   /* the next judgement sees it */
+	tg_known_unlock(&l);
+	return rv;
 }
 
 int
@@ -322,27 +375,28 @@ tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_
 	char comment[64];
 	time_t now = time(NULL);
 	struct tm tm;
+	struct tg_store *st;
+	int r;
 
 	if (!v->record)
 		return 0;
 	gmtime_r(&now, &tm);
 	strftime(comment, sizeof(comment), "recorded %Y-%m-%d", &tm);
-	if (t->share) {
-		struct tg_store *st = tg_store_open_conf(t->share, 1, err);
-		int r;
-		if (st == NULL)
-			return -1;
-		r = tg_known_record(st, t->share_name, t->known, v->identity, v->pin, comment, v->first,
-		    err);
-		tg_store_free(st);
-		if (r < 0)
-			return -1;
-	} else if (tg_known_record(NULL, NULL, t->known, v->identity, v->pin, comment, v->first,
-	    err) < 0) {
+	if (!t->share)
+		return record_file(t, v, comment, err);
+	if ((st = share_take(t, err)) == NULL)
 		return -1;
-	}
-	/* the next judgement must see it without waiting for the watcher */
-	return t->watched ? tg_trust_refresh(t, err) : 0;
+	r = tg_known_record(st, t->share_name, t->known, v->identity, v->pin, comment, v->first,
+	    err);
+	share_give(t, st);
+	if (r < 0)
+		return -1;
+	/* the next judgement must see it before the follower copies it */
+	pthread_mutex_lock(&t->lock);
+	if (t->cache && tg_known_add(t->cache, v->identity, v->pin) < 0)
+		r = tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 int

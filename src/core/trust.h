@@ -43,17 +43,19 @@ struct tg_trust {
 	pthread_mutex_t refresh_lock;   /* one tg_trust_refresh at a time, so
 	                                 * an older read never replaces a newer */
 	struct tg_known *cache;
-	struct stat cache_st;
 	int have_cache;
 	/* watched: someone calls tg_trust_refresh when the file changes (the
 	 * server, from an inotify watch), so a judgement reads the cache
 	 * without a stat(); unwatched (the CLI), each judgement stats */
 	_Atomic int watched;
-	uint64_t checked_ms;         /* when a watched file was last compared by stat */
+	uint64_t checked_ms;         /* when the file was last compared (t->lock) */
 	/* a cluster (store.backend etcd) with the known file in state_dir:
-	 * pins are recorded in the store, under its lock (tg_trust_share) */
+	 * pins are recorded in the store, one key an identity, by
+	 * transaction (tg_trust_share, pins_etcd.c) */
 	struct tg_store_conf *share;
 	char share_name[256];
+	pthread_mutex_t share_lock;
+	struct tg_store *share_st;   /* one open store kept for the next record */
 };
 
 struct tg_trust_verdict {
@@ -83,6 +85,8 @@ int tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int cha
 /* Reads the known file again if it changed since the cache was made; the
  * file is read outside the lock and swapped in under it. Any thread. */
 int tg_trust_refresh(struct tg_trust *t, struct tg_err *err);
+/* How many pins the cached list holds ((size_t)-1 before the first read). */
+size_t tg_trust_count(struct tg_trust *t);
 /* Records pins through the cluster's store when sc is etcd and the known
  * file lies in its state_dir: 1 shared, 0 not a cluster, -1 outside
  * state_dir (stays this node's own; err says so). Before any judgement. */

@@ -216,6 +216,33 @@ fsync_dir(const char *path)
 }
 
 int
+tg_fsync_parent(const char *path)
+{
+	return fsync_dir(path);
+}
+
+int
+tg_write_all(int fd, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = write(fd, p + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+int
 tg_write_atomic(const char *path, const void *data, size_t len, int secret,
     struct tg_err *err)
 {

@@ -26,6 +26,10 @@ int tg_path_join(char *buf, size_t len, const char *dir, const char *name);
 int tg_path_expand(char *buf, size_t len, const char *path);
 /* Folder part of a path ("." when none). */
 void tg_path_dir(char *buf, size_t len, const char *path);
+/* fsync(2) of the folder path lies in (after creating or renaming in it) */
+int tg_fsync_parent(const char *path);
+/* write(2) until all is written; -1 with errno set */
+int tg_write_all(int fd, const void *data, size_t len);
 /* mkdir -p with the given mode for each created folder. */
 int tg_mkdirs(const char *path, mode_t mode, struct tg_err *err);
 

@@ -91,6 +91,15 @@ queue_read(struct tg_known_watch *w)
 		w->busy = 1;
 }
 
+/* NAME.pins: a cluster's pins for the known file NAME (pins.h) */
+static int
+is_pins_of(const char *file, const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strncmp(file, name, n) && !strcmp(file + n, ".pins");
+}
+
 static void
 on_change(uv_fs_event_t *h, const char *file, int events, int status)
 {
@@ -99,7 +108,8 @@ on_change(uv_fs_event_t *h, const char *file, int events, int status)
 	TG_MAGIC_CHECK(w, TG_WATCH_MAGIC, "known-file watch");
 	if (w->stopped)
 		return;
-	if (status == 0 && file != NULL && strcmp(file, w->name) != 0)
+	if (status == 0 && file != NULL && strcmp(file, w->name) != 0 &&
+	    !(w->t && is_pins_of(file, w->name)))
 		return;   /* another file in the folder (its lock, a temp file) */
 	if (w->changed)
 		w->changed(w->arg);

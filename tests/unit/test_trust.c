@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "pins.h"
@@ -114,6 +115,80 @@ main(void)
 		    line == 8 && !strcmp(exp, pa), "its first line is the one named");
 		tg_known_free(k);
 		free(text);
+	}
+	/* appends are read alone; a rewrite, a cut or a new PATH.pins is read
+	 * whole; a half-written line waits for its newline */
+	{
+		const char *pa = "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+		const char *pb = "sha256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=";
+		char path[] = "/tmp/tg-known-tail-XXXXXX", jp[64], cmd2[128];
+		struct tg_known_tail *tail = NULL;
+		struct tg_known *k;
+		struct stat sb0, sb1;
+		FILE *f;
+		int fd = mkstemp(path);
+
+		CHECK(fd >= 0 && write(fd, "a1 ", 3) == 3 && write(fd, pa, 51) == 51 &&
+		    write(fd, "\n", 1) == 1 && close(fd) == 0, "a known file");
+		snprintf(jp, sizeof(jp), "%s.pins", path);
+		k = tg_known_load(path, &err);
+		CHECK(k && tg_known_count(k) == 1, "loaded");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_SAME, "unchanged");
+		CHECK(stat(path, &sb0) == 0, "stat");
+		CHECK(tg_known_append(path, "a2", pb, "first contact", &err) == 0, "appended");
+		CHECK(stat(path, &sb1) == 0 && sb1.st_ino == sb0.st_ino, "in place, not rewritten");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_GREW && tail, "it grew");
+		CHECK(tg_known_apply_tail(k, tail, path, &err) == 0 && tg_known_count(k) == 2 &&
+		    tg_known_lookup(k, "a2", pb, NULL, NULL, 0) == TG_PIN_MATCH, "only the new line read");
+		tg_known_tail_free(tail);
+		tail = NULL;
+		/* a line being written: not read until its newline comes */
+		CHECK((f = fopen(path, "a")) && fputs("a3 sha256:BBBB", f) >= 0 && fclose(f) == 0, "half");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_GREW, "half a line");
+		CHECK(tg_known_apply_tail(k, tail, path, &err) == 0 && tg_known_count(k) == 2,
+		    "half a line waits");
+		tg_known_tail_free(tail);
+		tail = NULL;
+		CHECK((f = fopen(path, "a")) && fputs("BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=\n", f) >= 0 &&
+		    fclose(f) == 0, "rest");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_GREW &&
+		    tg_known_apply_tail(k, tail, path, &err) == 0 &&
+		    tg_known_lookup(k, "a3", pb, NULL, NULL, 0) == TG_PIN_MATCH, "then it is read");
+		tg_known_tail_free(tail);
+		tail = NULL;
+		/* the same pin twice (this node's own record, then the copy) is one */
+		CHECK(tg_known_add(k, "a3", pb) == 0 && tg_known_count(k) == 3, "no duplicate");
+		/* rewritten in place with other bytes, same length and longer */
+		CHECK((f = fopen(path, "r+")) && fputs("b1", f) >= 0 && fseek(f, 0, SEEK_END) == 0 &&
+		    fputs("a4 sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", f) >= 0 &&
+		    fclose(f) == 0, "edited");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_RELOAD && tail == NULL,
+		    "an edit in place is read whole");
+		tg_known_free(k);
+		k = tg_known_load(path, &err);
+		CHECK(k && tg_known_lookup(k, "b1", pa, NULL, NULL, 0) == TG_PIN_MATCH, "reloaded");
+		/* a cluster's pins appear: read whole, then followed */
+		CHECK((f = fopen(jp, "w")) && fprintf(f, "c1 %s\n", pb) > 0 && fclose(f) == 0, "pins");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_RELOAD, "PATH.pins appeared");
+		tg_known_free(k);
+		k = tg_known_load(path, &err);
+		CHECK(k && tg_known_lookup(k, "c1", pb, NULL, NULL, 0) == TG_PIN_MATCH &&
+		    tg_known_in_journal(k, "c1") && !tg_known_in_journal(k, "b1"), "both read");
+		CHECK((f = fopen(jp, "a")) && fprintf(f, "c2 %s\n", pa) > 0 && fclose(f) == 0, "pins");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_GREW &&
+		    tg_known_apply_tail(k, tail, path, &err) == 0 &&
+		    tg_known_lookup(k, "c2", pa, NULL, NULL, 0) == TG_PIN_MATCH, "PATH.pins followed");
+		tg_known_tail_free(tail);
+		tail = NULL;
+		/* a bad appended line: refused, the list unchanged */
+		CHECK((f = fopen(jp, "a")) && fputs("c3 notapin\n", f) >= 0 && fclose(f) == 0, "bad");
+		CHECK(tg_known_catch_up(k, path, &tail, &err) == TG_KNOWN_GREW &&
+		    tg_known_apply_tail(k, tail, path, &err) < 0 && strstr(err.msg, ".pins:3"),
+		    "a bad line is named: %s", err.msg);
+		tg_known_tail_free(tail);
+		tg_known_free(k);
+		snprintf(cmd2, sizeof(cmd2), "rm -f %s %s", path, jp);
+		CHECK(system(cmd2) == 0, "cleanup");
 	}
 	return check_done("test_trust");
 }
