@@ -214,6 +214,29 @@ manifest_write(struct tg_store_follow *f, struct tg_err *err)
 	return rv;
 }
 
+/* The names the last pull copied, from the manifest it wrote. */
+static int
+manifest_load(struct tg_store_follow *f)
+{
+	char path[4200], *line, *save = NULL;
+	unsigned char *text = NULL;
+	size_t len = 0;
+	struct tg_err err;
+	int rv = 0;
+
+	manifest_path(f, path, sizeof(path));
+	if (tg_read_file(path, &text, &len, 64u << 20, &err) < 0)
+		return err.code == TG_E_NOT_FOUND ? 0 : -1;
+	for (line = strtok_r((char *)text, "\n", &save); line && rv == 0;
+	    line = strtok_r(NULL, "\n", &save))
+		if (names_add(&f->copied, line) < 0)
+			rv = -1;
+	OPENSSL_free(text);
+	if (rv < 0)
+		names_clear(&f->copied);
+	return rv;
+}
+
 /* Does name exist in the store now (after the pull's revision)? A name
  * missing at the pull's revision but there now was written since: the
  * watch brings it, and deleting the copy meanwhile would take away, for a
@@ -610,6 +633,15 @@ out:
 	return rv;
 }
 
+/* The last whole pull this process made (before it forked its workers):
+ * the watcher of the same state_dir follows on from its revision instead
+ * of copying a fleet's keys a second time. */
+static struct {
+	pthread_mutex_t mu;
+	char state_dir[4096];
+	long long rev;
+} last_pull = { PTHREAD_MUTEX_INITIALIZER, "", 0 };
+
 /* ---- the watch ------------------------------------------------------------- */
 
 struct stream {
@@ -792,6 +824,17 @@ watcher(void *arg)
 		    "other nodes' changes until restarted");
 		return NULL;
 	}
+	pthread_mutex_lock(&last_pull.mu);
+	if (last_pull.rev > 0 && !strcmp(last_pull.state_dir, f->sc.state_dir) &&
+	    manifest_load(f) == 0) {
+		rev = last_pull.rev;   /* copied a moment ago: follow on from there */
+		need_pull = 0;
+		pthread_mutex_lock(&f->mu);
+		f->h.applied = rev;
+		f->h.pulls++;
+		pthread_mutex_unlock(&f->mu);
+	}
+	pthread_mutex_unlock(&last_pull.mu);
 	while (!stopping(f)) {
 		struct tg_err err;
 		if (need_pull) {
@@ -930,6 +973,12 @@ tg_store_pull(const struct tg_store_conf *sc, long long *rev, size_t *count, str
 	} else {
 		rv = pull(&f, curl, rev, count, err);
 		curl_easy_cleanup(curl);
+		if (rv == 0) {
+			pthread_mutex_lock(&last_pull.mu);
+			snprintf(last_pull.state_dir, sizeof(last_pull.state_dir), "%s", sc->state_dir);
+			last_pull.rev = *rev;
+			pthread_mutex_unlock(&last_pull.mu);
+		}
 	}
 	pthread_mutex_destroy(&f.mu);
 out:
