@@ -153,42 +153,54 @@ static int
 read_whole(struct tg_store *st, const char *name, unsigned char **b, size_t *bl,
     struct tg_err *err)
 {
-	char jname[1100], *text = NULL;
-	unsigned char *j = NULL;
-	size_t tl = 0, jl = 0;
+	char jname[1100], *pins = NULL;
+	unsigned char *j = NULL, *nb;
+	size_t jl = 0, l = strlen(name);
 	struct tg_err e2;
 
-	if (!tg_store_is_etcd(st)) {
-		if (tg_store_get(st, name, b, bl, err) < 0)
+	if (tg_store_get(st, name, b, bl, err) < 0)
+		return -1;
+	if (l > 4 && !strcmp(name + l - 4, ".key"))
+		return 0;   /* a key is never a known file */
+	if (tg_store_is_etcd(st)) {
+		if (tg_known_etcd_pins(st, name, &pins, &jl, NULL, err) < 0) {
+			tg_free_secret(*b, *bl);
 			return -1;
+		}
+		j = (unsigned char *)pins;
+	} else {
 		snprintf(jname, sizeof(jname), "%s.pins", name);
 		if (tg_store_get(st, jname, &j, &jl, &e2) < 0)
 			return 0;
-		text = malloc(*bl + jl + 2);
-		if (text == NULL) {
-			OPENSSL_free(j);
-			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-		}
-		memcpy(text, *b, *bl);
-		tl = *bl;
-		if (tl && text[tl - 1] != '\n')
-			text[tl++] = '\n';
-		memcpy(text + tl, j, jl);
-		tl += jl;
-		OPENSSL_free(j);
-		tg_free_secret(*b, *bl);
-	} else if (tg_known_etcd_text(st, name, &text, &tl, err) < 0) {
-		return -1;
 	}
-	if ((*b = OPENSSL_malloc(tl + 1)) == NULL) {
-		free(text);
+	if (jl == 0) {
+		free(pins);
+		if (!pins)
+			OPENSSL_free(j);
+		return 0;
+	}
+	if ((nb = OPENSSL_malloc(*bl + jl + 2)) == NULL) {
+		tg_free_secret(*b, *bl);
+		if (pins)
+			free(pins);
+		else
+			OPENSSL_free(j);
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	}
-	if (tl)
-		memcpy(*b, text, tl);
-	(*b)[tl] = '\0';
-	*bl = tl;
-	free(text);
+	memcpy(nb, *b, *bl);
+	l = *bl;
+	if (l && nb[l - 1] != '\n')
+		nb[l++] = '\n';
+	memcpy(nb + l, j, jl);
+	l += jl;
+	nb[l] = '\0';
+	tg_free_secret(*b, *bl);
+	if (pins)
+		free(pins);
+	else
+		OPENSSL_free(j);
+	*b = nb;
+	*bl = l;
 	return 0;
 }
 

@@ -299,11 +299,21 @@ extend(struct tg_known *k, const char *text, size_t len, const char *name, size_
 		if (le == NULL)
 			le = end;
 		line++;
-		if (parse_line(p, le, &f) < 0)
+		if (parse_line(p, le, &f) < 0) {
+			if (le == end && journal >= 2) {
+				/* a last line without its newline that does not parse
+				 * yet: an append caught half-way (a reader may see a
+				 * write in progress); read later, when it is whole */
+				len = (size_t)(p - text);
+				end = text + len;
+				break;
+			}
 			return tg_err_set(err, TG_E_CONFIG_SYNTAX, "%s:%zu: expected IDENTITY sha256:PIN "
 			    "[# comment]; fix or remove that line", name, line);
+		}
 		p = le + 1;
 	}
+	journal &= 1;
 	if ((c = malloc(sizeof(*c) + len + 1)) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	memcpy(c->text, text, len);
@@ -453,8 +463,14 @@ tg_known_load(const char *path, struct tg_err *err)
 		free(text);
 		return NULL;
 	}
-	k = tg_known_parse(text ? (const char *)text : "", len, path, err);
-	if (k && jr == 0 && extend(k, (const char *)jtext, jlen, jpath, 0, 1, err) < 0) {
+	/* 2 | journal: lenient with a last line still being written */
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	else if (extend(k, text ? (const char *)text : "", len, path, 0, 2, err) < 0) {
+		tg_known_free(k);
+		k = NULL;
+	}
+	if (k && jr == 0 && extend(k, (const char *)jtext, jlen, jpath, 0, 3, err) < 0) {
 		tg_known_free(k);
 		k = NULL;
 	}
@@ -708,7 +724,12 @@ tg_known_append(const char *path, const char *identity, const char *pin, const c
 	created = access(path, F_OK) != 0;
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
 		return tg_err_set(err, TG_E_IO, "cannot write %s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) == 0 && sb.st_size > 0) {
+	if (fstat(fd, &sb) < 0) {
+		int e = errno;
+		close(fd);
+		return tg_err_set(err, TG_E_IO, "cannot write %s: %s", path, strerror(e));
+	}
+	if (sb.st_size > 0) {
 		int rfd = open(path, O_RDONLY | O_CLOEXEC);
 		if (rfd < 0 || pread(rfd, &last, 1, sb.st_size - 1) != 1)
 			last = '\n';
@@ -722,6 +743,10 @@ tg_known_append(const char *path, const char *identity, const char *pin, const c
 	/* one write of a whole line, O_APPEND: a reader sees it all or none */
 	if (tg_write_all(fd, line + off, (size_t)n) < 0 || fsync(fd) < 0) {
 		int e = errno;
+		/* what was written (all, some) is cut off again: the caller is
+		 * told the pin is not recorded, so it must not be there */
+		if (ftruncate(fd, sb.st_size) == 0)
+			(void)fsync(fd);
 		close(fd);
 		return tg_err_set(err, TG_E_IO, "cannot write %s: %s%s", path,
 		    strerror(e), e == ENOSPC ? " (the disk is full; free space, the pin was not "
@@ -795,10 +820,13 @@ record_args_ok(const char *identity, const char *pin, const char *comment, struc
 }
 
 int
-tg_known_taken(const char *identity, const char *where, struct tg_err *err)
+tg_known_taken(const char *identity, const char *pin, const char *where, const char *expected,
+    struct tg_err *err)
 {
-	return tg_err_set(err, TG_E_TRUST, "%s has another key in %s by now (another node or "
-	    "process recorded its first contact first); this key is not recorded", identity, where);
+	return tg_err_set(err, TG_E_TRUST, "THE KEY OF %s HAS CHANGED: it presented %s, but %s "
+	    "pins %s (another node or process recorded its first contact first); this key is not "
+	    "recorded. Someone may be impersonating it, or its key was replaced. If the change is "
+	    "expected: tlsgate trust remove %s", identity, pin, where, expected, identity);
 }
 
 int
@@ -808,6 +836,7 @@ tg_known_record(struct tg_store *st, const char *name, const char *path, const c
 	struct tg_known_lock l;
 	struct tg_known *k;
 	enum tg_pin_match m;
+	char expected[64] = "";
 	int rv;
 
 	if (record_args_ok(identity, pin, comment, err) < 0)
@@ -822,12 +851,12 @@ tg_known_record(struct tg_store *st, const char *name, const char *path, const c
 		tg_known_unlock(&l);
 		return -1;
 	}
-	m = tg_known_lookup(k, identity, pin, NULL, NULL, 0);
+	m = tg_known_lookup(k, identity, pin, NULL, expected, sizeof(expected));
 	tg_known_free(k);
 	if (m == TG_PIN_MATCH)
 		rv = 0;
 	else if (m == TG_PIN_MISMATCH && first)
-		rv = tg_known_taken(identity, path, err);
+		rv = tg_known_taken(identity, pin, path, expected, err);
 	else
 		rv = tg_known_append(path, identity, pin, comment, err);
 	tg_known_unlock(&l);
@@ -894,6 +923,15 @@ tg_known_remove(struct tg_store *st, const char *name, const char *path, const c
 		return tg_known_etcd_remove(st, name, identity, pin, removed, err);
 	rv = locked_edit(path, rm_edit, &a, err);
 	*removed = a.removed;
+	if (rv == 0) {
+		/* PATH.pins is read as part of the list (a cluster's pins left
+		 * in a node's state_dir): what is removed goes from there too */
+		char jpath[PATH_MAX + 8];
+		struct rm_arg b = { identity, pin, 0 };
+		journal_path(jpath, sizeof(jpath), path);
+		if (access(jpath, F_OK) == 0 && (rv = locked_edit(jpath, rm_edit, &b, err)) == 0)
+			*removed += b.removed;
+	}
 	return rv;
 }
 

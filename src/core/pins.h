@@ -31,8 +31,11 @@ size_t tg_known_count(const struct tg_known *k);
 
 /* Catching up with appends, in two steps so the reading happens outside
  * the lock that guards k: tg_known_catch_up reads what was appended to
- * PATH (or PATH.pins) since k was read (k unchanged: only the one thread
- * that changes k may call it), tg_known_apply_tail adds it to k. */
+ * PATH (or PATH.pins) since k was read, tg_known_apply_tail adds it to k.
+ * catch_up reads only k's record of the file (offset, fingerprints), which
+ * only apply_tail changes: a caller serialises catch_up/apply_tail pairs
+ * (trust.c: refresh_lock), while lookups and tg_known_add (which leave
+ * that record alone) take the lock that guards the entries. */
 enum { TG_KNOWN_SAME, TG_KNOWN_GREW, TG_KNOWN_RELOAD };
 struct tg_known_tail;
 /* TG_KNOWN_GREW with *tail set, _SAME, _RELOAD (rewritten: load it
@@ -83,8 +86,10 @@ void tg_known_unlock(struct tg_known_lock *l);
 /* Appends one line (lock held): one write, then fsync. */
 int tg_known_append(const char *path, const char *identity, const char *pin,
     const char *comment, struct tg_err *err);
-/* The error of a first contact that lost the race to another key. */
-int tg_known_taken(const char *identity, const char *where, struct tg_err *err);
+/* The error of a first contact that lost the race to another key (pin
+ * presented, expected the one where holds). */
+int tg_known_taken(const char *identity, const char *pin, const char *where,
+    const char *expected, struct tg_err *err);
 /* Drops identity's lines (only the one pin when pin is given) from text;
  * returns how many. */
 size_t tg_known_drop(char *text, size_t *len, const char *identity, const char *pin);

@@ -13,8 +13,9 @@
  *                   cluster wrote) and the identity's key, in one
  *                   transaction conditioned on both.
  *
- * No lock is taken: each write is conditioned on what it read, and
- * retried when another node wrote first. Nodes learn of new keys by their
+ * No lock is taken: each write is conditioned on what it read (the
+ * identity's key and NAME's own value), and retried when another node
+ * wrote first. Nodes learn of new keys by their
  * watch (store_follow.c appends them to state_dir's NAME.pins).
  */
 #include <stdio.h>
@@ -148,11 +149,11 @@ del_op(const char *key)
 }
 
 static enum tg_pin_match
-lines_match(const char *text, size_t len, const char *identity, const char *pin)
+lines_match(const char *text, size_t len, const char *identity, const char *pin, char *exp)
 {
 	struct tg_err err;
 	struct tg_known *k = tg_known_parse(text, len, "store", &err);
-	enum tg_pin_match m = k ? tg_known_lookup(k, identity, pin, NULL, NULL, 0) : TG_PIN_UNKNOWN;
+	enum tg_pin_match m = k ? tg_known_lookup(k, identity, pin, NULL, exp, 64) : TG_PIN_UNKNOWN;
 
 	tg_known_free(k);
 	return m;
@@ -162,15 +163,29 @@ int
 tg_known_etcd_record(struct tg_store *st, const char *name, const char *identity,
     const char *pin, const char *comment, int first, struct tg_err *err)
 {
-	char key[KEY_MAX], line[2200], *cur = NULL, *nv;
-	size_t clen = 0;
-	long long mod = 0;
+	char key[KEY_MAX], fkey[KEY_MAX], line[2200], *cur = NULL, *nv, *fv = NULL, exp[64] = "";
+	size_t clen = 0, flen = 0;
+	long long mod = 0, fmod = 0;
 	int n, tries, r;
 
 	if (!tg_store_is_etcd(st))
 		return tg_err_set(err, TG_E_INTERNAL, "pins: not an etcd store");
-	if (key_of(st, name, identity, key, sizeof(key), err) < 0)
+	if (key_of(st, name, identity, key, sizeof(key), err) < 0 ||
+	    key_of(st, name, NULL, fkey, sizeof(fkey), err) < 0)
 		return -1;
+	/* NAME's own value (what `store copy` or an older cluster wrote) may
+	 * pin the identity already: a first contact is decided against it
+	 * too, and the write below is conditioned on it not changing */
+	if ((r = get_one(st, fkey, &fv, &flen, &fmod, err)) < 0)
+		return -1;
+	if (r == 1) {
+		enum tg_pin_match m = lines_match(fv, flen, identity, pin, exp);
+		free(fv);
+		if (m == TG_PIN_MATCH)
+			return 0;
+		if (m == TG_PIN_MISMATCH && first)
+			return tg_known_taken(identity, pin, "the cluster's store", exp, err);
+	}
 	n = snprintf(line, sizeof(line), "%s %s%s%s\n", identity, pin, comment ? " # " : "",
 	    comment ? comment : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
@@ -180,9 +195,9 @@ tg_known_etcd_record(struct tg_store *st, const char *name, const char *identity
 		/* as if absent (the usual case: one round trip); what is there
 		 * comes back when it is not */
 		if (cur == NULL) {
-			req = json_pack("{s:[o],s:[o],s:[{s:{s:o}}]}", "compare", unchanged(key, 0),
-			    "success", put_op(key, line, (size_t)n), "failure", "request_range", "key",
-			    tg_etcd_key_json(key));
+			req = json_pack("{s:[o,o],s:[o],s:[{s:{s:o}}]}", "compare", unchanged(key, 0),
+			    unchanged(fkey, fmod), "success", put_op(key, line, (size_t)n), "failure",
+			    "request_range", "key", tg_etcd_key_json(key));
 		} else {
 			if ((nv = malloc(clen + (size_t)n + 2)) == NULL) {
 				free(cur);
@@ -192,9 +207,9 @@ tg_known_etcd_record(struct tg_store *st, const char *name, const char *identity
 			if (clen && nv[clen - 1] != '\n')
 				nv[clen++] = '\n';
 			memcpy(nv + clen, line, (size_t)n);
-			req = json_pack("{s:[o],s:[o],s:[{s:{s:o}}]}", "compare", unchanged(key, mod),
-			    "success", put_op(key, nv, clen + (size_t)n), "failure", "request_range", "key",
-			    tg_etcd_key_json(key));
+			req = json_pack("{s:[o,o],s:[o],s:[{s:{s:o}}]}", "compare", unchanged(key, mod),
+			    unchanged(fkey, fmod), "success", put_op(key, nv, clen + (size_t)n), "failure",
+			    "request_range", "key", tg_etcd_key_json(key));
 			free(nv);
 		}
 		free(cur);
@@ -211,16 +226,35 @@ tg_known_etcd_record(struct tg_store *st, const char *name, const char *identity
 		json_decref(rep);
 		if (r < 0)
 			return -1;
+		{
+			/* lost to another write: NAME's value may have changed too (a
+			 * removal, a copy); decide again against it */
+			int fr;
+			if ((fr = get_one(st, fkey, &fv, &flen, &fmod, err)) < 0) {
+				free(cur);
+				return -1;
+			}
+			if (fr == 1) {
+				enum tg_pin_match m = lines_match(fv, flen, identity, pin, exp);
+				free(fv);
+				fv = NULL;
+				if (m == TG_PIN_MATCH || (m == TG_PIN_MISMATCH && first)) {
+					free(cur);
+					return m == TG_PIN_MATCH ? 0 :
+					    tg_known_taken(identity, pin, "the cluster's store", exp, err);
+				}
+			}
+		}
 		if (r == 0)
-			continue;   /* removed meanwhile: create it again */
-		switch (lines_match(cur, clen, identity, pin)) {
+			continue;   /* the key is absent (removed meanwhile): create it */
+		switch (lines_match(cur, clen, identity, pin, exp)) {
 		case TG_PIN_MATCH:
 			free(cur);
 			return 0;   /* recorded by now (another node met the same key) */
 		case TG_PIN_MISMATCH:
 			if (first) {
 				free(cur);
-				return tg_known_taken(identity, "the cluster's store", err);
+				return tg_known_taken(identity, pin, "the cluster's store", exp, err);
 			}
 			break;
 		case TG_PIN_UNKNOWN:
@@ -302,7 +336,7 @@ tg_known_etcd_pins(struct tg_store *st, const char *name, char **text, size_t *l
 	im = st->impl;
 	if (snprintf(start, sizeof(start), "%spins/%s/", im->prefix, name) >= (int)sizeof(start) ||
 	    strlen(start) > 500)
-		return tg_err_set(err, TG_E_USAGE, "%s: name too long for the store", name);
+		return 0;   /* no pin keys can be below a name that long */
 	snprintf(end, sizeof(end), "%s", start);
 	for (;;) {
 		json_t *req = json_pack("{s:o,s:o,s:I}", "key", tg_etcd_key_json(start), "range_end",

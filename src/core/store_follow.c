@@ -72,6 +72,7 @@ struct pinned {
 struct tg_store_follow {
 	struct tg_store_conf sc;
 	struct pinned pins[MAX_PINNED];
+	int need_pull;               /* watcher thread: a pin copy failed */
 	struct names copied;
 	struct names *pulled;        /* during a pull: the names it found */
 	struct tg_store *etcd;       /* for its settings (endpoints, prefix, TLS) */
@@ -352,42 +353,72 @@ copied_add(struct tg_store_follow *f, const char *name)
 		(void)manifest_write(f, &e2);
 }
 
-/* NAME.pins read again whole from the store (a pin key changed or went:
- * a removal, a second pin added by hand), with a connection of its own
- * (the watch's is busy streaming). */
+/* An identity from its key's last part (percent-encoded). */
 static int
-pins_rebuild(struct tg_store_follow *f, struct pinned *p, struct tg_err *err)
+id_decode(const char *in, char *out, size_t len)
 {
-	struct tg_store *st = tg_store_etcd_open(f->sc.endpoints, f->sc.prefix, f->sc.ca,
-	    f->sc.cert, f->sc.key, f->sc.timeout_ms, err);
-	char jname[320], *text = NULL;
+	size_t n = 0;
+
+	for (; *in; in++) {
+		int c = (unsigned char)*in;
+		if (c == '%') {
+			int h = tg_hexval(in[1]), l = h < 0 ? -1 : tg_hexval(in[2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = h * 16 + l;
+			in += 2;
+		}
+		if (n + 1 >= len || c == 0)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return n ? 0 : -1;
+}
+
+/* A pin key that changed or went (a removal, a second pin added, a key
+ * that changed under insecure-no-validation): NAME.pins is written again
+ * without that identity's lines, then with the key's new ones. Local work
+ * only: the watch's event says everything (rare: operators' actions). */
+static int
+pins_replace(struct tg_store_follow *f, const char *jname, const char *identity,
+    const unsigned char *val, size_t vlen, struct tg_err *err)
+{
+	unsigned char *cur = NULL;
 	size_t len = 0;
-	long long rev = 0;
+	char *text;
 	int rv;
 
-	if (st == NULL)
-		return -1;
-	snprintf(jname, sizeof(jname), "%s.pins", p->name);
-	rv = tg_known_etcd_pins(st, p->name, &text, &len, &rev, err);
-	tg_store_free(st);
-	if (rv < 0)
-		return -1;
-	if (len)
-		rv = apply_put(f, jname, (unsigned char *)text, len, err);
-	else if (tg_store_delete(f->local, jname, err) < 0 && err->code != TG_E_NOT_FOUND)
-		rv = -1;
-	free(text);
-	if (rv == 0) {
-		p->built = rev;
-		if (len)
-			copied_add(f, jname);
+	if (tg_store_get(f->local, jname, &cur, &len, err) < 0) {
+		if (err->code != TG_E_NOT_FOUND)
+			return -1;
+		len = 0;
 	}
+	if ((text = malloc(len + vlen + 2)) == NULL) {
+		OPENSSL_free(cur);
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	}
+	if (len)
+		memcpy(text, cur, len);
+	OPENSSL_free(cur);
+	(void)tg_known_drop(text, &len, identity, NULL);
+	if (len && text[len - 1] != '\n')
+		text[len++] = '\n';
+	if (vlen) {
+		memcpy(text + len, val, vlen);
+		len += vlen;
+		if (text[len - 1] != '\n')
+			text[len++] = '\n';
+	}
+	/* a new file renamed over the old: readers read it whole again */
+	rv = tg_store_put(f->local, jname, text, len, TG_STORE_SECRET, err);
+	free(text);
 	return rv;
 }
 
 /* One pin key (rest: NAME/IDENTITY). A pull gathers them; the watch
- * appends a new one's lines to NAME.pins, and reads NAME.pins again when
- * one changed or went. */
+ * appends a new one's lines to NAME.pins, and writes NAME.pins again
+ * without the identity's old lines when one changed or went. */
 static int
 apply_pin(struct tg_store_follow *f, const char *rest, json_t *kv, int deleted,
     struct tg_err *err)
@@ -430,11 +461,24 @@ apply_pin(struct tg_store_follow *f, const char *rest, json_t *kv, int deleted,
 		goto out;
 	}
 	if (deleted || created != mod) {
-		rv = pins_rebuild(f, p, err);
+		char id[1100];
+		if (id_decode(slash + 1, id, sizeof(id)) < 0 || !tg_identity_valid(id))
+			goto out;   /* not a key tlsgate writes: nothing of it is read */
+		rv = pins_replace(f, jname, id, val, vlen, err);
+		if (rv == 0)
+			copied_add(f, jname);
 		goto out;
 	}
 	/* a new identity: its lines go at the end, one write (O_APPEND) */
 	snprintf(path, sizeof(path), "%s/%s", tg_store_path(f->local), jname);
+	if (strchr(jname, '/')) {
+		char dir[4400];
+		tg_path_dir(dir, sizeof(dir), path);
+		if (tg_mkdirs(dir, 0700, err) < 0) {
+			rv = -1;
+			goto out;
+		}
+	}
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		rv = tg_err_set(err, TG_E_IO, "cannot write %s: %s", path, strerror(errno));
 		goto out;
@@ -457,6 +501,14 @@ apply_pin(struct tg_store_follow *f, const char *rest, json_t *kv, int deleted,
 		copied_add(f, jname);
 out:
 	OPENSSL_free(val);
+	if (rv < 0 && f->pulled == NULL) {
+		/* a pin not copied must not stop the watch (certificates and
+		 * tickets follow it too), nor be skipped: the copy is made
+		 * whole again by a pull */
+		say(f, 1, "store: %s: %s; copying the store again", jname, err->msg);
+		f->need_pull = 1;
+		rv = 0;
+	}
 	return rv;
 }
 
@@ -474,8 +526,9 @@ pins_write(struct tg_store_follow *f, long long rev, struct tg_err *err)
 			continue;
 		snprintf(jname, sizeof(jname), "%s.pins", p->name);
 		if (p->len && rv == 0) {
-			if ((rv = apply_put(f, jname, (unsigned char *)p->text, p->len, err)) == 0)
-				(void)names_add(f->pulled, jname);
+			if ((rv = apply_put(f, jname, (unsigned char *)p->text, p->len, err)) == 0 &&
+			    names_add(f->pulled, jname) < 0)
+				rv = tg_err_set(err, TG_E_INTERNAL, "out of memory");
 		}
 		p->built = rev;
 		free(p->text);
@@ -568,6 +621,12 @@ pull(struct tg_store_follow *f, CURL *curl, long long *rev, size_t *count, struc
 			json_object_set_new(req, "revision", json_integer(at));
 		if (tg_etcd_call(&im->conf, &im->cur, curl, "/v3/kv/range", req, &rep, err) < 0) {
 			json_decref(req);
+			if (page > PAGE) {
+				/* grown on small values, the page met big ones (a reply
+				 * over MAX_REPLY): the same start again, small */
+				page = PAGE;
+				continue;
+			}
 			goto out;
 		}
 		json_decref(req);
@@ -640,7 +699,12 @@ static struct {
 	pthread_mutex_t mu;
 	char state_dir[4096];
 	long long rev;
-} last_pull = { PTHREAD_MUTEX_INITIALIZER, "", 0 };
+	time_t at;
+} last_pull = { PTHREAD_MUTEX_INITIALIZER, "", 0, 0 };
+/* only a watcher started with the process: a worker forked again hours
+ * later (the first one died) pulls whole, or it would replay hours of
+ * events over newer files */
+#define PULL_FRESH_S 60
 
 /* ---- the watch ------------------------------------------------------------- */
 
@@ -682,6 +746,11 @@ on_message(struct stream *s, json_t *msg)
 		long long r = tg_etcd_ll(json_object_get(kv, "mod_revision"));
 		if (apply_kv(s->f, kv, type && !strcmp(type, "DELETE"), &s->err) < 0) {
 			s->failed = 1;
+			return -1;
+		}
+		if (s->f->need_pull) {   /* a pin copy failed: a whole pull repairs it */
+			s->f->need_pull = 0;
+			s->resync = 1;
 			return -1;
 		}
 		if (r > s->rev)
@@ -826,7 +895,7 @@ watcher(void *arg)
 	}
 	pthread_mutex_lock(&last_pull.mu);
 	if (last_pull.rev > 0 && !strcmp(last_pull.state_dir, f->sc.state_dir) &&
-	    manifest_load(f) == 0) {
+	    time(NULL) - last_pull.at < PULL_FRESH_S && manifest_load(f) == 0) {
 		rev = last_pull.rev;   /* copied a moment ago: follow on from there */
 		need_pull = 0;
 		pthread_mutex_lock(&f->mu);
@@ -977,6 +1046,7 @@ tg_store_pull(const struct tg_store_conf *sc, long long *rev, size_t *count, str
 			pthread_mutex_lock(&last_pull.mu);
 			snprintf(last_pull.state_dir, sizeof(last_pull.state_dir), "%s", sc->state_dir);
 			last_pull.rev = *rev;
+			last_pull.at = time(NULL);
 			pthread_mutex_unlock(&last_pull.mu);
 		}
 	}

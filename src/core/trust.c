@@ -160,8 +160,8 @@ tg_trust_server_identity(const char *host, int port, char *buf, size_t len)
  * so handshakes judge on with the list they have; refresh_lock keeps one
  * refresh at a time, so an older read never replaces a newer one.
  */
-int
-tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
+static int
+refresh(struct tg_trust *t, int try, struct tg_err *err)
 {
 	struct tg_known *k, *old = NULL;
 	struct tg_known_tail *tail = NULL;
@@ -169,14 +169,19 @@ tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
 
 	if (t->mode == TG_TRUST_CA || t->known[0] == '\0')
 		return 0;
-	pthread_mutex_lock(&t->refresh_lock);
+	if (try) {
+		if (pthread_mutex_trylock(&t->refresh_lock) != 0)
+			return 0;   /* a refresh is under way (the watcher's): it will do */
+	} else {
+		pthread_mutex_lock(&t->refresh_lock);
+	}
 	/* only refreshers change the cache, and only under refresh_lock: it
 	 * may be read here without t->lock */
 	r = t->have_cache ? tg_known_catch_up(t->cache, t->known, &tail, err) : TG_KNOWN_RELOAD;
 	if (r == TG_KNOWN_GREW) {
 		pthread_mutex_lock(&t->lock);
-		rv = tg_known_apply_tail(t->cache, tail, t->known, err);
-		t->checked_ms = tg_now_ms();
+		if ((rv = tg_known_apply_tail(t->cache, tail, t->known, err)) == 0)
+			t->checked_ms = tg_now_ms();
 		pthread_mutex_unlock(&t->lock);
 		tg_known_tail_free(tail);
 	} else if (r == TG_KNOWN_RELOAD) {
@@ -200,6 +205,12 @@ tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
 	pthread_mutex_unlock(&t->refresh_lock);
 	tg_known_free(old);
 	return rv;
+}
+
+int
+tg_trust_refresh(struct tg_trust *t, struct tg_err *err)
+{
+	return refresh(t, 0, err);
 }
 
 size_t
@@ -255,11 +266,16 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 		 * target swapped, an overflowed event queue); an unwatched one
 		 * (the CLI) is compared with its file each time */
 		uint64_t now = tg_now_ms();
-		int due;
+		int due, watched, have;
 		pthread_mutex_lock(&t->lock);
-		due = !t->have_cache || !t->watched || now - t->checked_ms >= 10000;
+		have = t->have_cache;
+		watched = have && t->watched;
+		due = !have || !t->watched || now - t->checked_ms >= 10000;
 		pthread_mutex_unlock(&t->lock);
-		if (due && tg_trust_refresh(t, err) < 0 && !t->have_cache)
+		/* a list that changed and cannot be read fails closed: a pin
+		 * removed from it must not stay trusted. A watched list is not
+		 * read on the handshake's thread while its watcher reads it. */
+		if (due && refresh(t, watched, err) < 0)
 			return -1;
 	}
 	pthread_mutex_lock(&t->lock);
@@ -347,6 +363,7 @@ record_file(struct tg_trust *t, const struct tg_trust_verdict *v, const char *co
 {
 	struct tg_known_lock l;
 	enum tg_pin_match m;
+	char expected[64] = "";
 	int rv;
 
 	if (tg_known_lock(t->known, &l, err) < 0)
@@ -356,15 +373,19 @@ record_file(struct tg_trust *t, const struct tg_trust_verdict *v, const char *co
 		return -1;
 	}
 	pthread_mutex_lock(&t->lock);
-	m = t->cache ? tg_known_lookup(t->cache, v->identity, v->pin, NULL, NULL, 0) :
-	    TG_PIN_UNKNOWN;
+	m = t->cache ? tg_known_lookup(t->cache, v->identity, v->pin, NULL, expected,
+	    sizeof(expected)) : TG_PIN_UNKNOWN;
 	pthread_mutex_unlock(&t->lock);
 	if (m == TG_PIN_MATCH)
 		rv = 0;
 	else if (m == TG_PIN_MISMATCH && v->first)
-		rv = tg_known_taken(v->identity, t->known, err);
-	else if ((rv = tg_known_append(t->known, v->identity, v->pin, comment, err)) == 0)
-		rv = tg_trust_refresh(t, err);   /* the next judgement sees it */
+		rv = tg_known_taken(v->identity, v->pin, t->known, expected, err);
+	else if ((rv = tg_known_append(t->known, v->identity, v->pin, comment, err)) == 0) {
+		struct tg_err e2;
+		/* the next judgement sees it; if the list cannot be read now, the
+		 * pin is recorded all the same and the next look reports why */
+		(void)tg_trust_refresh(t, &e2);
+	}
 	tg_known_unlock(&l);
 	return rv;
 }
@@ -393,10 +414,10 @@ tg_trust_record(struct tg_trust *t, const struct tg_trust_verdict *v, struct tg_
 		return -1;
 	/* the next judgement must see it before the follower copies it */
 	pthread_mutex_lock(&t->lock);
-	if (t->cache && tg_known_add(t->cache, v->identity, v->pin) < 0)
-		r = tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	if (t->cache)   /* without memory, the follower's copy brings it soon */
+		(void)tg_known_add(t->cache, v->identity, v->pin);
 	pthread_mutex_unlock(&t->lock);
-	return r;
+	return 0;
 }
 
 int

@@ -33,7 +33,11 @@ record_done(uv_work_t *w, int status)
 	struct tg_conn_s *c = j->conn;
 
 	TG_MAGIC_CHECK(j, TG_RECORD_MAGIC, "pin record");
-	if (j->rv < 0 || status != 0)
+	if (j->rv < 0 && status == 0 && j->err.code == TG_E_TRUST && c)
+		/* another key was pinned first (another node, another process):
+		 * refused like a changed key */
+		tg_log(j->srv, TG_LOG_WARN, "%s: refused client certificate: %s", c->peer, j->err.msg);
+	else if (j->rv < 0 || status != 0)
 		tg_log(j->srv, TG_LOG_ERROR, "cannot record the key of %s in %s: %s%s", j->v.identity,
 		    j->t->known, status ? "cancelled" : j->err.msg, c ? "; its connection is closed "
 		    "(a first contact the cluster did not record is not let in)" : "");

@@ -29,7 +29,7 @@ alive() { kill -0 "$PID_m" 2>/dev/null || fail "the server died ($1)"; }
 wait_log "$T/m.log" "recorded dev1" 5 "dev1 recorded"
 cp "$KC" kc.before
 
-# ---- the known file cannot be rewritten: rename, write, fsync, open ----
+# ---- the known file cannot be written: write, fsync, open ----
 row() {   # RULE WHAT
 	: >"$FAULT_DIR/fault.log"
 	m=$(log_mark "$T/m.log" "cannot record the key of dev2")
@@ -43,10 +43,11 @@ row() {   # RULE WHAT
 	alive "$2"
 	pass "$2 -> logged, known-clients as it was, no temp file"
 }
-row "rename@known-clients:1:EIO" "pin record, rename fails (EIO)"
-row "write@known-clients.tmp:1:ENOSPC" "pin record, write fails (ENOSPC)"
-row "fsync@known-clients.tmp:1:EIO" "pin record, fsync fails (EIO)"
-row "open@known-clients.tmp:1:EMFILE" "pin record, temp file open fails (EMFILE)"
+# a first contact appends one line to the file itself: a failed write or
+# fsync is cut off again, so the file is as it was
+row "write@m/known-clients:1:ENOSPC" "pin record, the append fails (ENOSPC)"
+row "fsync@m/known-clients:1:EIO" "pin record, fsync fails (EIO)"
+row "open@m/known-clients:1:EMFILE" "pin record, the open fails (EMFILE)"
 # and once the disk is back, the same client is recorded
 [ "$(get dev2)" = 200 ] || fail "dev2 after the faults"
 wait_log "$T/m.log" "recorded dev2" 5 "dev2 recorded once the disk is back"

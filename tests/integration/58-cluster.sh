@@ -193,6 +193,22 @@ n=$("${TL[@]}" | grep -c "^d[0-9]* sha256:" || true)
 ok=$(grep -o 200 codes | wc -l)
 [ "$ok" = 200 ] || fail "only $ok of 200 first contacts were let in"
 pass "2 nodes x 100 concurrent first contacts of the same 100 identities: exactly 100 pins, 200 let in"
+# one key per identity in etcd (a fleet's pins are not one value), and
+# every node's copy (NAME.pins) has each of them once
+keys=$(curl -s --cacert eca/ca.crt --cert node.crt --key node.key -X POST \
+	"https://127.0.0.1:${C[1]}/v3/kv/range" -d "{\"key\":\"$(printf /trust/pins/known-clients/ | base64 -w0)\",
+	\"range_end\":\"$(printf /trust/pins/known-clients0 | base64 -w0)\",\"count_only\":true}" |
+	sed -n 's/.*"count":"\([0-9]*\)".*/\1/p')
+[ "$keys" = 101 ] || fail "etcd holds $keys pin keys below /trust/pins/known-clients/ (want 101: dev1 and d1..d100)"
+for n in t1 t2 t3; do
+	for _ in $(seq 50); do
+		c=$(grep -c "^d[0-9]* sha256:" "$n/known-clients.pins" 2>/dev/null || true)
+		[ "$c" = 100 ] && break; sleep 0.1
+	done
+	[ "$c" = 100 ] || fail "$n's copy has $c of the 100 pins"
+	[ "$(grep "^d[0-9]* " "$n/known-clients.pins" | sort | uniq -d | wc -l)" = 0 ] || fail "$n's copy repeats a pin"
+done
+pass "one etcd key per identity (101), each node's copy with every pin once"
 
 # a session ticket from node 1 resumes on node 2 (dev1b: the key now pinned)
 (sleep 1) | openssl s_client -connect "127.0.0.1:$PORT_t1" -cert dev1b.crt -key dev1b.key \
