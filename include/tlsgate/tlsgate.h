@@ -121,6 +121,9 @@ struct tg_cert_req {
 	const char *sans;        /* "dns:a,ip:1.2.3.4,uri:spiffe://x" or NULL */
 	int days;                /* validity; 0 = default (397) */
 	enum tg_key_type key_type;
+	int no_cn;               /* subject without CN, the SANs (critical) name
+	                          * it: etcd's JSON gateway refuses a client
+	                          * certificate with a CN once etcd auth is on */
 };
 
 /* Creates a CA (ca.crt, ca.key) in dir; refuses to overwrite one. */

@@ -20,7 +20,7 @@
 
 static const char cert_usage[] =
 "usage: tlsgate cert issue (--server|--client) [--name CN] [--san LIST] [--ca DIR]\n"
-"                          --out PREFIX [--days N] [--key TYPE]\n"
+"                          --out PREFIX [--days N] [--key TYPE] [--no-cn]\n"
 "       tlsgate cert csr   (--key FILE | --new-key TYPE) [--name CN]\n"
 "                          [--san LIST] --out FILE.csr\n"
 "       tlsgate cert sign  (--server|--client) --csr FILE [--ca DIR] --out FILE.crt [--days N]\n"
@@ -33,6 +33,8 @@ static const char cert_usage[] =
 "  --key TYPE   ec-p256 (default), ec-p384, rsa-2048, rsa-3072, ed25519\n"
 "  --new-key TYPE  csr: make a new key of TYPE, written beside the CSR (X.csr -> X.key)\n"
 "  --days N     validity (default 397); for check: days that must remain (default 30)\n"
+"  --no-cn      issue: no CN in the subject, the SANs name it (an etcd client\n"
+"               certificate when etcd auth is on: its JSON gateway refuses CNs)\n"
 "client flags: --ca-cert FILE|DIR --server-name NAME --cert FILE --key FILE\n"
 "check exits 0 when the certificate is valid (and, for HOST:PORT, trusted) for at\n"
 "least N more days, 1 otherwise: for cron and monitoring.\n";
@@ -70,6 +72,8 @@ parse_args(int argc, char **argv, struct cert_args *a, int client_flags)
 		}
 		if (!strcmp(argv[i], "--server")) {
 			a->req.kind = TG_CERT_SERVER, a->have_kind = 1;
+		} else if (!strcmp(argv[i], "--no-cn")) {
+			a->req.no_cn = 1;
 		} else if (!strcmp(argv[i], "--client")) {
 			a->req.kind = TG_CERT_CLIENT, a->have_kind = 1;
 		} else if ((v = cli_flag(argc, argv, &i, "--name", &missing))) {

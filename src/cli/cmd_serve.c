@@ -106,7 +106,8 @@ static int
 confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 {
 	static const char *const ro_keys[] = { "tls.cert", "tls.key", "tls.clients.ca",
-		"client.ca", "client.cert", "client.key", "store.ca", "store.cert", "store.key" };
+		"client.ca", "client.cert", "client.key", "store.ca", "store.cert", "store.key",
+		"store.password_file" };
 	char rw[4][PATH_MAX], ro[16][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
 	const char *rwp[4], *rop[16], *rxp[6];
 	int etcd = !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd");

@@ -63,9 +63,12 @@ open_side(const char *side, const struct tg_config *cfg, struct tg_err *err)
 			    (int)l, p);
 		p += l + (p[l] == ',');
 	}
-	return tg_store_etcd_open(eps, tg_cfg_str(cfg, "store.prefix"), tg_cfg_str(cfg, "store.ca"),
-	    tg_cfg_str(cfg, "store.cert"), tg_cfg_str(cfg, "store.key"),
-	    (long)tg_cfg_num(cfg, "store.timeout"), err);
+	{
+		struct tg_store_conf sc;
+		tg_store_conf_from(cfg, &sc);
+		snprintf(sc.endpoints, sizeof(sc.endpoints), "%s", eps);
+		return tg_store_etcd_open_conf(&sc, err);
+	}
 }
 
 /* A top-level name left out: the file service's root inside state_dir

@@ -36,6 +36,8 @@ static const struct keydef keys[] = {
 	{ "store.cert", K_PATH, "", NULL, "client certificate for etcd (tlsgate cert issue --client)" },
 	{ "store.key", K_PATH, "", NULL, "its key" },
 	{ "store.timeout", K_DUR, "5s", NULL, "one etcd request must be answered within" },
+	{ "store.user", K_STR, "", NULL, "etcd user, when etcd auth (RBAC) is on; empty: none" },
+	{ "store.password_file", K_PATH, "", NULL, "file holding that user's password (mode 0600)" },
 	{ "listen", K_ADDR, "[::]:8443", NULL, "address the server listens on" },
 	{ "user", K_STR, "", NULL, "as root: the user to switch to after binding (state_dir is given to it)" },
 	{ "group", K_STR, "", NULL, "the group to switch to; default: the user's group" },

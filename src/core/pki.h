@@ -51,7 +51,9 @@ void tg_ca_clear(struct tg_ca *ca);
 
 /* Builds and signs a certificate for pub; issuer NULL = self-signed. */
 enum tg_build_kind { TG_BUILD_SERVER, TG_BUILD_CLIENT, TG_BUILD_CA, TG_BUILD_SELF };
-X509 *tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans,
+/* or'ed into kind: a subject without CN, the SANs (critical) name it */
+#define TG_BUILD_NO_CN 0x100
+X509 *tg_cert_build(int kind, const char *cn, const char *sans,
     int days, EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
 /* Validates a SAN list ("dns:a,ip:b,uri:c"; bare names guessed). */
 int tg_sans_check(const char *sans, struct tg_err *err);

@@ -159,7 +159,7 @@ digest_for(EVP_PKEY *signer)
 }
 
 X509 *
-tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans, int days,
+tg_cert_build(int kind, const char *cn, const char *sans, int days,
     EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err)
 {
 	X509 *x = X509_new();
@@ -182,8 +182,10 @@ tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans, int day
 	    X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) == NULL)
 		goto ossl;
 	name = X509_NAME_new();
-	if (name == NULL || X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0) != 1)
+	/* no CN (tg_cert_req.no_cn): the names are the SANs alone, and RFC 5280
+	 * wants them critical then */
+	if (name == NULL || (!(kind & TG_BUILD_NO_CN) && X509_NAME_add_entry_by_txt(name, "CN",
+	    MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1))
 		goto ossl;
 	if (kind == TG_BUILD_CA && X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
 	    (const unsigned char *)"tlsgate", -1, -1, 0) != 1)
@@ -193,7 +195,7 @@ tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans, int day
 	    X509_set_pubkey(x, pub) != 1)
 		goto ossl;
 	X509V3_set_ctx(&ctx, issuer ? issuer->cert : x, x, NULL, NULL, 0);
-	switch (kind) {
+	switch (kind & ~TG_BUILD_NO_CN) {
 	case TG_BUILD_CA:
 		if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0", err) < 0 ||
 		    add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature", err) < 0)
@@ -205,8 +207,9 @@ tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans, int day
 		snprintf(ku, sizeof(ku), "critical,digitalSignature%s", is_rsa ? ",keyEncipherment" : "");
 		if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE", err) < 0 ||
 		    add_ext(x, &ctx, NID_key_usage, ku, err) < 0 ||
-		    add_ext(x, &ctx, NID_ext_key_usage, kind == TG_BUILD_CLIENT ? "clientAuth" :
-		    kind == TG_BUILD_SELF ? "serverAuth,clientAuth" : "serverAuth", err) < 0)
+		    add_ext(x, &ctx, NID_ext_key_usage, (kind & ~TG_BUILD_NO_CN) == TG_BUILD_CLIENT ?
+		    "clientAuth" : (kind & ~TG_BUILD_NO_CN) == TG_BUILD_SELF ? "serverAuth,clientAuth" :
+		    "serverAuth", err) < 0)
 			goto fail;
 		break;
 	}
@@ -216,8 +219,15 @@ tg_cert_build(enum tg_build_kind kind, const char *cn, const char *sans, int day
 		if (add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always", err) < 0)
 			goto fail;
 	}
-	if (sans && conf[0] && add_ext(x, &ctx, NID_subject_alt_name, conf, err) < 0)
+	if (sans && conf[0]) {
+		char crit[8200];
+		snprintf(crit, sizeof(crit), "critical,%s", conf);
+		if (add_ext(x, &ctx, NID_subject_alt_name, kind & TG_BUILD_NO_CN ? crit : conf, err) < 0)
+			goto fail;
+	} else if (kind & TG_BUILD_NO_CN) {
+		tg_err_set(err, TG_E_USAGE, "a certificate without a CN needs a --san");
 		goto fail;
+	}
 	if (X509_sign(x, signer, digest_for(signer)) <= 0)
 		goto ossl;
 	X509_NAME_free(name);
@@ -404,8 +414,8 @@ tg_cert_issue(const char *ca_dir, const struct tg_cert_req *req, const char *pre
 		return -1;
 	if ((k = tg_key_generate(req->key_type, err)) == NULL)
 		goto out;
-	x = tg_cert_build(req->kind == TG_CERT_SERVER ? TG_BUILD_SERVER : TG_BUILD_CLIENT, cn,
-	    default_sans(req, cn), req->days, k, &ca, err);
+	x = tg_cert_build((req->kind == TG_CERT_SERVER ? TG_BUILD_SERVER : TG_BUILD_CLIENT) |
+	    (req->no_cn ? TG_BUILD_NO_CN : 0), cn, default_sans(req, cn), req->days, k, &ca, err);
 	if (x == NULL)
 		goto out;
 	if (tg_key_write(key, k, err) < 0 || write_cert_pem(crt, x, ca.cert, err) < 0)

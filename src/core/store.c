@@ -11,6 +11,7 @@
 #include "config_int.h"
 #include "error.h"
 #include "store.h"
+#include "store_etcd.h"
 #include "util.h"
 
 int
@@ -127,6 +128,23 @@ tg_store_conf_from(const struct tg_config *cfg, struct tg_store_conf *sc)
 	snprintf(sc->cert, sizeof(sc->cert), "%s", tg_cfg_str(cfg, "store.cert"));
 	snprintf(sc->key, sizeof(sc->key), "%s", tg_cfg_str(cfg, "store.key"));
 	sc->timeout_ms = (long)tg_cfg_num(cfg, "store.timeout");
+	snprintf(sc->user, sizeof(sc->user), "%s", tg_cfg_str(cfg, "store.user"));
+	if (tg_path_expand(sc->password_file, sizeof(sc->password_file),
+	    tg_cfg_str(cfg, "store.password_file")) < 0)
+		sc->password_file[0] = '\0';
+}
+
+struct tg_store *
+tg_store_etcd_open_conf(const struct tg_store_conf *sc, struct tg_err *err)
+{
+	struct tg_store *e = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert,
+	    sc->key, sc->timeout_ms, err);
+
+	if (e && tg_store_etcd_login(e, sc->user, sc->password_file, err) < 0) {
+		tg_store_free(e);
+		return NULL;
+	}
+	return e;
 }
 
 struct tg_store *
@@ -138,8 +156,7 @@ tg_store_open_conf(const struct tg_store_conf *sc, int mirror, struct tg_err *er
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: path too long"), NULL;
 	if (!sc->etcd)
 		return tg_store_fs_open(sc->state_dir, err);
-	if ((e = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert, sc->key,
-	    sc->timeout_ms, err)) == NULL)
+	if ((e = tg_store_etcd_open_conf(sc, err)) == NULL)
 		return NULL;
 	if (!mirror)
 		return e;

@@ -33,9 +33,12 @@ struct tg_store_conf {
 	char endpoints[4096], prefix[256];
 	char ca[4096], cert[4096], key[4096];
 	long timeout_ms;
+	char user[128], password_file[4096];   /* an etcd user (RBAC) */
 };
 
 void tg_store_conf_from(const struct tg_config *cfg, struct tg_store_conf *sc);
+/* The etcd store sc names, logged in as its user if it has one. */
+struct tg_store *tg_store_etcd_open_conf(const struct tg_store_conf *sc, struct tg_err *err);
 /* The store sc names. mirror: with etcd, every write also lands in
  * state_dir (the node's local copy, which the server reads by path and a
  * follower keeps current; see store_follow.c). */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,20 +97,112 @@ tg_etcd_hint(const struct etcd_conf *cf, size_t e, CURLcode c, const char *cerr)
  * POSTs body to PATH on the first endpoint that answers; *out is the JSON
  * reply (json_decref). Errors name the endpoint and say what to do.
  */
+static int call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
+    json_t *body, const char *token, json_t **out, struct tg_err *err);
+
+int
+tg_etcd_token_refused(const char *msg)
+{
+	return strstr(msg, "invalid auth token") != NULL || strstr(msg, "user name is empty") ||
+	    strstr(msg, "revision of auth store is old");
+}
+
+void
+tg_etcd_token_drop(const struct etcd_conf *cf)
+{
+	if (cf->auth == NULL)
+		return;
+	pthread_mutex_lock(&cf->auth->mu);
+	OPENSSL_cleanse(cf->auth->token, sizeof(cf->auth->token));
+	pthread_mutex_unlock(&cf->auth->mu);
+}
+
+int
+tg_etcd_token(const struct etcd_conf *cf, size_t *cur, CURL *curl, char *buf, size_t len,
+    struct tg_err *err)
+{
+	struct etcd_auth *a = cf->auth;
+	json_t *req, *rep = NULL;
+	const char *tok;
+
+	buf[0] = '\0';
+	if (a == NULL)
+		return 0;
+	pthread_mutex_lock(&a->mu);
+	snprintf(buf, len, "%s", a->token);
+	if (buf[0]) {
+		pthread_mutex_unlock(&a->mu);
+		return 0;
+	}
+	req = json_pack("{s:s,s:s}", "name", a->user, "password", a->password);
+	pthread_mutex_unlock(&a->mu);
+	if (req == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	if (call_once(cf, cur, curl, "/v3/auth/authenticate", req, "", &rep, err) < 0) {
+		json_decref(req);
+		if (strstr(err->msg, "authentication failed"))
+			return tg_err_set(err, TG_E_CONNECT, "etcd refused the user '%s' "
+			    "(store.user): authentication failed: check store.password_file", a->user);
+		return -1;
+	}
+	json_decref(req);
+	tok = json_string_value(json_object_get(rep, "token"));
+	if (tok == NULL || strlen(tok) >= len || strlen(tok) >= sizeof(a->token)) {
+		json_decref(rep);
+		return tg_err_set(err, TG_E_CONNECT, "etcd gave no usable token for the user '%s' "
+		    "(is auth enabled? etcdctl auth enable)", a->user);
+	}
+	pthread_mutex_lock(&a->mu);
+	snprintf(a->token, sizeof(a->token), "%s", tok);
+	pthread_mutex_unlock(&a->mu);
+	snprintf(buf, len, "%s", tok);
+	json_decref(rep);
+	return 0;
+}
+
 int
 tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
     json_t *body, json_t **out, struct tg_err *err)
+{
+	char tok[2048];
+	int tries, rv = -1;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (tg_etcd_token(cf, cur, curl, tok, sizeof(tok), err) < 0)
+			return -1;
+		rv = call_once(cf, cur, curl, path, body, tok, out, err);
+		OPENSSL_cleanse(tok, sizeof(tok));
+		/* a token etcd dropped (its TTL, a change of the auth store):
+		 * log in again, once */
+		if (rv == 0 || cf->auth == NULL || !tg_etcd_token_refused(err->msg))
+			break;
+		tg_etcd_token_drop(cf);
+	}
+	return rv;
+}
+
+static int
+call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
+    json_t *body, const char *token, json_t **out, struct tg_err *err)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	char url[512], why[CURL_ERROR_SIZE + 64] = "";
 	struct curl_slist *hdr = NULL;
 	size_t i;
-	int rv = -1;
+	int rv = -1, refused = 0;
 
 	*out = NULL;
 	if (text == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	if (hdr && token[0]) {
+		char h[2100];
+		struct curl_slist *h2;
+		snprintf(h, sizeof(h), "Authorization: %s", token);
+		if ((h2 = curl_slist_append(hdr, h)) != NULL)
+			hdr = h2;
+		OPENSSL_cleanse(h, sizeof(h));
+	}
 	for (i = 0; i < cf->n && rv < 0; i++) {
 		size_t e = (*cur + i) % cf->n;
 		struct reply r = { 0 };
@@ -134,18 +227,39 @@ tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *pa
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 		if (c != CURLE_OK) {
 			const char *hint = tg_etcd_hint(cf, e, c, cerr);
+			refused = 0;
 			snprintf(why, sizeof(why), "etcd at %s: %s%s", cf->endpoints[e], r.too_big ?
 			    "the answer is over 32 MiB" : cerr[0] ? cerr : curl_easy_strerror(c), hint);
 		} else if ((*out = json_loadb(r.buf ? r.buf : "", r.len, 0, &je)) == NULL) {
-			snprintf(why, sizeof(why), "etcd at %s answered %ld with no JSON (is it an etcd "
-			    "v3.4+ client URL?)", cf->endpoints[e], code);
+			char said[120];
+			size_t k, n = r.len < sizeof(said) - 1 ? r.len : sizeof(said) - 1;
+			for (k = 0; k < n; k++)   /* what it said, printable, one line */
+				said[k] = r.buf[k] >= 0x20 && r.buf[k] < 0x7f ? r.buf[k] : ' ';
+			said[n] = '\0';
+			if (strstr(said, "CommonName"))
+				snprintf(why, sizeof(why), "etcd at %s refused the client certificate: etcd "
+				    "auth is on, and its JSON gateway takes no certificate with a CN; "
+				    "issue store.cert with `tlsgate cert issue --client --no-cn --san "
+				    "dns:NAME` and log in with store.user", cf->endpoints[e]);
+			else
+				snprintf(why, sizeof(why), "etcd at %s answered %ld with no JSON%s%s%s (is "
+				    "it an etcd v3.4+ client URL?)", cf->endpoints[e], code, n ? " (\"" : "",
+				    said, n ? "\")" : "");
+			refused = 1;
 		} else if (code != 200) {
 			const char *m = json_string_value(json_object_get(*out, "message"));
 			if (m == NULL)
 				m = json_string_value(json_object_get(*out, "error"));
 			snprintf(why, sizeof(why), "etcd at %s refused: %s%s", cf->endpoints[e],
 			    m ? m : "unknown error", m && strstr(m, "permission denied") ?
-			    " (the client certificate's user lacks a role on the prefix)" : "");
+			    " (store.user has no role with readwrite on store.prefix: etcdctl role "
+			    "grant-permission ROLE --prefix=true readwrite PREFIX, then etcdctl user "
+			    "grant-role USER ROLE)" :
+			    m && strstr(m, "user name is empty") ? " (etcd auth is on: set store.user and "
+			    "store.password_file, an etcd user with readwrite on store.prefix)" : "");
+			/* an answer about rights is the cluster's word, not an outage */
+			refused = m && (strstr(m, "permission denied") || strstr(m, "user name") ||
+			    strstr(m, "authentication"));
 			json_decref(*out);
 			*out = NULL;
 			/* a member without quorum says so: another may have it */
@@ -161,8 +275,8 @@ tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *pa
 	OPENSSL_cleanse(text, strlen(text));
 	free(text);
 	if (rv < 0)
-		tg_err_set(err, TG_E_CONNECT, "%s%s", why, cf->n > 1 ? "; no member of store.endpoints "
-		    "answered: the store is unreachable or has lost its quorum" : "");
+		tg_err_set(err, TG_E_CONNECT, "%s%s", why, cf->n > 1 && !refused ? "; no member of "
+		    "store.endpoints answered: the store is unreachable or has lost its quorum" : "");
 	return rv;
 }
 
@@ -695,8 +809,55 @@ etcd_free(struct tg_store *st)
 		if (im->locks[i])
 			etcd_unlock(st, im->locks[i]->name);
 	curl_easy_cleanup(im->curl);
+	if (im->conf.auth) {
+		pthread_mutex_destroy(&im->conf.auth->mu);
+		OPENSSL_cleanse(im->conf.auth, sizeof(*im->conf.auth));
+		free(im->conf.auth);
+	}
 	free(im);
 	free(st);
+}
+
+int
+tg_store_etcd_login(struct tg_store *st, const char *user, const char *password_file,
+    struct tg_err *err)
+{
+	struct etcd_impl *im = st->impl;
+	struct etcd_auth *a;
+	unsigned char *pw = NULL;
+	size_t len = 0;
+	struct stat sb;
+
+	if (user == NULL || user[0] == '\0')
+		return 0;
+	if (strlen(user) >= sizeof(a->user))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.user: too long");
+	if (password_file == NULL || password_file[0] == '\0')
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.user is set but store.password_file "
+		    "is not: put the etcd user's password in a file (mode 0600) and name it there");
+	if (stat(password_file, &sb) == 0 && (sb.st_mode & 077))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: readable by others (mode %03o): "
+		    "chmod 600 it (it holds the etcd password)", password_file,
+		    (unsigned)(sb.st_mode & 0777));
+	if (tg_read_file(password_file, &pw, &len, 1024, err) < 0)
+		return -1;
+	while (len && (pw[len - 1] == '\n' || pw[len - 1] == '\r'))
+		len--;
+	if (len == 0 || len >= sizeof(a->password)) {
+		tg_free_secret(pw, len);
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: %s", password_file, len ? "too long" :
+		    "empty");
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		tg_free_secret(pw, len);
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	}
+	pthread_mutex_init(&a->mu, NULL);
+	snprintf(a->user, sizeof(a->user), "%s", user);
+	memcpy(a->password, pw, len);
+	tg_free_secret(pw, len);
+	im->conf.auth = a;
+	return 0;
 }
 
 static const struct tg_store_ops etcd_ops = {

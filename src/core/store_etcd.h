@@ -15,11 +15,23 @@
 #define LOCK_TTL_S    10          /* a dead holder's lock is free after this */
 #define MAX_REPLY     (32u << 20) /* values are at most 16 MiB, base64 grows them */
 
+/* etcd's own users (store.user, store.password_file): the JSON gateway
+ * does not pass a client certificate's CN on to etcd's RBAC, so a user
+ * with a password gets a token (/v3/auth/authenticate), sent with every
+ * request and fetched again when etcd drops it. Shared by the threads
+ * that use one store (its lock keepers): the token under mu. */
+struct etcd_auth {
+	pthread_mutex_t mu;
+	char user[128], password[256];
+	char token[2048];
+};
+
 struct etcd_conf {
 	char endpoints[MAX_ENDPOINTS][256];
 	size_t n;
 	char ca[4096], cert[4096], key[4096];
 	long timeout_ms;
+	struct etcd_auth *auth;      /* NULL: no etcd user */
 };
 
 struct etcd_lock {
@@ -44,6 +56,18 @@ struct etcd_impl {
  * reply (json_decref). Errors name the endpoint and say what to do. */
 int tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
     json_t *body, json_t **out, struct tg_err *err);
+/* The auth token for a request (logs in when there is none); "" without
+ * an etcd user. */
+int tg_etcd_token(const struct etcd_conf *cf, size_t *cur, CURL *curl, char *buf, size_t len,
+    struct tg_err *err);
+/* Forgets a token etcd refused (expired, the auth store changed). */
+void tg_etcd_token_drop(const struct etcd_conf *cf);
+/* Does this error say etcd refused the token? */
+int tg_etcd_token_refused(const char *msg);
+/* Sets the etcd user of an open store: the password is read from
+ * password_file (not readable by group or others). */
+int tg_store_etcd_login(struct tg_store *st, const char *user, const char *password_file,
+    struct tg_err *err);
 /* TLS, client certificate and protocol options of every request. */
 void tg_etcd_curl_tls(CURL *curl, const struct etcd_conf *cf);
 /* What a failed transfer means, in words (hint after the curl message). */

@@ -843,6 +843,17 @@ watch_once(struct tg_store_follow *f, CURL *curl, size_t e, struct stream *s)
 		tg_err_set(&s->err, TG_E_INTERNAL, "out of memory");
 		goto out;
 	}
+	if (im->conf.auth) {
+		char tok[2048], h[2100];
+		struct curl_slist *h2;
+		if (tg_etcd_token(&im->conf, &e, curl, tok, sizeof(tok), &s->err) < 0)
+			goto out;
+		snprintf(h, sizeof(h), "Authorization: %s", tok);
+		if ((h2 = curl_slist_append(hdr, h)) != NULL)
+			hdr = h2;
+		OPENSSL_cleanse(tok, sizeof(tok));
+		OPENSSL_cleanse(h, sizeof(h));
+	}
 	snprintf(url, sizeof(url), "%s/v3/watch", im->conf.endpoints[e]);
 	curl_easy_reset(curl);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -941,6 +952,8 @@ watcher(void *arg)
 		}
 		if (stopping(f))
 			break;
+		if (tg_etcd_token_refused(s.err.msg))
+			tg_etcd_token_drop(&im->conf);   /* log in again for the next watch */
 		if (!quiet++)
 			say(f, 1, "store: %s; following from revision %lld on the next member",
 			    s.err.msg, rev);
@@ -959,8 +972,7 @@ prober(void *arg)
 	struct tg_store_follow *f = arg;
 	struct tg_store_conf *sc = &f->sc;
 	struct tg_err err;
-	struct tg_store *st = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert,
-	    sc->key, sc->timeout_ms, &err);
+	struct tg_store *st = tg_store_etcd_open_conf(sc, &err);
 	struct etcd_impl *im;
 	int was_up = 1;
 
@@ -1030,8 +1042,7 @@ tg_store_pull(const struct tg_store_conf *sc, long long *rev, size_t *count, str
 	int rv = -1;
 
 	memset(&f, 0, sizeof(f));
-	if ((f.etcd = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert, sc->key,
-	    sc->timeout_ms, err)) == NULL)
+	if ((f.etcd = tg_store_etcd_open_conf(sc, err)) == NULL)
 		return -1;
 	if (tg_mkdirs(sc->state_dir, 0700, err) < 0 ||
 	    (f.local = tg_store_fs_open(sc->state_dir, err)) == NULL)
@@ -1079,8 +1090,7 @@ tg_store_follow_start(const struct tg_store_conf *sc, int watch, tg_store_log_fn
 		pthread_cond_init(&f->cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	if ((f->etcd = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert, sc->key,
-	    sc->timeout_ms, err)) == NULL ||
+	if ((f->etcd = tg_store_etcd_open_conf(sc, err)) == NULL ||
 	    (f->local = tg_store_fs_open(sc->state_dir, err)) == NULL)
 		goto fail;
 	if (watch && pthread_create(&f->watcher, NULL, watcher, f) != 0) {
