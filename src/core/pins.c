@@ -300,20 +300,15 @@ extend(struct tg_known *k, const char *text, size_t len, const char *name, size_
 			le = end;
 		line++;
 		if (parse_line(p, le, &f) < 0) {
-			if (le == end && journal >= 2) {
-				/* a last line without its newline that does not parse
-				 * yet: an append caught half-way (a reader may see a
-				 * write in progress); read later, when it is whole */
-				len = (size_t)(p - text);
-				end = text + len;
-				break;
-			}
+			/* strict, the last line too: a typo must not make an
+			 * identity unknown (and open to a first contact). A read
+			 * that met an append half-way fails once, and the watch
+			 * reads again when the write ends. */
 			return tg_err_set(err, TG_E_CONFIG_SYNTAX, "%s:%zu: expected IDENTITY sha256:PIN "
 			    "[# comment]; fix or remove that line", name, line);
 		}
 		p = le + 1;
 	}
-	journal &= 1;
 	if ((c = malloc(sizeof(*c) + len + 1)) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	memcpy(c->text, text, len);
@@ -463,14 +458,8 @@ tg_known_load(const char *path, struct tg_err *err)
 		free(text);
 		return NULL;
 	}
-	/* 2 | journal: lenient with a last line still being written */
-	if ((k = calloc(1, sizeof(*k))) == NULL)
-		tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	else if (extend(k, text ? (const char *)text : "", len, path, 0, 2, err) < 0) {
-		tg_known_free(k);
-		k = NULL;
-	}
-	if (k && jr == 0 && extend(k, (const char *)jtext, jlen, jpath, 0, 3, err) < 0) {
+	k = tg_known_parse(text ? (const char *)text : "", len, path, err);
+	if (k && jr == 0 && extend(k, (const char *)jtext, jlen, jpath, 0, 1, err) < 0) {
 		tg_known_free(k);
 		k = NULL;
 	}
@@ -921,6 +910,14 @@ tg_known_remove(struct tg_store *st, const char *name, const char *path, const c
 
 	if (st != NULL)
 		return tg_known_etcd_remove(st, name, identity, pin, removed, err);
+	{
+		/* both files read before either is written: a removal is not
+		 * left half done by a PATH.pins that does not parse */
+		struct tg_known *k = tg_known_load(path, err);
+		if (k == NULL)
+			return -1;
+		tg_known_free(k);
+	}
 	rv = locked_edit(path, rm_edit, &a, err);
 	*removed = a.removed;
 	if (rv == 0) {

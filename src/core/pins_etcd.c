@@ -65,6 +65,9 @@ key_of(struct tg_store *st, const char *name, const char *identity, char *buf, s
 	return 0;
 }
 
+static int get_one(struct tg_store *st, const char *key, char **val, size_t *len,
+    long long *mod, struct tg_err *err);
+
 static int
 call(struct tg_store *st, const char *path, json_t *req, json_t **rep, struct tg_err *err)
 {
@@ -101,6 +104,26 @@ kv_value(json_t *kv, char **val, size_t *len, long long *mod, struct tg_err *err
 	OPENSSL_free(v);
 	*mod = tg_etcd_ll(json_object_get(kv, "mod_revision"));
 	return 1;
+}
+
+/* NAME's own value only when it exists: its mod_revision first (no value
+ * travels: a fleet's first contacts meet an absent one), then the value */
+static int
+get_base(struct tg_store *st, const char *key, char **val, size_t *len, long long *mod,
+    struct tg_err *err)
+{
+	json_t *rep = NULL;
+	int found;
+
+	*val = NULL;
+	*len = 0;
+	*mod = 0;
+	if (call(st, "/v3/kv/range", json_pack("{s:o,s:b}", "key", tg_etcd_key_json(key),
+	    "keys_only", 1), &rep, err) < 0)
+		return -1;
+	found = json_array_size(json_object_get(rep, "kvs")) > 0;
+	json_decref(rep);
+	return found ? get_one(st, key, val, len, mod, err) : 0;
 }
 
 static int
@@ -176,7 +199,7 @@ tg_known_etcd_record(struct tg_store *st, const char *name, const char *identity
 	/* NAME's own value (what `store copy` or an older cluster wrote) may
 	 * pin the identity already: a first contact is decided against it
 	 * too, and the write below is conditioned on it not changing */
-	if ((r = get_one(st, fkey, &fv, &flen, &fmod, err)) < 0)
+	if ((r = get_base(st, fkey, &fv, &flen, &fmod, err)) < 0)
 		return -1;
 	if (r == 1) {
 		enum tg_pin_match m = lines_match(fv, flen, identity, pin, exp);
@@ -230,7 +253,7 @@ tg_known_etcd_record(struct tg_store *st, const char *name, const char *identity
 			/* lost to another write: NAME's value may have changed too (a
 			 * removal, a copy); decide again against it */
 			int fr;
-			if ((fr = get_one(st, fkey, &fv, &flen, &fmod, err)) < 0) {
+			if ((fr = get_base(st, fkey, &fv, &flen, &fmod, err)) < 0) {
 				free(cur);
 				return -1;
 			}

@@ -220,8 +220,8 @@ tg_cert_build(int kind, const char *cn, const char *sans, int days,
 			goto fail;
 	}
 	if (sans && conf[0]) {
-		char crit[8200];
-		snprintf(crit, sizeof(crit), "critical,%s", conf);
+		char crit[sizeof(conf) + 16];
+		snprintf(crit, sizeof(crit), "critical,%s", conf);   /* fits: conf + 9 */
 		if (add_ext(x, &ctx, NID_subject_alt_name, kind & TG_BUILD_NO_CN ? crit : conf, err) < 0)
 			goto fail;
 	} else if (kind & TG_BUILD_NO_CN) {

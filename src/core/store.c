@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "config_int.h"
 #include "error.h"
 #include "store.h"
@@ -140,7 +142,15 @@ tg_store_etcd_open_conf(const struct tg_store_conf *sc, struct tg_err *err)
 	struct tg_store *e = tg_store_etcd_open(sc->endpoints, sc->prefix, sc->ca, sc->cert,
 	    sc->key, sc->timeout_ms, err);
 
-	if (e && tg_store_etcd_login(e, sc->user, sc->password_file, err) < 0) {
+	char pw[256];
+	int r;
+
+	if (e == NULL || sc->user[0] == '\0')
+		return e;
+	r = tg_store_read_password(sc->password_file, pw, sizeof(pw), err) < 0 ||
+	    tg_store_etcd_login(e, sc->user, pw, err) < 0;
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if (r) {
 		tg_store_free(e);
 		return NULL;
 	}

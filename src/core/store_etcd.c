@@ -100,6 +100,17 @@ tg_etcd_hint(const struct etcd_conf *cf, size_t e, CURLcode c, const char *cerr)
 static int call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
     json_t *body, const char *token, json_t **out, struct tg_err *err);
 
+/* A secret inside a JSON value, wiped before the value is freed (jansson
+ * frees without wiping). */
+static void
+wipe_string(json_t *v)
+{
+	const char *p = json_string_value(v);
+
+	if (p)
+		OPENSSL_cleanse((char *)p, strlen(p));
+}
+
 int
 tg_etcd_token_refused(const char *msg)
 {
@@ -124,6 +135,7 @@ tg_etcd_token(const struct etcd_conf *cf, size_t *cur, CURL *curl, char *buf, si
 	struct etcd_auth *a = cf->auth;
 	json_t *req, *rep = NULL;
 	const char *tok;
+	int rv;
 
 	buf[0] = '\0';
 	if (a == NULL)
@@ -138,16 +150,18 @@ tg_etcd_token(const struct etcd_conf *cf, size_t *cur, CURL *curl, char *buf, si
 	pthread_mutex_unlock(&a->mu);
 	if (req == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	if (call_once(cf, cur, curl, "/v3/auth/authenticate", req, "", &rep, err) < 0) {
-		json_decref(req);
+	rv = call_once(cf, cur, curl, "/v3/auth/authenticate", req, "", &rep, err);
+	wipe_string(json_object_get(req, "password"));
+	json_decref(req);
+	if (rv < 0) {
 		if (strstr(err->msg, "authentication failed"))
 			return tg_err_set(err, TG_E_CONNECT, "etcd refused the user '%s' "
 			    "(store.user): authentication failed: check store.password_file", a->user);
 		return -1;
 	}
-	json_decref(req);
 	tok = json_string_value(json_object_get(rep, "token"));
 	if (tok == NULL || strlen(tok) >= len || strlen(tok) >= sizeof(a->token)) {
+		wipe_string(json_object_get(rep, "token"));
 		json_decref(rep);
 		return tg_err_set(err, TG_E_CONNECT, "etcd gave no usable token for the user '%s' "
 		    "(is auth enabled? etcdctl auth enable)", a->user);
@@ -156,6 +170,7 @@ tg_etcd_token(const struct etcd_conf *cf, size_t *cur, CURL *curl, char *buf, si
 	snprintf(a->token, sizeof(a->token), "%s", tok);
 	pthread_mutex_unlock(&a->mu);
 	snprintf(buf, len, "%s", tok);
+	wipe_string(json_object_get(rep, "token"));
 	json_decref(rep);
 	return 0;
 }
@@ -236,7 +251,10 @@ call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 			for (k = 0; k < n; k++)   /* what it said, printable, one line */
 				said[k] = r.buf[k] >= 0x20 && r.buf[k] < 0x7f ? r.buf[k] : ' ';
 			said[n] = '\0';
-			if (strstr(said, "CommonName"))
+			int cn = strstr(said, "CommonName") != NULL;
+			if (!strcmp(path, "/v3/auth/authenticate"))
+				said[0] = '\0', n = 0;   /* it might echo the password */
+			if (cn)
 				snprintf(why, sizeof(why), "etcd at %s refused the client certificate: etcd "
 				    "auth is on, and its JSON gateway takes no certificate with a CN; "
 				    "issue store.cert with `tlsgate cert issue --client --no-cn --san "
@@ -259,9 +277,18 @@ call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 			    "store.password_file, an etcd user with readwrite on store.prefix)" : "");
 			/* an answer about rights is the cluster's word, not an outage */
 			refused = m && (strstr(m, "permission denied") || strstr(m, "user name") ||
-			    strstr(m, "authentication"));
+			    strstr(m, "authentication") || tg_etcd_token_refused(m));
 			json_decref(*out);
 			*out = NULL;
+			if (refused) {
+				/* every member would say the same: stop here, so this is
+				 * the word the caller sees (a token to fetch again), not
+				 * a later member that is down */
+				if (r.buf)
+					OPENSSL_cleanse(r.buf, r.len);
+				free(r.buf);
+				break;
+			}
 			/* a member without quorum says so: another may have it */
 		} else {
 			*cur = e;
@@ -271,6 +298,8 @@ call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 			OPENSSL_cleanse(r.buf, r.len);
 		free(r.buf);
 	}
+	for (struct curl_slist *h = hdr; h; h = h->next)   /* the token */
+		OPENSSL_cleanse(h->data, strlen(h->data));
 	curl_slist_free_all(hdr);
 	OPENSSL_cleanse(text, strlen(text));
 	free(text);
@@ -819,44 +848,83 @@ etcd_free(struct tg_store *st)
 }
 
 int
-tg_store_etcd_login(struct tg_store *st, const char *user, const char *password_file,
+tg_store_etcd_login(struct tg_store *st, const char *user, const char *password,
     struct tg_err *err)
 {
 	struct etcd_impl *im = st->impl;
 	struct etcd_auth *a;
-	unsigned char *pw = NULL;
-	size_t len = 0;
-	struct stat sb;
+	size_t i;
 
 	if (user == NULL || user[0] == '\0')
 		return 0;
 	if (strlen(user) >= sizeof(a->user))
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.user: too long");
-	if (password_file == NULL || password_file[0] == '\0')
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.user is set but store.password_file "
-		    "is not: put the etcd user's password in a file (mode 0600) and name it there");
-	if (stat(password_file, &sb) == 0 && (sb.st_mode & 077))
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: readable by others (mode %03o): "
-		    "chmod 600 it (it holds the etcd password)", password_file,
-		    (unsigned)(sb.st_mode & 0777));
-	if (tg_read_file(password_file, &pw, &len, 1024, err) < 0)
-		return -1;
-	while (len && (pw[len - 1] == '\n' || pw[len - 1] == '\r'))
-		len--;
-	if (len == 0 || len >= sizeof(a->password)) {
-		tg_free_secret(pw, len);
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: %s", password_file, len ? "too long" :
-		    "empty");
-	}
-	if ((a = calloc(1, sizeof(*a))) == NULL) {
-		tg_free_secret(pw, len);
+	if (password == NULL || password[0] == '\0')
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.user is set but no password was "
+		    "read: put the etcd user's password in a file (mode 0600 or 0640) and name it in "
+		    "store.password_file");
+	if (strlen(password) >= sizeof(a->password))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "store.password_file: too long");
+	for (i = 0; i < im->conf.n; i++)
+		if (strncmp(im->conf.endpoints[i], "https://", 8) != 0)
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "store.user: %s is not https://; "
+			    "the etcd password and token would travel in clear", im->conf.endpoints[i]);
+	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	}
 	pthread_mutex_init(&a->mu, NULL);
 	snprintf(a->user, sizeof(a->user), "%s", user);
-	memcpy(a->password, pw, len);
-	tg_free_secret(pw, len);
+	snprintf(a->password, sizeof(a->password), "%s", password);
 	im->conf.auth = a;
+	return 0;
+}
+
+/* The password as first read: a server reads it at start, before it
+ * gives up root, and every store it opens later (a worker's follower, a
+ * pin record) takes it from here. */
+static struct {
+	pthread_mutex_t mu;
+	char path[4096];
+	char pw[256];
+} pw_cache = { PTHREAD_MUTEX_INITIALIZER, "", "" };
+
+int
+tg_store_read_password(const char *path, char *buf, size_t len, struct tg_err *err)
+{
+	unsigned char *pw = NULL;
+	size_t n = 0;
+	struct stat sb;
+
+	buf[0] = '\0';
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	pthread_mutex_lock(&pw_cache.mu);
+	if (pw_cache.pw[0] && !strcmp(pw_cache.path, path) && strlen(pw_cache.pw) < len) {
+		snprintf(buf, len, "%s", pw_cache.pw);
+		pthread_mutex_unlock(&pw_cache.mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&pw_cache.mu);
+	if (stat(path, &sb) == 0 && (sb.st_mode & 027))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: open to others (mode %03o): chmod 600 "
+		    "it (it holds the etcd password)", path, (unsigned)(sb.st_mode & 0777));
+	if (tg_read_file(path, &pw, &n, 1024, err) < 0)
+		return -1;
+	while (n && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+		n--;
+	if (n == 0 || n >= len) {
+		tg_free_secret(pw, n);
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: %s", path, n ? "too long" : "empty");
+	}
+	memcpy(buf, pw, n);
+	buf[n] = '\0';
+	tg_free_secret(pw, n);
+	pthread_mutex_lock(&pw_cache.mu);
+	if (n < sizeof(pw_cache.pw) && strlen(path) < sizeof(pw_cache.path)) {
+		OPENSSL_cleanse(pw_cache.pw, sizeof(pw_cache.pw));
+		snprintf(pw_cache.path, sizeof(pw_cache.path), "%s", path);
+		snprintf(pw_cache.pw, sizeof(pw_cache.pw), "%s", buf);
+	}
+	pthread_mutex_unlock(&pw_cache.mu);
 	return 0;
 }
 

@@ -64,10 +64,12 @@ int tg_etcd_token(const struct etcd_conf *cf, size_t *cur, CURL *curl, char *buf
 void tg_etcd_token_drop(const struct etcd_conf *cf);
 /* Does this error say etcd refused the token? */
 int tg_etcd_token_refused(const char *msg);
-/* Sets the etcd user of an open store: the password is read from
- * password_file (not readable by group or others). */
-int tg_store_etcd_login(struct tg_store *st, const char *user, const char *password_file,
+/* Sets the etcd user of an open store (its endpoints must be https://). */
+int tg_store_etcd_login(struct tg_store *st, const char *user, const char *password,
     struct tg_err *err);
+/* Reads store.password_file (not open to others, not writable by the
+ * group) into buf: "" when path is empty. */
+int tg_store_read_password(const char *path, char *buf, size_t len, struct tg_err *err);
 /* TLS, client certificate and protocol options of every request. */
 void tg_etcd_curl_tls(CURL *curl, const struct etcd_conf *cf);
 /* What a failed transfer means, in words (hint after the curl message). */

@@ -449,9 +449,12 @@ apply_pin(struct tg_store_follow *f, const char *rest, json_t *kv, int deleted,
 		return 0;   /* NAME.pins was read whole after this */
 	if (!deleted) {
 		vb = json_string_value(json_object_get(kv, "value"));
-		if (tg_etcd_unb64(vb ? vb : "", &val, &vlen) < 0)
-			return tg_err_set(err, TG_E_IO, "%s: the store sent a value that is not base64",
+		if (tg_etcd_unb64(vb ? vb : "", &val, &vlen) < 0) {
+			val = NULL;
+			rv = tg_err_set(err, TG_E_IO, "%s: the store sent a value that is not base64",
 			    jname);
+			goto out;
+		}
 	}
 	if (f->pulled) {
 		if (tg_buf_append(&p->text, &p->len, 1u << 30, val, vlen) < 0 ||
@@ -699,7 +702,7 @@ static struct {
 	pthread_mutex_t mu;
 	char state_dir[4096];
 	long long rev;
-	time_t at;
+	uint64_t at_ms;              /* monotonic: a clock set back does not matter */
 } last_pull = { PTHREAD_MUTEX_INITIALIZER, "", 0, 0 };
 /* only a watcher started with the process: a worker forked again hours
  * later (the first one died) pulls whole, or it would replay hours of
@@ -714,6 +717,7 @@ struct stream {
 	size_t len;
 	long long rev;               /* last revision applied */
 	int resync;                  /* compacted: pull again */
+	int pin_failed;              /* a pin was not copied: pull again */
 	int failed;
 	struct tg_err err;
 };
@@ -750,7 +754,7 @@ on_message(struct stream *s, json_t *msg)
 		}
 		if (s->f->need_pull) {   /* a pin copy failed: a whole pull repairs it */
 			s->f->need_pull = 0;
-			s->resync = 1;
+			s->resync = s->pin_failed = 1;
 			return -1;
 		}
 		if (r > s->rev)
@@ -898,6 +902,7 @@ watcher(void *arg)
 	long long rev = 0;
 	size_t e = 0;
 	int need_pull = 1, quiet = 0;
+	uint64_t pull_wait = RETRY_MS * 2;
 
 	if (curl == NULL) {
 		say(f, 1, "store: cannot follow etcd: out of memory; this node will not learn "
@@ -906,7 +911,7 @@ watcher(void *arg)
 	}
 	pthread_mutex_lock(&last_pull.mu);
 	if (last_pull.rev > 0 && !strcmp(last_pull.state_dir, f->sc.state_dir) &&
-	    time(NULL) - last_pull.at < PULL_FRESH_S && manifest_load(f) == 0) {
+	    tg_now_ms() - last_pull.at_ms < PULL_FRESH_S * 1000u && manifest_load(f) == 0) {
 		rev = last_pull.rev;   /* copied a moment ago: follow on from there */
 		need_pull = 0;
 		pthread_mutex_lock(&f->mu);
@@ -923,9 +928,14 @@ watcher(void *arg)
 				if (!quiet++)
 					say(f, 1, "store: copying the store into state_dir failed: %s; "
 					    "serving from the copy there, trying again", err.msg);
-				nap(f, RETRY_MS * 2);
+				/* 2 s, doubling to a minute: a failure that stays (a full
+				 * disk) must not read a fleet's keys every two seconds */
+				nap(f, pull_wait);
+				if (pull_wait < 60000)
+					pull_wait *= 2;
 				continue;
 			}
+			pull_wait = RETRY_MS * 2;
 			pthread_mutex_lock(&f->mu);
 			f->h.applied = rev;
 			f->h.pulls++;
@@ -943,6 +953,10 @@ watcher(void *arg)
 		if (s.rev > rev) {
 			rev = s.rev;
 			quiet = 0;
+		}
+		if (s.resync && s.pin_failed) {
+			need_pull = 1;   /* said by apply_pin */
+			continue;
 		}
 		if (s.resync) {
 			say(f, 0, "store: the cluster compacted revisions this node had not seen; "
@@ -1057,7 +1071,7 @@ tg_store_pull(const struct tg_store_conf *sc, long long *rev, size_t *count, str
 			pthread_mutex_lock(&last_pull.mu);
 			snprintf(last_pull.state_dir, sizeof(last_pull.state_dir), "%s", sc->state_dir);
 			last_pull.rev = *rev;
-			last_pull.at = time(NULL);
+			last_pull.at_ms = tg_now_ms();
 			pthread_mutex_unlock(&last_pull.mu);
 		}
 	}

@@ -113,7 +113,8 @@ tg_trust_free(struct tg_trust *t)
 		free(t->allow[i]);
 	free(t->allow);
 	tg_known_free(t->cache);
-	tg_store_free(t->share_st);
+	for (i = 0; i < TG_TRUST_STORES; i++)
+		tg_store_free(t->share_st[i]);
 	free(t->share);
 	pthread_mutex_destroy(&t->share_lock);
 	pthread_mutex_destroy(&t->lock);
@@ -202,6 +203,16 @@ refresh(struct tg_trust *t, int try, struct tg_err *err)
 	} else {
 		rv = -1;
 	}
+	/* a list that changed and cannot be read is broken until it can be:
+	 * the judge refuses meanwhile (a removed pin must not stay trusted)
+	 * and looks again once a second, not at every handshake */
+	pthread_mutex_lock(&t->lock);
+	t->broken = rv < 0;
+	if (rv < 0) {
+		snprintf(t->broken_msg, sizeof(t->broken_msg), "%s", err->msg);
+		t->checked_ms = tg_now_ms();
+	}
+	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_unlock(&t->refresh_lock);
 	tg_known_free(old);
 	return rv;
@@ -266,17 +277,25 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 		 * target swapped, an overflowed event queue); an unwatched one
 		 * (the CLI) is compared with its file each time */
 		uint64_t now = tg_now_ms();
-		int due, watched, have;
+		int due, watched, have, broken;
 		pthread_mutex_lock(&t->lock);
 		have = t->have_cache;
 		watched = have && t->watched;
-		due = !have || !t->watched || now - t->checked_ms >= 10000;
+		due = !have || (!t->watched && !t->broken) ||
+		    now - t->checked_ms >= (t->broken ? 1000u : 10000u);
 		pthread_mutex_unlock(&t->lock);
-		/* a list that changed and cannot be read fails closed: a pin
-		 * removed from it must not stay trusted. A watched list is not
-		 * read on the handshake's thread while its watcher reads it. */
-		if (due && refresh(t, watched, err) < 0)
-			return -1;
+		/* a watched list is not read on the handshake's thread while its
+		 * watcher reads it */
+		if (due)
+			(void)refresh(t, watched, err);
+		pthread_mutex_lock(&t->lock);
+		broken = t->broken || (!t->have_cache && t->known[0]);
+		if (broken)
+			tg_err_set(err, TG_E_CONFIG_SYNTAX, "%s", t->broken_msg[0] ? t->broken_msg :
+			    "the known file cannot be read");
+		pthread_mutex_unlock(&t->lock);
+		if (broken)
+			return -1;   /* fails closed until the list can be read */
 	}
 	pthread_mutex_lock(&t->lock);
 	m = t->cache ? tg_known_lookup(t->cache, identity, v->pin, &line, expected,
@@ -337,21 +356,28 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 static struct tg_store *
 share_take(struct tg_trust *t, struct tg_err *err)
 {
-	struct tg_store *st;
+	struct tg_store *st = NULL;
+	size_t i;
 
 	pthread_mutex_lock(&t->share_lock);
-	st = t->share_st;
-	t->share_st = NULL;
+	for (i = 0; i < TG_TRUST_STORES && st == NULL; i++)
+		if (t->share_st[i])
+			st = t->share_st[i], t->share_st[i] = NULL;
 	pthread_mutex_unlock(&t->share_lock);
 	return st ? st : tg_store_open_conf(t->share, 0, err);
 }
 
+/* Kept for the next record (as many as the thread pool records at once:
+ * each opened store is one TLS session and, with an etcd user, one login). */
 static void
 share_give(struct tg_trust *t, struct tg_store *st)
 {
+	size_t i;
+
 	pthread_mutex_lock(&t->share_lock);
-	if (t->share_st == NULL)
-		t->share_st = st, st = NULL;
+	for (i = 0; i < TG_TRUST_STORES && st != NULL; i++)
+		if (t->share_st[i] == NULL)
+			t->share_st[i] = st, st = NULL;
 	pthread_mutex_unlock(&t->share_lock);
 	tg_store_free(st);
 }

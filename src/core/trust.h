@@ -44,6 +44,8 @@ struct tg_trust {
 	                                 * an older read never replaces a newer */
 	struct tg_known *cache;
 	int have_cache;
+	int broken;                  /* the file changed and cannot be read (t->lock) */
+	char broken_msg[300];
 	/* watched: someone calls tg_trust_refresh when the file changes (the
 	 * server, from an inotify watch), so a judgement reads the cache
 	 * without a stat(); unwatched (the CLI), each judgement stats */
@@ -55,7 +57,8 @@ struct tg_trust {
 	struct tg_store_conf *share;
 	char share_name[256];
 	pthread_mutex_t share_lock;
-	struct tg_store *share_st;   /* one open store kept for the next record */
+#define TG_TRUST_STORES 4         /* libuv's thread pool: four records at once */
+	struct tg_store *share_st[TG_TRUST_STORES];   /* open stores kept for the next records */
 };
 
 struct tg_trust_verdict {

@@ -162,7 +162,7 @@ expect_fail "a user with no role" "refused: .*permission denied" \
 expect_fail "a wrong password" "etcd refused the user 'tlsgate-node' \(store.user\): authentication failed" \
 	"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" "${R[@]}" --set store.password_file="$T/wrong.pw"
 chmod 644 node.pw
-expect_fail "a password file others can read" "node.pw: readable by others \(mode 644\): chmod 600 it" \
+expect_fail "a password file others can read" "node.pw: open to others \(mode 644\): chmod 600 it" \
 	"$TG_BIN" store check --from "etcd://$EPS" "${S[@]}" "${R[@]}"
 chmod 600 node.pw
 expect_fail "auth on, no user given" "user name is empty \(etcd auth is on: set store.user and store.password_file" \
