@@ -281,8 +281,7 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 		pthread_mutex_lock(&t->lock);
 		have = t->have_cache;
 		watched = have && t->watched;
-		due = !have || (!t->watched && !t->broken) ||
-		    now - t->checked_ms >= (t->broken ? 1000u : 10000u);
+		due = !have || !t->watched || now - t->checked_ms >= (t->broken ? 1000u : 10000u);
 		pthread_mutex_unlock(&t->lock);
 		/* a watched list is not read on the handshake's thread while its
 		 * watcher reads it */

@@ -83,6 +83,29 @@ main(void)
 		}
 		tg_trust_free(t);
 	}
+	/* a list that changed and cannot be read fails closed: a pin removed
+	 * by an edit that left a typo must not stay trusted */
+	{
+		struct tg_trust *t;
+		struct tg_trust_verdict v;
+		char pin[64];
+		FILE *f;
+
+		snprintf(known, sizeof(known), "%s/known-broken", dir);
+		tg_spki_pin(leaf, pin, sizeof(pin));
+		CHECK(tg_known_record(NULL, NULL, known, "peer:443", pin, NULL, 0, &err) == 0, "pinned");
+		t = tg_trust_new(TG_TRUST_TOFU, known, "known-servers", NULL, 0, &err);
+		CHECK(tg_trust_judge(t, leaf, "peer:443", 0, "", &v, &err) == 0 && v.accept, "known");
+		CHECK((f = fopen(known, "w")) && fputs("peer:443 sha256:typo\n", f) >= 0 &&
+		    fclose(f) == 0, "an edit with a typo");
+		CHECK(tg_trust_judge(t, leaf, "peer:443", 0, "", &v, &err) < 0 &&
+		    strstr(err.msg, "known-broken:1"), "refused, naming the line: %s", err.msg);
+		CHECK((f = fopen(known, "w")) && fprintf(f, "peer:443 %s\n", pin) > 0 && fclose(f) == 0,
+		    "fixed");
+		CHECK(tg_trust_judge(t, leaf, "peer:443", 0, "", &v, &err) == 0 && v.accept,
+		    "accepted again once it reads");
+		tg_trust_free(t);
+	}
 	X509_free(leaf);
 	X509_free(other);
 	EVP_PKEY_free(k1);
