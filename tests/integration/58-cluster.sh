@@ -237,9 +237,9 @@ read -r ok bad <one.out
 [ "$(req t2 d101)" = 200 ] || fail "a first contact with one member down"
 pass "one etcd member killed: $ok requests, 0 failed; first contacts still recorded"
 kill "$PID_ETCD2"; wait "$PID_ETCD2" 2>/dev/null || true
-# 20 s in the normal build, 10 s under the sanitizers (CI time); 60 s with
-# TG_QUORUM_SECONDS=60 as the issue asks
-QSECS=${TG_QUORUM_SECONDS:-20}
+# 60 s in the normal build, as the issue asks; 10 s under the sanitizers
+# (CI time; TG_QUORUM_SECONDS sets it)
+QSECS=${TG_QUORUM_SECONDS:-60}
 if { [ "${TG_SANITIZE:-OFF}" = ON ] || [ "${TG_TSAN:-OFF}" = ON ]; } && [ -z "${TG_QUORUM_SECONDS:-}" ]; then QSECS=10; fi
 load "$QSECS" quorum.out &
 lp=$!
