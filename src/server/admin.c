@@ -3,6 +3,7 @@
  * and /status as JSON. Plain HTTP, meant for loopback (admin.listen).
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,41 @@ known_entries(struct tg_trust *t)
 	return i;
 }
 
+/* The counters of metrics.h, each family with its HELP and TYPE once;
+ * trust_mode NULL: no client certificates, no trust family. */
+static void
+counters(struct text *t, const struct tg_metrics *m, const char *trust_mode)
+{
+	static const struct {
+		const char *family, *labels, *help;
+		size_t off;
+	} rows[] = {
+#define ROW(f, family, labels, help) { family, labels, help, offsetof(struct tg_metrics, f) },
+		TG_METRIC_COUNTERS(ROW)
+#undef ROW
+	};
+	const char *prev = "";
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		uint64_t v;
+		int trust = !strcmp(rows[i].family, TG_FAMILY_TRUST);
+		if (trust && trust_mode == NULL)
+			continue;
+		memcpy(&v, (const char *)m + rows[i].off, sizeof(v));
+		if (strcmp(rows[i].family, prev) != 0)
+			add(t, "# HELP %s %s\n# TYPE %s counter\n", rows[i].family, rows[i].help,
+			    rows[i].family);
+		prev = rows[i].family;
+		if (trust)
+			add(t, "%s{mode=\"%s\",%s} %llu\n", rows[i].family, trust_mode, rows[i].labels,
+			    (unsigned long long)v);
+		else
+			add(t, "%s%s%s%s %llu\n", rows[i].family, rows[i].labels[0] ? "{" : "",
+			    rows[i].labels, rows[i].labels[0] ? "}" : "", (unsigned long long)v);
+	}
+}
+
 static void
 metrics(struct tg_conn_s *c)
 {
@@ -99,11 +135,9 @@ metrics(struct tg_conn_s *c)
 	struct tg_metrics sum;
 	const struct tg_metrics *m = &sum;
 	size_t nconns;
-	static const char *const classes[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct text t = { NULL, 0, 0 };
 	char name[300], src[400];
 	size_t i;
-	uint64_t hits, misses;
 
 	tg_workers_sum(s, &sum, &nconns);   /* every worker's counters */
 
@@ -118,10 +152,6 @@ metrics(struct tg_conn_s *c)
 	if (s->ssl_ctx && m->cert_not_after == 0)   /* ACME: none yet */
 		add(&t, "tlsgate_cert_not_after_seconds{name=\"\",source=\"%s\"} 0\n",
 		    (esc(m->cert_source, src, sizeof(src)), src));
-	add(&t, "# HELP tlsgate_cert_swaps_total Certificates swapped in while running, by result.\n"
-	    "# TYPE tlsgate_cert_swaps_total counter\n"
-	    "tlsgate_cert_swaps_total{result=\"ok\"} %llu\ntlsgate_cert_swaps_total{result=\"refused\"} "
-	    "%llu\n", (unsigned long long)m->cert_swaps, (unsigned long long)m->cert_swaps_refused);
 	if (s->acme) {
 		struct tg_acme_stats st;
 		tg_acme_agent_stats(s->acme, &st);
@@ -162,10 +192,7 @@ metrics(struct tg_conn_s *c)
 			    (unsigned long long)ts.bytes_in, i, (unsigned long long)ts.bytes_out);
 	}
 	add(&t, "# HELP tlsgate_connections_open Client connections open now.\n"
-	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n"
-	    "# HELP tlsgate_connections_total Client connections accepted.\n"
-	    "# TYPE tlsgate_connections_total counter\ntlsgate_connections_total %llu\n",
-	    nconns, (unsigned long long)m->connections);
+	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n", nconns);
 	add(&t, "# HELP tlsgate_trust_objects Trust objects alive in the worker that answers (the "
 	    "current one, and older ones while connections made before a reload remain).\n"
 	    "# TYPE tlsgate_trust_objects gauge\ntlsgate_trust_objects %ld\n", tg_trust_live());
@@ -196,48 +223,10 @@ metrics(struct tg_conn_s *c)
 	}
 	add(&t, "# HELP tlsgate_workers Processes serving the listener.\n"
 	    "# TYPE tlsgate_workers gauge\ntlsgate_workers %u\n", s->workers);
-	add(&t, "# HELP tlsgate_handshakes_total TLS handshakes by result.\n"
-	    "# TYPE tlsgate_handshakes_total counter\n"
-	    "tlsgate_handshakes_total{result=\"ok\"} %llu\n"
-	    "tlsgate_handshakes_total{result=\"refused_certificate\"} %llu\n"
-	    "tlsgate_handshakes_total{result=\"failed\"} %llu\n",
-	    (unsigned long long)m->handshakes_ok, (unsigned long long)m->handshakes_refused,
-	    (unsigned long long)m->handshakes_failed);
-	tg_chain_cache_counts(&hits, &misses);
-	add(&t, "# HELP tlsgate_handshakes_resumed_total Handshakes that resumed a session (ticket).\n"
-	    "# TYPE tlsgate_handshakes_resumed_total counter\ntlsgate_handshakes_resumed_total %llu\n"
-	    "# HELP tlsgate_chain_cache_lookups_total Client chains looked up in the verified-chain cache.\n"
-	    "# TYPE tlsgate_chain_cache_lookups_total counter\n"
-	    "tlsgate_chain_cache_lookups_total{result=\"hit\"} %llu\n"
-	    "tlsgate_chain_cache_lookups_total{result=\"miss\"} %llu\n",
-	    (unsigned long long)m->handshakes_resumed, (unsigned long long)hits,
-	    (unsigned long long)misses);
-	if (s->clients) {
-		const char *mode = tg_trust_mode_name(s->clients->mode);
-		add(&t, "# HELP tlsgate_trust_decisions_total Client certificates judged, by mode and verdict.\n"
-		    "# TYPE tlsgate_trust_decisions_total counter\n"
-		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"accepted\"} %llu\n"
-		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"recorded\"} %llu\n"
-		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"rejected\"} %llu\n"
-		    "tlsgate_trust_decisions_total{mode=\"%s\",verdict=\"accepted_unvalidated\"} %llu\n",
-		    mode, (unsigned long long)m->trust_accepted, mode, (unsigned long long)m->trust_recorded,
-		    mode, (unsigned long long)m->trust_rejected, mode, (unsigned long long)m->trust_warned);
-	}
-	add(&t, "# HELP tlsgate_requests_total HTTP requests answered, by status class.\n"
-	    "# TYPE tlsgate_requests_total counter\n");
-	for (i = 0; i < 6; i++)
-		add(&t, "tlsgate_requests_total{code=\"%s\"} %llu\n", classes[i],
-		    (unsigned long long)m->requests[i]);
-	add(&t, "# HELP tlsgate_bytes_total Bytes of HTTP traffic, by service and direction.\n"
-	    "# TYPE tlsgate_bytes_total counter\n"
-	    "tlsgate_bytes_total{service=\"files\",direction=\"in\"} %llu\n"
-	    "tlsgate_bytes_total{service=\"files\",direction=\"out\"} %llu\n"
-	    "tlsgate_bytes_total{service=\"other\",direction=\"in\"} %llu\n"
-	    "tlsgate_bytes_total{service=\"other\",direction=\"out\"} %llu\n"
-	    "# HELP tlsgate_start_time_seconds When this server started (unix time).\n"
+	counters(&t, m, s->clients ? tg_trust_mode_name(s->clients->mode) : NULL);
+	add(&t, "# HELP tlsgate_start_time_seconds When this server started (unix time).\n"
 	    "# TYPE tlsgate_start_time_seconds gauge\ntlsgate_start_time_seconds %lld\n",
-	    (unsigned long long)m->files_in, (unsigned long long)m->files_out,
-	    (unsigned long long)m->other_in, (unsigned long long)m->other_out, (long long)m->started);
+	    (long long)m->started);
 	tg_conn_respond(c, t.p ? 200 : 500, "Content-Type: text/plain; version=0.0.4\r\n",
 	    t.p ? t.p : "out of memory");
 	free(t.p);

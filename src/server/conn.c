@@ -584,7 +584,7 @@ count_request(struct tg_conn_s *c)
 	int files = c->srv->files_enabled &&
 	    !strncmp(c->target, c->srv->files_prefix, c->srv->files_prefix_len);
 
-	m->requests[c->status >= 100 && c->status < 600 ? c->status / 100 : 0]++;
+	tg_metrics_status(m, c->status);
 	if (files) {
 		m->files_in += c->bytes_in;
 		m->files_out += c->bytes_out;
@@ -769,7 +769,7 @@ hand_over(struct tg_conn_s *c)
 		return 0;
 	}
 	c->ssl = NULL;   /* the pipe owns it now */
-	c->srv->m.requests[0]++;
+	c->srv->m.requests_other++;
 	snprintf(what, sizeof(what), "%s %.180s", c->method, c->target);
 	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, c->ip, what, c->proxy_head,
 	    c->proxy_head_len, c->in ? c->in : "", c->in_len,

@@ -15,6 +15,8 @@
 
 #include <tlsgate/tlsgate.h>
 
+#include "metrics.h"
+
 struct tg_acme_settings;
 struct tg_acme_agent;
 struct tg_answers;
@@ -93,18 +95,7 @@ struct tg_server {
 	struct tg_peers *peers;
 	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
 	_Atomic int log_json, log_level;   /* read by the ACME thread, set by a reload */
-	/* counters for /metrics */
-	struct tg_metrics {
-		uint64_t connections;
-		uint64_t handshakes_ok, handshakes_refused, handshakes_failed, handshakes_resumed;
-		uint64_t trust_accepted, trust_recorded, trust_rejected, trust_warned;
-		uint64_t requests[6];          /* by status class: 1xx..5xx, [0] other */
-		uint64_t files_in, files_out, other_in, other_out;
-		int64_t cert_not_after;        /* the served certificate, unix seconds */
-		uint64_t cert_swaps, cert_swaps_refused;
-		char cert_name[256], cert_source[320];
-		time_t started;
-	} m;
+	struct tg_metrics m;          /* counters for /metrics (metrics.h) */
 	/* workers (workers.c): processes with one SO_REUSEPORT socket each */
 	unsigned workers, worker_index;
 	pid_t supervisor;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "chain_cache.h"
 #include "workers.h"
 
 unsigned
@@ -202,13 +203,9 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 	return 0;
 }
 
-/* The counters summed across workers (the others are the worker's own). */
-#define TG_SUMMED_COUNTERS(X) \
-	X(connections) X(handshakes_ok) X(handshakes_refused) X(handshakes_failed) \
-	X(handshakes_resumed) X(trust_accepted) X(trust_recorded) X(trust_rejected) \
-	X(trust_warned) X(requests[0]) X(requests[1]) X(requests[2]) X(requests[3]) \
-	X(requests[4]) X(requests[5]) X(files_in) X(files_out) X(other_in) X(other_out) \
-	X(cert_swaps) X(cert_swaps_refused)
+/* Every counter of metrics.h is summed across workers (the gauges are
+ * the worker's own). */
+#define TG_SUMMED_COUNTERS(X) TG_METRIC_COUNTERS(X)
 
 void
 tg_workers_publish(struct tg_server *s)
@@ -219,10 +216,12 @@ tg_workers_publish(struct tg_server *s)
 	if (s->slots == NULL)
 		return;
 	w = &s->slots[s->worker_index];
+	/* the chain cache counts in the core, per process */
+	tg_chain_cache_counts(&s->m.chain_hits, &s->m.chain_misses);
 	seq = __atomic_load_n(&w->seq, __ATOMIC_RELAXED) | 1u;
 	__atomic_store_n(&w->seq, seq, __ATOMIC_RELAXED);   /* odd: writing */
 	/* release stores (plain moves on x86): none moves before the odd seq */
-#define PUT(f) __atomic_store_n(&w->m.f, s->m.f, __ATOMIC_RELEASE);
+#define PUT(f, fam, lab, help) __atomic_store_n(&w->m.f, s->m.f, __ATOMIC_RELEASE);
 	TG_SUMMED_COUNTERS(PUT)
 #undef PUT
 	__atomic_store_n(&w->nconns, (uint64_t)s->nconns, __ATOMIC_RELEASE);
@@ -245,14 +244,14 @@ add_slot(struct tg_metrics *a, size_t *nconns, struct tg_worker_slot *w)
 		if (s1 & 1u)
 			continue;
 		/* acquire loads: the second look at seq cannot move before them */
-#define GET(f) m.f = __atomic_load_n(&w->m.f, __ATOMIC_ACQUIRE);
+#define GET(f, fam, lab, help) m.f = __atomic_load_n(&w->m.f, __ATOMIC_ACQUIRE);
 		TG_SUMMED_COUNTERS(GET)
 #undef GET
 		n = __atomic_load_n(&w->nconns, __ATOMIC_ACQUIRE);
 		s2 = __atomic_load_n(&w->seq, __ATOMIC_RELAXED);
 		if (s1 != s2)
 			continue;
-#define ADD(f) a->f += m.f;
+#define ADD(f, fam, lab, help) a->f += m.f;
 		TG_SUMMED_COUNTERS(ADD)
 #undef ADD
 		if (nconns)
@@ -268,6 +267,7 @@ tg_workers_sum(const struct tg_server *s, struct tg_metrics *sum, size_t *nconns
 	unsigned i;
 
 	*sum = s->m;
+	tg_chain_cache_counts(&sum->chain_hits, &sum->chain_misses);
 	*nconns = s->nconns;
 	if (s->slots == NULL)
 		return;

@@ -63,6 +63,27 @@ echo "$out" | grep -qE '^(Reused|hello)' && fail "a removed client resumed on it
 pass "mutual, 2 workers: 8 of 8 resumptions on one ticket; after trust remove the ticket is refused"
 stop_pid "$PID_m"
 
+# every counter is summed across workers (metrics.h lists them once): the
+# verified-chain cache's lookups too, which live in each process
+MA=$(free_port)
+start_tlsgate mc --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=ca/ca.crt \
+	--set tls.clients.trust=ca --set workers=2 --set "admin.listen=127.0.0.1:$MA" \
+	--set files.root="$T/www" --set files.prefix=/
+for i in $(seq 20); do
+	curl -sS -o /dev/null --cacert ca/ca.crt --cert c1.crt --key c1.key "https://localhost:$PORT_mc/ok" ||
+		fail "mutual request $i"
+done
+sleep 1.5   # each worker publishes its counters once a second
+mm=$(curl -sS "http://127.0.0.1:$MA/metrics")
+hits=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="hit"\}/ {print $2}')
+miss=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="miss"\}/ {print $2}')
+hs=$(echo "$mm" | awk -F' ' '/^tlsgate_handshakes_total\{result="ok"\}/ {print $2}')
+[ $((hits + miss)) = 20 ] || fail "chain cache lookups summed over 2 workers: $hits hits + $miss misses, want 20"
+[ "$hs" -ge 20 ] || fail "handshakes summed over 2 workers: $hs"
+[ "$miss" -ge 1 ] && [ "$miss" -le 2 ] || fail "one miss per worker at most, got $miss"
+pass "/metrics sums every counter over 2 workers: 20 chain-cache lookups ($hits hits, $miss misses)"
+stop_pid "$PID_mc"
+
 # a reload, then a worker dies: its replacement must serve the reloaded
 # settings, not the ones the supervisor read at start
 sed -i 's/10MiB/1KiB/' w.yaml
