@@ -1,4 +1,4 @@
-/* See known_watch.h. */
+/* See watch.h. */
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "error.h"
-#include "watch.h"
 #include "magic.h"
 #include "watch.h"
 #include "trust.h"
