@@ -16,6 +16,7 @@
 
 #include <openssl/err.h>
 
+#include "listen.h"
 #include "acme_answers.h"
 #include "error.h"
 #include "http_parse.h"

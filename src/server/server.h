@@ -122,14 +122,20 @@ struct tg_server *tg_server_new(const struct tg_config *cfg, struct tg_keypair *
  * and applies it (certificates, trust, limits) without dropping anyone; a
  * configuration that does not load is refused and the old one kept. */
 int tg_server_run(struct tg_server *srv);
-/* The connection list just got shorter: ends a graceful stop when empty. */
-void tg_server_conn_gone(struct tg_server *srv);
+/* The connection list just got shorter: ends a graceful stop when empty.
+ * Inline here, so connections and pipes do not call into the composition
+ * root (server.c) for it. */
+static inline void
+tg_server_conn_gone(struct tg_server *s)
+{
+	if (s->stopping && s->nconns == 0 && s->drain_started &&
+	    !uv_is_closing((uv_handle_t *)&s->drain)) {
+		uv_timer_stop(&s->drain);
+		uv_close((uv_handle_t *)&s->drain, NULL);
+	}
+}
 void tg_server_free(struct tg_server *srv);
 
-/* A listening socket for HOST:PORT (":PORT" = every address), non-blocking;
- * errors say what to do (port in use, privileged port). */
-/* A listening socket; reuseport lets several workers bind the same address. */
-int tg_listen_open(const char *spec, int reuseport, struct tg_err *err);
 
 /* One line of the log; level 0 debug .. 3 error. */
 enum { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR };

@@ -17,6 +17,7 @@
 
 #include <openssl/err.h>
 
+#include "listen.h"
 #include "client.h"
 #include "config_int.h"
 #include "conn.h"

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "error.h"
 #include "chain_cache.h"
 #include "workers.h"
