@@ -161,6 +161,22 @@ tg_trust_server_identity(const char *host, int port, char *buf, size_t len)
  * so handshakes judge on with the list they have; refresh_lock keeps one
  * refresh at a time, so an older read never replaces a newer one.
  */
+/* An unwatched list that failed to read: is its file another one now (an
+ * edit) than the one that failed? t->lock held. A stat, not a read: a
+ * handshake does not parse a broken file again until it changed or a
+ * second went by. */
+static int
+broken_file_changed(const struct tg_trust *t)
+{
+	struct stat sb;
+
+	if (stat(t->known, &sb) < 0)
+		memset(&sb, 0, sizeof(sb));
+	return sb.st_ino != t->broken_st.st_ino || sb.st_size != t->broken_st.st_size ||
+	    sb.st_mtim.tv_sec != t->broken_st.st_mtim.tv_sec ||
+	    sb.st_mtim.tv_nsec != t->broken_st.st_mtim.tv_nsec;
+}
+
 static int
 refresh(struct tg_trust *t, int try, struct tg_err *err)
 {
@@ -206,13 +222,19 @@ refresh(struct tg_trust *t, int try, struct tg_err *err)
 	/* a list that changed and cannot be read is broken until it can be:
 	 * the judge refuses meanwhile (a removed pin must not stay trusted)
 	 * and looks again once a second, not at every handshake */
-	pthread_mutex_lock(&t->lock);
-	t->broken = rv < 0;
-	if (rv < 0) {
-		snprintf(t->broken_msg, sizeof(t->broken_msg), "%s", err->msg);
-		t->checked_ms = tg_now_ms();
+	{
+		struct stat sb;
+		if (rv < 0 && stat(t->known, &sb) < 0)
+			memset(&sb, 0, sizeof(sb));
+		pthread_mutex_lock(&t->lock);
+		t->broken = rv < 0;
+		if (rv < 0) {
+			snprintf(t->broken_msg, sizeof(t->broken_msg), "%s", err->msg);
+			t->checked_ms = tg_now_ms();
+			t->broken_st = sb;
+		}
+		pthread_mutex_unlock(&t->lock);
 	}
-	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_unlock(&t->refresh_lock);
 	tg_known_free(old);
 	return rv;
@@ -281,7 +303,8 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 		pthread_mutex_lock(&t->lock);
 		have = t->have_cache;
 		watched = have && t->watched;
-		due = !have || !t->watched || now - t->checked_ms >= (t->broken ? 1000u : 10000u);
+		due = !have || now - t->checked_ms >= (t->broken ? 1000u : 10000u) ||
+		    (!t->watched && (!t->broken || broken_file_changed(t)));
 		pthread_mutex_unlock(&t->lock);
 		/* a watched list is not read on the handshake's thread while its
 		 * watcher reads it */

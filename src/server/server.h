@@ -96,6 +96,7 @@ struct tg_server {
 	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
 	_Atomic int log_json, log_level;   /* read by the ACME thread, set by a reload */
 	struct tg_metrics m;          /* counters for /metrics (metrics.h) */
+	uint64_t chain_base[2];       /* chain cache hits, misses of a dead predecessor */
 	/* workers (workers.c): processes with one SO_REUSEPORT socket each */
 	unsigned workers, worker_index;
 	pid_t supervisor;

@@ -97,6 +97,10 @@ spawn(struct tg_server *s, unsigned idx, const sigset_t *old, int replacement, i
 		s->slots[idx].seq = 0;   /* a writer that died mid-write left it odd */
 		s->reload_at_start = reloaded;
 	}
+	/* the chain cache counts in the core start at 0 in this process: they
+	 * go on from what a dead worker had published */
+	s->chain_base[0] = s->m.chain_hits;
+	s->chain_base[1] = s->m.chain_misses;
 	uv_loop_fork(s->loop);
 	return 0;
 }
@@ -208,6 +212,18 @@ tg_workers_run(struct tg_server *s, int *exit_status)
  * the worker's own). */
 #define TG_SUMMED_COUNTERS(X) TG_METRIC_COUNTERS(X)
 
+/* The verified-chain cache's counts (the core's, per process), on top of
+ * what this worker's predecessor had counted. */
+static void
+chain_counts(const struct tg_server *s, struct tg_metrics *m)
+{
+	uint64_t hits, misses;
+
+	tg_chain_cache_counts(&hits, &misses);
+	m->chain_hits = s->chain_base[0] + hits;
+	m->chain_misses = s->chain_base[1] + misses;
+}
+
 void
 tg_workers_publish(struct tg_server *s)
 {
@@ -218,7 +234,7 @@ tg_workers_publish(struct tg_server *s)
 		return;
 	w = &s->slots[s->worker_index];
 	/* the chain cache counts in the core, per process */
-	tg_chain_cache_counts(&s->m.chain_hits, &s->m.chain_misses);
+	chain_counts(s, &s->m);
 	seq = __atomic_load_n(&w->seq, __ATOMIC_RELAXED) | 1u;
 	__atomic_store_n(&w->seq, seq, __ATOMIC_RELAXED);   /* odd: writing */
 	/* release stores (plain moves on x86): none moves before the odd seq */
@@ -268,7 +284,7 @@ tg_workers_sum(const struct tg_server *s, struct tg_metrics *sum, size_t *nconns
 	unsigned i;
 
 	*sum = s->m;
-	tg_chain_cache_counts(&sum->chain_hits, &sum->chain_misses);
+	chain_counts(s, sum);
 	*nconns = s->nconns;
 	if (s->slots == NULL)
 		return;

@@ -73,15 +73,35 @@ for i in $(seq 20); do
 	curl -sS -o /dev/null --cacert ca/ca.crt --cert c1.crt --key c1.key "https://localhost:$PORT_mc/ok" ||
 		fail "mutual request $i"
 done
-sleep 1.5   # each worker publishes its counters once a second
-mm=$(curl -sS "http://127.0.0.1:$MA/metrics")
-hits=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="hit"\}/ {print $2}')
-miss=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="miss"\}/ {print $2}')
-hs=$(echo "$mm" | awk -F' ' '/^tlsgate_handshakes_total\{result="ok"\}/ {print $2}')
+for _ in $(seq 50); do   # each worker publishes its counters once a second
+	mm=$(curl -sS "http://127.0.0.1:$MA/metrics")
+	hits=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="hit"\}/ {print $2}')
+	miss=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="miss"\}/ {print $2}')
+	hs=$(echo "$mm" | awk -F' ' '/^tlsgate_handshakes_total\{result="ok"\}/ {print $2}')
+	[ $((hits + miss)) -ge 20 ] && break
+	sleep 0.1
+done
+! echo "$mm" | grep '^# TYPE' | sort | uniq -d | grep -q . || fail "a metric family typed twice: $(echo "$mm" | grep '^# TYPE' | sort | uniq -d)"
 [ $((hits + miss)) = 20 ] || fail "chain cache lookups summed over 2 workers: $hits hits + $miss misses, want 20"
 [ "$hs" -ge 20 ] || fail "handshakes summed over 2 workers: $hs"
 [ "$miss" -ge 1 ] && [ "$miss" -le 2 ] || fail "one miss per worker at most, got $miss"
 pass "/metrics sums every counter over 2 workers: 20 chain-cache lookups ($hits hits, $miss misses)"
+# a worker replaced: its successor's counts go on from the dead one's
+pids=$(pgrep -P "$PID_mc" || true)
+victim=$(echo "$pids" | tail -1)
+[ -n "$victim" ] || fail "no worker process of $PID_mc"
+kill -9 "$victim"
+for _ in $(seq 50); do
+	[ "$(curl -sS -o /dev/null -w '%{http_code}' --cacert ca/ca.crt --cert c1.crt --key c1.key \
+		"https://localhost:$PORT_mc/ok" 2>/dev/null)" = 200 ] && break
+	sleep 0.1
+done
+sleep 2.5   # the replacement published at least once
+mm=$(curl -sS "http://127.0.0.1:$MA/metrics")
+h2=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="hit"\}/ {print $2}')
+m2=$(echo "$mm" | awk -F' ' '/^tlsgate_chain_cache_lookups_total\{result="miss"\}/ {print $2}')
+[ $((h2 + m2)) -ge 20 ] || fail "chain cache lookups went back from 20 to $((h2 + m2)) when a worker was replaced"
+pass "a worker killed and replaced: the summed chain-cache counter did not go back ($((h2 + m2)) >= 20)"
 stop_pid "$PID_mc"
 
 # a reload, then a worker dies: its replacement must serve the reloaded
