@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "acme_answers.h"
+#include "acme_http01.h"
 #include "conn.h"
 #include "util.h"
 
@@ -26,8 +27,8 @@ https_port(const struct tg_server *s)
 	return port;
 }
 
-void
-tg_acme_http01_respond(struct tg_conn_s *c)
+static void
+respond(struct tg_conn_s *c)
 {
 	const struct tg_server *s = c->srv;
 	size_t pl = strlen(PREFIX);
@@ -67,3 +68,14 @@ tg_acme_http01_respond(struct tg_conn_s *c)
 		snprintf(hdr, sizeof(hdr), "Location: https://%s:%d%s\r\n", host, port, c->target);
 	tg_conn_respond(c, 308, hdr, "moved to HTTPS");
 }
+
+static enum tg_handled
+http01_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
+{
+	respond(c);
+	return TG_H_DONE;
+}
+
+const struct tg_handler tg_acme_http01_handler = {
+	.service = "acme-http", .counted = TG_COUNT_OTHER, .begin = http01_begin,
+};

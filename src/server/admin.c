@@ -309,8 +309,8 @@ status(struct tg_conn_s *c)
 	free(t.p);
 }
 
-void
-tg_admin_respond(struct tg_conn_s *c)
+static enum tg_handled
+admin_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
 {
 	int get = !strcmp(c->method, "GET") || !strcmp(c->method, "HEAD");
 
@@ -320,4 +320,10 @@ tg_admin_respond(struct tg_conn_s *c)
 		status(c);
 	else
 		tg_conn_respond(c, 404, NULL, "the admin listener serves GET /metrics and GET /status");
+	return TG_H_DONE;
 }
+
+/* Its requests are not counted in the metrics they read. */
+const struct tg_handler tg_admin_handler = {
+	.service = "admin", .counted = TG_COUNT_NONE, .begin = admin_begin,
+};

@@ -2,9 +2,9 @@
 #ifndef TG_ADMIN_H
 #define TG_ADMIN_H
 
-struct tg_conn_s;
+#include "handler.h"
 
-/* Answers a request that arrived on the admin listener. */
-void tg_admin_respond(struct tg_conn_s *c);
+/* Answers every request on the admin listener. */
+extern const struct tg_handler tg_admin_handler;
 
 #endif

@@ -22,12 +22,9 @@
 #include <openssl/err.h>
 
 #include "acme_answers.h"
-#include "admin.h"
-#include "proxy.h"
 #include "conn.h"
 #include "record.h"
 #include "error.h"
-#include "files.h"
 #include "magic.h"
 #include "peers.h"
 #include "ossl_words.h"
@@ -40,6 +37,14 @@
 
 static void conn_run(struct tg_conn_s *c);
 static void conn_close(struct tg_conn_s *c);
+
+/* The request ends early: the handler that took it lets go of it. */
+static void
+handler_abort(struct tg_conn_s *c)
+{
+	if (c->handler && c->handler->abort)
+		c->handler->abort(c);
+}
 
 /* What target, content_type and range point at between requests. */
 static char no_text[1];
@@ -217,7 +222,7 @@ on_timeout(uv_timer_t *t)
 	    c->state == CS_HEAD ? "waiting for the request head" :
 	    c->state == CS_BODY ? "waiting for the request body" : "sending the response");
 	if (c->state == CS_HEAD || c->state == CS_BODY) {
-		tg_files_abort(c);
+		handler_abort(c);
 		c->keep_alive = 0;
 		tg_conn_respond(c, 408, NULL, "timed out waiting for the request");
 		conn_run(c);
@@ -371,6 +376,8 @@ reset_request(struct tg_conn_s *c)
 	c->status = c->close_after = c->linger = 0;
 	c->bytes_in = c->bytes_out = 0;
 	memset(&c->chunk, 0, sizeof(c->chunk));
+	c->handler = NULL;
+	c->hreq = NULL;
 }
 
 static int
@@ -454,17 +461,54 @@ body_complete(struct tg_conn_s *c)
 {
 	c->body_left = 0;
 	c->chunked = 0;
-	if (c->up)
-		tg_files_body_end(c);
+	if (c->handler && c->handler->body_end)
+		c->handler->body_end(c);
+}
+
+/* The handler wants the body: 100 Continue first if the client waits for
+ * it (queued; step_body sends it), and an empty body ends at once. */
+static void
+expect_body(struct tg_conn_s *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	c->state = CS_BODY;
+	if (c->expect_continue && (c->body_left || c->chunked) && out_reserve(c, TG_IO_BUF) == 0) {
+		memcpy(c->out, cont, sizeof(cont) - 1);
+		c->out_len = sizeof(cont) - 1;
+		c->out_off = 0;
+	}
+	if (!c->body_left && !c->chunked)
+		body_complete(c);
+}
+
+/* Offers the request to the listener's handlers in order. */
+static void
+dispatch(struct tg_conn_s *c, const struct tg_http_req *req)
+{
+	const struct tg_handler *const *hp;
+
+	for (hp = c->srv->handlers[c->kind]; *hp; hp++) {
+		enum tg_handled r;
+
+		if ((*hp)->match && !(*hp)->match(*hp, c))
+			continue;
+		c->handler = *hp;
+		r = (*hp)->begin(*hp, c, req);
+		if (r == TG_H_BODY)
+			expect_body(c);
+		else if (r == TG_H_TAKE)
+			c->state = CS_TAKE;
+		return;
+	}
+	c->handler = NULL;
+	tg_conn_respond(c, 404, NULL, "nothing is served at this path");
 }
 
 static void
 begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *req)
 {
 	const struct tg_server *s = c->srv;
-	const char *target;
-	size_t tl;
-
 	c->t_start = tg_now_ms();
 	c->bytes_in = head_len;
 	snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method_len, req->method);
@@ -487,58 +531,10 @@ begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *re
 	}
 	memcpy(c->target, req->target, req->target_len);
 	c->target[req->target_len] = '\0';
-	target = c->target;
 	if (read_headers(c, req->headers, req->num_headers) < 0)
 		return;
 	deadline(c, s->t_body);
-	if (c->admin) {
-		tg_admin_respond(c);
-		return;
-	}
-	if (c->acme_http) {
-		tg_acme_http01_respond(c);
-		return;
-	}
-	if (s->nroutes) {
-		int ri = tg_proxy_match(s, target);
-		if (ri >= 0) {
-			c->proxy_head = tg_proxy_head(c->srv, ri, c->method, target, req->headers,
-			    req->num_headers, c->ip, c->ssl != NULL, &c->proxy_expect, &c->proxy_head_len);
-			if (c->proxy_head == NULL) {
-				c->keep_alive = 0;
-				tg_conn_respond(c, 431, NULL, "the request head is too large to forward");
-				return;
-			}
-			c->proxy_route = ri + 1;
-			return;
-		}
-	}
-	tl = strlen(target);
-	if (s->files_enabled && tl >= s->files_prefix_len &&
-	    !strncmp(target, s->files_prefix, s->files_prefix_len)) {
-		if (tg_files_begin(c, target + s->files_prefix_len, tl - s->files_prefix_len) == 1) {
-			c->state = CS_BODY;
-			if (c->expect_continue && (c->body_left || c->chunked)) {
-				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-				if (out_reserve(c, TG_IO_BUF) == 0) {
-					memcpy(c->out, cont, sizeof(cont) - 1);
-					c->out_len = sizeof(cont) - 1;
-					c->out_off = 0;
-				}
-			}
-			if (!c->body_left && !c->chunked)
-				body_complete(c);
-		}
-		return;
-	}
-	if (!strcmp(target, "/") && (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"))) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "tlsgate %s: %s", tg_version(), s->files_enabled ?
-		    "the file service is at the files prefix" : "the file service is off");
-		tg_conn_respond(c, 200, NULL, msg);
-		return;
-	}
-	tg_conn_respond(c, 404, NULL, "nothing is served at this path");
+	dispatch(c, req);
 }
 
 /* Feeds the body bytes now in c->in to the handler. */
@@ -551,7 +547,7 @@ feed_body(struct tg_conn_s *c)
 	if (c->chunked) {
 		left = tg_chunked_decode(&c->chunk, c->in, &n);
 		if (left == TG_HTTP_BAD) {
-			tg_files_abort(c);
+			handler_abort(c);
 			c->keep_alive = 0;
 			c->chunked = 0;
 			tg_conn_respond(c, 400, NULL, "malformed chunked body");
@@ -567,7 +563,7 @@ feed_body(struct tg_conn_s *c)
 		c->body_left -= n;
 		left = c->body_left == 0 ? 0 : TG_HTTP_INCOMPLETE;
 	}
-	if (n && tg_files_body(c, c->in, n) < 0) {
+	if (n && c->handler && c->handler->body && c->handler->body(c, c->in, n) < 0) {
 		c->in_len = 0;
 		return;   /* an error response is queued */
 	}
@@ -577,15 +573,62 @@ feed_body(struct tg_conn_s *c)
 		body_complete(c);
 }
 
+/* The trust verdict on this connection's client, as "mode/verdict". */
+static void
+trust_word(const struct tg_conn_s *c, char *buf, size_t len)
+{
+	const struct tg_trust_verdict *v = c->ssl ? tg_tls_verdict(c->ssl) : NULL;
+	const struct tg_trust *t = c->ssl ? tg_tls_trust(c->ssl) : NULL;
+
+	if (v == NULL || t == NULL) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	snprintf(buf, len, "%s/%s", tg_trust_mode_name(t->mode),
+	    v->warn ? "accepted-unvalidated" : v->record ? "recorded" : "accepted");
+}
+
+/* Who answered, for the log and the counters: the handler that took the
+ * request, or for one refused before a handler saw it, the handler it was
+ * meant for; NULL for none ("other"). */
+static const struct tg_handler *
+answered_by(const struct tg_conn_s *c)
+{
+	const struct tg_handler *const *hp;
+
+	if (c->handler)
+		return c->handler;
+	for (hp = c->srv->handlers[c->kind]; *hp; hp++)
+		if ((*hp)->match == NULL || (*hp)->match(*hp, c))
+			return *hp;
+	return NULL;
+}
+
+static void
+log_request(const struct tg_conn_s *c)
+{
+	char trust[64];
+	struct tg_access a = { .peer = c->peer, .ident = c->ident, .trust = trust,
+	    .service = answered_by(c) ? answered_by(c)->service : "other", .method = c->method,
+	    .target = c->target, .status = c->status, .bytes_in = c->bytes_in,
+	    .bytes_out = c->bytes_out, .ms = c->t_start ? tg_now_ms() - c->t_start : 0 };
+
+	if (TG_LOG_INFO < c->srv->log_level)
+		return;
+	trust_word(c, trust, sizeof(trust));
+	tg_log_access(c->srv, &a);
+}
+
 static void
 count_request(struct tg_conn_s *c)
 {
 	struct tg_metrics *m = &c->srv->m;
-	int files = c->srv->files_enabled &&
-	    !strncmp(c->target, c->srv->files_prefix, c->srv->files_prefix_len);
+	enum tg_counted how = answered_by(c) ? answered_by(c)->counted : TG_COUNT_OTHER;
 
+	if (how == TG_COUNT_NONE)
+		return;
 	tg_metrics_status(m, c->status);
-	if (files) {
+	if (how == TG_COUNT_FILES) {
 		m->files_in += c->bytes_in;
 		m->files_out += c->bytes_out;
 	} else {
@@ -597,9 +640,8 @@ count_request(struct tg_conn_s *c)
 static void
 finish_request(struct tg_conn_s *c)
 {
-	tg_log_request(c->srv, c);
-	if (!c->admin)
-		count_request(c);
+	log_request(c);
+	count_request(c);
 	c->requests++;
 	if (c->close_after && c->linger) {
 		/* The client may still be sending the body we refused. Closing now
@@ -635,6 +677,25 @@ finish_request(struct tg_conn_s *c)
 
 /* ---- the state machine ----------------------------------------------------- */
 
+/* The store decided a first contact the connection waited for (record.c):
+ * go on to the request, or close. */
+static void
+pin_decided(void *arg, int ok)
+{
+	struct tg_conn_s *c = arg;
+
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	if (c->handles_open == 0 || uv_is_closing((uv_handle_t *)&c->poll))
+		return;   /* closed already */
+	if (!ok) {
+		conn_close(c);
+		return;
+	}
+	c->state = CS_HEAD;
+	deadline(c, c->srv->t_header);
+	conn_run(c);
+}
+
 /* What the trust engine said about the client certificate, acted upon:
  * 1 when the connection must wait for the store to decide a first contact,
  * -1 when it must close. */
@@ -654,25 +715,12 @@ after_verdict(struct tg_conn_s *c)
 		    v->identity, v->reason);
 	if (!v->record)
 		return 0;
-	if (v->first && t->share)   /* the one that judged; the cluster decides */
-		return tg_record_pin(c->srv, t, v, c) < 0 ? -1 : 1;
+	if (v->first && t->share) {   /* the one that judged; the cluster decides */
+		struct tg_record_waiter w = { pin_decided, c, c->peer, &c->record };
+		return tg_record_pin(c->srv, t, v, &w) < 0 ? -1 : 1;
+	}
 	(void)tg_record_pin(c->srv, t, v, NULL);
 	return 0;
-}
-
-void
-tg_conn_pin_decided(struct tg_conn_s *c, int ok)
-{
-	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
-	if (c->handles_open == 0 || uv_is_closing((uv_handle_t *)&c->poll))
-		return;   /* closed already */
-	if (!ok) {
-		conn_close(c);
-		return;
-	}
-	c->state = CS_HEAD;
-	deadline(c, c->srv->t_header);
-	conn_run(c);
 }
 
 static int
@@ -750,34 +798,35 @@ read_more(struct tg_conn_s *c, size_t limit)
 	return r == 0 ? IO_FAIL : (int)(r < 0 ? r : 1);
 }
 
-/* A proxied request: the socket (a duplicate, so this connection can close
- * as usual) and its TLS state go to a pipe with the rewritten head and the
- * body bytes already read; the pipe streams the rest both ways. */
+/* A request its handler takes whole (a proxy route): the socket (a
+ * duplicate, so this connection can close as usual) and its TLS state go
+ * to the handler with the body bytes already read. */
 static int
 hand_over(struct tg_conn_s *c)
 {
 	int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
-	SSL *ssl = c->ssl;
+	struct tg_handover ho;
 	char what[200];
 
 	if (fd < 0) {
-		free(c->proxy_head);
-		c->proxy_head = NULL;
-		c->proxy_route = 0;
+		handler_abort(c);
+		c->handler = NULL;
 		c->keep_alive = 0;
 		tg_conn_respond(c, 503, NULL, "out of resources");
 		return 0;
 	}
-	c->ssl = NULL;   /* the pipe owns it now */
-	c->srv->m.requests_other++;
 	snprintf(what, sizeof(what), "%s %.180s", c->method, c->target);
-	if (tg_proxy_take(c->srv, c->proxy_route - 1, fd, ssl, c->peer, c->ip, what, c->proxy_head,
-	    c->proxy_head_len, c->in ? c->in : "", c->in_len,
-	    c->chunked ? -1 : c->has_len ? (int64_t)c->content_length : 0, c->keep_alive,
-	    c->proxy_expect) < 0) {
-		SSL_free(ssl);
+	ho = (struct tg_handover){ .fd = fd, .ssl = c->ssl, .peer = c->peer, .ip = c->ip,
+	    .what = what, .body_read = c->in ? c->in : "", .body_read_len = c->in_len,
+	    .body_len = c->chunked ? -1 : c->has_len ? (int64_t)c->content_length : 0,
+	    .client_keep = c->keep_alive };
+	c->ssl = NULL;   /* the taker's now */
+	c->srv->m.requests_other++;
+	if (c->handler->take(c, &ho) < 0) {
+		SSL_free(ho.ssl);
 		close(fd);
 	}
+	c->handler = NULL;
 	conn_close(c);
 	return IO_FAIL;
 }
@@ -801,8 +850,6 @@ step_head(struct tg_conn_s *c)
 		begin_request(c, hl, &req);
 		memmove(c->in, c->in + hl, c->in_len - hl);
 		c->in_len -= hl;
-		if (c->proxy_route)
-			return hand_over(c);
 		return 0;
 	}
 	if (r == TG_HTTP_BAD || c->in_len >= limit) {
@@ -952,6 +999,9 @@ conn_run(struct tg_conn_s *c)
 		case CS_LINGER:
 			r = step_linger(c);
 			break;
+		case CS_TAKE:
+			r = hand_over(c);
+			break;
 		case CS_WAIT:
 			uv_poll_stop(&c->poll);
 			c->polled = 0;
@@ -1013,12 +1063,13 @@ conn_close(struct tg_conn_s *c)
 		return;
 	if (c->state == CS_HEAD && c->in_len > 0)
 		tg_log(s, TG_LOG_DEBUG, "%s: closed with a partial request head", c->peer);
-	if (c->state == CS_BODY && c->up)
+	if (c->state == CS_BODY && c->handler)
 		tg_log(s, TG_LOG_WARN, "%s: %s %s: the client went away during the upload; "
 		    "nothing was stored", c->peer, c->method, c->target);
 	c->state = CS_CLOSING;
-	tg_files_abort(c);
-	tg_record_abort(c);
+	handler_abort(c);
+	c->handler = NULL;
+	tg_record_abort(&c->record);
 	if (c->file_fd >= 0)
 		close(c->file_fd);
 	c->file_fd = -1;
@@ -1032,10 +1083,8 @@ conn_close(struct tg_conn_s *c)
 	}
 	buf_give(c->in, TG_IO_BUF);
 	buf_give(c->out, c->out_cap);
-	free(c->proxy_head);
 	c->in = c->out = NULL;
 	c->out_cap = 0;
-	c->proxy_head = NULL;
 	drop_request_text(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -1151,7 +1200,6 @@ conn_new(struct tg_server *s, int fd, const char *peer, const char *ip)
 void
 tg_conn_accept(struct tg_server *s, int fd, int kind)
 {
-	int admin = kind == TG_LISTENER_ADMIN;
 	struct tg_conn_s *c;
 	char peer[64], ip[48];
 
@@ -1165,8 +1213,7 @@ tg_conn_accept(struct tg_server *s, int fd, int kind)
 		close(fd);
 		return;
 	}
-	c->admin = admin;
-	c->acme_http = kind == TG_LISTENER_ACME;
+	c->kind = kind;
 	s->m.connections++;
 	if (s->ssl_ctx && kind == TG_LISTENER_MAIN) {
 		c->ssl = SSL_new(s->ssl_ctx);

@@ -12,15 +12,16 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "handler.h"
 #include "http_parse.h"
 #include "server.h"
 
 #define TG_CONN_MAGIC 0x54474e43u   /* "TGNC" */
 #define TG_IO_BUF     (64 * 1024)
 
-enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_LINGER, CS_CLOSING };
+enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_LINGER, CS_TAKE,
+    CS_CLOSING };
 
-struct tg_upload;
 
 /* The request's longer strings, allocated only while a request is being
  * served, so that an idle connection stays small. */
@@ -46,8 +47,7 @@ struct tg_conn_s {
 	int want_write;              /* the last I/O wanted POLLOUT */
 	int polled;                  /* the events c->poll watches now, 0 if stopped */
 	int ktls;                    /* the kernel encrypts what we send: SSL_sendfile */
-	int admin;                   /* on the admin listener */
-	int acme_http;               /* on tls.acme.http_listen (HTTP-01) */
+	int kind;                    /* the listener: TG_LISTENER_* */
 	char peer[64];
 	char ip[48];                 /* the peer's address, counted in srv->peers */
 	char ident[256];             /* client certificate identity, or "-" */
@@ -64,7 +64,6 @@ struct tg_conn_s {
 	int minor, keep_alive, expect_continue, chunked, has_len;
 	uint64_t content_length, body_left;
 	struct tg_chunked chunk;
-	struct tg_upload *up;
 	struct tg_record_job *record;  /* a cluster's first contact being decided */
 	/* the response */
 	int status, close_after, linger;
@@ -74,11 +73,10 @@ struct tg_conn_s {
 	uint64_t bytes_in, bytes_out;
 	uint64_t t_start;
 	unsigned requests;
-	/* a request for a proxy route: handed over after its head is read */
-	int proxy_route;             /* route + 1, 0 = none */
-	int proxy_expect;
-	char *proxy_head;
-	size_t proxy_head_len;
+	/* the handler that took the request (handler.h), NULL before one did
+	 * or when none did, and what it keeps for the request */
+	const struct tg_handler *handler;
+	void *hreq;
 };
 
 /* Queues a complete response with a short text body (or none for HEAD). */
@@ -92,17 +90,12 @@ void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
     uint64_t content_length);
 /* The handler queued work off the loop (the thread pool): the connection
  * stops reading and its deadline stops until tg_conn_resume. If the
- * connection ends meanwhile (drain, second signal), tg_files_abort detaches
- * the work from it; the work's completion must not touch it then. */
+ * connection ends meanwhile (drain, second signal), the handler's abort()
+ * detaches the work from it; the work's completion must not touch it then. */
 void tg_conn_wait(struct tg_conn_s *c);
 /* The handler finished work off the loop and queued a response: resume. */
 void tg_conn_resume(struct tg_conn_s *c);
-/* The store decided a first contact the connection waited for (record.c):
- * go on to the request, or close. */
-void tg_conn_pin_decided(struct tg_conn_s *c, int ok);
 const char *tg_http_status_text(int status);
-/* HTTP-01 answers and the redirect to HTTPS (acme_http01.c). */
-void tg_acme_http01_respond(struct tg_conn_s *c);
 /* Takes back a keep-alive connection whose proxied exchange ended (the
  * socket and its finished TLS session), waiting for its next request. */
 void tg_conn_adopt(struct tg_server *srv, int fd, SSL *ssl, const char *peer, const char *ip);

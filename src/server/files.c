@@ -483,11 +483,11 @@ start_upload(struct tg_conn_s *c, char *rel)
 		tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
 		return 0;
 	}
-	c->up = up;
+	c->hreq = up;
 	return 1;
 }
 
-int
+static int
 tg_files_begin(struct tg_conn_s *c, const char *raw, size_t len)
 {
 	char rel[PATH_MAX];
@@ -515,7 +515,7 @@ static int
 write_out(void *arg, const char *data, size_t len)
 {
 	struct tg_conn_s *c = arg;
-	struct tg_upload *up = c->up;
+	struct tg_upload *up = c->hreq;
 
 	if (up->written + len > c->srv->max_upload) {
 		errno = EFBIG;
@@ -551,21 +551,21 @@ upload_free(struct tg_upload *up)
 static void
 drop_upload(struct tg_conn_s *c)
 {
-	struct tg_upload *up = c->up;
+	struct tg_upload *up = c->hreq;
 
 	if (up == NULL)
 		return;
 	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
 	if (up->committing)
 		tg_magic_fail("upload (commit in flight)", up, up->magic, __func__);
-	c->up = NULL;
+	c->hreq = NULL;
 	upload_free(up);
 }
 
-int
+static int
 tg_files_body(struct tg_conn_s *c, char *data, size_t len)
 {
-	struct tg_upload *up = c->up;
+	struct tg_upload *up = c->hreq;
 	int r;
 
 	if (up == NULL)
@@ -650,15 +650,15 @@ commit_done(uv_work_t *w, int status)
 	if (c == NULL)
 		return;   /* the connection ended while the commit ran */
 	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
-	c->up = NULL;
+	c->hreq = NULL;
 	tg_conn_respond(c, st, NULL, body);
 	tg_conn_resume(c);
 }
 
-void
+static void
 tg_files_body_end(struct tg_conn_s *c)
 {
-	struct tg_upload *up = c->up;
+	struct tg_upload *up = c->hreq;
 
 	TG_MAGIC_CHECK(up, TG_UPLOAD_MAGIC, "upload");
 	if (up->mp && !tg_multipart_complete(up->mp)) {
@@ -678,10 +678,10 @@ tg_files_body_end(struct tg_conn_s *c)
 	tg_conn_wait(c);
 }
 
-void
+static void
 tg_files_abort(struct tg_conn_s *c)
 {
-	struct tg_upload *up = c->up;
+	struct tg_upload *up = c->hreq;
 
 	if (up == NULL)
 		return;
@@ -691,8 +691,40 @@ tg_files_abort(struct tg_conn_s *c)
 		 * connection to answer: the whole body arrived, so the file is
 		 * still made durable and visible (or left as it was). */
 		up->conn = NULL;
-		c->up = NULL;
+		c->hreq = NULL;
 		return;
 	}
 	drop_upload(c);
 }
+
+/* ---- the handler (handler.h) ---------------------------------------------- */
+
+static int
+files_match(const struct tg_handler *h, const struct tg_conn_s *c)
+{
+	const struct tg_server *s = c->srv;
+
+	return s->files_enabled && !strncmp(c->target, s->files_prefix, s->files_prefix_len);
+}
+
+static enum tg_handled
+files_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
+{
+	const struct tg_server *s = c->srv;
+	size_t tl = strlen(c->target);
+
+	return tg_files_begin(c, c->target + s->files_prefix_len, tl - s->files_prefix_len) == 1 ?
+	    TG_H_BODY : TG_H_DONE;
+}
+
+static void
+files_body_end(struct tg_conn_s *c)
+{
+	if (c->hreq)
+		tg_files_body_end(c);
+}
+
+const struct tg_handler tg_files_handler = {
+	.service = "files", .counted = TG_COUNT_FILES, .match = files_match, .begin = files_begin,
+	.body = tg_files_body, .body_end = files_body_end, .abort = tg_files_abort,
+};

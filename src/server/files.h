@@ -14,15 +14,8 @@ int tg_files_open_root(struct tg_server *srv, struct tg_err *err);
 /* Removes upload temp files a crash may have left. */
 void tg_files_sweep(struct tg_server *srv);
 
-/* Starts a request whose path is below files.prefix. Returns 0 when a
- * response is queued, 1 when a body is expected (tg_files_body follows). */
-int tg_files_begin(struct tg_conn_s *c, const char *rel, size_t rel_len);
-/* Body bytes; -1 when a response (error) was queued and the body must stop. */
-int tg_files_body(struct tg_conn_s *c, char *data, size_t len);
-/* The whole body arrived: make the file visible off the loop, then respond. */
-void tg_files_body_end(struct tg_conn_s *c);
-/* The connection went away mid-upload: drop the temp file. */
-void tg_files_abort(struct tg_conn_s *c);
+/* Requests whose path is below files.prefix: GET, HEAD, PUT, DELETE. */
+extern const struct tg_handler tg_files_handler;
 
 /* Decodes and checks a path below the prefix (exposed for tests and fuzzing):
  * writes the relative path to out; -1 when it is not acceptable. */

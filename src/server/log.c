@@ -7,10 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "conn.h"
 #include "server.h"
-#include "tls.h"
-#include "trust.h"
 #include "util.h"
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -67,43 +64,26 @@ tg_log(const struct tg_server *srv, int level, const char *fmt, ...)
 		fprintf(stderr, "%s %s %s\n", ts, level_names[level], esc);
 }
 
-/* The trust verdict on this connection's client, as "mode/verdict". */
-static void
-trust_word(const struct tg_server *srv, const struct tg_conn_s *c, char *buf, size_t len)
-{
-	const struct tg_trust_verdict *v = c->ssl ? tg_tls_verdict(c->ssl) : NULL;
-	const struct tg_trust *t = c->ssl ? tg_tls_trust(c->ssl) : NULL;
-
-	if (v == NULL || t == NULL) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	snprintf(buf, len, "%s/%s", tg_trust_mode_name(t->mode),
-	    v->warn ? "accepted-unvalidated" : v->record ? "recorded" : "accepted");
-}
-
 void
-tg_log_request(const struct tg_server *srv, const struct tg_conn_s *c)
+tg_log_access(const struct tg_server *srv, const struct tg_access *a)
 {
-	char ts[40], target[1024], ident[512], trust[64];
-	const char *service = c->admin ? "admin" : c->acme_http ? "acme-http" : srv->files_enabled &&
-	    !strncmp(c->target, srv->files_prefix, srv->files_prefix_len) ? "files" : "other";
-	unsigned long long ms = c->t_start ? tg_now_ms() - c->t_start : 0;
+	char ts[40], target[1024], ident[512];
 
 	if (TG_LOG_INFO < srv->log_level)
 		return;
 	timestamp(ts, sizeof(ts));
-	escape(c->target, target, sizeof(target));
-	escape(c->ident, ident, sizeof(ident));
-	trust_word(srv, c, trust, sizeof(trust));
+	escape(a->target, target, sizeof(target));
+	escape(a->ident, ident, sizeof(ident));
 	if (srv->log_json)
 		fprintf(stderr, "{\"time\":\"%s\",\"level\":\"info\",\"peer\":\"%s\",\"identity\":\"%s\","
 		    "\"trust\":\"%s\",\"service\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-		    "\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"ms\":%llu}\n", ts, c->peer,
-		    ident, trust, service, c->method, target, c->status,
-		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
+		    "\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"ms\":%llu}\n", ts, a->peer,
+		    ident, a->trust, a->service, a->method, target, a->status,
+		    (unsigned long long)a->bytes_in, (unsigned long long)a->bytes_out,
+		    (unsigned long long)a->ms);
 	else
 		fprintf(stderr, "%s info %s id=%s trust=%s %s \"%s %s\" %d in=%llu out=%llu %llums\n", ts,
-		    c->peer, ident, trust, service, c->method, target, c->status,
-		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms);
+		    a->peer, ident, a->trust, a->service, a->method, target, a->status,
+		    (unsigned long long)a->bytes_in, (unsigned long long)a->bytes_out,
+		    (unsigned long long)a->ms);
 }

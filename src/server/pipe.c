@@ -20,9 +20,6 @@
 
 #include <openssl/err.h>
 
-#include "client.h"
-#include "config_int.h"
-#include "conn.h"
 #include "error.h"
 #include "http_parse.h"
 #include "ossl_words.h"
@@ -32,8 +29,6 @@
 #include "server.h"
 #include "tls.h"
 #include "trust.h"
-#include "proxy.h"
-#include "tunnel.h"
 #include "util.h"
 
 static void http_fail(struct tg_pipe *p, int status, const char *why);
@@ -734,7 +729,7 @@ tg_pipe_finish(struct tg_pipe *p)
 	struct tg_tunnel *t = p->t;
 	int fd;
 
-	if (p->reuse_up && !p->b.eof && !p->b.shut && !p->resp.extra &&
+	if (p->upstream_kept && p->reuse_up && !p->b.eof && !p->b.shut && !p->resp.extra &&
 	    (fd = fcntl(p->b.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
 		SSL *ssl = p->b.ssl;
 		p->b.ssl = NULL;
@@ -742,10 +737,10 @@ tg_pipe_finish(struct tg_pipe *p)
 			SSL_free(ssl);
 			close(fd);
 		} else {
-			tg_proxy_pool_put(t, fd, ssl);
+			p->upstream_kept(t, fd, ssl);
 		}
 	}
-	if (p->keep_client && !p->a.eof && !p->a.shut && !p->req.extra &&
+	if (p->client_back && p->keep_client && !p->a.eof && !p->a.shut && !p->req.extra &&
 	    (fd = fcntl(p->a.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
 		SSL *ssl = p->a.ssl;
 		p->a.ssl = NULL;
@@ -753,7 +748,7 @@ tg_pipe_finish(struct tg_pipe *p)
 			SSL_free(ssl);
 			close(fd);
 		} else {
-			tg_conn_adopt(t->srv, fd, ssl, p->peer, p->ip);
+			p->client_back(t->srv, fd, ssl, p->peer, p->ip);
 		}
 	}
 	tg_pipe_close(p, TG_LOG_INFO, "answered");

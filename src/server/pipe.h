@@ -1,9 +1,10 @@
 /*
- * The insides shared by the tunnels (tunnel.c), the proxy routes (proxy.c)
- * and the pipe that carries both (pipe.c): a tunnelled or proxied
- * connection is two sides, the accepted one (a) and the upstream one (b),
- * each a socket with an optional SSL that OpenSSL reads and writes
- * directly, and two bounded buffers.
+ * The pipe that carries a tunnelled or proxied connection (used by
+ * tunnel.c and proxy.c, knowing neither): two sides, the accepted one (a)
+ * and the upstream one (b), each a socket with an optional SSL that
+ * OpenSSL reads and writes directly, and two bounded buffers. What happens
+ * to the sockets of a proxied exchange that ended cleanly is the owner's
+ * business: the pipe hands them to its callbacks.
  */
 #ifndef TG_PIPE_H
 #define TG_PIPE_H
@@ -18,66 +19,9 @@
 #include "http_parse.h"
 #include "server.h"
 #include "trust.h"
+#include "upstream.h"
 
 #define TUN_BUF       (32 * 1024)
-#define TUN_SETUP_MS  10000          /* connect and handshakes must finish within */
-
-struct tg_tunnel {
-	struct tg_server *srv;
-	size_t index;
-	char listen[300], connect[300];
-	int tls_connect, mutual;
-	SSL_CTX *ctx;
-	struct tg_trust *trust;      /* TLS in (mutual): clients; TLS out: the server */
-	char host[256];              /* TLS out: the name verified and sent in SNI */
-	int port;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
-	uint64_t idle_ms;
-	size_t max_conns, nconns;
-	int fd;
-	uv_poll_t poll;
-	uint64_t refused_logged_ms;
-	uint64_t accepted, refused, failed, bytes_in, bytes_out;
-	uint64_t setup_ms;           /* connect and handshakes within */
-	/* proxy routes (http): the request goes to up_host + up_path */
-	int http;
-	char prefix[256], up_path[2048], up_host[300];
-	uint64_t first_byte_ms;
-	struct proxy_header *headers;
-	size_t nheaders;
-	struct idle_up *idle;        /* kept upstream connections, newest first */
-	size_t nidle;
-	/* TLS in: how the context is built again when the certificate changes */
-	char ca[4096], ca_origin[320];
-};
-
-/* An upstream connection kept between proxied requests. */
-struct idle_up {
-	uint32_t magic;              /* TG_IDLE_MAGIC while it lives (magic.h) */
-	struct tg_tunnel *t;
-	struct idle_up *next;
-	int fd;
-	SSL *ssl;
-	uv_poll_t poll;
-	uv_timer_t timer;
-	int handles;
-};
-
-#define POOL_MAX      16         /* idle upstream connections kept per route */
-#define POOL_IDLE_MS  30000      /* and for how long */
-
-/* An extra request header of a proxy route: a value, or a file's content
- * read again when the file changes. */
-struct proxy_header {
-	char name[128];
-	char value[4096];
-	char file[4096];
-	struct timespec mtime;
-	int loaded;                  /* value holds what the file had when last read */
-	int watched;                 /* a watch re-reads it on change: no stat per request */
-	struct tg_tunnel *t;         /* the route (for the watch's callback) */
-};
 
 /* How much of an HTTP message is still to come on one side. */
 struct frame {
@@ -116,6 +60,11 @@ struct tg_pipe {
 	char ip[48];                 /* http: the client's address (per-address limits) */
 	int status;                  /* http: the upstream's status */
 	char what[200];              /* http: "METHOD /path" of the client's request */
+	/* http, set by the owner: where the sockets of a clean end go (each
+	 * a duplicate the callee owns, its SSL moved onto it); NULL: closed */
+	void (*upstream_kept)(struct tg_tunnel *t, int fd, SSL *ssl);
+	void (*client_back)(struct tg_server *s, int fd, SSL *ssl, const char *peer,
+	    const char *ip);
 	size_t cap;                  /* size of each buffer */
 	char *ab, *ba;               /* both in mem */
 	char mem[];
@@ -130,16 +79,5 @@ void tg_pipe_finish(struct tg_pipe *p);         /* a clean end of a proxied exch
 void tg_pipe_on_timer(uv_timer_t *h);
 ssize_t tg_pipe_side_write(struct side *x, const char *buf, size_t len);
 ssize_t tg_pipe_frame_feed(struct frame *f, const char *data, size_t n);
-
-/* tunnel.c: every entry of list ("tunnels" or "proxy") from the
- * configuration, each a listener or route, into *out */
-int tg_tunnel_open_all(struct tg_server *s, const struct tg_config *cfg, const char *list,
-    struct tg_tunnel **out, size_t *nout, struct tg_err *err);
-
-/* proxy.c */
-int tg_proxy_headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i,
-    struct tg_err *err);
-int tg_proxy_pool_take(struct tg_pipe *p);      /* 0: a kept connection is in use */
-void tg_proxy_pool_put(struct tg_tunnel *t, int fd, SSL *ssl);
 
 #endif

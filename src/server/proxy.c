@@ -17,23 +17,35 @@
 
 #include <openssl/err.h>
 
-#include "client.h"
-#include "config_int.h"
 #include "conn.h"
 #include "error.h"
 #include "http_parse.h"
 #include "magic.h"
-#include "ossl_words.h"
 #include "pipe.h"
+#include "upstream.h"
 #include "server.h"
-#include "tls.h"
 #include "trust.h"
 #include "proxy.h"
-#include "tunnel.h"
 #include "util.h"
 #include "watch.h"
 
 /* ---- the idle pool of upstream connections ----------------------------------- */
+
+/* An upstream connection kept between proxied requests. */
+struct idle_up {
+	uint32_t magic;              /* TG_IDLE_MAGIC while it lives (magic.h) */
+	struct tg_tunnel *t;
+	struct idle_up *next;
+	int fd;
+	SSL *ssl;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	int handles;
+};
+
+#define POOL_MAX      16         /* idle upstream connections kept per route */
+#define POOL_IDLE_MS  30000      /* and for how long */
+
 
 static void
 idle_closed(uv_handle_t *h)
@@ -81,8 +93,8 @@ idle_timeout(uv_timer_t *h)
 	idle_drop(h->data);
 }
 
-void
-tg_proxy_pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
+static void
+pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
 {
 	struct idle_up *u;
 
@@ -113,8 +125,8 @@ tg_proxy_pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
 
 /* Gives the pipe a kept upstream connection, if one is still alive:
  * 0 when it did (the exchange is under way), -1 to connect anew. */
-int
-tg_proxy_pool_take(struct tg_pipe *p)
+static int
+pool_take(struct tg_pipe *p)
 {
 	struct tg_tunnel *t = p->t;
 
@@ -162,48 +174,6 @@ tg_proxy_pool_close(struct tg_server *s)
 			idle_drop(s->routes[i].idle);
 }
 
-/* ---- proxy routes: requests handed over by the HTTP side --------------------- */
-
-int
-tg_proxy_headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct tg_err *err)
-{
-	char pre[64];
-	const char *k;
-	size_t j, pl;
-
-	pl = (size_t)snprintf(pre, sizeof(pre), "proxy.%zu.headers.", i);
-	for (j = 0; (k = tg_config_entry_key(cfg, j)) != NULL; j++) {
-		struct proxy_header *h, *n;
-		const char *v;
-		if (strncmp(k, pre, pl) != 0)
-			continue;
-		if ((n = realloc(t->headers, (t->nheaders + 1) * sizeof(*n))) == NULL)
-			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-		t->headers = n;
-		h = &n[t->nheaders++];
-		memset(h, 0, sizeof(*h));
-		snprintf(h->name, sizeof(h->name), "%s", k + pl);
-		v = tg_config_get(cfg, k);
-		if (strspn(h->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
-		    strlen(h->name))
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a header name", k,
-			    tg_config_origin(cfg, k), h->name);
-		if (v[0] == '@') {
-			/* relative to the config file's folder, like other paths */
-			const char *f = tg_cfg_file(cfg);
-			char dir[4096] = "";
-			if (f && v[1] != '/')
-				tg_path_dir(dir, sizeof(dir), f);
-			tg_path_join(h->file, sizeof(h->file), dir[0] ? dir : NULL, v + 1);
-		} else if (strpbrk(v, "\r\n")) {
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): a header value cannot hold a "
-			    "line break", k, tg_config_origin(cfg, k));
-		} else {
-			snprintf(h->value, sizeof(h->value), "%s", v);
-		}
-	}
-	return 0;
-}
 
 /* Reads a header's file into its value; "" when it cannot be read (logged,
  * once per change of the file when watched). */
@@ -288,10 +258,10 @@ tg_proxy_watch_headers(struct tg_server *s)
 int
 tg_proxy_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 {
-	return tg_tunnel_open_all(s, cfg, "proxy", &s->routes, &s->nroutes, err);
+	return tg_upstream_open_all(s, cfg, "proxy", &s->routes, &s->nroutes, err);
 }
 
-int
+static int
 tg_proxy_match(const struct tg_server *s, const char *target)
 {
 	size_t i, best_len = 0;
@@ -313,7 +283,7 @@ hdr_is(const struct tg_http_header *h, const char *name)
 	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
 }
 
-char *
+static char *
 tg_proxy_head(struct tg_server *s, int route, const char *method, const char *target,
     const struct tg_http_header *h, size_t nh, const char *client_ip, int tls, int *expect,
     size_t *len)
@@ -377,7 +347,7 @@ tg_proxy_head(struct tg_server *s, int route, const char *method, const char *ta
 	return out;
 }
 
-int
+static int
 tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
     const char *ip, const char *what, const char *head, size_t head_len, const char *body_read,
     size_t body, int64_t body_len, int client_keep, int expect)
@@ -391,6 +361,8 @@ tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer
 	snprintf(p->peer, sizeof(p->peer), "%s", peer);
 	snprintf(p->ip, sizeof(p->ip), "%s", ip);
 	snprintf(p->what, sizeof(p->what), "%s", what);
+	p->upstream_kept = pool_put;
+	p->client_back = tg_conn_adopt;
 	p->a.ssl = ssl;
 	if (ssl && SSL_set_fd(ssl, fd) != 1) {
 		tg_pipe_close(p, TG_LOG_ERROR, "cannot hand the connection over");
@@ -422,7 +394,7 @@ tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer
 	memcpy(p->ab, head, head_len);
 	memcpy(p->ab + head_len, body_read, body);
 	p->ab_len = head_len + body;
-	if (tg_proxy_pool_take(p) == 0)
+	if (pool_take(p) == 0)
 		return 0;
 	tg_pipe_connect(p);
 	return 0;
@@ -441,11 +413,78 @@ tg_proxy_free(struct tg_server *s)
 			close(u->fd);
 			free(u);
 		}
-		SSL_CTX_free(s->routes[i].ctx);
-		tg_trust_free(s->routes[i].trust);
-		free(s->routes[i].headers);
+		tg_upstream_release(&s->routes[i]);
 	}
 	free(s->routes);
 	s->routes = NULL;
 	s->nroutes = 0;
 }
+
+/* ---- the handler (handler.h) ---------------------------------------------- */
+
+/* A request for a route, between its head and the hand-over. */
+struct proxy_req {
+	int route, expect;
+	char *head;
+	size_t len;
+};
+
+static int
+proxy_match(const struct tg_handler *h, const struct tg_conn_s *c)
+{
+	return c->srv->nroutes && tg_proxy_match(c->srv, c->target) >= 0;
+}
+
+static enum tg_handled
+proxy_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
+{
+	struct tg_server *s = c->srv;
+	int ri = tg_proxy_match(s, c->target);
+	struct proxy_req *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		c->keep_alive = 0;
+		tg_conn_respond(c, 503, NULL, "out of memory");
+		return TG_H_DONE;
+	}
+	r->route = ri;
+	r->head = tg_proxy_head(s, ri, c->method, c->target, req->headers, req->num_headers, c->ip,
+	    c->ssl != NULL, &r->expect, &r->len);
+	if (r->head == NULL) {
+		free(r);
+		c->keep_alive = 0;
+		tg_conn_respond(c, 431, NULL, "the request head is too large to forward");
+		return TG_H_DONE;
+	}
+	c->hreq = r;
+	return TG_H_TAKE;
+}
+
+static void
+proxy_abort(struct tg_conn_s *c)
+{
+	struct proxy_req *r = c->hreq;
+
+	if (r == NULL)
+		return;
+	free(r->head);
+	free(r);
+	c->hreq = NULL;
+}
+
+static int
+proxy_take_conn(struct tg_conn_s *c, const struct tg_handover *ho)
+{
+	struct proxy_req *r = c->hreq;
+	int rv = tg_proxy_take(c->srv, r->route, ho->fd, ho->ssl, ho->peer, ho->ip, ho->what,
+	    r->head, r->len, ho->body_read, ho->body_read_len, ho->body_len, ho->client_keep,
+	    r->expect);
+
+	proxy_abort(c);
+	return rv;
+}
+
+const struct tg_handler tg_proxy_handler = {
+	.service = "other", .counted = TG_COUNT_OTHER, .match = proxy_match, .begin = proxy_begin,
+	.abort = proxy_abort, .take = proxy_take_conn,
+};

@@ -17,6 +17,8 @@
 
 #include "acme_agent.h"
 #include "acme_answers.h"
+#include "acme_http01.h"
+#include "admin.h"
 #include "certs.h"
 #include "config_int.h"
 #include "conn.h"
@@ -335,6 +337,42 @@ load_settings(struct tg_server *s, const struct tg_config *cfg)
 	s->mutual = !strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual");
 }
 
+/* GET / on the main listener: which tlsgate this is, and where files are. */
+static int
+banner_match(const struct tg_handler *h, const struct tg_conn_s *c)
+{
+	return !strcmp(c->target, "/") && (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"));
+}
+
+static enum tg_handled
+banner_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "tlsgate %s: %s", tg_version(), c->srv->files_enabled ?
+	    "the file service is at the files prefix" : "the file service is off");
+	tg_conn_respond(c, 200, NULL, msg);
+	return TG_H_DONE;
+}
+
+static const struct tg_handler banner_handler = {
+	.service = "other", .counted = TG_COUNT_OTHER, .match = banner_match, .begin = banner_begin,
+};
+
+/* Who answers requests on each listener, in the order they are asked: the
+ * proxy routes first (a route may sit below the files prefix), then the
+ * file service, then the banner; conn.c answers 404 when none matches. */
+static void
+register_handlers(struct tg_server *s)
+{
+	static const struct tg_handler *const main_list[] = {
+		&tg_proxy_handler, &tg_files_handler, &banner_handler, NULL };
+
+	memcpy(s->handlers[TG_LISTENER_MAIN], main_list, sizeof(main_list));
+	s->handlers[TG_LISTENER_ADMIN][0] = &tg_admin_handler;
+	s->handlers[TG_LISTENER_ACME][0] = &tg_acme_http01_handler;
+}
+
 struct tg_server *
 tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
@@ -412,6 +450,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 		goto fail;
 	}
 	s->loop = uv_default_loop();
+	register_handlers(s);
 	return s;
 fail:
 	tg_server_free(s);

@@ -15,6 +15,7 @@
 
 #include <tlsgate/tlsgate.h>
 
+#include "handler.h"
 #include "metrics.h"
 
 struct tg_acme_settings;
@@ -26,6 +27,11 @@ struct tg_worker_slot;
 struct tg_known_watch;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
+
+/* The listeners a connection can arrive on. */
+enum { TG_LISTENER_MAIN, TG_LISTENER_ADMIN, TG_LISTENER_ACME, TG_LISTENER_KINDS };
+
+struct tg_handler;
 
 struct tg_server {
 	uint32_t magic;
@@ -105,13 +111,14 @@ struct tg_server {
 	struct tg_worker_slot *slots;   /* shared counters, one per worker */
 	uv_timer_t publish;
 	uint64_t stop_ms;             /* loop time of the first stop signal */
+	/* who answers requests, per listener, in the order they are asked
+	 * (handler.h); set by the composition root, NULL-terminated */
+	const struct tg_handler *handlers[TG_LISTENER_KINDS][TG_HANDLERS_MAX + 1];
 	/* state */
 	size_t nconns;
 	struct tg_conn_s *conns;     /* intrusive list, for shutdown */
 	int stopping;
 };
-
-enum { TG_LISTENER_MAIN, TG_LISTENER_ADMIN, TG_LISTENER_ACME };
 
 /* Builds a server from a validated configuration: state_dir, certificates
  * (auto when needed), the TLS context, the listening socket. */
@@ -142,8 +149,12 @@ void tg_server_free(struct tg_server *srv);
 enum { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR };
 void tg_log(const struct tg_server *srv, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The per-request access line. */
-struct tg_conn_s;
-void tg_log_request(const struct tg_server *srv, const struct tg_conn_s *c);
+/* The per-request access line: what conn.c knows of a request. */
+struct tg_access {
+	const char *peer, *ident, *trust, *service, *method, *target;
+	int status;
+	uint64_t bytes_in, bytes_out, ms;
+};
+void tg_log_access(const struct tg_server *srv, const struct tg_access *a);
 
 #endif

@@ -1,7 +1,6 @@
 /*
  * TCP tunnels (see tunnel.h): a listener per tunnel, each accepted socket
- * handed to a pipe; and the set-up shared with the proxy routes (the
- * upstream's address, TLS context and trust).
+ * handed to a pipe. The set-up shared with proxy routes is upstream.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +16,10 @@
 
 #include <openssl/err.h>
 
-#include "listen.h"
-#include "client.h"
-#include "config_int.h"
-#include "conn.h"
-#include "error.h"
-#include "http_parse.h"
-#include "ossl_words.h"
 #include "watch.h"
 #include "pipe.h"
+#include "upstream.h"
 #include "server.h"
-#include "store.h"
-#include "tls.h"
 #include "trust.h"
 #include "tunnel.h"
 #include "util.h"
@@ -100,237 +91,10 @@ on_accept(uv_poll_t *h, int status, int events)
 	}
 }
 
-/* ---- set-up -------------------------------------------------------------------- */
-
-static int
-tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
-{
-	struct tg_server *s = t->srv;
-	struct tg_server_tls st;
-	SSL_CTX *ctx;
-
-	memset(&st, 0, sizeof(st));
-	st.cert = s->tls.cert;
-	st.key = s->tls.key;
-	st.cert_origin = s->tls.cert_origin;
-	st.key_origin = s->tls.key_origin;
-	st.min_version = s->tls.min_version ? s->tls.min_version : TLS1_2_VERSION;
-	st.mutual = t->mutual;
-	st.clients_ca = t->ca;
-	st.clients_ca_origin = t->ca_origin;
-	st.clients = t->trust;
-	if ((ctx = tg_tls_server_ctx(&st, err)) == NULL)
-		return -1;
-	SSL_CTX_free(t->ctx);
-	t->ctx = ctx;
-	return 0;
-}
-
-static void
-known_path(const struct tg_config *cfg, const char *list, size_t i, const char *fallback_key,
-    char *buf, size_t len)
-{
-	const char *k = tg_cfg_entry_str(cfg, list, i, "known");
-	char sd[4096];
-
-	if (!k[0]) {
-		tg_cfg_path(cfg, fallback_key, buf, len);
-		return;
-	}
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
-	tg_path_join(buf, len, sd, k);
-}
-
-/* In a cluster the tunnels' and proxy's pins are the cluster's too: a pin
- * kept only in this node's copy would be overwritten by the store's. A
- * known file outside state_dir is refused for the same reason. */
-static int
-share_known(const struct tg_config *cfg, struct tg_trust *t, struct tg_err *err)
-{
-	struct tg_store_conf *sc;
-	int r;
-
-	if (strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") != 0)
-		return 0;
-	if ((sc = malloc(sizeof(*sc))) == NULL)
-		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	tg_store_conf_from(cfg, sc);
-	r = tg_trust_share(t, sc, err);
-	free(sc);
-	return r < 0 ? -1 : 0;
-}
-
-static int
-tg_tunnel_open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, size_t i,
-    struct tg_tunnel *t, struct tg_err *err)
-{
-	const char *trust = tg_cfg_entry_str(cfg, list, i, "trust");
-	int proxy = !strcmp(list, "proxy");
-	struct addrinfo hints, *res = NULL;
-	enum tg_trust_mode mode = TG_TRUST_CA;
-	char known[4096], ps[16], sd[4096];
-	int rc;
-
-	t->srv = s;
-	t->index = i;
-	t->fd = -1;
-	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "idle_timeout");
-	if (proxy) {
-		struct tg_url u;
-		const char *up = tg_cfg_entry_str(cfg, list, i, "upstream");
-		if (tg_url_parse(up, &u, err) < 0)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): %s", i,
-			    tg_cfg_entry_origin(cfg, list, i, "upstream"), err->msg);
-		t->http = 1;
-		t->tls_connect = u.tls;
-		snprintf(t->host, sizeof(t->host), "%s", u.host);
-		t->port = u.port;
-		snprintf(t->connect, sizeof(t->connect), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
-		    u.host, u.port);
-		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i, "prefix"));
-		snprintf(t->prefix, sizeof(t->prefix), "%s", t->listen);
-		snprintf(t->up_path, sizeof(t->up_path), "%s", u.path);
-		/* the Host header: the port only when it is not the scheme's */
-		if ((u.tls && u.port == 443) || (!u.tls && u.port == 80))
-			snprintf(t->up_host, sizeof(t->up_host), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
-		else
-			snprintf(t->up_host, sizeof(t->up_host), "%s", t->connect);
-		t->setup_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "connect_timeout");
-		t->first_byte_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "first_byte_timeout");
-		t->max_conns = SIZE_MAX;
-		if (tg_proxy_headers_load(t, cfg, i, err) < 0)
-			return -1;
-	} else {
-		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i, "listen"));
-		snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, list, i, "connect"));
-		t->tls_connect = (int)tg_cfg_entry_num(cfg, list, i, "tls_connect");
-		t->mutual = !strcmp(tg_cfg_entry_str(cfg, list, i, "mode"), "mutual");
-		t->max_conns = (size_t)tg_cfg_entry_num(cfg, list, i, "max_connections");
-		t->setup_ms = TUN_SETUP_MS;
-		if (tg_parse_hostport(t->connect, t->host, sizeof(t->host), &t->port) < 0 || !t->host[0])
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): '%s' needs a "
-			    "host", i, tg_cfg_entry_origin(cfg, list, i, "connect"), t->connect);
-	}
-	/* resolved once, at start: the loop never waits for DNS */
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(ps, sizeof(ps), "%d", t->port);
-	if ((rc = getaddrinfo(t->host, ps, &hints, &res)) != 0)
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.%s (%s): cannot resolve "
-		    "%s: %s", list, i, proxy ? "upstream" : "connect",
-		    tg_cfg_entry_origin(cfg, list, i, proxy ? "upstream" : "connect"), t->host,
-		    gai_strerror(rc));
-	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-	t->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
-	if (t->tls_connect) {
-		struct tg_client_opts o;
-		char ca[4096] = "", local_ca[4096], cert[4096] = "", key[4096] = "";
-		const char *sn = tg_cfg_entry_str(cfg, list, i, "server_name");
-
-		if (!trust[0])
-			trust = tg_cfg_str(cfg, "client.trust");
-		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, list, i, "client.known", known, sizeof(known));
-		memset(&o, 0, sizeof(o));
-		o.trust = trust;
-		o.known = known;
-		if (tg_cfg_entry_str(cfg, list, i, "ca")[0])
-			snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));
-		else if (tg_cfg_str(cfg, "client.ca")[0])
-			tg_cfg_path(cfg, "client.ca", ca, sizeof(ca));
-		o.ca = ca[0] ? ca : NULL;
-		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
-		snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
-		o.local_ca = local_ca;
-		if (!sn[0])
-			sn = tg_cfg_str(cfg, "client.server_name");
-		if (sn[0])
-			snprintf(t->host, sizeof(t->host), "%s", sn);
-		if (tg_cfg_entry_str(cfg, list, i, "cert")[0]) {
-			snprintf(cert, sizeof(cert), "%s", tg_cfg_entry_str(cfg, list, i, "cert"));
-			snprintf(key, sizeof(key), "%s", tg_cfg_entry_str(cfg, list, i, "key"));
-		} else if (tg_cfg_str(cfg, "client.cert")[0]) {
-			tg_cfg_path(cfg, "client.cert", cert, sizeof(cert));
-			tg_cfg_path(cfg, "client.key", key, sizeof(key));
-		} else {
-			/* the node's own client certificate (made in mutual mode), as
-			 * tlsgate get/put use it */
-			struct stat sb;
-			snprintf(cert, sizeof(cert), "%s/certs/client.crt", sd);
-			snprintf(key, sizeof(key), "%s/certs/client.key", sd);
-			if (stat(cert, &sb) != 0 || stat(key, &sb) != 0)
-				cert[0] = key[0] = '\0';
-		}
-		o.cert = cert;
-		o.key = key;
-		if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
-			goto prefix;
-		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-		if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL ||
-		    share_known(cfg, t->trust, err) < 0)
-			goto prefix;
-	} else if (!proxy) {
-		if (!trust[0])
-			trust = tg_cfg_str(cfg, "tls.clients.trust");
-		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, list, i, "tls.clients.known", known, sizeof(known));
-		if (t->mutual && ((t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
-		    err)) == NULL || share_known(cfg, t->trust, err) < 0))
-			goto prefix;
-		if (tg_cfg_entry_str(cfg, list, i, "ca")[0]) {
-			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));
-			snprintf(t->ca_origin, sizeof(t->ca_origin), "tunnels.%zu.ca, %s", i,
-			    tg_cfg_entry_origin(cfg, list, i, "ca"));
-		} else if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
-			tg_cfg_path(cfg, "tls.clients.ca", t->ca, sizeof(t->ca));
-			snprintf(t->ca_origin, sizeof(t->ca_origin), "%s",
-			    tg_config_origin(cfg, "tls.clients.ca"));
-		} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
-			tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
-			snprintf(t->ca, sizeof(t->ca), "%s/ca/ca.crt", sd);
-			snprintf(t->ca_origin, sizeof(t->ca_origin), "default: the local CA");
-		}
-		if (tls_in_ctx(t, err) < 0)
-			goto prefix;
-		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	}
-	if (!proxy && (t->fd = tg_listen_open(t->listen, 0, err)) < 0)
-		goto prefix;
-	return 0;
-prefix:
-	{
-		char m[sizeof(err->msg)];
-		snprintf(m, sizeof(m), "%s", err->msg);
-		tg_err_set(err, err->code, "%s.%zu (%s): %s", list, i,
-		    tg_cfg_entry_origin(cfg, list, i, proxy ? "prefix" : "listen"), m);
-	}
-	return -1;
-}
-
-int
-tg_tunnel_open_all(struct tg_server *s, const struct tg_config *cfg, const char *list,
-    struct tg_tunnel **out, size_t *nout, struct tg_err *err)
-{
-	size_t i, n = tg_cfg_entries(cfg, list);
-
-	if (n == 0)
-		return 0;
-	if ((*out = calloc(n, sizeof(**out))) == NULL)
-		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	*nout = n;
-	for (i = 0; i < n; i++)
-		(*out)[i].fd = -1;
-	for (i = 0; i < n; i++)
-		if (tg_tunnel_open_one(s, cfg, list, i, &(*out)[i], err) < 0)
-			return -1;
-	return 0;
-}
-
 int
 tg_tunnels_open(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 {
-	return tg_tunnel_open_all(s, cfg, "tunnels", &s->tunnels, &s->ntunnels, err);
+	return tg_upstream_open_all(s, cfg, "tunnels", &s->tunnels, &s->ntunnels, err);
 }
 
 void
@@ -385,7 +149,7 @@ tg_tunnels_cert_changed(struct tg_server *s)
 
 	for (i = 0; i < s->ntunnels; i++) {
 		struct tg_tunnel *t = &s->tunnels[i];
-		if (!t->tls_connect && tls_in_ctx(t, &err) < 0)
+		if (!t->tls_connect && tg_upstream_tls_in_ctx(t, &err) < 0)
 			tg_log(s, TG_LOG_ERROR, "tunnel %zu keeps its old certificate: %s", i, err.msg);
 	}
 }
@@ -399,8 +163,7 @@ tg_tunnels_free(struct tg_server *s)
 		struct tg_tunnel *t = &s->tunnels[i];
 		if (t->fd >= 0)
 			close(t->fd);
-		SSL_CTX_free(t->ctx);
-		tg_trust_free(t->trust);
+		tg_upstream_release(t);
 	}
 	free(s->tunnels);
 	s->tunnels = NULL;

@@ -1,0 +1,80 @@
+/*
+ * What a tunnel and a proxy route have in common: an upstream to connect
+ * to (its address, TLS context and trust, resolved and built once at
+ * start from the `tunnels:` or `proxy:` entry), counters, and for tunnels
+ * a listener. Set-up only; the pipe (pipe.c) carries the bytes.
+ */
+#ifndef TG_UPSTREAM_H
+#define TG_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include <tlsgate/tlsgate.h>
+
+#define TUN_SETUP_MS  10000          /* connect and handshakes must finish within */
+
+struct tg_server;
+struct tg_trust;
+struct idle_up;
+
+struct tg_tunnel {
+	struct tg_server *srv;
+	size_t index;
+	char listen[300], connect[300];
+	int tls_connect, mutual;
+	SSL_CTX *ctx;
+	struct tg_trust *trust;      /* TLS in (mutual): clients; TLS out: the server */
+	char host[256];              /* TLS out: the name verified and sent in SNI */
+	int port;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint64_t idle_ms;
+	size_t max_conns, nconns;
+	int fd;
+	uv_poll_t poll;
+	uint64_t refused_logged_ms;
+	uint64_t accepted, refused, failed, bytes_in, bytes_out;
+	uint64_t setup_ms;           /* connect and handshakes within */
+	/* proxy routes (http): the request goes to up_host + up_path */
+	int http;
+	char prefix[256], up_path[2048], up_host[300];
+	uint64_t first_byte_ms;
+	struct proxy_header *headers;
+	size_t nheaders;
+	struct idle_up *idle;        /* kept upstream connections, newest first (proxy.c) */
+	size_t nidle;
+	/* TLS in: how the context is built again when the certificate changes */
+	char ca[4096], ca_origin[320];
+};
+
+/* An extra request header of a proxy route: a value, or a file's content
+ * read again when the file changes. */
+struct proxy_header {
+	char name[128];
+	char value[4096];
+	char file[4096];
+	struct timespec mtime;
+	int loaded;                  /* value holds what the file had when last read */
+	int watched;                 /* a watch re-reads it on change: no stat per request */
+	struct tg_tunnel *t;         /* the route (for the watch's callback) */
+};
+
+/* Every entry of list ("tunnels" or "proxy") from the configuration, each
+ * a listener or a route, into *out (calloc'ed, *nout entries, each fd -1
+ * until its listener opens); -1 with a message naming the entry. What was
+ * built before a failure stays in *out for the caller's free. */
+int tg_upstream_open_all(struct tg_server *s, const struct tg_config *cfg, const char *list,
+    struct tg_tunnel **out, size_t *nout, struct tg_err *err);
+/* (Re)builds the server-side context of a tunnel that accepts TLS from the
+ * server's current certificate; the old one is kept on failure. */
+int tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err);
+/* Frees an entry's context and trust (not the entry). */
+void tg_upstream_release(struct tg_tunnel *t);
+
+#endif
