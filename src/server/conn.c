@@ -24,6 +24,7 @@
 #include "acme_answers.h"
 #include "conn.h"
 #include "record.h"
+#include "sockio.h"
 #include "error.h"
 #include "magic.h"
 #include "peers.h"
@@ -32,8 +33,6 @@
 #include "trust.h"
 #include "util.h"
 
-#define IO_AGAIN (-2)
-#define IO_FAIL  (-1)
 
 static void conn_run(struct tg_conn_s *c);
 static void conn_close(struct tg_conn_s *c);
@@ -133,74 +132,39 @@ tg_http_status_text(int s)
 	}
 }
 
-/* ---- socket I/O through TLS or plain ------------------------------------- */
-
-/* What a failed SSL call means for the loop: wait for readiness (and which),
- * a clean end, or failure. Shared by reads, writes and the handshake. */
-static ssize_t
-ssl_outcome(struct tg_conn_s *c, int r)
-{
-	switch (SSL_get_error(c->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		c->want_write = 0;
-		return IO_AGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		c->want_write = 1;
-		return IO_AGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	default:
-		return IO_FAIL;
-	}
-}
-
-/* Plain sockets: the same three outcomes from errno. */
-static ssize_t
-plain_outcome(struct tg_conn_s *c, ssize_t r, int writing)
-{
-	if (r >= 0)
-		return r;
-	if (errno == EAGAIN || errno == EINTR) {
-		c->want_write = writing;
-		return IO_AGAIN;
-	}
-	return IO_FAIL;
-}
+/* ---- socket I/O through TLS or plain (sockio.c) ------------------------------- */
 
 static ssize_t
 io_read(struct tg_conn_s *c, char *buf, size_t len)
 {
-	size_t n = 0;
-	ssize_t r;
+	int wait = 0;
+	ssize_t r = tg_io_read(c->fd, c->ssl, buf, len, &wait);
 
-	if (c->ssl == NULL)
-		return plain_outcome(c, recv(c->fd, buf, len, 0), 0);
-	if (ERR_peek_error())   /* cheaper than clearing an empty queue */
-		ERR_clear_error();
-	if (SSL_read_ex(c->ssl, buf, len, &n) == 1)
-		return (ssize_t)n;
-	r = ssl_outcome(c, 0);
-	if (r == IO_FAIL)
-		ERR_clear_error();
+	if (r == TG_IO_AGAIN)
+		c->want_write = wait == UV_WRITABLE;
 	return r;
 }
 
 static ssize_t
 io_write(struct tg_conn_s *c, const char *buf, size_t len)
 {
-	size_t n = 0;
-	ssize_t r;
+	int wait = 0;
+	ssize_t r = tg_io_write(c->fd, c->ssl, buf, len, &wait);
 
-	if (c->ssl == NULL)
-		return plain_outcome(c, send(c->fd, buf, len, MSG_NOSIGNAL), 1);
-	if (ERR_peek_error())
-		ERR_clear_error();
-	if (SSL_write_ex(c->ssl, buf, len, &n) == 1)
-		return (ssize_t)n;
-	r = ssl_outcome(c, 0);
-	if (r == IO_FAIL || r == 0)
-		ERR_clear_error();
-	return r == 0 ? IO_FAIL : r;
+	if (r == TG_IO_AGAIN)
+		c->want_write = wait == UV_WRITABLE;
+	return r;
+}
+
+/* A handshake step or SSL_sendfile that returned r <= 0. */
+static int
+ssl_outcome(struct tg_conn_s *c, int r)
+{
+	int wait = 0, o = tg_io_ssl_result(c->ssl, r, &wait);
+
+	if (o == TG_IO_AGAIN)
+		c->want_write = wait == UV_WRITABLE;
+	return o;
 }
 
 /* ---- timers and readiness -------------------------------------------------- */
@@ -738,14 +702,14 @@ do_handshake(struct tg_conn_s *c)
 			tg_log(c->srv, TG_LOG_INFO, "%s: answered a tls-alpn-01 challenge%s", c->peer,
 			    tg_answers_is_challenge(c->ssl) == 2 ?
 			    " with the answer another worker or node published" : "");
-			return IO_FAIL;
+			return TG_IO_FAIL;
 		}
 		peer = SSL_get0_peer_certificate(c->ssl);
 		if (peer)
 			tg_trust_client_identity(peer, c->ident, sizeof(c->ident));
 		wait = after_verdict(c);
 		if (wait < 0)
-			return IO_FAIL;
+			return TG_IO_FAIL;
 		c->srv->m.handshakes_ok++;
 		c->ktls = BIO_get_ktls_send(SSL_get_wbio(c->ssl)) > 0;
 		if (SSL_session_reused(c->ssl))
@@ -757,8 +721,8 @@ do_handshake(struct tg_conn_s *c)
 			deadline(c, c->srv->t_header);
 		return 0;
 	}
-	if (ssl_outcome(c, r) == IO_AGAIN)
-		return IO_AGAIN;
+	if (ssl_outcome(c, r) == TG_IO_AGAIN)
+		return TG_IO_AGAIN;
 	tg_ossl_words(words, sizeof(words));
 	if (tg_tls_refusal(c->ssl)[0]) {
 		c->srv->m.handshakes_refused++;
@@ -780,7 +744,7 @@ do_handshake(struct tg_conn_s *c)
 		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake failed: %s", c->peer, words);
 	else
 		tg_log(c->srv, TG_LOG_DEBUG, "%s: closed during the TLS handshake", c->peer);
-	return IO_FAIL;
+	return TG_IO_FAIL;
 }
 
 static int
@@ -789,13 +753,13 @@ read_more(struct tg_conn_s *c, size_t limit)
 	ssize_t r;
 
 	if (c->in == NULL && (c->in = buf_take()) == NULL)
-		return IO_FAIL;
+		return TG_IO_FAIL;
 	r = io_read(c, c->in + c->in_len, limit - c->in_len);
 	if (r > 0) {
 		c->in_len += (size_t)r;
 		c->bytes_in += (uint64_t)r;
 	}
-	return r == 0 ? IO_FAIL : (int)(r < 0 ? r : 1);
+	return r == 0 ? TG_IO_FAIL : (int)(r < 0 ? r : 1);
 }
 
 /* A request its handler takes whole (a proxy route): the socket (a
@@ -828,7 +792,7 @@ hand_over(struct tg_conn_s *c)
 	}
 	c->handler = NULL;
 	conn_close(c);
-	return IO_FAIL;
+	return TG_IO_FAIL;
 }
 
 static int
@@ -863,7 +827,7 @@ step_head(struct tg_conn_s *c)
 		return 0;
 	}
 	rr = read_more(c, limit);
-	if (rr == IO_AGAIN && c->in_len == 0 && c->in) {
+	if (rr == TG_IO_AGAIN && c->in_len == 0 && c->in) {
 		buf_give(c->in, TG_IO_BUF);   /* idle: give the buffer back */
 		c->in = NULL;
 	}
@@ -922,7 +886,7 @@ step_resp(struct tg_conn_s *c)
 		n = SSL_sendfile(c->ssl, c->file_fd, (off_t)c->file_off, want, 0);
 		if (n <= 0) {
 			r = ssl_outcome(c, (int)n);
-			return r == IO_AGAIN ? IO_AGAIN : IO_FAIL;
+			return r == TG_IO_AGAIN ? TG_IO_AGAIN : TG_IO_FAIL;
 		}
 		c->file_off += (uint64_t)n;
 		c->file_left -= (uint64_t)n;
@@ -935,7 +899,7 @@ step_resp(struct tg_conn_s *c)
 	 * so a small file leaves in the same TLS record as its head */
 	if (c->file_fd >= 0 && c->file_left > 0 && c->out_off == 0 && c->out_len < TG_IO_BUF) {
 		if (out_reserve(c, TG_IO_BUF) < 0)
-			return IO_FAIL;
+			return TG_IO_FAIL;
 		want = c->out_cap - c->out_len;
 		if (c->file_left < want)
 			want = (size_t)c->file_left;
@@ -943,7 +907,7 @@ step_resp(struct tg_conn_s *c)
 			want &= ~(size_t)4095;   /* later reads then start on page boundaries */
 		n = pread(c->file_fd, c->out + c->out_len, want, (off_t)c->file_off);
 		if (n <= 0)
-			return IO_FAIL;   /* the file shrank: the response cannot be completed */
+			return TG_IO_FAIL;   /* the file shrank: the response cannot be completed */
 		c->out_len += (size_t)n;
 		c->file_off += (uint64_t)n;
 		c->file_left -= (uint64_t)n;
@@ -964,16 +928,18 @@ static int
 step_linger(struct tg_conn_s *c)
 {
 	char buf[16384];
+	int wait = 0;
 	ssize_t n;
 
 	for (;;) {
-		n = recv(c->fd, buf, sizeof(buf), 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		/* the socket itself: TLS was shut down, what comes is dropped */
+		n = tg_io_read(c->fd, NULL, buf, sizeof(buf), &wait);
+		if (n == TG_IO_AGAIN) {
 			c->want_write = 0;
-			return IO_AGAIN;
+			return TG_IO_AGAIN;
 		}
 		if (n <= 0 || (c->lingered += (uint64_t)n) > (64u << 20))
-			return IO_FAIL;   /* done (or enough): close */
+			return TG_IO_FAIL;   /* done (or enough): close */
 	}
 }
 
@@ -1011,7 +977,7 @@ conn_run(struct tg_conn_s *c)
 			return;
 		}
 	}
-	if (r == IO_AGAIN)
+	if (r == TG_IO_AGAIN)
 		wait_io(c);
 	else
 		conn_close(c);

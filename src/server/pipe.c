@@ -27,6 +27,7 @@
 #include "pipe.h"
 #include "record.h"
 #include "server.h"
+#include "sockio.h"
 #include "tls.h"
 #include "trust.h"
 #include "util.h"
@@ -34,66 +35,26 @@
 static void http_fail(struct tg_pipe *p, int status, const char *why);
 static void setup_failed(struct tg_pipe *p, int level, const char *why);
 
-/* ---- one side's I/O: >0 bytes, 0 end, -1 again, -2 error ------------------- */
+/* ---- one side's I/O (sockio.c) ------------------------------------------------ */
 
 static ssize_t
 side_read(struct side *x, char *buf, size_t len)
 {
-	ssize_t n;
-	int r;
+	int wait = 0;
+	ssize_t n = tg_io_read(x->fd, x->ssl, buf, len, &wait);
 
-	x->read_wants_write = 0;
-	if (x->ssl) {
-		if (ERR_peek_error())   /* cheaper than clearing an empty queue */
-			ERR_clear_error();
-		r = SSL_read(x->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
-		if (r > 0)
-			return r;
-		switch (SSL_get_error(x->ssl, r)) {
-		case SSL_ERROR_WANT_READ:
-			return -1;
-		case SSL_ERROR_WANT_WRITE:
-			x->read_wants_write = 1;
-			return -1;
-		case SSL_ERROR_ZERO_RETURN:
-			return 0;
-		default:
-			return -2;
-		}
-	}
-	n = read(x->fd, buf, len);
-	if (n >= 0)
-		return n;
-	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+	x->read_wants_write = n == TG_IO_AGAIN && wait == UV_WRITABLE;
+	return n;
 }
 
 ssize_t
 tg_pipe_side_write(struct side *x, const char *buf, size_t len)
 {
-	ssize_t n;
-	int r;
+	int wait = 0;
+	ssize_t n = tg_io_write(x->fd, x->ssl, buf, len, &wait);
 
-	x->write_wants_read = 0;
-	if (x->ssl) {
-		if (ERR_peek_error())
-			ERR_clear_error();
-		r = SSL_write(x->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
-		if (r > 0)
-			return r;
-		switch (SSL_get_error(x->ssl, r)) {
-		case SSL_ERROR_WANT_WRITE:
-			return -1;
-		case SSL_ERROR_WANT_READ:
-			x->write_wants_read = 1;
-			return -1;
-		default:
-			return -2;
-		}
-	}
-	n = send(x->fd, buf, len, MSG_NOSIGNAL);
-	if (n >= 0)
-		return n;
-	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+	x->write_wants_read = n == TG_IO_AGAIN && wait == UV_READABLE;
+	return n;
 }
 
 /* Moves bytes from one side to the other until nothing moves; passes an
@@ -142,7 +103,7 @@ pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off,
 	for (;;) {
 		if (*len > *off) {
 			n = tg_pipe_side_write(to, buf + *off, *len - *off);
-			if (n == -2)
+			if (n == TG_IO_FAIL)
 				return -1;
 			if (n > 0) {
 				*off += (size_t)n;
@@ -166,7 +127,7 @@ pump_dir(struct side *from, struct side *to, char *buf, size_t cap, size_t *off,
 				want = (size_t)fr->left;
 			n = side_read(from, buf + *len, want);
 		}
-		if (n == -2)
+		if (n == TG_IO_FAIL)
 			return -1;
 		if (n == 0) {
 			from->eof = 1;
@@ -331,17 +292,13 @@ arm_pump(struct tg_pipe *p)
 		tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
 }
 
+/* What a handshake step that returned r waits for; 0 when it failed. */
 static int
 ssl_wait(SSL *ssl, int r)
 {
-	switch (SSL_get_error(ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		return UV_READABLE;
-	case SSL_ERROR_WANT_WRITE:
-		return UV_WRITABLE;
-	default:
-		return 0;
-	}
+	int wait = 0;
+
+	return tg_io_ssl_result(ssl, r, &wait) == TG_IO_AGAIN ? wait : 0;
 }
 
 /* The upstream's certificate, judged by the tunnel's client trust rules
@@ -457,7 +414,7 @@ response_head(struct tg_pipe *p)
 			break;
 		}
 		got = side_read(&p->b, p->ba + p->ba_len, p->cap - p->ba_len);
-		if (got == -1)
+		if (got == TG_IO_AGAIN)
 			return progress;
 		if (got <= 0) {
 			http_fail(p, 502, got == 0 ? "the upstream closed without an answer" :
