@@ -30,6 +30,7 @@
 #include "certs.h"
 #include "conn.h"
 #include "pipe.h"
+#include "daemon.h"
 #include "server.h"
 
 static struct tg_server *srv;

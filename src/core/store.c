@@ -208,3 +208,19 @@ tg_store_open(const struct tg_config *cfg, struct tg_err *err)
 	free(sc);
 	return st;
 }
+
+/* The follower's probe (store_follow.c) sets it; trust reads it (a first
+ * contact is not let in while the store is down). */
+static _Atomic int store_up = 1;
+
+int
+tg_store_up(void)
+{
+	return store_up;
+}
+
+void
+tg_store_set_up(int up)
+{
+	store_up = up;
+}

@@ -32,6 +32,7 @@
 
 #include "error.h"
 #include "pins.h"
+#include "follow.h"
 #include "store.h"
 #include "store_etcd.h"
 #include "util.h"
@@ -41,14 +42,6 @@
 #define PAGE       64           /* keys a range asks for first */
 #define PAGE_MAX   4096
 #define LAG_RESTART_S 10          /* a watch this far behind is opened again */
-
-static _Atomic int store_up = 1;
-
-int
-tg_store_up(void)
-{
-	return store_up;
-}
 
 /* The names this node's copy holds because the store had them (the file
  * .store-copied in state_dir, one a line): a pull deletes those the store
@@ -1014,7 +1007,7 @@ prober(void *arg)
 		pthread_mutex_lock(&f->mu);
 		f->h.probes++;
 		f->h.up = ok;
-		store_up = ok;
+		tg_store_set_up(ok);
 		f->h.latency_ms = (double)dt;
 		if (ok) {
 			f->h.revision = tg_etcd_ll(json_object_get(json_array_get(json_object_get(rep,

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "acme_agent.h"
+#include "follow.h"
 #include "chain_cache.h"
 #include "admin.h"
 #include "tunnel.h"

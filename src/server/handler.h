@@ -68,6 +68,4 @@ struct tg_handler {
 	int (*take)(struct tg_conn_s *c, const struct tg_handover *ho);
 };
 
-#define TG_HANDLERS_MAX 4
-
 #endif

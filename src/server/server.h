@@ -1,7 +1,8 @@
 /*
- * The daemon's shared types: the server (settings read once from the
- * configuration, the TLS context, the listener) and a connection with its
- * request state. Services (files) see connections through conn.h.
+ * The daemon's shared state: the server (settings read once from the
+ * configuration, the TLS context, the listeners, counters), and the log
+ * (log.c). Every part of the daemon reads it; the composition root
+ * (daemon.c) builds it. Loop thread only, except where a field says.
  */
 #ifndef TG_SERVER_H
 #define TG_SERVER_H
@@ -15,7 +16,6 @@
 
 #include <tlsgate/tlsgate.h>
 
-#include "handler.h"
 #include "metrics.h"
 
 struct tg_acme_settings;
@@ -32,6 +32,7 @@ struct tg_known_watch;
 enum { TG_LISTENER_MAIN, TG_LISTENER_ADMIN, TG_LISTENER_ACME, TG_LISTENER_KINDS };
 
 struct tg_handler;
+#define TG_HANDLERS_MAX 4        /* per listener (handler.h) */
 
 struct tg_server {
 	uint32_t magic;
@@ -120,16 +121,6 @@ struct tg_server {
 	int stopping;
 };
 
-/* Builds a server from a validated configuration: state_dir, certificates
- * (auto when needed), the TLS context, the listening socket. */
-struct tg_keypair;
-struct tg_server *tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp,
-    struct tg_err *err);
-/* Runs until SIGINT or SIGTERM, then lets requests in flight finish for up
- * to timeouts.shutdown. SIGHUP rebuilds the configuration with srv->reload
- * and applies it (certificates, trust, limits) without dropping anyone; a
- * configuration that does not load is refused and the old one kept. */
-int tg_server_run(struct tg_server *srv);
 /* The connection list just got shorter: ends a graceful stop when empty.
  * Inline here, so connections and pipes do not call into the composition
  * root (server.c) for it. */
@@ -142,7 +133,6 @@ tg_server_conn_gone(struct tg_server *s)
 		uv_close((uv_handle_t *)&s->drain, NULL);
 	}
 }
-void tg_server_free(struct tg_server *srv);
 
 
 /* One line of the log; level 0 debug .. 3 error. */

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "acme_agent.h"
+#include "follow.h"
 #include "acme_answers.h"
 #include "acme_http01.h"
 #include "admin.h"
@@ -29,6 +30,7 @@
 #include "peers.h"
 #include "watch.h"
 #include "magic.h"
+#include "daemon.h"
 #include "server.h"
 #include "workers.h"
 #include "tls.h"
