@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Writes docs/configuration.md from the key table in src/core/config.c.
+# Writes docs/configuration.md from the key table in src/core/config/config.c.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 {
 	echo "# Configuration keys"
 	echo
-	echo "The key table in \`src/core/config.c\` drives all of this (\`tlsgate config list\` prints it live). Set keys in the"
+	echo "The key table in \`src/core/config/config.c\` drives all of this (\`tlsgate config list\` prints it live). Set keys in the"
 	echo "YAML file (nested by the dots), as \`TLSGATE_KEY\` in the environment, or with \`--set key=value\`."
 	echo "Sizes take \`KiB|MiB|GiB\` or bytes; durations \`ms|s|m|h|d\`; lists are YAML lists or \`a,b,c\`."
 	echo
 	echo "| key | default | what it is |"
 	echo "| --- | --- | --- |"
-	grep -E '^\s+\{ "[a-z_.]+", K_' "$root/src/core/config.c" |
+	grep -E '^\s+\{ "[a-z_.]+", K_' "$root/src/core/config/config.c" |
 		sed -E 's/^\s+\{ "([^"]+)", (K_[A-Z]+), (NULL|"[^"]*"), (NULL|"[^"]*"), "([^"]*)" \},/| `\1` | \3 | \5 |/' |
 		sed -E 's/\| NULL \|/| `\/var\/lib\/tlsgate` (root), `~\/.local\/state\/tlsgate` |/; s/\| "" \|/| (empty) |/; s/\| "([^"]*)" \|/| `\1` |/' |
 		sed -E 's/^\| `(tunnels|proxy)\./| `\1.N./'

@@ -20,7 +20,7 @@ extern "C" {
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* Category of a failure; the code table lives in src/core/error.h. */
+/* Category of a failure; the code table lives in src/core/base/error.h. */
 enum tg_category {
 	TG_CAT_USAGE, TG_CAT_CONFIG, TG_CAT_IO, TG_CAT_TLS, TG_CAT_TRUST,
 	TG_CAT_PKI, TG_CAT_INTERNAL, TG_CAT_ACME
