@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "acme_http.h"
+#include "acme_wire.h"
 #include "error.h"
 #include "pki.h"
 #include "util.h"

@@ -7,7 +7,9 @@
 
 #include <limits.h>
 
-#include "acme.h"
+#include <openssl/evp.h>
+
+#include <tlsgate/tlsgate.h>
 
 struct tg_acme_http {
 	void *curl;

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "acme.h"
+#include "acme_wire.h"
 #include "error.h"
 
 static json_t *

@@ -14,7 +14,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "acme.h"
+#include "acme_wire.h"
 #include "error.h"
 
 static const char b64u[] =

@@ -453,6 +453,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	s->loop = uv_default_loop();
 	register_handlers(s);
+	s->tls_answered = tg_answers_is_challenge;
 	return s;
 fail:
 	tg_server_free(s);

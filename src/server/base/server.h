@@ -62,6 +62,11 @@ struct tg_server {
 	struct tg_acme_settings *acme_set;
 	struct tg_acme_agent *acme;
 	struct tg_answers *answers;  /* challenge answers the loop serves */
+	/* Was this finished handshake itself the answer (RFC 8737 TLS-ALPN-01)?
+	 * 0 no, 1 yes, 2 yes with an answer another worker or node published.
+	 * Set by the composition root (acme_answers.c), so connections need
+	 * not know ACME. */
+	int (*tls_answered)(SSL *ssl);
 	struct tg_store_conf *store; /* store.backend etcd: the cluster's store */
 	struct tg_store_follow *follow;  /* its health; worker 0 also copies it */
 	uv_timer_t tickets_tick;     /* worker 0 of a cluster: moves the ticket seed on */

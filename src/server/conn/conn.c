@@ -21,7 +21,6 @@
 
 #include <openssl/err.h>
 
-#include "acme_answers.h"
 #include "conn.h"
 #include "record.h"
 #include "sockio.h"
@@ -697,10 +696,11 @@ do_handshake(struct tg_conn_s *c)
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
-		if (tg_answers_is_challenge(c->ssl)) {
+		int answered = c->srv->tls_answered ? c->srv->tls_answered(c->ssl) : 0;
+		if (answered) {
 			/* RFC 8737: the handshake was the answer; nothing follows */
 			tg_log(c->srv, TG_LOG_INFO, "%s: answered a tls-alpn-01 challenge%s", c->peer,
-			    tg_answers_is_challenge(c->ssl) == 2 ?
+			    answered == 2 ?
 			    " with the answer another worker or node published" : "");
 			return TG_IO_FAIL;
 		}
@@ -731,7 +731,7 @@ do_handshake(struct tg_conn_s *c)
 		c->srv->m.handshakes_failed++;
 	}
 	if (SSL_CTX_get0_certificate(SSL_get_SSL_CTX(c->ssl)) == NULL &&
-	    !tg_answers_is_challenge(c->ssl))
+	    !(c->srv->tls_answered && c->srv->tls_answered(c->ssl)))
 		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake refused: no certificate yet (the ACME "
 		    "order is in progress; see the acme: lines)", c->peer);
 	else if (tg_tls_refusal(c->ssl)[0])
