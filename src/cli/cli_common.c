@@ -150,7 +150,8 @@ cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err)
 	}
 	if (!f->no_validate && tg_config_validate(cfg, err) < 0)
 		goto fail;
-	tg_pki_allow_insecure_key_permissions((int)tg_cfg_num(cfg, "tls.allow_insecure_key_permissions"));
+	tg_pki_allow_insecure_key_permissions((int)tg_cfg_num(cfg,
+	    TG_CFG_TLS_ALLOW_INSECURE_KEY_PERMISSIONS));
 	return cfg;
 fail:
 	tg_config_free(cfg);
@@ -207,18 +208,22 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	if (cfg == NULL)
 		return -1;
 	memset(o, 0, sizeof(*o));
-	snprintf(c->bufs[0], sizeof(c->bufs[0]), "%s", c->trust ? c->trust : tg_cfg_str(cfg, "client.trust"));
-	snprintf(c->bufs[1], sizeof(c->bufs[1]), "%s", c->ca ? c->ca : tg_cfg_str(cfg, "client.ca"));
+	snprintf(c->bufs[0], sizeof(c->bufs[0]), "%s", c->trust ? c->trust : tg_cfg_str(cfg,
+	    TG_CFG_CLIENT_TRUST));
+	snprintf(c->bufs[1], sizeof(c->bufs[1]), "%s", c->ca ? c->ca : tg_cfg_str(cfg,
+	    TG_CFG_CLIENT_CA));
 	snprintf(c->bufs[2], sizeof(c->bufs[2]), "%s", c->server_name ? c->server_name :
-	    tg_cfg_str(cfg, "client.server_name"));
-	snprintf(c->bufs[3], sizeof(c->bufs[3]), "%s", c->cert ? c->cert : tg_cfg_str(cfg, "client.cert"));
-	snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", c->key ? c->key : tg_cfg_str(cfg, "client.key"));
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	    tg_cfg_str(cfg, TG_CFG_CLIENT_SERVER_NAME));
+	snprintf(c->bufs[3], sizeof(c->bufs[3]), "%s", c->cert ? c->cert : tg_cfg_str(cfg,
+	    TG_CFG_CLIENT_CERT));
+	snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", c->key ? c->key : tg_cfg_str(cfg,
+	    TG_CFG_CLIENT_KEY));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	snprintf(c->bufs[5], sizeof(c->bufs[5]), "%s/ca/ca.crt", sd);
 	if (c->known)
 		snprintf(c->bufs[6], sizeof(c->bufs[6]), "%s", c->known);
 	else
-		tg_cfg_path(cfg, "client.known", c->bufs[6], sizeof(c->bufs[6]));
+		tg_cfg_path(cfg, TG_CFG_CLIENT_KNOWN, c->bufs[6], sizeof(c->bufs[6]));
 	/* the node's own client certificate, made by `serve` in mutual mode */
 	if (!c->bufs[3][0] && !c->bufs[4][0]) {
 		char crt[4200], key[4200];
@@ -229,7 +234,7 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 			snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", key);
 		}
 	}
-	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd")) {
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd")) {
 		/* one command, one thread: a static copy outlives the options */
 		static struct tg_store_conf sc;
 		tg_store_conf_from(cfg, &sc);

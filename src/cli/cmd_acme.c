@@ -312,7 +312,8 @@ cmd_acme(int argc, char **argv)
 		return cli_fail_err(&err);
 	if (!strcmp(sub, "show")) {
 		/* show needs no names: borrow one so the settings load */
-		if (tg_cfg_list(cfg, "tls.acme.names", NULL) == 0 && tg_cfg_list(cfg, "tls.names",
+		if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, NULL) == 0 && tg_cfg_list(cfg,
+		    TG_CFG_TLS_NAMES,
 		    NULL) == 0)
 			tg_config_set(cfg, "tls.acme.names", "-", "acme show", &err);
 		r = tg_acme_settings_from(cfg, &s, &err) < 0 ? cli_fail_err(&err) : show(&s);
@@ -324,7 +325,7 @@ cmd_acme(int argc, char **argv)
 		return cli_fail("acme %s: --out PREFIX is needed (writes PREFIX.crt and PREFIX.key)",
 		    sub);
 	}
-	if (tg_cfg_list(cfg, "tls.acme.names", NULL) == 0) {
+	if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, NULL) == 0) {
 		tg_config_free(cfg);
 		return cli_fail("acme %s: --name is needed (the names to order)", sub);
 	}
@@ -334,7 +335,7 @@ cmd_acme(int argc, char **argv)
 	}
 	if (listen == NULL)
 		listen = s.challenge == TG_ACME_TLSALPN01 ? ":443" : tg_cfg_str(cfg,
-		    "tls.acme.http_listen");
+		    TG_CFG_TLS_ACME_HTTP_LISTEN);
 	snprintf(bufs[7], sizeof(bufs[7]), "%s", listen);
 	tg_config_free(cfg);
 	listen = bufs[7];

@@ -35,7 +35,7 @@ cli_default_ca_dir(char *buf, size_t len)
 	cfg = cli_load_config(&f, &err);
 	if (cfg == NULL)
 		return cli_fail_err(&err), -1;
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	snprintf(buf, len, "%s/ca", sd);
 	tg_config_free(cfg);
 	return 0;

@@ -89,7 +89,7 @@ check_chain(const struct tg_config *cfg, STACK_OF(X509) *sk, const char *path)
 	STACK_OF(X509) *rest = sk_X509_dup(sk);
 	const char *const *names;
 	char label[256], date[64], sub[300], iss[300], local_ca[PATH_MAX], sd[PATH_MAX];
-	size_t n = tg_cfg_list(cfg, "tls.names", &names), i;
+	size_t n = tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &names), i;
 	int days, in_order = 1;
 	struct tg_err err;
 
@@ -104,7 +104,7 @@ check_chain(const struct tg_config *cfg, STACK_OF(X509) *sk, const char *path)
 		}
 	}
 	/* complete: the file plus the system roots and the local CA reach a root */
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
 	if (st && xs && rest) {
 		X509_STORE_set_default_paths(st);
@@ -178,8 +178,8 @@ check_files_pair(const struct tg_config *cfg)
 	EVP_PKEY *pk = NULL;
 	struct tg_err err;
 
-	tg_cfg_path(cfg, "tls.cert", crt, sizeof(crt));
-	tg_cfg_path(cfg, "tls.key", key, sizeof(key));
+	tg_cfg_path(cfg, TG_CFG_TLS_CERT, crt, sizeof(crt));
+	tg_cfg_path(cfg, TG_CFG_TLS_KEY, key, sizeof(key));
 	if ((sk = tg_certs_read(crt, &err)) == NULL) {
 		problem("tls.cert (%s): %s", tg_config_origin(cfg, "tls.cert"), err.msg);
 		return;
@@ -246,30 +246,30 @@ check_port(const char *key, const char *addr)
 static void
 check_acme(const struct tg_config *cfg)
 {
-	const char *url = tg_cfg_str(cfg, "tls.acme.directory");
+	const char *url = tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY);
 	char ca[PATH_MAX] = "";
 	struct tg_acme_dir d;
 	struct tg_err err;
 
-	if (tg_cfg_str(cfg, "tls.acme.ca_cert")[0])
-		tg_cfg_path(cfg, "tls.acme.ca_cert", ca, sizeof(ca));
+	if (tg_cfg_str(cfg, TG_CFG_TLS_ACME_CA_CERT)[0])
+		tg_cfg_path(cfg, TG_CFG_TLS_ACME_CA_CERT, ca, sizeof(ca));
 	if (tg_acme_probe(url, ca, &d, &err) < 0) {
 		problem("tls.acme.directory (%s): %s", tg_config_origin(cfg, "tls.acme.directory"),
 		    err.msg);
 		return;
 	}
-	if (d.terms[0] && !tg_cfg_num(cfg, "tls.acme.agree_terms"))
+	if (d.terms[0] && !tg_cfg_num(cfg, TG_CFG_TLS_ACME_AGREE_TERMS))
 		problem("tls.acme.agree_terms is false (%s): the CA wants its terms (%s) accepted "
 		    "before it issues; read them, then set it to true",
 		    tg_config_origin(cfg, "tls.acme.agree_terms"), d.terms);
-	else if (d.eab_required && !tg_cfg_str(cfg, "tls.acme.eab_kid")[0])
+	else if (d.eab_required && !tg_cfg_str(cfg, TG_CFG_TLS_ACME_EAB_KID)[0])
 		problem("tls.acme.eab_kid is empty: the CA at %s requires external account binding; "
 		    "fix: set tls.acme.eab_kid and tls.acme.eab_hmac_key", url);
 	else
 		ok("ACME directory %s answers%s", url, d.renewal_info[0] ?
 		    " and offers renewal information (ARI)" : "");
-	if (!strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "http-01"))
-		check_port("tls.acme.http_listen", tg_cfg_str(cfg, "tls.acme.http_listen"));
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), "http-01"))
+		check_port("tls.acme.http_listen", tg_cfg_str(cfg, TG_CFG_TLS_ACME_HTTP_LISTEN));
 }
 
 /* store.backend etcd: the cluster answers, takes a write and a lock, and
@@ -289,7 +289,7 @@ check_store(const struct tg_config *cfg)
 		return;
 	tg_store_conf_from(cfg, sc);
 	if (sc->key[0]) {
-		tg_cfg_path(cfg, "store.key", key, sizeof(key));
+		tg_cfg_path(cfg, TG_CFG_STORE_KEY, key, sizeof(key));
 		check_key_file("store.key", key);
 	}
 	if ((st = tg_store_open_conf(sc, 0, &err)) == NULL) {
@@ -308,8 +308,8 @@ check_store(const struct tg_config *cfg)
 	OPENSSL_free(back);
 	tg_store_unlock(st, "doctor");
 	tg_store_free(st);
-	tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
-	if (!strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual") &&
+	tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_KNOWN, known, sizeof(known));
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "mutual") &&
 	    tg_store_name_of(sc, known, name, sizeof(name)) < 0)
 		problem("tls.clients.known (%s) lies outside state_dir: its pins stay this node's own, "
 		    "not the cluster's; fix: keep it in state_dir", known);
@@ -341,42 +341,44 @@ cmd_doctor(int argc, char **argv)
 	}
 	if (tg_config_validate(cfg, &err) < 0)
 		problem("%s", err.msg);
-	mode = tg_cfg_str(cfg, "tls.mode");
+	mode = tg_cfg_str(cfg, TG_CFG_TLS_MODE);
 	if (!strcmp(mode, "off"))
 		problem("tls.mode is off (%s): everything is sent in the clear; fix: tls.mode server",
 		    tg_config_origin(cfg, "tls.mode"));
-	else if (tg_cfg_str(cfg, "tls.cert")[0] && tg_cfg_str(cfg, "tls.key")[0])
+	else if (tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0] && tg_cfg_str(cfg, TG_CFG_TLS_KEY)[0])
 		check_files_pair(cfg);
-	else if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme"))
+	else if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme"))
 		check_acme(cfg);
 	else
-		ok("certificates come from tls.auto %s and are made at start", tg_cfg_str(cfg, "tls.auto"));
-	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd"))
+		ok("certificates come from tls.auto %s and are made at start", tg_cfg_str(cfg,
+		    TG_CFG_TLS_AUTO));
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd"))
 		check_store(cfg);
-	if (!strcmp(mode, "mutual") && tg_cfg_str(cfg, "tls.clients.ca")[0]) {
+	if (!strcmp(mode, "mutual") && tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CA)[0]) {
 		char ca[PATH_MAX];
 		X509_STORE *st;
-		tg_cfg_path(cfg, "tls.clients.ca", ca, sizeof(ca));
+		tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_CA, ca, sizeof(ca));
 		if ((st = tg_trust_store_load(ca, NULL, &err)) == NULL)
 			problem("tls.clients.ca (%s): %s", tg_config_origin(cfg, "tls.clients.ca"), err.msg);
 		X509_STORE_free(st);
 	}
-	if (!strcmp(tg_cfg_str(cfg, "tls.clients.trust"), "insecure-no-validation") && !strcmp(mode, "mutual"))
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST),
+	    "insecure-no-validation") && !strcmp(mode, "mutual"))
 		problem("tls.clients.trust is insecure-no-validation (%s): any client gets in; fix: "
 		    "whitelist once known-clients holds your clients", tg_config_origin(cfg, "tls.clients.trust"));
-	if (!strcmp(tg_cfg_str(cfg, "client.trust"), "insecure-no-validation"))
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_CLIENT_TRUST), "insecure-no-validation"))
 		problem("client.trust is insecure-no-validation (%s): any server is believed; fix: "
 		    "whitelist once known-servers holds your servers", tg_config_origin(cfg, "client.trust"));
-	if (tg_cfg_str(cfg, "client.key")[0]) {
+	if (tg_cfg_str(cfg, TG_CFG_CLIENT_KEY)[0]) {
 		char key[PATH_MAX];
-		tg_cfg_path(cfg, "client.key", key, sizeof(key));
+		tg_cfg_path(cfg, TG_CFG_CLIENT_KEY, key, sizeof(key));
 		check_key_file("client.key", key);
 	}
-	if (tg_cfg_num(cfg, "tls.allow_insecure_key_permissions"))
+	if (tg_cfg_num(cfg, TG_CFG_TLS_ALLOW_INSECURE_KEY_PERMISSIONS))
 		problem("tls.allow_insecure_key_permissions is on (%s): keys others can read are used; "
 		    "fix: chmod 600 the keys and turn it off", tg_config_origin(cfg, "tls.allow_insecure_key_permissions"));
-	check_port("listen", tg_cfg_str(cfg, "listen"));
-	check_port("admin.listen", tg_cfg_str(cfg, "admin.listen"));
+	check_port("listen", tg_cfg_str(cfg, TG_CFG_LISTEN));
+	check_port("admin.listen", tg_cfg_str(cfg, TG_CFG_ADMIN_LISTEN));
 	tg_config_free(cfg);
 	if (problems)
 		printf("%d problem%s found\n", problems, problems == 1 ? "" : "s");

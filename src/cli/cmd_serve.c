@@ -46,8 +46,8 @@ static const char serve_usage[] =
 static void
 banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 {
-	const char *mode = tg_cfg_str(cfg, "tls.mode");
-	const char *listen = tg_cfg_str(cfg, "listen");
+	const char *mode = tg_cfg_str(cfg, TG_CFG_TLS_MODE);
+	const char *listen = tg_cfg_str(cfg, TG_CFG_LISTEN);
 	char host[256], url[512], root[4096];
 	int port = 0, tls = strcmp(mode, "off") != 0, mutual = !strcmp(mode, "mutual");
 
@@ -55,8 +55,8 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 	if (!host[0] || !strcmp(host, "::") || !strcmp(host, "0.0.0.0"))
 		snprintf(host, sizeof(host), "localhost");
 	snprintf(url, sizeof(url), strchr(host, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s",
-	    tls ? "https" : "http", host, port, tg_cfg_str(cfg, "files.prefix"));
-	tg_cfg_path(cfg, "files.root", root, sizeof(root));
+	    tls ? "https" : "http", host, port, tg_cfg_str(cfg, TG_CFG_FILES_PREFIX));
+	tg_cfg_path(cfg, TG_CFG_FILES_ROOT, root, sizeof(root));
 	fprintf(stderr, "tlsgate %s: serving %s (%s) on %s, files in %s\n", tg_version(), url,
 	    tls ? (mutual ? "HTTPS, client certificates required" : "HTTPS") : "plain HTTP",
 	    listen, root);
@@ -64,7 +64,7 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 		fprintf(stderr, "  certificate: ordering one for %s from %s; HTTPS clients are refused "
 		    "until it arrives (see the acme: lines)\n", tg_config_get(cfg, "tls.acme.names")[0] ?
 		    tg_config_get(cfg, "tls.acme.names") : tg_config_get(cfg, "tls.names"),
-		    tg_cfg_str(cfg, "tls.acme.directory"));
+		    tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY));
 	else if (tls)
 		fprintf(stderr, "  certificate: %s (%s)%s\n", kp->cert, kp->cert_origin,
 		    kp->made_cert ? ", just issued" : "");
@@ -76,13 +76,15 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 		fprintf(stderr, "  make a client certificate: tlsgate cert issue --client --name NAME --out client\n"
 		    "  try: curl --cacert %s --cert client.crt --key client.key -T hello.txt %shello.txt\n",
 		    kp->local_ca[0] ? kp->local_ca : "CA.crt", url);
-	else if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0])
+	else if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !tg_cfg_str(cfg,
+	    TG_CFG_TLS_CERT)[0])
 		fprintf(stderr, "  try: curl -T hello.txt %shello.txt   (with a name the certificate "
 		    "holds)\n", url);
-	else if (kp->local_ca[0] && !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") &&
-	    !tg_cfg_str(cfg, "tls.cert")[0])
+	else if (kp->local_ca[0] && !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "local-ca") &&
+	    !tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0])
 		fprintf(stderr, "  try: curl --cacert %s -T hello.txt %shello.txt\n", kp->local_ca, url);
-	else if (!tg_cfg_str(cfg, "tls.cert")[0])   /* self-signed: trust the certificate itself */
+	else if (!tg_cfg_str(cfg,
+	    TG_CFG_TLS_CERT)[0])   /* self-signed: trust the certificate itself */
 		fprintf(stderr, "  try: curl --cacert %s -T hello.txt %shello.txt\n", kp->cert, url);
 	else
 		fprintf(stderr, "  try: curl --cacert YOUR-CA.crt -T hello.txt %shello.txt\n", url);
@@ -107,34 +109,38 @@ folder_of(const char *path, char *buf, size_t len)
 static int
 confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 {
-	static const char *const ro_keys[] = { "tls.cert", "tls.key", "tls.clients.ca",
-		"client.ca", "client.cert", "client.key", "store.ca", "store.cert", "store.key",
-		"store.password_file" };
+	/* files read while serving; the store's only with etcd */
+	static const struct { enum tg_cfg_key key; int store; } ro_keys[] = {
+		{ TG_CFG_TLS_CERT, 0 }, { TG_CFG_TLS_KEY, 0 }, { TG_CFG_TLS_CLIENTS_CA, 0 },
+		{ TG_CFG_CLIENT_CA, 0 }, { TG_CFG_CLIENT_CERT, 0 }, { TG_CFG_CLIENT_KEY, 0 },
+		{ TG_CFG_STORE_CA, 1 }, { TG_CFG_STORE_CERT, 1 }, { TG_CFG_STORE_KEY, 1 },
+		{ TG_CFG_STORE_PASSWORD_FILE, 1 } };
 	char rw[4][PATH_MAX], ro[16][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
 	const char *rwp[4], *rop[16], *rxp[6];
-	int etcd = !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd");
+	int etcd = !strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd");
 	size_t i, nro = 0, nrx = 0;
 	int r;
 
 	snprintf(rw[0], sizeof(rw[0]), "%s", srv->state_dir);
 	snprintf(rw[1], sizeof(rw[1]), "%s", srv->files_root);
-	tg_cfg_path(cfg, "tls.clients.known", tmp, sizeof(tmp));
+	tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_KNOWN, tmp, sizeof(tmp));
 	tg_path_dir(rw[2], sizeof(rw[2]), tmp);
-	tg_cfg_path(cfg, "client.known", tmp, sizeof(tmp));
+	tg_cfg_path(cfg, TG_CFG_CLIENT_KNOWN, tmp, sizeof(tmp));
 	tg_path_dir(rw[3], sizeof(rw[3]), tmp);
 	for (i = 0; i < 4; i++)
 		rwp[i] = rw[i];
-	if (tg_sandbox_drop(tg_cfg_str(cfg, "user"), tg_cfg_str(cfg, "group"), rwp, 4, err) < 0)
+	if (tg_sandbox_drop(tg_cfg_str(cfg, TG_CFG_USER), tg_cfg_str(cfg, TG_CFG_GROUP), rwp, 4,
+	    err) < 0)
 		return -1;
-	if (tg_cfg_str(cfg, "user")[0])
+	if (tg_cfg_str(cfg, TG_CFG_USER)[0])
 		tg_log(srv, TG_LOG_INFO, "switched to user %s; %s and files.root now belong to it",
-		    tg_cfg_str(cfg, "user"), srv->state_dir);
-	if (!tg_cfg_num(cfg, "landlock"))
+		    tg_cfg_str(cfg, TG_CFG_USER), srv->state_dir);
+	if (!tg_cfg_num(cfg, TG_CFG_LANDLOCK))
 		return 0;
 	for (i = 0; i < sizeof(ro_keys) / sizeof(ro_keys[0]); i++) {
-		if (!tg_cfg_str(cfg, ro_keys[i])[0] || (!etcd && !strncmp(ro_keys[i], "store.", 6)))
+		if (!tg_cfg_str(cfg, ro_keys[i].key)[0] || (!etcd && ro_keys[i].store))
 			continue;
-		tg_cfg_path(cfg, ro_keys[i], tmp, sizeof(tmp));
+		tg_cfg_path(cfg, ro_keys[i].key, tmp, sizeof(tmp));
 		folder_of(tmp, ro[nro++], sizeof(ro[0]));
 	}
 	if (tg_cfg_file(cfg))
@@ -146,8 +152,8 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 		 * members' (resolv.conf, hosts, nsswitch and the NSS modules it
 		 * loads); the ACME thread may run the DNS hook */
 		snprintf(ro[nro++], sizeof(ro[0]), "/etc");
-		if (srv->acme_on && tg_cfg_str(cfg, "tls.acme.ca_cert")[0]) {
-			tg_cfg_path(cfg, "tls.acme.ca_cert", tmp, sizeof(tmp));
+		if (srv->acme_on && tg_cfg_str(cfg, TG_CFG_TLS_ACME_CA_CERT)[0]) {
+			tg_cfg_path(cfg, TG_CFG_TLS_ACME_CA_CERT, tmp, sizeof(tmp));
 			folder_of(tmp, ro[nro++], sizeof(ro[0]));
 		}
 		rxp[nrx++] = "/usr";
@@ -245,7 +251,7 @@ cmd_serve(int argc, char **argv)
 	}
 	if ((cfg = cli_load_config(&f, &err)) == NULL)
 		return cli_fail_err(&err);
-	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") && join_cluster(cfg, &err) < 0) {
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd") && join_cluster(cfg, &err) < 0) {
 		tg_config_free(cfg);
 		return cli_fail_err(&err);
 	}

@@ -121,7 +121,7 @@ cmd_status(int argc, char **argv)
 		struct tg_config *cfg = cli_load_config(&cl.cfg, &err);
 		if (cfg == NULL)
 			return cli_fail_err(&err);
-		snprintf(addr, sizeof(addr), "%s", tg_cfg_str(cfg, "admin.listen"));
+		snprintf(addr, sizeof(addr), "%s", tg_cfg_str(cfg, TG_CFG_ADMIN_LISTEN));
 		tg_config_free(cfg);
 		admin = addr;
 	}

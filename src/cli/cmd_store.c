@@ -289,8 +289,8 @@ cmd_store(int argc, char **argv)
 	}
 	if ((cfg = cli_load_config(&f, &err)) == NULL)
 		return cli_fail_err(&err);
-	if (!strchr(tg_cfg_str(cfg, "files.root"), '/'))
-		snprintf(skip_top, sizeof(skip_top), "%s", tg_cfg_str(cfg, "files.root"));
+	if (!strchr(tg_cfg_str(cfg, TG_CFG_FILES_ROOT), '/'))
+		snprintf(skip_top, sizeof(skip_top), "%s", tg_cfg_str(cfg, TG_CFG_FILES_ROOT));
 	if ((from = open_side(sfrom, cfg, &err)) == NULL)
 		goto fail;
 	if (!strcmp(what, "list")) {

@@ -90,7 +90,8 @@ store_path(struct trust_args *a, const char *store, char *buf, size_t len,
 	}
 	if ((cfg = cli_load_config(&a->cl.cfg, &err)) == NULL)
 		return cli_fail_err(&err), -1;
-	tg_cfg_path(cfg, !strcmp(store, "known-clients") ? "tls.clients.known" : "client.known",
+	tg_cfg_path(cfg, !strcmp(store,
+	    "known-clients") ? TG_CFG_TLS_CLIENTS_KNOWN : TG_CFG_CLIENT_KNOWN,
 	    buf, len);
 	if ((sc = malloc(sizeof(*sc))) == NULL) {
 		tg_config_free(cfg);

@@ -48,8 +48,8 @@ main(void)
 			CHECK(strstr(err.msg, "(test)") != NULL, "case %zu: message names the origin: %s",
 			    i, err.msg);
 	}
-	CHECK(tg_cfg_num(cfg, "files.max_upload") == 10 << 20, "size parsed");
-	CHECK(tg_cfg_num(cfg, "timeouts.body") == 120000, "duration parsed");
+	CHECK(tg_cfg_num(cfg, TG_CFG_FILES_MAX_UPLOAD) == 10 << 20, "size parsed");
+	CHECK(tg_cfg_num(cfg, TG_CFG_TIMEOUTS_BODY) == 120000, "duration parsed");
 	tg_config_free(cfg);
 
 	cfg = tg_config_new();
@@ -59,7 +59,7 @@ main(void)
 	    tg_config_origin(cfg, "listen"));
 	CHECK(!strcmp(tg_config_origin(cfg, "tls.mode"), "t.yaml:4"), "origin %s",
 	    tg_config_origin(cfg, "tls.mode"));
-	CHECK(tg_cfg_list(cfg, "tls.names", &items) == 2 && !strcmp(items[1], "y"), "list");
+	CHECK(tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &items) == 2 && !strcmp(items[1], "y"), "list");
 	CHECK(tg_config_load_yaml(cfg, (const unsigned char *)"listen: a\nlisten: b\n", 20, "d.yaml",
 	    "/", &err) < 0, "duplicate key");
 	CHECK(tg_config_load_yaml(cfg, (const unsigned char *)"a: &x 1\nb: *x\n", 14, "e.yaml", "/",

@@ -45,9 +45,4 @@ int tg_err_ossl(struct tg_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void tg_err_clear(struct tg_err *err);
 
-/* Guards: the only hidden control flow in the core. */
-#define TG_GUARD(x)  do { if ((x) < 0) goto out; } while (0)
-#define TG_GUARD_OSSL(x, err, ...) \
-	do { if ((x) != 1) { tg_err_ossl((err), TG_E_PKI, __VA_ARGS__); goto out; } } while (0)
-
 #endif

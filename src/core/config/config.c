@@ -28,66 +28,16 @@ struct keydef {
 };
 
 static const struct keydef keys[] = {
-	{ "state_dir", K_PATH, NULL, NULL, "CA, auto certificates, known files, file-service root" },
-	{ "store.backend", K_ENUM, "folder", "folder|etcd", "where shared state lives: folder (state_dir) or etcd (a v3 cluster)" },
-	{ "store.endpoints", K_LIST, "", NULL, "etcd client URLs, https://HOST:2379 (a list or a,b,c)" },
-	{ "store.prefix", K_STR, "/tlsgate/", NULL, "key prefix in etcd; nodes that share it share their state" },
-	{ "store.ca", K_PATH, "", NULL, "CA file that signed the etcd members' certificates" },
-	{ "store.cert", K_PATH, "", NULL, "client certificate for etcd (tlsgate cert issue --client)" },
-	{ "store.key", K_PATH, "", NULL, "its key" },
-	{ "store.timeout", K_DUR, "5s", NULL, "one etcd request must be answered within" },
-	{ "store.user", K_STR, "", NULL, "etcd user, when etcd auth (RBAC) is on; empty: none" },
-	{ "store.password_file", K_PATH, "", NULL, "file holding that user's password (mode 0600)" },
-	{ "listen", K_ADDR, "[::]:8443", NULL, "address the server listens on" },
-	{ "user", K_STR, "", NULL, "as root: the user to switch to after binding (state_dir is given to it)" },
-	{ "group", K_STR, "", NULL, "the group to switch to; default: the user's group" },
-	{ "landlock", K_BOOL, "true", NULL, "limit file access to what serving needs, where the kernel has landlock" },
-	{ "log.level", K_ENUM, "info", "debug|info|warn|error", "least severity logged" },
-	{ "log.format", K_ENUM, "text", "text|json", "log line format" },
-	{ "tls.mode", K_ENUM, "server", "off|server|mutual", "plain HTTP, HTTPS, or HTTPS with client certificates" },
-	{ "tls.cert", K_PATH, "", NULL, "certificate chain (PEM, leaf first); empty = tls.auto" },
-	{ "tls.key", K_PATH, "", NULL, "private key of tls.cert (PEM, mode 0600)" },
-	{ "tls.auto", K_ENUM, "local-ca", "local-ca|self-signed|acme|none", "where a certificate comes from when tls.cert is empty" },
-	{ "tls.names", K_LIST, "", NULL, "names for auto certificates; default localhost, hostname, local IPs" },
-	{ "tls.allow_insecure_key_permissions", K_BOOL, "false", NULL, "read private keys that group or others can read" },
-	{ "tls.min_version", K_ENUM, "1.2", "1.2|1.3", "lowest TLS version accepted" },
-	{ "tls.acme.directory", K_STR, "https://acme-v02.api.letsencrypt.org/directory", NULL, "ACME directory URL" },
-	{ "tls.acme.email", K_STR, "", NULL, "ACME account contact" },
-	{ "tls.acme.names", K_LIST, "", NULL, "names to order; default tls.names" },
-	{ "tls.acme.challenge", K_ENUM, "http-01", "http-01|tls-alpn-01|dns-01", "ACME challenge type" },
-	{ "tls.acme.http_listen", K_ADDR, ":80", NULL, "where HTTP-01 answers are served" },
-	{ "tls.acme.dns_hook", K_STR, "", NULL, "dns-01 hook: HOOK add|remove NAME VALUE" },
-	{ "tls.acme.renew_before", K_DUR, "30d", NULL, "renew this long before expiry" },
-	{ "tls.acme.ca_cert", K_PATH, "", NULL, "extra trust for the ACME server" },
-	{ "tls.acme.eab_kid", K_STR, "", NULL, "external account binding key id" },
-	{ "tls.acme.eab_hmac_key", K_STR, "", NULL, "external account binding HMAC key" },
-	{ "tls.acme.agree_terms", K_BOOL, "false", NULL, "you accept the ACME CA's terms of service" },
-	{ "tls.acme.check_interval", K_DUR, "60m", NULL, "renewal checks at random times between half this and this" },
-	{ "tls.clients.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how client certificates are judged (mutual mode)" },
-	{ "tls.clients.ca", K_PATH, "", NULL, "CA file or folder of PEM files for client certificates" },
-	{ "tls.clients.known", K_SPATH, "known-clients", NULL, "client fingerprint store" },
-	{ "tls.clients.allow", K_LIST, "", NULL, "identity allow-list: cn:, dns:, uri: patterns" },
-	{ "client.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how servers are judged when connecting out" },
-	{ "client.ca", K_PATH, "", NULL, "CA file or folder; default system roots plus the local CA" },
-	{ "client.known", K_SPATH, "known-servers", NULL, "server fingerprint store" },
-	{ "client.server_name", K_STR, "", NULL, "name to verify and send in SNI" },
-	{ "client.cert", K_PATH, "", NULL, "client certificate for servers that require one" },
-	{ "client.key", K_PATH, "", NULL, "key of client.cert" },
-	{ "files.enabled", K_BOOL, "true", NULL, "serve the file transfer service" },
-	{ "files.prefix", K_STR, "/files/", NULL, "URL prefix of the file service" },
-	{ "files.root", K_SPATH, "files", NULL, "folder the file service stores into" },
-	{ "files.max_upload", K_SIZE, "1GiB", NULL, "largest upload accepted (413 above)" },
-	{ "admin.listen", K_ADDR, "127.0.0.1:9090", NULL, "plain-HTTP listener for /metrics and /status; off to disable" },
-	{ "timeouts.handshake", K_DUR, "10s", NULL, "TLS handshake must finish within" },
-	{ "timeouts.header", K_DUR, "30s", NULL, "request head must arrive within" },
-	{ "timeouts.body", K_DUR, "60s", NULL, "longest pause while a body is sent or received" },
-	{ "timeouts.keepalive", K_DUR, "60s", NULL, "idle keep-alive connections closed after" },
-	{ "timeouts.shutdown", K_DUR, "30s", NULL, "on SIGTERM, requests in flight may finish within" },
-	{ "workers", K_STR, "1", NULL, "processes serving the listener (SO_REUSEPORT): a number up to 64, or auto (one per CPU)" },
-	{ "limits.max_connections", K_INT, "10000", NULL, "open connections at most" },
-	{ "limits.max_connections_per_ip", K_INT, "256", NULL, "open connections from one address at most (0: no limit)" },
-	{ "limits.max_header_bytes", K_SIZE, "16KiB", NULL, "largest request head" },
-	{ "limits.max_headers", K_INT, "64", NULL, "most header fields in a request" },
+#define KEYDEF(id, name, type, def, choices, doc) [id] = { name, type, def, choices, doc },
+	TG_CONFIG_KEYS(KEYDEF)
+#undef KEYDEF
+};
+_Static_assert(sizeof(keys) / sizeof(keys[0]) == TG_CFG_NKEYS, "every key id has a row");
+
+static const char *const field_names[] = {
+#define FIELD_NAME(id, name) [id] = name,
+	TG_CONFIG_FIELDS(FIELD_NAME)
+#undef FIELD_NAME
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -481,9 +431,10 @@ tg_config_new(void)
 		if (def == NULL)   /* state_dir */
 			def = tg_is_root() ? "/var/lib/tlsgate" : "~/.local/state/tlsgate";
 		if (tg_config_set_from(cfg, keys[i].name, def, "default", NULL, &err) < 0) {
-			/* a default that fails its own validator is a bug */
-			fprintf(stderr, "tlsgate: internal error: %s\n", err.msg);
-			abort();
+			/* a default that fails its own validator is a bug, caught by
+			 * test_config; out of memory is the other way here */
+			tg_config_free(cfg);
+			return NULL;
 		}
 	}
 	return cfg;
@@ -588,17 +539,20 @@ tg_cfg_entries(const struct tg_config *cfg, const char *list)
 	return n;
 }
 
+/* A field no entry of the list can have reads as unset (no row). */
+static const struct keydef no_field = { "", K_STR, "", NULL, "" };
+
 static const struct entry_value *
-entry_find(const struct tg_config *cfg, const char *list, size_t i, const char *field,
+entry_find(const struct tg_config *cfg, const char *list, size_t i, enum tg_cfg_field field,
     const struct keydef **def)
 {
 	char key[96];
 	size_t j, d;
 
-	snprintf(key, sizeof(key), "%s.%zu.%s", list, i, field);
+	snprintf(key, sizeof(key), "%s.%zu.%s", list, i, field_names[field]);
 	if ((*def = find_entry_key(key, &d, NULL)) == NULL) {
-		fprintf(stderr, "tlsgate: internal error: no configuration key %s\n", key);
-		abort();
+		*def = &no_field;
+		return NULL;
 	}
 	for (j = 0; j < cfg->nev; j++)
 		if (!strcmp(cfg->ev[j].key, key))
@@ -607,7 +561,8 @@ entry_find(const struct tg_config *cfg, const char *list, size_t i, const char *
 }
 
 const char *
-tg_cfg_entry_str(const struct tg_config *cfg, const char *list, size_t i, const char *field)
+tg_cfg_entry_str(const struct tg_config *cfg, const char *list, size_t i,
+    enum tg_cfg_field field)
 {
 	const struct keydef *k;
 	const struct entry_value *e = entry_find(cfg, list, i, field, &k);
@@ -616,7 +571,8 @@ tg_cfg_entry_str(const struct tg_config *cfg, const char *list, size_t i, const 
 }
 
 int64_t
-tg_cfg_entry_num(const struct tg_config *cfg, const char *list, size_t i, const char *field)
+tg_cfg_entry_num(const struct tg_config *cfg, const char *list, size_t i,
+    enum tg_cfg_field field)
 {
 	const struct keydef *k;
 	const struct entry_value *e = entry_find(cfg, list, i, field, &k);
@@ -634,7 +590,8 @@ tg_cfg_entry_num(const struct tg_config *cfg, const char *list, size_t i, const 
 }
 
 const char *
-tg_cfg_entry_origin(const struct tg_config *cfg, const char *list, size_t i, const char *field)
+tg_cfg_entry_origin(const struct tg_config *cfg, const char *list, size_t i,
+    enum tg_cfg_field field)
 {
 	const struct keydef *k;
 	const struct entry_value *e = entry_find(cfg, list, i, field, &k);
@@ -648,34 +605,22 @@ tg_config_entry_key(const struct tg_config *cfg, size_t i)
 	return i < cfg->nev ? cfg->ev[i].key : NULL;
 }
 
-static size_t
-must_find(const char *key)
-{
-	size_t idx;
-
-	if (find_key(key, &idx) == NULL) {
-		fprintf(stderr, "tlsgate: internal error: no configuration key %s\n", key);
-		abort();
-	}
-	return idx;
-}
-
 const char *
-tg_cfg_str(const struct tg_config *cfg, const char *key)
+tg_cfg_str(const struct tg_config *cfg, enum tg_cfg_key key)
 {
-	return cfg->v[must_find(key)].text;
+	return cfg->v[key].text;
 }
 
 int64_t
-tg_cfg_num(const struct tg_config *cfg, const char *key)
+tg_cfg_num(const struct tg_config *cfg, enum tg_cfg_key key)
 {
-	return cfg->v[must_find(key)].num;
+	return cfg->v[key].num;
 }
 
 size_t
-tg_cfg_list(const struct tg_config *cfg, const char *key, const char *const **items)
+tg_cfg_list(const struct tg_config *cfg, enum tg_cfg_key key, const char *const **items)
 {
-	const struct value *v = &cfg->v[must_find(key)];
+	const struct value *v = &cfg->v[key];
 
 	if (items)
 		*items = (const char *const *)v->items;
@@ -683,13 +628,13 @@ tg_cfg_list(const struct tg_config *cfg, const char *key, const char *const **it
 }
 
 int
-tg_cfg_path(const struct tg_config *cfg, const char *key, char *buf, size_t len)
+tg_cfg_path(const struct tg_config *cfg, enum tg_cfg_key key, char *buf, size_t len)
 {
-	size_t idx = must_find(key);
+	size_t idx = key;
 	char sd[PATH_MAX];
 
 	if (keys[idx].type == K_SPATH) {
-		if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir")) < 0)
+		if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR)) < 0)
 			return -1;
 		return tg_path_join(buf, len, sd, cfg->v[idx].text);
 	}
@@ -726,8 +671,8 @@ tg_config_default_path(void)
 int
 tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 {
-	const char *cert = tg_cfg_str(cfg, "tls.cert"), *key = tg_cfg_str(cfg, "tls.key");
-	const char *prefix = tg_cfg_str(cfg, "files.prefix");
+	const char *cert = tg_cfg_str(cfg, TG_CFG_TLS_CERT), *key = tg_cfg_str(cfg, TG_CFG_TLS_KEY);
+	const char *prefix = tg_cfg_str(cfg, TG_CFG_FILES_PREFIX);
 	size_t i;
 
 	if (cert[0] && !key[0])
@@ -740,62 +685,65 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
 		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
 	for (i = 0; i < tg_cfg_entries(cfg, "proxy"); i++) {
-		const char *pf = tg_cfg_entry_str(cfg, "proxy", i, "prefix");
-		const char *up = tg_cfg_entry_str(cfg, "proxy", i, "upstream");
+		const char *pf = tg_cfg_entry_str(cfg, "proxy", i, TG_FIELD_PREFIX);
+		const char *up = tg_cfg_entry_str(cfg, "proxy", i, TG_FIELD_UPSTREAM);
 		if (!pf[0] || !up[0])
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu (%s): %s is missing; each "
 			    "route needs prefix and upstream", i,
-			    tg_cfg_entry_origin(cfg, "proxy", i, pf[0] ? "prefix" : "upstream"),
+			    tg_cfg_entry_origin(cfg, "proxy", i,
+			    pf[0] ? TG_FIELD_PREFIX : TG_FIELD_UPSTREAM),
 			    pf[0] ? "upstream" : "prefix");
 		if (pf[0] != '/')
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.prefix (%s): '%s' must start "
-			    "with '/'", i, tg_cfg_entry_origin(cfg, "proxy", i, "prefix"), pf);
+			    "with '/'", i, tg_cfg_entry_origin(cfg, "proxy", i, TG_FIELD_PREFIX),
+			    pf);
 		if (strncmp(up, "http://", 7) && strncmp(up, "https://", 8))
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): '%s' must be "
 			    "an http:// or https:// URL", i, tg_cfg_entry_origin(cfg, "proxy", i,
-			    "upstream"), up);
+			    TG_FIELD_UPSTREAM), up);
 	}
 	for (i = 0; i < tg_cfg_entries(cfg, "tunnels"); i++) {
-		const char *l = tg_cfg_entry_str(cfg, "tunnels", i, "listen");
-		const char *c = tg_cfg_entry_str(cfg, "tunnels", i, "connect");
+		const char *l = tg_cfg_entry_str(cfg, "tunnels", i, TG_FIELD_LISTEN);
+		const char *c = tg_cfg_entry_str(cfg, "tunnels", i, TG_FIELD_CONNECT);
 		if (!l[0] || !c[0])
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu (%s): %s is missing; each "
 			    "tunnel needs listen and connect", i,
-			    tg_cfg_entry_origin(cfg, "tunnels", i, l[0] ? "listen" : "connect"),
+			    tg_cfg_entry_origin(cfg, "tunnels", i,
+			    l[0] ? TG_FIELD_LISTEN : TG_FIELD_CONNECT),
 			    l[0] ? "connect" : "listen");
-		if (!tg_cfg_entry_num(cfg, "tunnels", i, "tls_connect") &&
-		    !strcmp(tg_cfg_str(cfg, "tls.mode"), "off"))
+		if (!tg_cfg_entry_num(cfg, "tunnels", i, TG_FIELD_TLS_CONNECT) &&
+		    !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off"))
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu (%s) accepts TLS but "
 			    "tls.mode is off (%s): set tls.mode server, or tls_connect: true for a "
 			    "tunnel that connects with TLS", i, tg_cfg_entry_origin(cfg, "tunnels", i,
-			    "listen"), tg_config_origin(cfg, "tls.mode"));
+			    TG_FIELD_LISTEN), tg_config_origin(cfg, "tls.mode"));
 	}
-	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !cert[0]) {
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !cert[0]) {
 		const char *const *names;
-		if (tg_cfg_list(cfg, "tls.acme.names", &names) == 0 &&
-		    tg_cfg_list(cfg, "tls.names", &names) == 0)
+		if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, &names) == 0 &&
+		    tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &names) == 0)
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme (%s) but no names "
 			    "are given: set tls.acme.names (or --autocert NAME)",
 			    tg_config_origin(cfg, "tls.auto"));
-		if (!strcmp(tg_cfg_str(cfg, "tls.mode"), "off"))
+		if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off"))
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme but tls.mode is off "
 			    "(%s): ACME certificates need TLS; set tls.mode server or mutual",
 			    tg_config_origin(cfg, "tls.mode"));
-		if (!strcmp(tg_cfg_str(cfg, "tls.acme.challenge"), "dns-01") &&
-		    !tg_cfg_str(cfg, "tls.acme.dns_hook")[0])
+		if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), "dns-01") &&
+		    !tg_cfg_str(cfg, TG_CFG_TLS_ACME_DNS_HOOK)[0])
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge is dns-01 (%s) but "
 			    "tls.acme.dns_hook is empty: name a program run as HOOK add|remove NAME VALUE",
 			    tg_config_origin(cfg, "tls.acme.challenge"));
-		if (strncmp(tg_cfg_str(cfg, "tls.acme.directory"), "https://", 8) != 0)
+		if (strncmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY), "https://", 8) != 0)
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.directory (%s): '%s' must be "
 			    "an https:// URL", tg_config_origin(cfg, "tls.acme.directory"),
-			    tg_cfg_str(cfg, "tls.acme.directory"));
-		if (tg_cfg_num(cfg, "tls.acme.check_interval") < 1000)
+			    tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY));
+		if (tg_cfg_num(cfg, TG_CFG_TLS_ACME_CHECK_INTERVAL) < 1000)
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.check_interval (%s) must be "
 			    "at least 1s", tg_config_origin(cfg, "tls.acme.check_interval"));
 	}
 	{
-		const char *w = tg_cfg_str(cfg, "workers");
+		const char *w = tg_cfg_str(cfg, TG_CFG_WORKERS);
 		char *end;
 		long n = strtol(w, &end, 10);
 		if (strcmp(w, "auto") != 0 && (end == w || *end || n < 1 || n > 64))
@@ -804,7 +752,7 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 	}
 	{
 		const char *const *allow;
-		size_t n = tg_cfg_list(cfg, "tls.clients.allow", &allow);
+		size_t n = tg_cfg_list(cfg, TG_CFG_TLS_CLIENTS_ALLOW, &allow);
 		for (i = 0; i < n; i++)
 			if (strncmp(allow[i], "cn:", 3) && strncmp(allow[i], "dns:", 4) &&
 			    strncmp(allow[i], "uri:", 4))
@@ -812,18 +760,19 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 				    "must start with cn:, dns: or uri: (e.g. cn:node-*)",
 				    tg_config_origin(cfg, "tls.clients.allow"), allow[i]);
 	}
-	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && !cert[0] &&
-	    strcmp(tg_cfg_str(cfg, "tls.auto"), "none") == 0)
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off") != 0 && !cert[0] &&
+	    strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "none") == 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is none (%s) and tls.cert is "
 		    "empty: give tls.cert and tls.key, pick an auto source, or set tls.mode off",
 		    tg_config_origin(cfg, "tls.auto"));
-	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual") == 0 &&
-	    !tg_cfg_str(cfg, "tls.clients.ca")[0] &&
-	    (!strcmp(tg_cfg_str(cfg, "tls.clients.trust"), "ca") ||
-	    !strcmp(tg_cfg_str(cfg, "tls.clients.trust"), "ca-or-tofu")) &&
-	    strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca") != 0)
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "mutual") == 0 &&
+	    !tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CA)[0] &&
+	    (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST), "ca") ||
+	    !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST), "ca-or-tofu")) &&
+	    strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "local-ca") != 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.clients.ca is empty and tls.mode is "
 		    "mutual with trust %s (%s): name the CA file or folder that issues client "
-		    "certificates", tg_cfg_str(cfg, "tls.clients.trust"), tg_config_origin(cfg, "tls.mode"));
+		    "certificates", tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST),
+		    tg_config_origin(cfg, "tls.mode"));
 	return 0;
 }

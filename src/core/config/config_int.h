@@ -1,8 +1,9 @@
 /*
  * Typed access to configuration values for the core and the server. The
  * public header only deals in text; these helpers return the parsed value
- * and never fail for a key in the table (an unknown key aborts: that is a
- * programming error, caught by every test).
+ * of a key named by its id (config_keys.h), so a key that does not exist
+ * does not build. The returned text lives until the key is set again or
+ * the configuration is freed.
  */
 #ifndef TG_CONFIG_INT_H
 #define TG_CONFIG_INT_H
@@ -12,12 +13,14 @@
 
 #include <tlsgate/tlsgate.h>
 
-const char *tg_cfg_str(const struct tg_config *cfg, const char *key);
-int64_t tg_cfg_num(const struct tg_config *cfg, const char *key); /* int, bool, size, ms */
+#include "config_keys.h"
+
+const char *tg_cfg_str(const struct tg_config *cfg, enum tg_cfg_key key);
+int64_t tg_cfg_num(const struct tg_config *cfg, enum tg_cfg_key key); /* int, bool, size, ms */
 /* List values: count and items (valid until the key is set again). */
-size_t tg_cfg_list(const struct tg_config *cfg, const char *key, const char *const **items);
+size_t tg_cfg_list(const struct tg_config *cfg, enum tg_cfg_key key, const char *const **items);
 /* A path key resolved: state-relative keys against state_dir. */
-int tg_cfg_path(const struct tg_config *cfg, const char *key, char *buf, size_t len);
+int tg_cfg_path(const struct tg_config *cfg, enum tg_cfg_key key, char *buf, size_t len);
 /* The file the configuration was read from, or NULL. */
 const char *tg_cfg_file(const struct tg_config *cfg);
 
@@ -41,11 +44,11 @@ int tg_config_key_is_list(const char *key);
 /* Lists of entries (tunnels): LIST.N.FIELD. */
 size_t tg_cfg_entries(const struct tg_config *cfg, const char *list);   /* highest N + 1 */
 const char *tg_cfg_entry_str(const struct tg_config *cfg, const char *list, size_t i,
-    const char *field);                        /* the value, or the field's default */
+    enum tg_cfg_field field);                  /* the value, or the field's default */
 int64_t tg_cfg_entry_num(const struct tg_config *cfg, const char *list, size_t i,
-    const char *field);
+    enum tg_cfg_field field);
 const char *tg_cfg_entry_origin(const struct tg_config *cfg, const char *list, size_t i,
-    const char *field);
+    enum tg_cfg_field field);
 /* The i-th entry key that was set ("tunnels.0.listen"), NULL past the end. */
 const char *tg_config_entry_key(const struct tg_config *cfg, size_t i);
 

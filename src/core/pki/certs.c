@@ -80,7 +80,7 @@ static void
 wanted_names(const struct tg_config *cfg, char *buf, size_t len)
 {
 	const char *const *items;
-	size_t n = tg_cfg_list(cfg, "tls.names", &items), i;
+	size_t n = tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &items), i;
 	unsigned char b[16];
 
 	if (n == 0) {
@@ -284,7 +284,7 @@ out:
 int
 tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
-	const char *mode = tg_cfg_str(cfg, "tls.auto");
+	const char *mode = tg_cfg_str(cfg, TG_CFG_TLS_AUTO);
 	int local = !strcmp(mode, "local-ca");
 	const char *crt_name = local ? "certs/server.crt" : "certs/self-signed.crt";
 	const char *key_name = local ? "certs/server.key" : "certs/self-signed.key";
@@ -293,7 +293,7 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	int rv = -1;
 
 	memset(kp, 0, sizeof(*kp));
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
 	if ((st = tg_store_fs_open(sd, err)) == NULL) {
 		char m[sizeof(err->msg)];
@@ -301,13 +301,14 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 		tg_err_set(err, err->code, "state_dir (%s): %s", tg_config_origin(cfg, "state_dir"), m);
 		return -1;
 	}
-	if (local && !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") && cluster_ca(cfg, cadir, err) < 0)
+	if (local && !strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd") && cluster_ca(cfg,
+	    cadir, err) < 0)
 		goto out;
 	if (tg_store_exists(st, "ca/ca.crt") || local)
 		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca.crt", cadir);
-	if (tg_cfg_str(cfg, "tls.cert")[0]) {
-		tg_cfg_path(cfg, "tls.cert", kp->cert, sizeof(kp->cert));
-		tg_cfg_path(cfg, "tls.key", kp->key, sizeof(kp->key));
+	if (tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0]) {
+		tg_cfg_path(cfg, TG_CFG_TLS_CERT, kp->cert, sizeof(kp->cert));
+		tg_cfg_path(cfg, TG_CFG_TLS_KEY, kp->key, sizeof(kp->key));
 		snprintf(kp->cert_origin, sizeof(kp->cert_origin), "%s", tg_config_origin(cfg, "tls.cert"));
 		snprintf(kp->key_origin, sizeof(kp->key_origin), "%s", tg_config_origin(cfg, "tls.key"));
 		rv = 0;
@@ -341,14 +342,14 @@ out:
 int
 tg_certs_client_prepare(const struct tg_config *cfg, struct tg_err *err)
 {
-	int local = !strcmp(tg_cfg_str(cfg, "tls.auto"), "local-ca"), made = 0, rv;
+	int local = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "local-ca"), made = 0, rv;
 	const char *const *items;
 	char sd[PATH_MAX], cadir[PATH_MAX], names[300], host[256];
 	unsigned char ip[16];
 	struct tg_store *st;
 
 	/* the node's name: the first of tls.names, else the host name */
-	if (tg_cfg_list(cfg, "tls.names", &items) > 0) {
+	if (tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &items) > 0) {
 		const char *n = items[0];
 		if (!strncmp(n, "dns:", 4) || !strncmp(n, "ip:", 3))
 			n = strchr(n, ':') + 1;
@@ -358,7 +359,7 @@ tg_certs_client_prepare(const struct tg_config *cfg, struct tg_err *err)
 	}
 	snprintf(names, sizeof(names), "%s:%s", inet_pton(AF_INET, host, ip) == 1 ||
 	    inet_pton(AF_INET6, host, ip) == 1 ? "ip" : "dns", host);
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
 	if ((st = tg_store_fs_open(sd, err)) == NULL)
 		return -1;

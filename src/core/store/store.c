@@ -118,21 +118,22 @@ tg_store_conf_from(const struct tg_config *cfg, struct tg_store_conf *sc)
 	size_t i, n, off = 0;
 
 	memset(sc, 0, sizeof(*sc));
-	sc->etcd = !strcmp(tg_cfg_str(cfg, "store.backend"), "etcd");
-	if (tg_path_expand(sc->state_dir, sizeof(sc->state_dir), tg_cfg_str(cfg, "state_dir")) < 0)
+	sc->etcd = !strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd");
+	if (tg_path_expand(sc->state_dir, sizeof(sc->state_dir), tg_cfg_str(cfg,
+	    TG_CFG_STATE_DIR)) < 0)
 		sc->state_dir[0] = '\0';   /* refused by the open below */
-	n = tg_cfg_list(cfg, "store.endpoints", &eps);
+	n = tg_cfg_list(cfg, TG_CFG_STORE_ENDPOINTS, &eps);
 	for (i = 0; i < n && off < sizeof(sc->endpoints); i++)
 		off += (size_t)snprintf(sc->endpoints + off, sizeof(sc->endpoints) - off, "%s%s",
 		    i ? "," : "", eps[i]);
-	snprintf(sc->prefix, sizeof(sc->prefix), "%s", tg_cfg_str(cfg, "store.prefix"));
-	snprintf(sc->ca, sizeof(sc->ca), "%s", tg_cfg_str(cfg, "store.ca"));
-	snprintf(sc->cert, sizeof(sc->cert), "%s", tg_cfg_str(cfg, "store.cert"));
-	snprintf(sc->key, sizeof(sc->key), "%s", tg_cfg_str(cfg, "store.key"));
-	sc->timeout_ms = (long)tg_cfg_num(cfg, "store.timeout");
-	snprintf(sc->user, sizeof(sc->user), "%s", tg_cfg_str(cfg, "store.user"));
+	snprintf(sc->prefix, sizeof(sc->prefix), "%s", tg_cfg_str(cfg, TG_CFG_STORE_PREFIX));
+	snprintf(sc->ca, sizeof(sc->ca), "%s", tg_cfg_str(cfg, TG_CFG_STORE_CA));
+	snprintf(sc->cert, sizeof(sc->cert), "%s", tg_cfg_str(cfg, TG_CFG_STORE_CERT));
+	snprintf(sc->key, sizeof(sc->key), "%s", tg_cfg_str(cfg, TG_CFG_STORE_KEY));
+	sc->timeout_ms = (long)tg_cfg_num(cfg, TG_CFG_STORE_TIMEOUT);
+	snprintf(sc->user, sizeof(sc->user), "%s", tg_cfg_str(cfg, TG_CFG_STORE_USER));
 	if (tg_path_expand(sc->password_file, sizeof(sc->password_file),
-	    tg_cfg_str(cfg, "store.password_file")) < 0)
+	    tg_cfg_str(cfg, TG_CFG_STORE_PASSWORD_FILE)) < 0)
 		sc->password_file[0] = '\0';
 }
 

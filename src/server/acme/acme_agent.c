@@ -40,23 +40,24 @@ tg_acme_settings_from(const struct tg_config *cfg, struct tg_acme_settings *s,
 	size_t n, i, off = 0;
 
 	memset(s, 0, sizeof(*s));
-	snprintf(s->directory, sizeof(s->directory), "%s", tg_cfg_str(cfg, "tls.acme.directory"));
-	if (tg_cfg_str(cfg, "tls.acme.ca_cert")[0])
-		tg_cfg_path(cfg, "tls.acme.ca_cert", s->ca_cert, sizeof(s->ca_cert));
-	snprintf(s->email, sizeof(s->email), "%s", tg_cfg_str(cfg, "tls.acme.email"));
-	snprintf(s->eab_kid, sizeof(s->eab_kid), "%s", tg_cfg_str(cfg, "tls.acme.eab_kid"));
+	snprintf(s->directory, sizeof(s->directory), "%s", tg_cfg_str(cfg,
+	    TG_CFG_TLS_ACME_DIRECTORY));
+	if (tg_cfg_str(cfg, TG_CFG_TLS_ACME_CA_CERT)[0])
+		tg_cfg_path(cfg, TG_CFG_TLS_ACME_CA_CERT, s->ca_cert, sizeof(s->ca_cert));
+	snprintf(s->email, sizeof(s->email), "%s", tg_cfg_str(cfg, TG_CFG_TLS_ACME_EMAIL));
+	snprintf(s->eab_kid, sizeof(s->eab_kid), "%s", tg_cfg_str(cfg, TG_CFG_TLS_ACME_EAB_KID));
 	snprintf(s->eab_hmac_key, sizeof(s->eab_hmac_key), "%s",
-	    tg_cfg_str(cfg, "tls.acme.eab_hmac_key"));
-	snprintf(s->dns_hook, sizeof(s->dns_hook), "%s", tg_cfg_str(cfg, "tls.acme.dns_hook"));
-	if (tg_acme_challenge_parse(tg_cfg_str(cfg, "tls.acme.challenge"), &s->challenge) < 0)
+	    tg_cfg_str(cfg, TG_CFG_TLS_ACME_EAB_HMAC_KEY));
+	snprintf(s->dns_hook, sizeof(s->dns_hook), "%s", tg_cfg_str(cfg, TG_CFG_TLS_ACME_DNS_HOOK));
+	if (tg_acme_challenge_parse(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), &s->challenge) < 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge: unknown");
-	s->agree_terms = (int)tg_cfg_num(cfg, "tls.acme.agree_terms");
-	s->renew_before_s = tg_cfg_num(cfg, "tls.acme.renew_before") / 1000;
-	s->interval_ms = (uint64_t)tg_cfg_num(cfg, "tls.acme.check_interval");
-	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
+	s->agree_terms = (int)tg_cfg_num(cfg, TG_CFG_TLS_ACME_AGREE_TERMS);
+	s->renew_before_s = tg_cfg_num(cfg, TG_CFG_TLS_ACME_RENEW_BEFORE) / 1000;
+	s->interval_ms = (uint64_t)tg_cfg_num(cfg, TG_CFG_TLS_ACME_CHECK_INTERVAL);
+	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	tg_store_conf_from(cfg, &s->store);
-	if ((n = tg_cfg_list(cfg, "tls.acme.names", &items)) == 0)
-		n = tg_cfg_list(cfg, "tls.names", &items);
+	if ((n = tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, &items)) == 0)
+		n = tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &items);
 	if (n > sizeof(s->names) / sizeof(s->names[0]))
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.names: at most %zu names in one "
 		    "certificate", sizeof(s->names) / sizeof(s->names[0]));

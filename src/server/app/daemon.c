@@ -235,7 +235,8 @@ static int
 setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *kp,
     struct tg_err *err)
 {
-	s->acme_on = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0];
+	s->acme_on = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !tg_cfg_str(cfg,
+	    TG_CFG_TLS_CERT)[0];
 	memset(&s->tls, 0, sizeof(s->tls));
 	if (s->acme_on) {
 		if (acme_keypair(s, cfg, kp, err) < 0)
@@ -247,22 +248,24 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 	snprintf(s->tls.key, sizeof(s->tls.key), "%s", kp->key);
 	snprintf(s->tls.cert_origin, sizeof(s->tls.cert_origin), "%s", kp->cert_origin);
 	snprintf(s->tls.key_origin, sizeof(s->tls.key_origin), "%s", kp->key_origin);
-	s->tls.min_version = !strcmp(tg_cfg_str(cfg, "tls.min_version"), "1.3") ? TLS1_3_VERSION :
+	s->tls.min_version = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MIN_VERSION),
+	    "1.3") ? TLS1_3_VERSION :
 	    TLS1_2_VERSION;
 	if (s->mutual) {
 		enum tg_trust_mode mode = TG_TRUST_CA;
 		const char *const *allow;
-		size_t nallow = tg_cfg_list(cfg, "tls.clients.allow", &allow);
+		size_t nallow = tg_cfg_list(cfg, TG_CFG_TLS_CLIENTS_ALLOW, &allow);
 		char known[PATH_MAX];
 
-		tg_trust_mode_parse(tg_cfg_str(cfg, "tls.clients.trust"), &mode);
-		tg_cfg_path(cfg, "tls.clients.known", known, sizeof(known));
+		tg_trust_mode_parse(tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST), &mode);
+		tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_KNOWN, known, sizeof(known));
 		if ((s->clients = tg_trust_new(mode, known, "known-clients", allow, nallow, err)) == NULL)
 			return -1;
 		if (share_pins(cfg, s->clients, err) < 0)
 			return -1;
-		if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
-			tg_cfg_path(cfg, "tls.clients.ca", s->tls.clients_ca, sizeof(s->tls.clients_ca));
+		if (tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CA)[0]) {
+			tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_CA, s->tls.clients_ca,
+			    sizeof(s->tls.clients_ca));
 			snprintf(s->tls.clients_ca_origin, sizeof(s->tls.clients_ca_origin), "%s",
 			    tg_config_origin(cfg, "tls.clients.ca"));
 		} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
@@ -272,7 +275,8 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 		}
 		/* a node in mutual mode also gets its own client certificate, so
 		 * two nodes need no certificate commands to talk */
-		if (!tg_cfg_str(cfg, "client.cert")[0] && !tg_cfg_str(cfg, "tls.cert")[0] &&
+		if (!tg_cfg_str(cfg, TG_CFG_CLIENT_CERT)[0] && !tg_cfg_str(cfg,
+		    TG_CFG_TLS_CERT)[0] &&
 		    !s->acme_on && tg_certs_client_prepare(cfg, err) < 0)
 			return -1;
 	}
@@ -310,33 +314,34 @@ entries_digest(const struct tg_config *cfg, unsigned char md[32])
 static void
 load_settings(struct tg_server *s, const struct tg_config *cfg)
 {
-	const char *w = tg_cfg_str(cfg, "workers");
+	const char *w = tg_cfg_str(cfg, TG_CFG_WORKERS);
 
 	if (s->workers == 0)   /* read at start only: a reload keeps the processes */
 		s->workers = !strcmp(w, "auto") ? tg_workers_auto() : (unsigned)atoi(w);
 	if (s->workers < 1)
 		s->workers = 1;
-	snprintf(s->listen, sizeof(s->listen), "%s", tg_cfg_str(cfg, "listen"));
-	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, "state_dir"));
-	s->files_enabled = (int)tg_cfg_num(cfg, "files.enabled");
-	snprintf(s->files_prefix, sizeof(s->files_prefix), "%s", tg_cfg_str(cfg, "files.prefix"));
+	snprintf(s->listen, sizeof(s->listen), "%s", tg_cfg_str(cfg, TG_CFG_LISTEN));
+	tg_path_expand(s->state_dir, sizeof(s->state_dir), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
+	s->files_enabled = (int)tg_cfg_num(cfg, TG_CFG_FILES_ENABLED);
+	snprintf(s->files_prefix, sizeof(s->files_prefix), "%s", tg_cfg_str(cfg,
+	    TG_CFG_FILES_PREFIX));
 	s->files_prefix_len = strlen(s->files_prefix);
-	tg_cfg_path(cfg, "files.root", s->files_root, sizeof(s->files_root));
-	s->max_upload = (uint64_t)tg_cfg_num(cfg, "files.max_upload");
-	s->t_handshake = (uint64_t)tg_cfg_num(cfg, "timeouts.handshake");
-	s->t_header = (uint64_t)tg_cfg_num(cfg, "timeouts.header");
-	s->t_body = (uint64_t)tg_cfg_num(cfg, "timeouts.body");
-	s->t_keepalive = (uint64_t)tg_cfg_num(cfg, "timeouts.keepalive");
-	s->t_shutdown = (uint64_t)tg_cfg_num(cfg, "timeouts.shutdown");
-	s->max_connections = (size_t)tg_cfg_num(cfg, "limits.max_connections");
-	s->max_per_ip = (uint32_t)tg_cfg_num(cfg, "limits.max_connections_per_ip");
-	s->max_header_bytes = (size_t)tg_cfg_num(cfg, "limits.max_header_bytes");
+	tg_cfg_path(cfg, TG_CFG_FILES_ROOT, s->files_root, sizeof(s->files_root));
+	s->max_upload = (uint64_t)tg_cfg_num(cfg, TG_CFG_FILES_MAX_UPLOAD);
+	s->t_handshake = (uint64_t)tg_cfg_num(cfg, TG_CFG_TIMEOUTS_HANDSHAKE);
+	s->t_header = (uint64_t)tg_cfg_num(cfg, TG_CFG_TIMEOUTS_HEADER);
+	s->t_body = (uint64_t)tg_cfg_num(cfg, TG_CFG_TIMEOUTS_BODY);
+	s->t_keepalive = (uint64_t)tg_cfg_num(cfg, TG_CFG_TIMEOUTS_KEEPALIVE);
+	s->t_shutdown = (uint64_t)tg_cfg_num(cfg, TG_CFG_TIMEOUTS_SHUTDOWN);
+	s->max_connections = (size_t)tg_cfg_num(cfg, TG_CFG_LIMITS_MAX_CONNECTIONS);
+	s->max_per_ip = (uint32_t)tg_cfg_num(cfg, TG_CFG_LIMITS_MAX_CONNECTIONS_PER_IP);
+	s->max_header_bytes = (size_t)tg_cfg_num(cfg, TG_CFG_LIMITS_MAX_HEADER_BYTES);
 	if (s->max_header_bytes > TG_IO_BUF)
 		s->max_header_bytes = TG_IO_BUF;
-	s->max_headers = (size_t)tg_cfg_num(cfg, "limits.max_headers");
-	s->log_json = !strcmp(tg_cfg_str(cfg, "log.format"), "json");
-	s->log_level = level_of(tg_cfg_str(cfg, "log.level"));
-	s->mutual = !strcmp(tg_cfg_str(cfg, "tls.mode"), "mutual");
+	s->max_headers = (size_t)tg_cfg_num(cfg, TG_CFG_LIMITS_MAX_HEADERS);
+	s->log_json = !strcmp(tg_cfg_str(cfg, TG_CFG_LOG_FORMAT), "json");
+	s->log_level = level_of(tg_cfg_str(cfg, TG_CFG_LOG_LEVEL));
+	s->mutual = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "mutual");
 }
 
 /* GET / on the main listener: which tlsgate this is, and where files are. */
@@ -379,7 +384,7 @@ struct tg_server *
 tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
 	struct tg_server *s = calloc(1, sizeof(*s));
-	const char *mode = tg_cfg_str(cfg, "tls.mode");
+	const char *mode = tg_cfg_str(cfg, TG_CFG_TLS_MODE);
 
 	if (s == NULL) {
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
@@ -391,14 +396,15 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	load_settings(s, cfg);
 	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
 		goto fail;
-	if (!strcmp(tg_cfg_str(cfg, "store.backend"), "etcd")) {
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd")) {
 		if ((s->store = malloc(sizeof(*s->store))) == NULL) {
 			tg_err_set(err, TG_E_INTERNAL, "out of memory");
 			goto fail;
 		}
 		tg_store_conf_from(cfg, s->store);
 	}
-	if (!strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") && !tg_cfg_str(cfg, "tls.cert")[0]) {
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !tg_cfg_str(cfg,
+	    TG_CFG_TLS_CERT)[0]) {
 		struct tg_store_conf *sc = malloc(sizeof(*sc));
 		if (sc == NULL || (s->answers = tg_answers_new()) == NULL) {
 			free(sc);
@@ -417,7 +423,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	if (strcmp(mode, "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
 		goto fail;
 	if (s->acme_on && s->acme_set->challenge == TG_ACME_HTTP01) {
-		const char *hl = tg_cfg_str(cfg, "tls.acme.http_listen");
+		const char *hl = tg_cfg_str(cfg, TG_CFG_TLS_ACME_HTTP_LISTEN);
 		if ((s->acme_fd = tg_listen_open(hl, 0, err)) < 0) {
 			char m[sizeof(err->msg)];
 			snprintf(m, sizeof(m), "%s", err->msg);
@@ -437,7 +443,8 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	if (tg_tunnels_open(s, cfg, err) < 0 || tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
 	entries_digest(cfg, s->entries_md);
-	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg, "admin.listen"));
+	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg,
+	    TG_CFG_ADMIN_LISTEN));
 	s->admin_fd = -1;
 	if (strcmp(s->admin_listen, "off") != 0) {
 		struct tg_err aerr;
@@ -636,8 +643,9 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	struct tg_keypair kp;
 	char old_listen[sizeof(s->listen)];
 
-	int want_acme = !strcmp(tg_cfg_str(cfg, "tls.auto"), "acme") &&
-	    !tg_cfg_str(cfg, "tls.cert")[0] && strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0;
+	int want_acme = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") &&
+	    !tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0] && strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE),
+	    "off") != 0;
 
 	if (want_acme != s->acme_on)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "switching %s ACME certificates needs a "
@@ -648,7 +656,8 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	n.answers = s->answers;
 	n.store = s->store;
 	load_settings(&n, cfg);
-	if (strcmp(tg_cfg_str(cfg, "tls.mode"), "off") != 0 && setup_tls(&n, cfg, &kp, err) < 0) {
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off") != 0 && setup_tls(&n, cfg, &kp,
+	    err) < 0) {
 		tg_trust_free(n.clients);
 		free(n.acme_set);
 		return -1;

@@ -92,17 +92,17 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 }
 
 static void
-known_path(const struct tg_config *cfg, const char *list, size_t i, const char *fallback_key,
-    char *buf, size_t len)
+known_path(const struct tg_config *cfg, const char *list, size_t i,
+    enum tg_cfg_key fallback_key, char *buf, size_t len)
 {
-	const char *k = tg_cfg_entry_str(cfg, list, i, "known");
+	const char *k = tg_cfg_entry_str(cfg, list, i, TG_FIELD_KNOWN);
 	char sd[4096];
 
 	if (!k[0]) {
 		tg_cfg_path(cfg, fallback_key, buf, len);
 		return;
 	}
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 	tg_path_join(buf, len, sd, k);
 }
 
@@ -115,7 +115,7 @@ share_known(const struct tg_config *cfg, struct tg_trust *t, struct tg_err *err)
 	struct tg_store_conf *sc;
 	int r;
 
-	if (strcmp(tg_cfg_str(cfg, "store.backend"), "etcd") != 0)
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd") != 0)
 		return 0;
 	if ((sc = malloc(sizeof(*sc))) == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
@@ -129,7 +129,7 @@ static int
 open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, size_t i,
     struct tg_tunnel *t, struct tg_err *err)
 {
-	const char *trust = tg_cfg_entry_str(cfg, list, i, "trust");
+	const char *trust = tg_cfg_entry_str(cfg, list, i, TG_FIELD_TRUST);
 	int proxy = !strcmp(list, "proxy");
 	struct addrinfo hints, *res = NULL;
 	enum tg_trust_mode mode = TG_TRUST_CA;
@@ -139,20 +139,21 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 	t->srv = s;
 	t->index = i;
 	t->fd = -1;
-	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "idle_timeout");
+	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_IDLE_TIMEOUT);
 	if (proxy) {
 		struct tg_url u;
-		const char *up = tg_cfg_entry_str(cfg, list, i, "upstream");
+		const char *up = tg_cfg_entry_str(cfg, list, i, TG_FIELD_UPSTREAM);
 		if (tg_url_parse(up, &u, err) < 0)
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): %s", i,
-			    tg_cfg_entry_origin(cfg, list, i, "upstream"), err->msg);
+			    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_UPSTREAM), err->msg);
 		t->http = 1;
 		t->tls_connect = u.tls;
 		snprintf(t->host, sizeof(t->host), "%s", u.host);
 		t->port = u.port;
 		snprintf(t->connect, sizeof(t->connect), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
 		    u.host, u.port);
-		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i, "prefix"));
+		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
+		    TG_FIELD_PREFIX));
 		snprintf(t->prefix, sizeof(t->prefix), "%s", t->listen);
 		snprintf(t->up_path, sizeof(t->up_path), "%s", u.path);
 		/* the Host header: the port only when it is not the scheme's */
@@ -160,21 +161,25 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 			snprintf(t->up_host, sizeof(t->up_host), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
 		else
 			snprintf(t->up_host, sizeof(t->up_host), "%s", t->connect);
-		t->setup_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "connect_timeout");
-		t->first_byte_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, "first_byte_timeout");
+		t->setup_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_CONNECT_TIMEOUT);
+		t->first_byte_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i,
+		    TG_FIELD_FIRST_BYTE_TIMEOUT);
 		t->max_conns = SIZE_MAX;
 		if (headers_load(t, cfg, i, err) < 0)
 			return -1;
 	} else {
-		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i, "listen"));
-		snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, list, i, "connect"));
-		t->tls_connect = (int)tg_cfg_entry_num(cfg, list, i, "tls_connect");
-		t->mutual = !strcmp(tg_cfg_entry_str(cfg, list, i, "mode"), "mutual");
-		t->max_conns = (size_t)tg_cfg_entry_num(cfg, list, i, "max_connections");
+		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
+		    TG_FIELD_LISTEN));
+		snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, list, i,
+		    TG_FIELD_CONNECT));
+		t->tls_connect = (int)tg_cfg_entry_num(cfg, list, i, TG_FIELD_TLS_CONNECT);
+		t->mutual = !strcmp(tg_cfg_entry_str(cfg, list, i, TG_FIELD_MODE), "mutual");
+		t->max_conns = (size_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_MAX_CONNECTIONS);
 		t->setup_ms = TUN_SETUP_MS;
 		if (tg_parse_hostport(t->connect, t->host, sizeof(t->host), &t->port) < 0 || !t->host[0])
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): '%s' needs a "
-			    "host", i, tg_cfg_entry_origin(cfg, list, i, "connect"), t->connect);
+			    "host", i, tg_cfg_entry_origin(cfg, list, i, TG_FIELD_CONNECT),
+			    t->connect);
 	}
 	/* resolved once, at start: the loop never waits for DNS */
 	memset(&hints, 0, sizeof(hints));
@@ -183,7 +188,8 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 	if ((rc = getaddrinfo(t->host, ps, &hints, &res)) != 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.%s (%s): cannot resolve "
 		    "%s: %s", list, i, proxy ? "upstream" : "connect",
-		    tg_cfg_entry_origin(cfg, list, i, proxy ? "upstream" : "connect"), t->host,
+		    tg_cfg_entry_origin(cfg, list, i,
+		    proxy ? TG_FIELD_UPSTREAM : TG_FIELD_CONNECT), t->host,
 		    gai_strerror(rc));
 	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
 	t->addrlen = res->ai_addrlen;
@@ -191,33 +197,35 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 	if (t->tls_connect) {
 		struct tg_client_opts o;
 		char ca[4096] = "", local_ca[4096], cert[4096] = "", key[4096] = "";
-		const char *sn = tg_cfg_entry_str(cfg, list, i, "server_name");
+		const char *sn = tg_cfg_entry_str(cfg, list, i, TG_FIELD_SERVER_NAME);
 
 		if (!trust[0])
-			trust = tg_cfg_str(cfg, "client.trust");
+			trust = tg_cfg_str(cfg, TG_CFG_CLIENT_TRUST);
 		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, list, i, "client.known", known, sizeof(known));
+		known_path(cfg, list, i, TG_CFG_CLIENT_KNOWN, known, sizeof(known));
 		memset(&o, 0, sizeof(o));
 		o.trust = trust;
 		o.known = known;
-		if (tg_cfg_entry_str(cfg, list, i, "ca")[0])
-			snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));
-		else if (tg_cfg_str(cfg, "client.ca")[0])
-			tg_cfg_path(cfg, "client.ca", ca, sizeof(ca));
+		if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA)[0])
+			snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA));
+		else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CA)[0])
+			tg_cfg_path(cfg, TG_CFG_CLIENT_CA, ca, sizeof(ca));
 		o.ca = ca[0] ? ca : NULL;
-		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 		snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
 		o.local_ca = local_ca;
 		if (!sn[0])
-			sn = tg_cfg_str(cfg, "client.server_name");
+			sn = tg_cfg_str(cfg, TG_CFG_CLIENT_SERVER_NAME);
 		if (sn[0])
 			snprintf(t->host, sizeof(t->host), "%s", sn);
-		if (tg_cfg_entry_str(cfg, list, i, "cert")[0]) {
-			snprintf(cert, sizeof(cert), "%s", tg_cfg_entry_str(cfg, list, i, "cert"));
-			snprintf(key, sizeof(key), "%s", tg_cfg_entry_str(cfg, list, i, "key"));
-		} else if (tg_cfg_str(cfg, "client.cert")[0]) {
-			tg_cfg_path(cfg, "client.cert", cert, sizeof(cert));
-			tg_cfg_path(cfg, "client.key", key, sizeof(key));
+		if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CERT)[0]) {
+			snprintf(cert, sizeof(cert), "%s", tg_cfg_entry_str(cfg, list, i,
+			    TG_FIELD_CERT));
+			snprintf(key, sizeof(key), "%s", tg_cfg_entry_str(cfg, list, i,
+			    TG_FIELD_KEY));
+		} else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CERT)[0]) {
+			tg_cfg_path(cfg, TG_CFG_CLIENT_CERT, cert, sizeof(cert));
+			tg_cfg_path(cfg, TG_CFG_CLIENT_KEY, key, sizeof(key));
 		} else {
 			/* the node's own client certificate (made in mutual mode), as
 			 * tlsgate get/put use it */
@@ -237,22 +245,23 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 			goto prefix;
 	} else if (!proxy) {
 		if (!trust[0])
-			trust = tg_cfg_str(cfg, "tls.clients.trust");
+			trust = tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST);
 		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, list, i, "tls.clients.known", known, sizeof(known));
+		known_path(cfg, list, i, TG_CFG_TLS_CLIENTS_KNOWN, known, sizeof(known));
 		if (t->mutual && ((t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
 		    err)) == NULL || share_known(cfg, t->trust, err) < 0))
 			goto prefix;
-		if (tg_cfg_entry_str(cfg, list, i, "ca")[0]) {
-			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i, "ca"));
+		if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA)[0]) {
+			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i,
+			    TG_FIELD_CA));
 			snprintf(t->ca_origin, sizeof(t->ca_origin), "tunnels.%zu.ca, %s", i,
-			    tg_cfg_entry_origin(cfg, list, i, "ca"));
-		} else if (tg_cfg_str(cfg, "tls.clients.ca")[0]) {
-			tg_cfg_path(cfg, "tls.clients.ca", t->ca, sizeof(t->ca));
+			    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_CA));
+		} else if (tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CA)[0]) {
+			tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_CA, t->ca, sizeof(t->ca));
 			snprintf(t->ca_origin, sizeof(t->ca_origin), "%s",
 			    tg_config_origin(cfg, "tls.clients.ca"));
 		} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
-			tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, "state_dir"));
+			tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
 			snprintf(t->ca, sizeof(t->ca), "%s/ca/ca.crt", sd);
 			snprintf(t->ca_origin, sizeof(t->ca_origin), "default: the local CA");
 		}
@@ -268,7 +277,8 @@ prefix:
 		char m[sizeof(err->msg)];
 		snprintf(m, sizeof(m), "%s", err->msg);
 		tg_err_set(err, err->code, "%s.%zu (%s): %s", list, i,
-		    tg_cfg_entry_origin(cfg, list, i, proxy ? "prefix" : "listen"), m);
+		    tg_cfg_entry_origin(cfg, list, i, proxy ? TG_FIELD_PREFIX : TG_FIELD_LISTEN),
+		    m);
 	}
 	return -1;
 }
