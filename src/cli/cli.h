@@ -43,6 +43,9 @@ struct cli_client {
 	const char *trust, *ca, *known, *server_name, *cert, *key;
 	int timeout_ms;
 	char bufs[7][4096];
+	/* a cluster node's store (store.backend etcd), set by cli_client_opts:
+	 * pins in its state_dir are recorded through it; NULL otherwise */
+	const struct tg_store_conf *store;
 };
 int cli_client_flag(struct cli_client *c, int argc, char **argv, int *i);
 int cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *err);

@@ -208,6 +208,7 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	if (cfg == NULL)
 		return -1;
 	memset(o, 0, sizeof(*o));
+	c->store = NULL;
 	snprintf(c->bufs[0], sizeof(c->bufs[0]), "%s", c->trust ? c->trust : tg_cfg_str(cfg,
 	    TG_CFG_CLIENT_TRUST));
 	snprintf(c->bufs[1], sizeof(c->bufs[1]), "%s", c->ca ? c->ca : tg_cfg_str(cfg,
@@ -238,7 +239,7 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 		/* one command, one thread: a static copy outlives the options */
 		static struct tg_store_conf sc;
 		tg_store_conf_from(cfg, &sc);
-		o->store = &sc;
+		c->store = &sc;
 	}
 	tg_config_free(cfg);
 	o->trust = c->bufs[0];

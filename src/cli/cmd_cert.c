@@ -282,7 +282,7 @@ static int
 cert_show_check(struct cert_args *a, int check)
 {
 	struct tg_client_opts o;
-	struct tg_conn *c = NULL;
+	struct tg_client *c = NULL;
 	STACK_OF(X509) *sk = NULL, *owned = NULL;
 	struct tg_err err;
 	char host[256], verdict[800];
@@ -293,10 +293,10 @@ cert_show_check(struct cert_args *a, int check)
 	if (cli_client_opts(&a->client, &o, &err) < 0)
 		return cli_fail_err(&err);
 	if (is_live_target(a->target, host, sizeof(host), &port)) {
-		if (tg_conn_open(host, port, 1, &o, 0, &c, &err) < 0)
+		if (tg_client_dial(host, port, 1, &o, a->client.store, 0, &c, &err) < 0)
 			goto fail;
-		sk = tg_conn_chain(c);
-		snprintf(verdict, sizeof(verdict), "%s", tg_conn_verdict(c, &trusted));
+		sk = tg_client_chain(c);
+		snprintf(verdict, sizeof(verdict), "%s", tg_client_verdict(c, &trusted));
 	} else {
 		owned = sk = tg_certs_read(a->target, &err);
 		if (sk == NULL)
@@ -309,7 +309,7 @@ cert_show_check(struct cert_args *a, int check)
 	}
 	if (!check) {
 		if (c)
-			printf("connection: %s\n", tg_conn_protocol(c));
+			printf("connection: %s\n", tg_client_protocol(c));
 		for (i = 0; i < sk_X509_num(sk); i++)
 			print_cert(sk_X509_value(sk, i), i, sk_X509_num(sk));
 		printf("verdict: %s%s\n", trusted ? "trusted: " : "NOT TRUSTED: ", verdict);
@@ -342,7 +342,7 @@ fail:
 	rc = cli_fail_err(&err);
 out:
 	sk_X509_pop_free(owned, X509_free);
-	tg_conn_close(c);
+	tg_client_close(c);
 	return rc;
 }
 

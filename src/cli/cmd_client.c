@@ -81,7 +81,7 @@ cmd_get(int argc, char **argv)
 			return cli_fail("-o %s: cannot create: %s", out, strerror(errno));
 		fchmod(fd, 0644 & ~umask(022));
 	}
-	rc = tg_http_fetch("GET", pos[0], &o, -1, 0, fd, &status, &err);
+	rc = tg_http_fetch("GET", pos[0], &o, cl.store, -1, 0, fd, &status, &err);
 	if (fd != 1) {
 		if (rc == 0 && (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, out) < 0)) {
 			tg_err_set(&err, TG_E_IO, "-o %s: %s", out, strerror(errno));
@@ -116,7 +116,7 @@ cmd_put(int argc, char **argv)
 		close(fd);
 		return cli_fail("%s: not a regular file", pos[1]);
 	}
-	rc = tg_http_fetch("PUT", pos[0], &o, fd, (uint64_t)sb.st_size, -1, &status, &err);
+	rc = tg_http_fetch("PUT", pos[0], &o, cl.store, fd, (uint64_t)sb.st_size, -1, &status, &err);
 	close(fd);
 	if (rc < 0)
 		return cli_fail_err(&err);

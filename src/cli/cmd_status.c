@@ -131,7 +131,7 @@ cmd_status(int argc, char **argv)
 	if ((f = tmpfile()) == NULL)
 		return cli_fail("cannot make a temporary file");
 	fd = fileno(f);
-	if (tg_http_fetch("GET", url, &o, -1, 0, fd, &status, &err) < 0) {
+	if (tg_http_fetch("GET", url, &o, cl.store, -1, 0, fd, &status, &err) < 0) {
 		fclose(f);
 		return cli_fail("%s (is tlsgate serve running with admin.listen %s?)", err.msg, admin);
 	}

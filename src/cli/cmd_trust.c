@@ -149,7 +149,7 @@ live_pin(struct trust_args *a, const char *target, char *identity, size_t il, ch
     size_t pl, struct tg_err *err)
 {
 	struct tg_client_opts o;
-	struct tg_conn *c = NULL;
+	struct tg_client *c = NULL;
 	STACK_OF(X509) *chain;
 	char host[256];
 	int port, trusted;
@@ -160,20 +160,20 @@ live_pin(struct trust_args *a, const char *target, char *identity, size_t il, ch
 	if (cli_client_opts(&a->cl, &o, err) < 0)
 		return -1;
 	o.trust = "ca";   /* only to see the chain; the pin is what is recorded */
-	if (tg_conn_open(host, port, 1, &o, 0, &c, err) < 0)
+	if (tg_client_dial(host, port, 1, &o, a->cl.store, 0, &c, err) < 0)
 		return -1;
-	chain = tg_conn_chain(c);
+	chain = tg_client_chain(c);
 	if (chain == NULL || sk_X509_num(chain) == 0 ||
 	    tg_spki_pin(sk_X509_value(chain, 0), pin, pl) < 0) {
-		tg_conn_close(c);
+		tg_client_close(c);
 		return tg_err_set(err, TG_E_TLS, "%s sent no certificate", target);
 	}
 	tg_trust_server_identity(o.server_name && o.server_name[0] ? o.server_name : host, port,
 	    identity, il);
-	verdict = tg_conn_verdict(c, &trusted);
+	verdict = tg_client_verdict(c, &trusted);
 	if (!trusted)
 		fprintf(stderr, "note: its chain does not verify (%s); pinning the key anyway\n", verdict);
-	tg_conn_close(c);
+	tg_client_close(c);
 	return 0;
 }
 

@@ -35,6 +35,15 @@ main(void)
 	struct tg_err err;
 	size_t i;
 	const char *yaml = "# c\nlisten: \"127.0.0.1:9\"\ntls:\n  mode: off\n  names: [x, y]\n";
+	int code;
+
+	/* the public codes (tlsgate.h) each have their row in the error table */
+	for (code = TG_E_OK; code <= TG_E_INTERNAL; code++)
+		CHECK(tg_code_name(code) != NULL && strncmp(tg_code_name(code), "TG_E_", 5) == 0 &&
+		    strcmp(tg_code_name(code), "TG_E_UNKNOWN") != 0, "code %d has a name", code);
+	CHECK(!strcmp(tg_code_name(TG_E_NOT_FOUND), "TG_E_NOT_FOUND"), "codes keep their numbers");
+	CHECK(!strcmp(tg_code_name(TG_E_INTERNAL + 1), "TG_E_UNKNOWN"), "past the last code");
+	CHECK(tg_code_category(TG_E_TRUST) == TG_CAT_TRUST, "a code's category");
 	const char *const *items;
 
 	for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {

@@ -15,10 +15,12 @@ static const struct {
 	enum tg_category cat;
 	const char *text;
 } tg_codes[] = {
-#define X(code, cat, text) { #code, TG_CAT_##cat, text },
+#define X(code, cat, text) [code] = { #code, TG_CAT_##cat, text },
 	TG_ERRORS(X)
 #undef X
 };
+_Static_assert(sizeof(tg_codes) / sizeof(tg_codes[0]) == TG_E_INTERNAL + 1,
+    "the table has a row for every public code, the last one last");
 
 const char *
 tg_code_name(int code)

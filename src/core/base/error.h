@@ -30,11 +30,9 @@
 	X(TG_E_ACME,            ACME,     "the ACME server refused or failed") \
 	X(TG_E_INTERNAL,        INTERNAL, "internal error")
 
-enum tg_code {
-#define X(code, cat, text) code,
-	TG_ERRORS(X)
-#undef X
-};
+/* enum tg_code itself is public (tlsgate.h), numbered there for good; this
+ * table gives each code its category and text (error.c checks it covers
+ * them all). */
 
 /* Sets err (which may be NULL) and returns -1, so callers write
  * `return tg_err_set(err, TG_E_IO, "...")`. */

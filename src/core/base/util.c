@@ -361,6 +361,12 @@ tg_buf_append(char **buf, size_t *len, size_t max, const void *p, size_t n)
 }
 
 void
+tg_free(void *p)
+{
+	OPENSSL_free(p);
+}
+
+void
 tg_free_secret(void *p, size_t len)
 {
 	if (p)

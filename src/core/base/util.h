@@ -41,7 +41,6 @@ int tg_write_atomic(const char *path, const void *data, size_t len, int secret,
 int tg_read_file(const char *path, unsigned char **out, size_t *len, size_t max,
     struct tg_err *err);
 /* Frees a buffer that held secret material after zeroing it. */
-void tg_free_secret(void *p, size_t len);
 /* Appends n bytes to the malloc'ed, NUL-terminated *buf of *len bytes
  * (what libcurl's write callbacks collect); -1, unchanged, when it would
  * pass max bytes or memory runs out. */

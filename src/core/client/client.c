@@ -25,7 +25,10 @@
 #include "store.h"
 #include "trust.h"
 
-struct tg_conn {
+#define TG_CLIENT_MAGIC 0x5447434cu   /* "TGCL": a live connection */
+
+struct tg_client {
+	uint32_t magic;     /* a freed or foreign pointer from the caller is refused */
 	int fd;
 	int have_cert;      /* we offered a client certificate */
 	SSL_CTX *ctx;
@@ -96,16 +99,17 @@ dial(const char *host, int port, int ms, struct tg_err *err)
 }
 
 int
-tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opts *o,
-    int enforce, struct tg_conn **out, struct tg_err *err)
+tg_client_dial(const char *host, int port, int use_tls, const struct tg_client_opts *o,
+    const struct tg_store_conf *store, int enforce, struct tg_client **out, struct tg_err *err)
 {
-	struct tg_conn *c = calloc(1, sizeof(*c));
+	struct tg_client *c = calloc(1, sizeof(*c));
 	const char *name = o->server_name && o->server_name[0] ? o->server_name : host;
 	int ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 
 	*out = NULL;
 	if (c == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	c->magic = TG_CLIENT_MAGIC;
 	c->fd = -1;
 	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
 	if ((c->fd = dial(host, port, ms, err)) < 0)
@@ -160,8 +164,8 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 		/* a file in a cluster node's state_dir is the cluster's copy: pins
 		 * go through the store (the follower would overwrite a local
 		 * write); one the user keeps elsewhere stays a plain file */
-		if (o->store && tg_store_name_of(o->store, o->known, nm, sizeof(nm)) == 0 &&
-		    tg_trust_share(t, o->store, err) < 0) {
+		if (store && tg_store_name_of(store, o->known, nm, sizeof(nm)) == 0 &&
+		    tg_trust_share(t, store, err) < 0) {
 			tg_trust_free(t);
 			goto fail;
 		}
@@ -187,31 +191,47 @@ tg_conn_open(const char *host, int port, int use_tls, const struct tg_client_opt
 	*out = c;
 	return 0;
 fail:
-	tg_conn_close(c);
+	tg_client_close(c);
 	return -1;
 }
 
-const char *
-tg_conn_verdict(struct tg_conn *c, int *trusted)
+int
+tg_client_open(const char *host, int port, const struct tg_client_opts *o,
+    struct tg_client **out, struct tg_err *err)
 {
-	*trusted = c->trusted;
+	static const struct tg_client_opts defaults;
+
+	if (out == NULL || host == NULL || !host[0] || port <= 0 || port > 65535) {
+		if (out)
+			*out = NULL;
+		return tg_err_set(err, TG_E_USAGE, "tg_client_open: give a host, a port from 1 "
+		    "to 65535 and where to put the connection");
+	}
+	return tg_client_dial(host, port, 1, o ? o : &defaults, NULL, 1, out, err);
+}
+
+const char *
+tg_client_verdict(const struct tg_client *c, int *trusted)
+{
+	if (trusted)
+		*trusted = c->trusted;
 	return c->verdict;
 }
 
 const char *
-tg_conn_warning(struct tg_conn *c)
+tg_client_warning(struct tg_client *c)
 {
 	return c->warn ? c->verdict : NULL;
 }
 
 STACK_OF(X509) *
-tg_conn_chain(struct tg_conn *c)
+tg_client_chain(struct tg_client *c)
 {
 	return c->ssl ? SSL_get_peer_cert_chain(c->ssl) : NULL;
 }
 
 const char *
-tg_conn_protocol(struct tg_conn *c)
+tg_client_protocol(const struct tg_client *c)
 {
 	return c->proto;
 }
@@ -222,7 +242,7 @@ tg_conn_protocol(struct tg_conn *c)
  * write. When the server asked for a certificate and we had none, say so.
  */
 static int
-io_error(struct tg_conn *c, const char *what, const char *detail, struct tg_err *err)
+io_error(struct tg_client *c, const char *what, const char *detail, struct tg_err *err)
 {
 	STACK_OF(X509_NAME) *asked = c->ssl ? SSL_get_client_CA_list(c->ssl) : NULL;
 
@@ -233,10 +253,14 @@ io_error(struct tg_conn *c, const char *what, const char *detail, struct tg_err 
 }
 
 ssize_t
-tg_conn_read(struct tg_conn *c, void *buf, size_t len, struct tg_err *err)
+tg_client_read(struct tg_client *c, void *buf, size_t len, struct tg_err *err)
 {
 	size_t got = 0;
 	ssize_t n;
+
+	if (c == NULL || c->magic != TG_CLIENT_MAGIC)
+		return tg_err_set(err, TG_E_USAGE, "tg_client_read: not an open connection "
+		    "(closed already?)");
 
 	if (c->ssl == NULL) {
 		do
@@ -267,11 +291,14 @@ tg_conn_read(struct tg_conn *c, void *buf, size_t len, struct tg_err *err)
 }
 
 int
-tg_conn_write(struct tg_conn *c, const void *buf, size_t len, struct tg_err *err)
+tg_client_write(struct tg_client *c, const void *buf, size_t len, struct tg_err *err)
 {
 	const char *p = buf;
 	size_t done = 0, n;
 
+	if (c == NULL || c->magic != TG_CLIENT_MAGIC)
+		return tg_err_set(err, TG_E_USAGE, "tg_client_write: not an open connection "
+		    "(closed already?)");
 	while (done < len) {
 		if (c->ssl == NULL) {
 			ssize_t w = write(c->fd, p + done, len - done);
@@ -298,10 +325,11 @@ tg_conn_write(struct tg_conn *c, const void *buf, size_t len, struct tg_err *err
 }
 
 void
-tg_conn_close(struct tg_conn *c)
+tg_client_close(struct tg_client *c)
 {
-	if (c == NULL)
-		return;
+	if (c == NULL || c->magic != TG_CLIENT_MAGIC)
+		return;   /* closed twice, or not ours: never free it again */
+	c->magic = 0;
 	if (c->ssl) {
 		SSL_shutdown(c->ssl);
 		SSL_free(c->ssl);

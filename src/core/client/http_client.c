@@ -82,7 +82,7 @@ write_all(int fd, const char *p, size_t n, struct tg_err *err)
 
 /* Sends the request head and body. */
 static int
-send_request(struct tg_conn *c, const char *method, const struct tg_url *u,
+send_request(struct tg_client *c, const char *method, const struct tg_url *u,
     const char *host_hdr, int body_fd, uint64_t body_len, struct tg_err *err)
 {
 	char head[8192], *buf;
@@ -95,7 +95,7 @@ send_request(struct tg_conn *c, const char *method, const struct tg_url *u,
 		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %llu\r\n",
 		    (unsigned long long)body_len);
 	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
-	if (tg_conn_write(c, head, (size_t)n, err) < 0)
+	if (tg_client_write(c, head, (size_t)n, err) < 0)
 		return -1;
 	if (body_fd < 0)
 		return 0;
@@ -110,7 +110,7 @@ send_request(struct tg_conn *c, const char *method, const struct tg_url *u,
 			    r == 0 ? "it became shorter while being sent" : strerror(errno));
 			goto out;
 		}
-		if (tg_conn_write(c, buf, (size_t)r, err) < 0)
+		if (tg_client_write(c, buf, (size_t)r, err) < 0)
 			goto out;
 		sent += (uint64_t)r;
 	}
@@ -122,10 +122,11 @@ out:
 
 int
 tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *o,
-    int body_fd, uint64_t body_len, int out_fd, int *status, struct tg_err *err)
+    const struct tg_store_conf *store, int body_fd, uint64_t body_len, int out_fd, int *status,
+    struct tg_err *err)
 {
 	struct tg_url u;
-	struct tg_conn *c = NULL;
+	struct tg_client *c = NULL;
 	struct tg_http_header hdrs[100];
 	struct tg_http_resp resp;
 	const struct tg_http_header *h;
@@ -143,7 +144,7 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 	snprintf(host_hdr, sizeof(host_hdr), strchr(name, ':') ? "[%s]" : "%s", name);
 	if (u.port != (u.tls ? 443 : 80))
 		snprintf(host_hdr + strlen(host_hdr), sizeof(host_hdr) - strlen(host_hdr), ":%d", u.port);
-	if (tg_conn_open(u.host, u.port, u.tls, o, 1, &c, err) < 0)
+	if (tg_client_dial(u.host, u.port, u.tls, o, store, 1, &c, err) < 0)
 		return -1;
 	if (send_request(c, method, &u, host_hdr, body_fd, body_len, err) < 0)
 		goto out;
@@ -157,7 +158,7 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 			tg_err_set(err, TG_E_HTTP, "%s: the response head is too large", url);
 			goto out;
 		}
-		r = tg_conn_read(c, buf + have, HEAD_MAX - have, err);
+		r = tg_client_read(c, buf + have, HEAD_MAX - have, err);
 		if (r < 0)
 			goto out;
 		if (r == 0) {
@@ -227,7 +228,7 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 		got += n;
 		if ((chunked && left >= 0) || (has_len && got >= clen))
 			break;
-		r = tg_conn_read(c, buf, IO_CHUNK, err);
+		r = tg_client_read(c, buf, IO_CHUNK, err);
 		if (r < 0)
 			goto out;
 		if (r == 0) {
@@ -249,6 +250,6 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 	rv = 0;
 out:
 	free(buf);
-	tg_conn_close(c);
+	tg_client_close(c);
 	return rv;
 }

@@ -656,7 +656,7 @@ tg_config_note_file(struct tg_config *cfg, const char *path)
 const char *
 tg_config_default_path(void)
 {
-	static char buf[PATH_MAX];
+	static _Thread_local char buf[PATH_MAX];
 	const char *env = getenv("TLSGATE_CONFIG");
 
 	if (env && env[0])

@@ -215,7 +215,8 @@ keep_or_make(struct tg_store *st, const char *cadir, int local, const char *crt_
  * With the store unreachable, a node that has the CA starts from its copy.
  */
 static int
-cluster_ca(const struct tg_config *cfg, const char *cadir, struct tg_err *err)
+cluster_ca(const struct tg_config *cfg, const char *cadir, struct tg_keypair *kp,
+    struct tg_err *err)
 {
 	struct tg_store_conf *sc = malloc(sizeof(*sc));
 	struct tg_store *cst = NULL, *fs = NULL;
@@ -233,8 +234,8 @@ cluster_ca(const struct tg_config *cfg, const char *cadir, struct tg_err *err)
 		goto out;
 	if (tg_store_lock(cst, "auto-certs", 15000, err) < 0) {
 		if (have_local) {   /* serve on with the copy; the store is down */
-			fprintf(stderr, "tlsgate: warning: %s; using this node's copy of the local CA\n",
-			    err->msg);
+			snprintf(kp->warning, sizeof(kp->warning), "%.700s; using this node's copy "
+			    "of the local CA", err->msg);
 			rv = 0;
 		}
 		goto out;
@@ -302,7 +303,7 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 		return -1;
 	}
 	if (local && !strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd") && cluster_ca(cfg,
-	    cadir, err) < 0)
+	    cadir, kp, err) < 0)
 		goto out;
 	if (tg_store_exists(st, "ca/ca.crt") || local)
 		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca.crt", cadir);

@@ -16,6 +16,8 @@ struct tg_keypair {
 	char local_ca[PATH_MAX];   /* the local CA certificate, "" if none */
 	int made_ca, made_cert;
 	char names[2048];          /* the auto certificate's names */
+	char warning[900];         /* for the operator's log, "" if none: the
+	                            * library writes no log of its own */
 };
 
 int tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err);

@@ -84,6 +84,18 @@ tg_store_list(struct tg_store *st, const char *prefix, struct tg_err *err)
 	return st->ops->list(st, prefix, err);
 }
 
+void
+tg_store_list_free(char **names)
+{
+	size_t i;
+
+	if (names == NULL)
+		return;
+	for (i = 0; names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
 int
 tg_store_lock(struct tg_store *st, const char *name, int wait_ms, struct tg_err *err)
 {

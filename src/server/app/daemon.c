@@ -244,6 +244,8 @@ setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *k
 	} else if (tg_certs_prepare(cfg, kp, err) < 0) {
 		return -1;
 	}
+	if (kp->warning[0])
+		tg_log(s, TG_LOG_WARN, "%s", kp->warning);
 	snprintf(s->tls.cert, sizeof(s->tls.cert), "%s", kp->cert);
 	snprintf(s->tls.key, sizeof(s->tls.key), "%s", kp->key);
 	snprintf(s->tls.cert_origin, sizeof(s->tls.cert_origin), "%s", kp->cert_origin);
