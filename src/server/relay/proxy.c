@@ -347,58 +347,6 @@ tg_proxy_head(struct tg_server *s, int route, const char *method, const char *ta
 	return out;
 }
 
-static int
-tg_proxy_take(struct tg_server *s, int route, int fd, SSL *ssl, const char *peer,
-    const char *ip, const char *what, const char *head, size_t head_len, const char *body_read,
-    size_t body, int64_t body_len, int client_keep, int expect)
-{
-	struct tg_tunnel *t = &s->routes[route];
-	size_t len = head_len + body;
-	struct tg_pipe *p = tg_pipe_new(t, fd, len > TUN_BUF ? len : TUN_BUF);
-
-	if (p == NULL)
-		return -1;
-	snprintf(p->peer, sizeof(p->peer), "%s", peer);
-	snprintf(p->ip, sizeof(p->ip), "%s", ip);
-	snprintf(p->what, sizeof(p->what), "%s", what);
-	p->upstream_kept = pool_put;
-	p->client_back = tg_conn_adopt;
-	p->a.ssl = ssl;
-	if (ssl && SSL_set_fd(ssl, fd) != 1) {
-		tg_pipe_close(p, TG_LOG_ERROR, "cannot hand the connection over");
-		return 0;
-	}
-	if (expect) {
-		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		(void)tg_pipe_side_write(&p->a, cont, sizeof(cont) - 1);
-	}
-	/* the request's framing: the part of the body already read counts */
-	p->client_keep = client_keep;
-	p->req.left = body_len;
-	if (body_len >= 0 && (uint64_t)body > (uint64_t)body_len) {
-		body = (size_t)body_len;   /* a pipelined next request: not kept */
-		p->req.extra = 1;
-		p->client_keep = 0;
-	}
-	if (body_len == 0 || (body_len > 0 && body == (size_t)body_len)) {
-		p->req.left = 0;
-		p->req.done = 1;
-	} else if (body_len > 0) {
-		p->req.left -= (int64_t)body;
-	} else if (body > 0 && tg_pipe_frame_feed(&p->req, body_read, body) < 0) {
-		tg_pipe_close(p, TG_LOG_WARN, "malformed chunked request body");
-		return 0;
-	}
-	if (p->req.extra)
-		p->client_keep = 0;
-	memcpy(p->ab, head, head_len);
-	memcpy(p->ab + head_len, body_read, body);
-	p->ab_len = head_len + body;
-	if (pool_take(p) == 0)
-		return 0;
-	tg_pipe_connect(p);
-	return 0;
-}
 
 void
 tg_proxy_free(struct tg_server *s)
@@ -472,16 +420,76 @@ proxy_abort(struct tg_conn_s *c)
 	c->hreq = NULL;
 }
 
+/* The request's framing on the pipe: the part of the body already read
+ * counts; bytes past its end are a pipelined next request, not forwarded
+ * (and the client's connection is then not kept). -1: a malformed body. */
+static int
+frame_request(struct tg_pipe *p, const struct tg_handover *ho, size_t *body)
+{
+	int64_t body_len = ho->body_len;
+
+	p->client_keep = ho->client_keep;
+	p->req.left = body_len;
+	if (body_len >= 0 && (uint64_t)*body > (uint64_t)body_len) {
+		*body = (size_t)body_len;
+		p->req.extra = 1;
+	}
+	if (body_len == 0 || (body_len > 0 && *body == (size_t)body_len)) {
+		p->req.left = 0;
+		p->req.done = 1;
+	} else if (body_len > 0) {
+		p->req.left -= (int64_t)*body;
+	} else if (*body > 0 && tg_pipe_frame_feed(&p->req, ho->body_read, *body) < 0) {
+		return -1;
+	}
+	if (p->req.extra)
+		p->client_keep = 0;
+	return 0;
+}
+
+/* Takes the client's socket (and its SSL, now on ho->fd) onto a pipe with
+ * the rewritten head and the body bytes already read; the pipe connects to
+ * the upstream (or a kept connection of the route's pool) and streams the
+ * rest both ways. */
 static int
 proxy_take_conn(struct tg_conn_s *c, const struct tg_handover *ho)
 {
 	struct proxy_req *r = c->hreq;
-	int rv = tg_proxy_take(c->srv, r->route, ho->fd, ho->ssl, ho->peer, ho->ip, ho->what,
-	    r->head, r->len, ho->body_read, ho->body_read_len, ho->body_len, ho->client_keep,
-	    r->expect);
+	struct tg_tunnel *t = &c->srv->routes[r->route];
+	size_t body = ho->body_read_len, len = r->len + body;
+	struct tg_pipe *p = tg_pipe_new(t, ho->fd, len > TUN_BUF ? len : TUN_BUF);
 
-	proxy_abort(c);
-	return rv;
+	if (p == NULL) {
+		proxy_abort(c);
+		return -1;
+	}
+	snprintf(p->peer, sizeof(p->peer), "%s", ho->peer);
+	snprintf(p->ip, sizeof(p->ip), "%s", ho->ip);
+	snprintf(p->what, sizeof(p->what), "%s", ho->what);
+	p->upstream_kept = pool_put;
+	p->client_back = tg_conn_adopt;
+	p->a.ssl = ho->ssl;
+	if (ho->ssl && SSL_set_fd(ho->ssl, ho->fd) != 1) {
+		proxy_abort(c);
+		tg_pipe_close(p, TG_LOG_ERROR, "cannot hand the connection over");
+		return 0;
+	}
+	if (r->expect) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		(void)tg_pipe_side_write(&p->a, cont, sizeof(cont) - 1);
+	}
+	if (frame_request(p, ho, &body) < 0) {
+		proxy_abort(c);
+		tg_pipe_close(p, TG_LOG_WARN, "malformed chunked request body");
+		return 0;
+	}
+	memcpy(p->ab, r->head, r->len);
+	memcpy(p->ab + r->len, ho->body_read, body);
+	p->ab_len = r->len + body;
+	proxy_abort(c);   /* the head is on the pipe now */
+	if (pool_take(p) != 0)
+		tg_pipe_connect(p);
+	return 0;
 }
 
 const struct tg_handler tg_proxy_handler = {
