@@ -125,161 +125,207 @@ share_known(const struct tg_config *cfg, struct tg_trust *t, struct tg_err *err)
 	return r < 0 ? -1 : 0;
 }
 
+/* A proxy route's upstream URL, prefix, timeouts and headers. */
+static int
+read_route(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel *t,
+    struct tg_err *err)
+{
+	const char *up = tg_cfg_entry_str(cfg, list, i, TG_FIELD_UPSTREAM);
+	struct tg_url u;
+
+	if (tg_url_parse(up, &u, err) < 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): %s", i,
+		    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_UPSTREAM), err->msg);
+	t->http = 1;
+	t->tls_connect = u.tls;
+	snprintf(t->host, sizeof(t->host), "%s", u.host);
+	t->port = u.port;
+	snprintf(t->connect, sizeof(t->connect), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
+	    u.host, u.port);
+	snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
+	    TG_FIELD_PREFIX));
+	snprintf(t->prefix, sizeof(t->prefix), "%s", t->listen);
+	snprintf(t->up_path, sizeof(t->up_path), "%s", u.path);
+	/* the Host header: the port only when it is not the scheme's */
+	if ((u.tls && u.port == 443) || (!u.tls && u.port == 80))
+		snprintf(t->up_host, sizeof(t->up_host), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
+	else
+		snprintf(t->up_host, sizeof(t->up_host), "%s", t->connect);
+	t->setup_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_CONNECT_TIMEOUT);
+	t->first_byte_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_FIRST_BYTE_TIMEOUT);
+	t->max_conns = SIZE_MAX;
+	return headers_load(t, cfg, i, err);
+}
+
+/* A tunnel's listen and connect addresses, direction, mode and limit. */
+static int
+read_tunnel(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel *t,
+    struct tg_err *err)
+{
+	snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
+	    TG_FIELD_LISTEN));
+	snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, list, i,
+	    TG_FIELD_CONNECT));
+	t->tls_connect = (int)tg_cfg_entry_num(cfg, list, i, TG_FIELD_TLS_CONNECT);
+	t->mutual = !strcmp(tg_cfg_entry_str(cfg, list, i, TG_FIELD_MODE), "mutual");
+	t->max_conns = (size_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_MAX_CONNECTIONS);
+	t->setup_ms = TUN_SETUP_MS;
+	if (tg_parse_hostport(t->connect, t->host, sizeof(t->host), &t->port) < 0 || !t->host[0])
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): '%s' needs a "
+		    "host", i, tg_cfg_entry_origin(cfg, list, i, TG_FIELD_CONNECT), t->connect);
+	return 0;
+}
+
+/* The upstream's address, resolved once at start: the loop never waits for
+ * DNS. */
+static int
+resolve(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel *t,
+    struct tg_err *err)
+{
+	enum tg_cfg_field f = t->http ? TG_FIELD_UPSTREAM : TG_FIELD_CONNECT;
+	struct addrinfo hints, *res = NULL;
+	char ps[16];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(ps, sizeof(ps), "%d", t->port);
+	if ((rc = getaddrinfo(t->host, ps, &hints, &res)) != 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.%s (%s): cannot resolve %s: %s",
+		    list, i, t->http ? "upstream" : "connect", tg_cfg_entry_origin(cfg, list, i, f),
+		    t->host, gai_strerror(rc));
+	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+	t->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* The client certificate of TLS out: the entry's, else client.cert, else
+ * the node's own (made in mutual mode), as tlsgate get/put use it. */
+static void
+client_cert(const struct tg_config *cfg, const char *list, size_t i, const char *sd,
+    char *cert, char *key, size_t len)
+{
+	struct stat sb;
+
+	if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CERT)[0]) {
+		snprintf(cert, len, "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_CERT));
+		snprintf(key, len, "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_KEY));
+	} else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CERT)[0]) {
+		tg_cfg_path(cfg, TG_CFG_CLIENT_CERT, cert, len);
+		tg_cfg_path(cfg, TG_CFG_CLIENT_KEY, key, len);
+	} else {
+		snprintf(cert, len, "%s/certs/client.crt", sd);
+		snprintf(key, len, "%s/certs/client.key", sd);
+		if (stat(cert, &sb) != 0 || stat(key, &sb) != 0)
+			cert[0] = key[0] = '\0';
+	}
+}
+
+/* TLS out (a route to https://, a tunnel with tls_connect): the client
+ * context and how the upstream is judged (client.* rules by default). */
+static int
+tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel *t,
+    struct tg_err *err)
+{
+	const char *trust = tg_cfg_entry_str(cfg, list, i, TG_FIELD_TRUST);
+	const char *sn = tg_cfg_entry_str(cfg, list, i, TG_FIELD_SERVER_NAME);
+	enum tg_trust_mode mode = TG_TRUST_CA;
+	char known[4096], sd[4096], ca[4096] = "", local_ca[4200], cert[4096], key[4096];
+	struct tg_client_opts o;
+
+	if (!trust[0])
+		trust = tg_cfg_str(cfg, TG_CFG_CLIENT_TRUST);
+	tg_trust_mode_parse(trust, &mode);
+	known_path(cfg, list, i, TG_CFG_CLIENT_KNOWN, known, sizeof(known));
+	if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA)[0])
+		snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA));
+	else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CA)[0])
+		tg_cfg_path(cfg, TG_CFG_CLIENT_CA, ca, sizeof(ca));
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
+	snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
+	if (!sn[0])
+		sn = tg_cfg_str(cfg, TG_CFG_CLIENT_SERVER_NAME);
+	if (sn[0])
+		snprintf(t->host, sizeof(t->host), "%s", sn);
+	client_cert(cfg, list, i, sd, cert, key, sizeof(cert));
+	memset(&o, 0, sizeof(o));
+	o.trust = trust;
+	o.known = known;
+	o.ca = ca[0] ? ca : NULL;
+	o.local_ca = local_ca;
+	o.cert = cert;
+	o.key = key;
+	if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
+		return -1;
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL ||
+	    share_known(cfg, t->trust, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* TLS in (a tunnel without tls_connect): the server context from the
+ * server's certificate, and for mutual tunnels how clients are judged
+ * (tls.clients.* rules by default). */
+static int
+tls_in(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel *t,
+    struct tg_err *err)
+{
+	const char *trust = tg_cfg_entry_str(cfg, list, i, TG_FIELD_TRUST);
+	enum tg_trust_mode mode = TG_TRUST_CA;
+	char known[4096], sd[4096];
+
+	if (!trust[0])
+		trust = tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST);
+	tg_trust_mode_parse(trust, &mode);
+	known_path(cfg, list, i, TG_CFG_TLS_CLIENTS_KNOWN, known, sizeof(known));
+	if (t->mutual && ((t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
+	    err)) == NULL || share_known(cfg, t->trust, err) < 0))
+		return -1;
+	if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA)[0]) {
+		snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA));
+		snprintf(t->ca_origin, sizeof(t->ca_origin), "tunnels.%zu.ca, %s", i,
+		    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_CA));
+	} else if (tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CA)[0]) {
+		tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_CA, t->ca, sizeof(t->ca));
+		snprintf(t->ca_origin, sizeof(t->ca_origin), "%s",
+		    tg_config_origin(cfg, "tls.clients.ca"));
+	} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
+		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
+		snprintf(t->ca, sizeof(t->ca), "%s/ca/ca.crt", sd);
+		snprintf(t->ca_origin, sizeof(t->ca_origin), "default: the local CA");
+	}
+	if (tg_upstream_tls_in_ctx(t, err) < 0)
+		return -1;
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	return 0;
+}
+
+/* One entry of list: read, resolved, its TLS built, a tunnel's listener
+ * opened. A failure past reading names the entry by its prefix or listen. */
 static int
 open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, size_t i,
     struct tg_tunnel *t, struct tg_err *err)
 {
-	const char *trust = tg_cfg_entry_str(cfg, list, i, TG_FIELD_TRUST);
 	int proxy = !strcmp(list, "proxy");
-	struct addrinfo hints, *res = NULL;
-	enum tg_trust_mode mode = TG_TRUST_CA;
-	char known[4096], ps[16], sd[4096];
-	int rc;
+	char m[sizeof(err->msg)];
 
 	t->srv = s;
 	t->index = i;
 	t->fd = -1;
 	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_IDLE_TIMEOUT);
-	if (proxy) {
-		struct tg_url u;
-		const char *up = tg_cfg_entry_str(cfg, list, i, TG_FIELD_UPSTREAM);
-		if (tg_url_parse(up, &u, err) < 0)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu.upstream (%s): %s", i,
-			    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_UPSTREAM), err->msg);
-		t->http = 1;
-		t->tls_connect = u.tls;
-		snprintf(t->host, sizeof(t->host), "%s", u.host);
-		t->port = u.port;
-		snprintf(t->connect, sizeof(t->connect), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
-		    u.host, u.port);
-		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
-		    TG_FIELD_PREFIX));
-		snprintf(t->prefix, sizeof(t->prefix), "%s", t->listen);
-		snprintf(t->up_path, sizeof(t->up_path), "%s", u.path);
-		/* the Host header: the port only when it is not the scheme's */
-		if ((u.tls && u.port == 443) || (!u.tls && u.port == 80))
-			snprintf(t->up_host, sizeof(t->up_host), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
-		else
-			snprintf(t->up_host, sizeof(t->up_host), "%s", t->connect);
-		t->setup_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_CONNECT_TIMEOUT);
-		t->first_byte_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i,
-		    TG_FIELD_FIRST_BYTE_TIMEOUT);
-		t->max_conns = SIZE_MAX;
-		if (headers_load(t, cfg, i, err) < 0)
-			return -1;
-	} else {
-		snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
-		    TG_FIELD_LISTEN));
-		snprintf(t->connect, sizeof(t->connect), "%s", tg_cfg_entry_str(cfg, list, i,
-		    TG_FIELD_CONNECT));
-		t->tls_connect = (int)tg_cfg_entry_num(cfg, list, i, TG_FIELD_TLS_CONNECT);
-		t->mutual = !strcmp(tg_cfg_entry_str(cfg, list, i, TG_FIELD_MODE), "mutual");
-		t->max_conns = (size_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_MAX_CONNECTIONS);
-		t->setup_ms = TUN_SETUP_MS;
-		if (tg_parse_hostport(t->connect, t->host, sizeof(t->host), &t->port) < 0 || !t->host[0])
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tunnels.%zu.connect (%s): '%s' needs a "
-			    "host", i, tg_cfg_entry_origin(cfg, list, i, TG_FIELD_CONNECT),
-			    t->connect);
+	if ((proxy ? read_route(cfg, list, i, t, err) : read_tunnel(cfg, list, i, t, err)) < 0 ||
+	    resolve(cfg, list, i, t, err) < 0)
+		return -1;
+	if ((t->tls_connect && tls_out(cfg, list, i, t, err) == 0) ||
+	    (!t->tls_connect && (proxy || tls_in(cfg, list, i, t, err) == 0))) {
+		if (proxy || (t->fd = tg_listen_open(t->listen, 0, err)) >= 0)
+			return 0;
 	}
-	/* resolved once, at start: the loop never waits for DNS */
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(ps, sizeof(ps), "%d", t->port);
-	if ((rc = getaddrinfo(t->host, ps, &hints, &res)) != 0)
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.%s (%s): cannot resolve "
-		    "%s: %s", list, i, proxy ? "upstream" : "connect",
-		    tg_cfg_entry_origin(cfg, list, i,
-		    proxy ? TG_FIELD_UPSTREAM : TG_FIELD_CONNECT), t->host,
-		    gai_strerror(rc));
-	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-	t->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
-	if (t->tls_connect) {
-		struct tg_client_opts o;
-		char ca[4096] = "", local_ca[4096], cert[4096] = "", key[4096] = "";
-		const char *sn = tg_cfg_entry_str(cfg, list, i, TG_FIELD_SERVER_NAME);
-
-		if (!trust[0])
-			trust = tg_cfg_str(cfg, TG_CFG_CLIENT_TRUST);
-		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, list, i, TG_CFG_CLIENT_KNOWN, known, sizeof(known));
-		memset(&o, 0, sizeof(o));
-		o.trust = trust;
-		o.known = known;
-		if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA)[0])
-			snprintf(ca, sizeof(ca), "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA));
-		else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CA)[0])
-			tg_cfg_path(cfg, TG_CFG_CLIENT_CA, ca, sizeof(ca));
-		o.ca = ca[0] ? ca : NULL;
-		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-		snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
-		o.local_ca = local_ca;
-		if (!sn[0])
-			sn = tg_cfg_str(cfg, TG_CFG_CLIENT_SERVER_NAME);
-		if (sn[0])
-			snprintf(t->host, sizeof(t->host), "%s", sn);
-		if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CERT)[0]) {
-			snprintf(cert, sizeof(cert), "%s", tg_cfg_entry_str(cfg, list, i,
-			    TG_FIELD_CERT));
-			snprintf(key, sizeof(key), "%s", tg_cfg_entry_str(cfg, list, i,
-			    TG_FIELD_KEY));
-		} else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CERT)[0]) {
-			tg_cfg_path(cfg, TG_CFG_CLIENT_CERT, cert, sizeof(cert));
-			tg_cfg_path(cfg, TG_CFG_CLIENT_KEY, key, sizeof(key));
-		} else {
-			/* the node's own client certificate (made in mutual mode), as
-			 * tlsgate get/put use it */
-			struct stat sb;
-			snprintf(cert, sizeof(cert), "%s/certs/client.crt", sd);
-			snprintf(key, sizeof(key), "%s/certs/client.key", sd);
-			if (stat(cert, &sb) != 0 || stat(key, &sb) != 0)
-				cert[0] = key[0] = '\0';
-		}
-		o.cert = cert;
-		o.key = key;
-		if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
-			goto prefix;
-		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-		if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL ||
-		    share_known(cfg, t->trust, err) < 0)
-			goto prefix;
-	} else if (!proxy) {
-		if (!trust[0])
-			trust = tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST);
-		tg_trust_mode_parse(trust, &mode);
-		known_path(cfg, list, i, TG_CFG_TLS_CLIENTS_KNOWN, known, sizeof(known));
-		if (t->mutual && ((t->trust = tg_trust_new(mode, known, "known-clients", NULL, 0,
-		    err)) == NULL || share_known(cfg, t->trust, err) < 0))
-			goto prefix;
-		if (tg_cfg_entry_str(cfg, list, i, TG_FIELD_CA)[0]) {
-			snprintf(t->ca, sizeof(t->ca), "%s", tg_cfg_entry_str(cfg, list, i,
-			    TG_FIELD_CA));
-			snprintf(t->ca_origin, sizeof(t->ca_origin), "tunnels.%zu.ca, %s", i,
-			    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_CA));
-		} else if (tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CA)[0]) {
-			tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_CA, t->ca, sizeof(t->ca));
-			snprintf(t->ca_origin, sizeof(t->ca_origin), "%s",
-			    tg_config_origin(cfg, "tls.clients.ca"));
-		} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
-			tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-			snprintf(t->ca, sizeof(t->ca), "%s/ca/ca.crt", sd);
-			snprintf(t->ca_origin, sizeof(t->ca_origin), "default: the local CA");
-		}
-		if (tg_upstream_tls_in_ctx(t, err) < 0)
-			goto prefix;
-		SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	}
-	if (!proxy && (t->fd = tg_listen_open(t->listen, 0, err)) < 0)
-		goto prefix;
-	return 0;
-prefix:
-	{
-		char m[sizeof(err->msg)];
-		snprintf(m, sizeof(m), "%s", err->msg);
-		tg_err_set(err, err->code, "%s.%zu (%s): %s", list, i,
-		    tg_cfg_entry_origin(cfg, list, i, proxy ? TG_FIELD_PREFIX : TG_FIELD_LISTEN),
-		    m);
-	}
+	snprintf(m, sizeof(m), "%s", err->msg);
+	tg_err_set(err, err->code, "%s.%zu (%s): %s", list, i,
+	    tg_cfg_entry_origin(cfg, list, i, proxy ? TG_FIELD_PREFIX : TG_FIELD_LISTEN), m);
 	return -1;
 }
 
