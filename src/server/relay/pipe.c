@@ -509,95 +509,114 @@ response_head(struct tg_pipe *p)
 	return 1;
 }
 
-void
-tg_pipe_run(struct tg_pipe *p)
+/* The client's TLS handshake (a tunnel that accepts TLS); when done, the
+ * upstream is dialled. */
+static void
+handshake_a(struct tg_pipe *p)
 {
 	struct tg_tunnel *t = p->t;
+	const struct tg_trust_verdict *v;
 	char words[600], why[900];
-	int r, e = 0, progress;
-	socklen_t el = sizeof(e);
+	int r, w;
 
-	switch (p->state) {
-	case P_HANDSHAKE_A:
-		ERR_clear_error();
-		r = SSL_do_handshake(p->a.ssl);
-		if (r != 1) {
-			int w = ssl_wait(p->a.ssl, r);
-			if (w) {
-				if (arm(p, w, 0) < 0)
-					tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
-				return;
-			}
-			tg_ossl_words(words, sizeof(words));
-			snprintf(why, sizeof(why), "TLS handshake failed: %s", tg_tls_refusal(p->a.ssl)[0] ?
-			    tg_tls_refusal(p->a.ssl) : words[0] ? words : "the client closed");
-			tg_pipe_close(p, TG_LOG_WARN, why);
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(p->a.ssl)) != 1) {
+		if ((w = ssl_wait(p->a.ssl, r)) != 0) {
+			if (arm(p, w, 0) < 0)
+				tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
 			return;
 		}
-		{
-			/* the client certificate's verdict (mutual): record a new pin */
-			const struct tg_trust_verdict *v = tg_tls_verdict(p->a.ssl);
-			if (v && v->warn)
-				tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v->reason);
-			if (v && v->record && t->trust)
-				(void)tg_record_pin(t->srv, t->trust, v, NULL);
-		}
-		arm(p, 0, 0);
-		tg_pipe_connect(p);
-		return;
-	case P_CONNECT_B:
-		if (getsockopt(p->b.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
-			snprintf(why, sizeof(why), "cannot connect to %s: %s", t->connect,
-			    strerror(e ? e : errno));
-			setup_failed(p, TG_LOG_WARN, why);
-			return;
-		}
-		if (!t->tls_connect) {
-			p->state = P_PUMP;
-			uv_timer_start(&p->timer, tg_pipe_on_timer, t->http ? t->first_byte_ms : t->idle_ms, 0);
-			break;
-		}
-		if ((p->b.ssl = SSL_new(t->ctx)) == NULL || SSL_set_fd(p->b.ssl, p->b.fd) != 1) {
-			tg_pipe_close(p, TG_LOG_ERROR, "cannot start TLS");
-			return;
-		}
-		{
-			struct tg_err err;
-			if (tg_tls_client_prepare(p->b.ssl, t->host, &err) < 0) {
-				tg_pipe_close(p, TG_LOG_ERROR, err.msg);
-				return;
-			}
-		}
-		SSL_set_connect_state(p->b.ssl);
-		p->state = P_HANDSHAKE_B;
-		/* fall through */
-	case P_HANDSHAKE_B:
-		ERR_clear_error();
-		r = SSL_do_handshake(p->b.ssl);
-		if (r != 1) {
-			int w = ssl_wait(p->b.ssl, r);
-			if (w) {
-				if (arm(p, 0, w) < 0)
-					tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
-				return;
-			}
-			tg_ossl_words(words, sizeof(words));
-			snprintf(why, sizeof(why), "TLS handshake with %s failed: %s", t->connect,
-			    words[0] ? words : "the upstream closed");
-			setup_failed(p, TG_LOG_WARN, why);
-			return;
-		}
-		if (judge_upstream(p) < 0)
-			return;
-		p->state = P_PUMP;
-		uv_timer_start(&p->timer, tg_pipe_on_timer, t->http ? t->first_byte_ms : t->idle_ms, 0);
-		break;
-	case P_PUMP:
-		break;
-	case P_CLOSED:
+		tg_ossl_words(words, sizeof(words));
+		snprintf(why, sizeof(why), "TLS handshake failed: %s", tg_tls_refusal(p->a.ssl)[0] ?
+		    tg_tls_refusal(p->a.ssl) : words[0] ? words : "the client closed");
+		tg_pipe_close(p, TG_LOG_WARN, why);
 		return;
 	}
-	/* pumping */
+	/* the client certificate's verdict (mutual): record a new pin */
+	v = tg_tls_verdict(p->a.ssl);
+	if (v && v->warn)
+		tg_log(t->srv, TG_LOG_WARN, "tunnel %zu: %s", t->index, v->reason);
+	if (v && v->record && t->trust)
+		(void)tg_record_pin(t->srv, t->trust, v, NULL);
+	arm(p, 0, 0);
+	tg_pipe_connect(p);
+}
+
+/* The setup is done: bytes may move, within the first-byte (proxy) or idle
+ * timeout. */
+static int
+ready(struct tg_pipe *p)
+{
+	p->state = P_PUMP;
+	uv_timer_start(&p->timer, tg_pipe_on_timer, p->t->http ? p->t->first_byte_ms :
+	    p->t->idle_ms, 0);
+	return 1;
+}
+
+/* The TLS handshake with the upstream, then its certificate judged. 1 when
+ * the pipe may pump, 0 when it waits or ended. */
+static int
+handshake_b(struct tg_pipe *p)
+{
+	char words[600], why[900];
+	int r, w;
+
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(p->b.ssl)) != 1) {
+		if ((w = ssl_wait(p->b.ssl, r)) != 0) {
+			if (arm(p, 0, w) < 0)
+				tg_pipe_close(p, TG_LOG_ERROR, "cannot poll");
+			return 0;
+		}
+		tg_ossl_words(words, sizeof(words));
+		snprintf(why, sizeof(why), "TLS handshake with %s failed: %s", p->t->connect,
+		    words[0] ? words : "the upstream closed");
+		setup_failed(p, TG_LOG_WARN, why);
+		return 0;
+	}
+	return judge_upstream(p) < 0 ? 0 : ready(p);
+}
+
+/* The upstream's connect finished (or failed); TLS out starts here. 1 when
+ * the pipe may pump, 0 when it waits or ended. */
+static int
+connected_b(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	socklen_t el = sizeof(int);
+	struct tg_err err;
+	char why[900];
+	int e = 0;
+
+	if (getsockopt(p->b.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {
+		snprintf(why, sizeof(why), "cannot connect to %s: %s", t->connect,
+		    strerror(e ? e : errno));
+		setup_failed(p, TG_LOG_WARN, why);
+		return 0;
+	}
+	if (!t->tls_connect)
+		return ready(p);
+	if ((p->b.ssl = SSL_new(t->ctx)) == NULL || SSL_set_fd(p->b.ssl, p->b.fd) != 1) {
+		tg_pipe_close(p, TG_LOG_ERROR, "cannot start TLS");
+		return 0;
+	}
+	if (tg_tls_client_prepare(p->b.ssl, t->host, &err) < 0) {
+		tg_pipe_close(p, TG_LOG_ERROR, err.msg);
+		return 0;
+	}
+	SSL_set_connect_state(p->b.ssl);
+	p->state = P_HANDSHAKE_B;
+	return handshake_b(p);
+}
+
+/* Moves bytes both ways until nothing moves, then ends the pipe or the
+ * exchange when both sides are done, or polls for what lets bytes move. */
+static void
+pump(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	int progress;
+
 	do {
 		int x = pump_dir(&p->a, &p->b, p->ab, p->cap, &p->ab_off, &p->ab_len, &p->bytes_ab,
 		    t->http && p->req.left != -2 ? &p->req : NULL);
@@ -636,6 +655,29 @@ tg_pipe_run(struct tg_pipe *p)
 		return;
 	}
 	arm_pump(p);
+}
+
+void
+tg_pipe_run(struct tg_pipe *p)
+{
+	switch (p->state) {
+	case P_HANDSHAKE_A:
+		handshake_a(p);
+		return;
+	case P_CONNECT_B:
+		if (connected_b(p))
+			pump(p);
+		return;
+	case P_HANDSHAKE_B:
+		if (handshake_b(p))
+			pump(p);
+		return;
+	case P_PUMP:
+		pump(p);
+		return;
+	case P_CLOSED:
+		return;
+	}
 }
 
 /* A pipe for an accepted (or handed over) socket, counted and timed. */
