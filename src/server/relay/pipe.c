@@ -387,121 +387,154 @@ setup_failed(struct tg_pipe *p, int level, const char *why)
 		tg_pipe_close(p, level, why);
 }
 
-/* Reads the upstream's response head and rewrites it for the client:
- * hop-by-hop fields dropped, "Connection: close" added (each proxied
- * exchange has its own upstream connection). 1 done or progress, 0 wait,
- * -1 failed (answered). */
-static int
-response_head(struct tg_pipe *p)
+#define RESP_HEAD_MAX 16384       /* an upstream answer head larger than this is refused */
+#define RESP_FIELDS   100
+
+/* Reads until the upstream's answer head is whole: its length (parsed into
+ * r), TG_HTTP_INCOMPLETE to wait for more (*progress: bytes came), or -1
+ * when the pipe failed (answered 502). */
+static ssize_t
+read_response_head(struct tg_pipe *p, struct tg_http_resp *r, struct tg_http_header *h,
+    int *progress)
 {
-	struct tg_http_header h[100];
-	struct tg_http_resp r;
-	char *head;
-	size_t i, n = 0, cap = 16384 + 64;
-	ssize_t hl = TG_HTTP_INCOMPLETE, got;
-	int progress = 0;
+	ssize_t hl, got;
 
 	for (;;) {
 		if (p->ba_len > 0) {
-			r.headers = h;
-			r.num_headers = 100;
-			hl = tg_http_parse_response(p->ba, p->ba_len, &r);
-			if (hl != TG_HTTP_INCOMPLETE)
+			r->headers = h;
+			r->num_headers = RESP_FIELDS;
+			if ((hl = tg_http_parse_response(p->ba, p->ba_len, r)) != TG_HTTP_INCOMPLETE)
 				break;
 		}
-		if (p->ba_len >= 16384) {
+		if (p->ba_len >= RESP_HEAD_MAX) {
 			hl = TG_HTTP_BAD;
 			break;
 		}
 		got = side_read(&p->b, p->ba + p->ba_len, p->cap - p->ba_len);
 		if (got == TG_IO_AGAIN)
-			return progress;
+			return TG_HTTP_INCOMPLETE;
 		if (got <= 0) {
 			http_fail(p, 502, got == 0 ? "the upstream closed without an answer" :
 			    "the upstream connection failed");
 			return -1;
 		}
 		p->ba_len += (size_t)got;
-		progress = 1;
+		*progress = 1;
 	}
 	if (hl < 0) {
 		http_fail(p, 502, "the upstream's answer is not HTTP");
 		return -1;
 	}
+	return hl;
+}
+
+#define HIS(hd, x) ((hd).name_len == sizeof(x) - 1 && !strncasecmp((hd).name, x, (hd).name_len))
+
+/* How the answer's body is framed, which decides what can be kept
+ * afterwards: the upstream connection (reuse_up) and the client's
+ * (keep_client). */
+static void
+response_framing(struct tg_pipe *p, const struct tg_http_resp *r)
+{
+	int chunked = 0, has_len = 0;
+	uint64_t clen = 0;
+	size_t i;
+
+	p->resp.left = -2;
+	p->reuse_up = r->minor_version >= 1;
+	for (i = 0; i < r->num_headers; i++) {
+		const struct tg_http_header *h = &r->headers[i];
+		if (HIS(*h, "Transfer-Encoding"))
+			chunked = tg_http_has_token(h->value, h->value_len, "chunked");
+		else if (HIS(*h, "Content-Length"))
+			has_len = tg_http_content_length(h->value, h->value_len, &clen) == 0;
+		else if (HIS(*h, "Connection") && tg_http_has_token(h->value, h->value_len, "close"))
+			p->reuse_up = 0;
+	}
+	if (!strncmp(p->what, "HEAD ", 5) || r->status == 204 || r->status == 304 ||
+	    (r->status >= 100 && r->status < 200 && r->status != 101))
+		p->resp.left = 0;
+	else if (chunked)
+		p->resp.left = -1;
+	else if (has_len && clen < INT64_MAX)
+		p->resp.left = (int64_t)clen;
+	if (r->status >= 100 && r->status < 200)   /* 1xx and upgrades: stream to the end */
+		p->resp.left = -2;
+	if (p->resp.left == 0)
+		p->resp.done = 1;
+	if (p->resp.left == -2)
+		p->reuse_up = 0;
+	p->keep_client = p->client_keep && p->resp.left != -2 && p->req.left != -2;
+}
+
+/* The head the client gets: hop-by-hop fields dropped, "Connection: close"
+ * unless its connection is kept. Its length; >= cap when it does not fit. */
+static size_t
+rewrite_head(const struct tg_pipe *p, const struct tg_http_resp *r, char *head, size_t cap)
+{
+	size_t i, n;
+
+	n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %.*s\r\n", r->status, (int)r->reason_len,
+	    r->reason);
+	for (i = 0; i < r->num_headers && n < cap; i++) {
+		const struct tg_http_header *h = &r->headers[i];
+		if (HIS(*h, "Connection") || HIS(*h, "Keep-Alive") || HIS(*h, "Proxy-Connection"))
+			continue;
+		n += (size_t)snprintf(head + n, cap - n, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
+		    (int)h->value_len, h->value);
+	}
+	n += (size_t)snprintf(head + n, n < cap ? cap - n : 0, "%s\r\n", p->keep_client ? "" :
+	    "Connection: close\r\n");
+	return n;
+}
+
+#undef HIS
+
+/* Reads the upstream's response head and rewrites it for the client in
+ * place, the body bytes read with it counted against the framing. 1 done
+ * or progress, 0 wait, -1 failed (answered). */
+static int
+response_head(struct tg_pipe *p)
+{
+	struct tg_http_header h[RESP_FIELDS];
+	struct tg_http_resp r;
+	size_t n, body, cap = RESP_HEAD_MAX + 64;
+	ssize_t hl, keep;
+	int progress = 0;
+	char *head;
+
+	if ((hl = read_response_head(p, &r, h, &progress)) == TG_HTTP_INCOMPLETE)
+		return progress;
+	if (hl < 0)
+		return -1;
 	if ((head = malloc(cap)) == NULL) {
 		http_fail(p, 502, "out of memory");
 		return -1;
 	}
-	/* how the answer's body is framed decides what can be kept afterwards */
-	p->resp.left = -2;
-	p->reuse_up = r.minor_version >= 1;
-	{
-		int chunked = 0, has_len = 0;
-		uint64_t clen = 0;
-		for (i = 0; i < r.num_headers; i++) {
-#define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
-			if (HIS("Transfer-Encoding"))
-				chunked = tg_http_has_token(h[i].value, h[i].value_len, "chunked");
-			else if (HIS("Content-Length"))
-				has_len = tg_http_content_length(h[i].value, h[i].value_len, &clen) == 0;
-			else if (HIS("Connection") &&
-			    tg_http_has_token(h[i].value, h[i].value_len, "close"))
-				p->reuse_up = 0;
-#undef HIS
-		}
-		if (!strncmp(p->what, "HEAD ", 5) || r.status == 204 || r.status == 304 ||
-		    (r.status >= 100 && r.status < 200 && r.status != 101))
-			p->resp.left = 0;
-		else if (chunked)
-			p->resp.left = -1;
-		else if (has_len && clen < INT64_MAX)
-			p->resp.left = (int64_t)clen;
-		if (r.status >= 100 && r.status < 200)   /* 1xx and upgrades: stream to the end */
-			p->resp.left = -2;
-		if (p->resp.left == 0)
-			p->resp.done = 1;
-	}
-	if (p->resp.left == -2)
-		p->reuse_up = 0;
-	p->keep_client = p->client_keep && p->resp.left != -2 && p->req.left != -2;
-	n = (size_t)snprintf(head, cap, "HTTP/1.1 %d %.*s\r\n", r.status, (int)r.reason_len, r.reason);
-	for (i = 0; i < r.num_headers && n < cap; i++) {
-#define HIS(x) (h[i].name_len == sizeof(x) - 1 && !strncasecmp(h[i].name, x, h[i].name_len))
-		if (HIS("Connection") || HIS("Keep-Alive") || HIS("Proxy-Connection"))
-			continue;
-#undef HIS
-		n += (size_t)snprintf(head + n, cap - n, "%.*s: %.*s\r\n", (int)h[i].name_len,
-		    h[i].name, (int)h[i].value_len, h[i].value);
-	}
-	n += (size_t)snprintf(head + n, n < cap ? cap - n : 0, "%s\r\n", p->keep_client ? "" :
-	    "Connection: close\r\n");
-	if (n >= cap || n + (p->ba_len - (size_t)hl) > p->cap) {
+	response_framing(p, &r);
+	n = rewrite_head(p, &r, head, cap);
+	body = p->ba_len - (size_t)hl;
+	if (n >= cap || n + body > p->cap) {
 		free(head);
 		http_fail(p, 502, "the upstream's answer head is too large");
 		return -1;
 	}
-	{
-		/* body bytes read with the head count against the framing */
-		size_t body = p->ba_len - (size_t)hl;
-		ssize_t keep;
-		if (p->resp.left >= 0 && (uint64_t)body > (uint64_t)p->resp.left) {
-			body = (size_t)p->resp.left;
-			p->resp.extra = 1;
-			p->reuse_up = 0;
-		}
-		keep = p->resp.left == -2 || p->resp.done ? (ssize_t)body :
-		    tg_pipe_frame_feed(&p->resp, p->ba + hl, body);
-		if (keep < 0) {
-			free(head);
-			http_fail(p, 502, "the upstream's chunked answer is malformed");
-			return -1;
-		}
-		if (p->resp.extra)
-			p->reuse_up = 0;
-		memmove(p->ba + n, p->ba + hl, (size_t)keep);
-		memcpy(p->ba, head, n);
-		p->ba_len = n + (size_t)keep;
+	if (p->resp.left >= 0 && (uint64_t)body > (uint64_t)p->resp.left) {
+		body = (size_t)p->resp.left;   /* bytes past the answer: not forwarded */
+		p->resp.extra = 1;
 	}
+	keep = p->resp.left == -2 || p->resp.done ? (ssize_t)body :
+	    tg_pipe_frame_feed(&p->resp, p->ba + hl, body);
+	if (keep < 0) {
+		free(head);
+		http_fail(p, 502, "the upstream's chunked answer is malformed");
+		return -1;
+	}
+	if (p->resp.extra)
+		p->reuse_up = 0;
+	memmove(p->ba + n, p->ba + hl, (size_t)keep);
+	memcpy(p->ba, head, n);
+	p->ba_len = n + (size_t)keep;
 	p->ba_off = 0;
 	free(head);
 	p->head_done = 1;
