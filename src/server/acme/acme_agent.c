@@ -175,129 +175,158 @@ jitter(uint64_t interval_ms)
 	return interval_ms / 2 + (interval_ms / 2 ? (uint64_t)r % (interval_ms / 2 + 1) : 0);
 }
 
-/* One check; returns the milliseconds until the next one. */
-static uint64_t
-check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
+/* The agent's state for /status, and when it looks next. */
+static void
+set_state(struct tg_acme_agent *a, const char *state, uint64_t wait)
 {
-	struct tg_store *st = NULL;
-	struct tg_acme_opts o;
-	struct tg_acme_result res;
-	struct tg_acme_ari ari;
-	struct tg_err err;
-	X509 *leaf = NULL;
-	char crt[600], key[600], names[1024], why[400], id[300] = "", next[64];
-	uint64_t wait = jitter(s->interval_ms);
-	time_t when;
-	int renewing = 0, have_ari = 0;
-
-	memset(&res, 0, sizeof(res));
-	names_text(s, names, sizeof(names));
-	tg_acme_settings_files(s, crt, sizeof(crt), key, sizeof(key));
-	/* a cluster's store writes through to state_dir, where the workers and
-	 * the server read the certificate */
-	if ((st = tg_store_open_conf(&s->store, 1, &err)) == NULL)
-		goto failed;
-	/* one order per name set across processes and nodes sharing the store */
-	if (tg_store_lock(st, "acme", 60000, &err) < 0)
-		goto failed;
-	tg_acme_settings_opts(s, &o);
-	if (tg_acme_cached(st, crt, key, s->names, s->nnames, &leaf, &err) == 0) {
-		hand_over(a, leaf);   /* a restart, or a copy another process made */
-		if (tg_acme_fetch_ari(&o, leaf, &ari, &err) == 0)
-			have_ari = 1;
-		if (!tg_acme_due(leaf, s->renew_before_s, have_ari ? &ari : NULL, time(NULL), &when,
-		    why, sizeof(why))) {
-			when_text(time(NULL) + (time_t)(wait / 1000), next, sizeof(next));
-			tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s checked: %s; next check "
-			    "at %s", names, why, next);
-			tg_store_unlock(st, "acme");
-			tg_store_free(st);
-			X509_free(leaf);
-			pthread_mutex_lock(&a->mu);
-			snprintf(a->stats.state, sizeof(a->stats.state), "idle");
-			a->stats.next_check = time(NULL) + (time_t)(wait / 1000);
-			pthread_mutex_unlock(&a->mu);
-			a->failures = 0;
-			return wait;
-		}
-		tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s: %s", names, why);
-		renewing = 1;
-		if (tg_acme_cert_id(leaf, id, sizeof(id)) < 0 || !have_ari)
-			id[0] = '\0';   /* "replaces" only where the CA speaks ARI */
-	} else {
-		tg_log(a->srv, TG_LOG_INFO, "acme: no usable certificate for %s in the store (%s); "
-		    "ordering one", names, err.msg);
-	}
 	pthread_mutex_lock(&a->mu);
-	snprintf(a->stats.state, sizeof(a->stats.state), "ordering");
+	snprintf(a->stats.state, sizeof(a->stats.state), "%s", state);
+	if (wait)
+		a->stats.next_check = time(NULL) + (time_t)(wait / 1000);
 	pthread_mutex_unlock(&a->mu);
-	o.replaces = id[0] ? id : NULL;
-	o.solver = tg_answers_solver(a->answers);
-	o.progress = progress;
-	o.progress_arg = a;
-	o.cancelled = cancelled;
-	o.cancel_arg = a;
-	if (tg_acme_obtain(st, &o, &res, &err) < 0 || tg_acme_save(st, crt, key, &res, &err) < 0) {
-		tg_store_unlock(st, "acme");
-		goto failed;
-	}
-	tg_store_unlock(st, "acme");
-	X509_free(leaf);
-	leaf = NULL;
-	if (tg_acme_cached(st, crt, key, s->names, s->nnames, &leaf, &err) < 0)
-		goto failed;
-	hand_over(a, leaf);
-	{
-		char exp[64];
-		struct tm tm;
-		ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm);
-		when_text(timegm(&tm), exp, sizeof(exp));
-		when_text(time(NULL) + (time_t)(wait / 1000), next, sizeof(next));
-		tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s %s; expires %s; next check at "
-		    "%s", names, renewing ? "renewed" : "obtained", exp, next);
-	}
+}
+
+/* A new certificate is in the store and handed over: said and counted. */
+static void
+succeeded(struct tg_acme_agent *a, X509 *leaf, const char *names, int renewing, uint64_t wait)
+{
+	char exp[64], next[64];
+	struct tm tm;
+
+	ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm);
+	when_text(timegm(&tm), exp, sizeof(exp));
+	when_text(time(NULL) + (time_t)(wait / 1000), next, sizeof(next));
+	tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s %s; expires %s; next check at "
+	    "%s", names, renewing ? "renewed" : "obtained", exp, next);
 	pthread_mutex_lock(&a->mu);
 	if (renewing)
 		a->stats.renewals_ok++;
 	else
 		a->stats.orders_ok++;
 	a->stats.last_success = time(NULL);
-	a->stats.next_check = time(NULL) + (time_t)(wait / 1000);
 	a->stats.last_error[0] = '\0';
-	snprintf(a->stats.state, sizeof(a->stats.state), "idle");
 	pthread_mutex_unlock(&a->mu);
+	set_state(a, "idle", wait);
 	a->failures = 0;
-	tg_acme_result_clear(&res);
-	X509_free(leaf);
-	tg_store_free(st);
-	return wait;
-failed:
-	if (cancelled(a)) {   /* stopping: not a failure worth a log line */
-		tg_acme_result_clear(&res);
-		X509_free(leaf);
-		tg_store_free(st);
-		return 0;
-	}
-	/* backoff: 1 min doubling to 1 day, never sooner than the CA asked */
+}
+
+/* An order or renewal failed: said and counted; the wait before the next
+ * try (backoff: 1 min doubling to 1 day, never sooner than the CA asked). */
+static uint64_t
+failed(struct tg_acme_agent *a, const char *names, int renewing, int retry_after,
+    const struct tg_err *err)
+{
+	uint64_t wait;
+	char next[64];
+
 	a->failures++;
 	wait = 60000ull << (a->failures > 10 ? 10 : a->failures - 1);
 	if (wait > 86400000ull)
 		wait = 86400000ull;
-	if ((uint64_t)res.retry_after * 1000 > wait)
-		wait = (uint64_t)res.retry_after * 1000;
+	if ((uint64_t)retry_after * 1000 > wait)
+		wait = (uint64_t)retry_after * 1000;
 	when_text(time(NULL) + (time_t)(wait / 1000), next, sizeof(next));
 	tg_log(a->srv, TG_LOG_ERROR, "acme: %s for %s failed: %s; the current certificate keeps "
 	    "serving; next try at %s (failure %d in a row)", renewing ? "renewal" : "order", names,
-	    err.msg, next, a->failures);
+	    err->msg, next, a->failures);
 	pthread_mutex_lock(&a->mu);
 	if (renewing)
 		a->stats.renewals_failed++;
 	else
 		a->stats.orders_failed++;
-	snprintf(a->stats.last_error, sizeof(a->stats.last_error), "%s", err.msg);
-	snprintf(a->stats.state, sizeof(a->stats.state), "failing");
-	a->stats.next_check = time(NULL) + (time_t)(wait / 1000);
+	snprintf(a->stats.last_error, sizeof(a->stats.last_error), "%s", err->msg);
 	pthread_mutex_unlock(&a->mu);
+	set_state(a, "failing", wait);
+	return wait;
+}
+
+/* The certificate in the store, if usable, handed over and judged: 0 when
+ * it is not due (said), 1 when it is (renewal; *id its ARI id, "" when the
+ * CA has no ARI), 2 when there is none to use. *leaf is the caller's. */
+static int
+judge_cached(struct tg_acme_agent *a, const struct tg_acme_settings *s, struct tg_store *st,
+    const struct tg_acme_opts *o, const char *names, uint64_t wait, X509 **leaf, char *id,
+    size_t idlen)
+{
+	char crt[600], key[600], why[400], next[64];
+	struct tg_acme_ari ari;
+	struct tg_err err;
+	int have_ari = 0;
+	time_t when;
+
+	tg_acme_settings_files(s, crt, sizeof(crt), key, sizeof(key));
+	if (tg_acme_cached(st, crt, key, s->names, s->nnames, leaf, &err) < 0) {
+		tg_log(a->srv, TG_LOG_INFO, "acme: no usable certificate for %s in the store (%s); "
+		    "ordering one", names, err.msg);
+		return 2;
+	}
+	hand_over(a, *leaf);   /* a restart, or a copy another process made */
+	if (tg_acme_fetch_ari(o, *leaf, &ari, &err) == 0)
+		have_ari = 1;
+	if (!tg_acme_due(*leaf, s->renew_before_s, have_ari ? &ari : NULL, time(NULL), &when,
+	    why, sizeof(why))) {
+		when_text(time(NULL) + (time_t)(wait / 1000), next, sizeof(next));
+		tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s checked: %s; next check "
+		    "at %s", names, why, next);
+		return 0;
+	}
+	tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s: %s", names, why);
+	if (tg_acme_cert_id(*leaf, id, idlen) < 0 || !have_ari)
+		id[0] = '\0';   /* "replaces" only where the CA speaks ARI */
+	return 1;
+}
+
+/* One check, under the store's "acme" lock (one order per name set across
+ * the processes and nodes that share the store); returns the milliseconds
+ * until the next one. */
+static uint64_t
+check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
+{
+	struct tg_store *st = NULL;
+	struct tg_acme_opts o;
+	struct tg_acme_result res;
+	struct tg_err err;
+	X509 *leaf = NULL;
+	char crt[600], key[600], names[1024], id[300] = "";
+	uint64_t wait = jitter(s->interval_ms);
+	int due = 2, locked = 0;
+
+	memset(&res, 0, sizeof(res));
+	names_text(s, names, sizeof(names));
+	tg_acme_settings_files(s, crt, sizeof(crt), key, sizeof(key));
+	tg_acme_settings_opts(s, &o);
+	/* a cluster's store writes through to state_dir, where the workers and
+	 * the server read the certificate */
+	if ((st = tg_store_open_conf(&s->store, 1, &err)) == NULL)
+		goto out;
+	if (tg_store_lock(st, "acme", 60000, &err) < 0)
+		goto out;
+	locked = 1;
+	if ((due = judge_cached(a, s, st, &o, names, wait, &leaf, id, sizeof(id))) == 0) {
+		set_state(a, "idle", wait);
+		a->failures = 0;
+		goto out;
+	}
+	set_state(a, "ordering", 0);
+	o.replaces = id[0] ? id : NULL;
+	o.solver = tg_answers_solver(a->answers);
+	o.progress = progress;
+	o.progress_arg = a;
+	o.cancelled = cancelled;
+	o.cancel_arg = a;
+	X509_free(leaf);
+	leaf = NULL;
+	if (tg_acme_obtain(st, &o, &res, &err) == 0 && tg_acme_save(st, crt, key, &res, &err) == 0 &&
+	    tg_acme_cached(st, crt, key, s->names, s->nnames, &leaf, &err) == 0) {
+		hand_over(a, leaf);
+		succeeded(a, leaf, names, due == 1, wait);
+		due = 0;
+	}
+out:
+	if (locked)
+		tg_store_unlock(st, "acme");
+	if (due != 0)   /* failed; stopping is not a failure worth a log line */
+		wait = cancelled(a) ? 0 : failed(a, names, due == 1, res.retry_after, &err);
 	tg_acme_result_clear(&res);
 	X509_free(leaf);
 	tg_store_free(st);
