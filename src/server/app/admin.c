@@ -129,105 +129,133 @@ counters(struct text *t, const struct tg_metrics *m, const char *trust_mode)
 	}
 }
 
+/* The served certificate's expiry (0 while ACME has none yet). */
 static void
-metrics(struct tg_conn_s *c)
+metrics_cert(struct text *t, const struct tg_server *s, const struct tg_metrics *m)
 {
-	const struct tg_server *s = c->srv;
-	struct tg_metrics sum;
-	const struct tg_metrics *m = &sum;
-	size_t nconns;
-	struct text t = { NULL, 0, 0 };
 	char name[300], src[400];
-	size_t i;
 
-	tg_workers_sum(s, &sum, &nconns);   /* every worker's counters */
-
-	add(&t, "# HELP tlsgate_cert_not_after_seconds When the served certificate expires (unix time).\n"
+	add(t, "# HELP tlsgate_cert_not_after_seconds When the served certificate expires (unix time).\n"
 	    "# TYPE tlsgate_cert_not_after_seconds gauge\n");
 	if (s->ssl_ctx) {
 		esc(m->cert_name, name, sizeof(name));
 		esc(m->cert_source, src, sizeof(src));
-		add(&t, "tlsgate_cert_not_after_seconds{name=\"%s\",source=\"%s\"} %lld\n", name, src,
+		add(t, "tlsgate_cert_not_after_seconds{name=\"%s\",source=\"%s\"} %lld\n", name, src,
 		    (long long)m->cert_not_after);
 	}
 	if (s->ssl_ctx && m->cert_not_after == 0)   /* ACME: none yet */
-		add(&t, "tlsgate_cert_not_after_seconds{name=\"\",source=\"%s\"} 0\n",
+		add(t, "tlsgate_cert_not_after_seconds{name=\"\",source=\"%s\"} 0\n",
 		    (esc(m->cert_source, src, sizeof(src)), src));
-	if (s->acme) {
-		struct tg_acme_stats st;
-		tg_acme_agent_stats(s->acme, &st);
-		add(&t, "# HELP tlsgate_acme_orders_total First ACME orders (no certificate yet), by result.\n"
-		    "# TYPE tlsgate_acme_orders_total counter\n"
-		    "tlsgate_acme_orders_total{result=\"ok\"} %llu\n"
-		    "tlsgate_acme_orders_total{result=\"failed\"} %llu\n"
-		    "# HELP tlsgate_acme_renewals_total ACME renewals, by result.\n"
-		    "# TYPE tlsgate_acme_renewals_total counter\n"
-		    "tlsgate_acme_renewals_total{result=\"ok\"} %llu\n"
-		    "tlsgate_acme_renewals_total{result=\"failed\"} %llu\n"
-		    "# HELP tlsgate_acme_next_check_seconds When the ACME agent looks next (unix time).\n"
-		    "# TYPE tlsgate_acme_next_check_seconds gauge\ntlsgate_acme_next_check_seconds %lld\n",
-		    (unsigned long long)st.orders_ok, (unsigned long long)st.orders_failed,
-		    (unsigned long long)st.renewals_ok, (unsigned long long)st.renewals_failed,
-		    (long long)st.next_check);
-	}
-	if (s->ntunnels) {
-		struct tg_tunnel_stats ts;
-		add(&t, "# HELP tlsgate_tunnel_connections_total Tunnel connections, by tunnel and "
-		    "outcome (accepted; refused at the limit; failed to connect, hand shake or be trusted).\n"
-		    "# TYPE tlsgate_tunnel_connections_total counter\n");
-		for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
-			add(&t, "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"accepted\"} %llu\n"
-			    "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"refused\"} %llu\n"
-			    "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"failed\"} %llu\n",
-			    i, (unsigned long long)ts.accepted, i, (unsigned long long)ts.refused, i,
-			    (unsigned long long)ts.failed);
-		add(&t, "# HELP tlsgate_tunnel_connections_open Tunnel connections open now.\n"
-		    "# TYPE tlsgate_tunnel_connections_open gauge\n");
-		for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
-			add(&t, "tlsgate_tunnel_connections_open{tunnel=\"%zu\"} %zu\n", i, ts.open);
-		add(&t, "# HELP tlsgate_tunnel_bytes_total Bytes through tunnels (in: from the accepted "
-		    "side), of connections that ended.\n# TYPE tlsgate_tunnel_bytes_total counter\n");
-		for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
-			add(&t, "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"in\"} %llu\n"
-			    "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"out\"} %llu\n", i,
-			    (unsigned long long)ts.bytes_in, i, (unsigned long long)ts.bytes_out);
-	}
+}
+
+/* The ACME agent's orders and renewals. */
+static void
+metrics_acme(struct text *t, const struct tg_server *s)
+{
+	struct tg_acme_stats st;
+
+	tg_acme_agent_stats(s->acme, &st);
+	add(t, "# HELP tlsgate_acme_orders_total First ACME orders (no certificate yet), by result.\n"
+	    "# TYPE tlsgate_acme_orders_total counter\n"
+	    "tlsgate_acme_orders_total{result=\"ok\"} %llu\n"
+	    "tlsgate_acme_orders_total{result=\"failed\"} %llu\n"
+	    "# HELP tlsgate_acme_renewals_total ACME renewals, by result.\n"
+	    "# TYPE tlsgate_acme_renewals_total counter\n"
+	    "tlsgate_acme_renewals_total{result=\"ok\"} %llu\n"
+	    "tlsgate_acme_renewals_total{result=\"failed\"} %llu\n"
+	    "# HELP tlsgate_acme_next_check_seconds When the ACME agent looks next (unix time).\n"
+	    "# TYPE tlsgate_acme_next_check_seconds gauge\ntlsgate_acme_next_check_seconds %lld\n",
+	    (unsigned long long)st.orders_ok, (unsigned long long)st.orders_failed,
+	    (unsigned long long)st.renewals_ok, (unsigned long long)st.renewals_failed,
+	    (long long)st.next_check);
+}
+
+/* Each tunnel's connections and bytes. */
+static void
+metrics_tunnels(struct text *t, const struct tg_server *s)
+{
+	struct tg_tunnel_stats ts;
+	size_t i;
+
+	add(t, "# HELP tlsgate_tunnel_connections_total Tunnel connections, by tunnel and "
+	    "outcome (accepted; refused at the limit; failed to connect, hand shake or be trusted).\n"
+	    "# TYPE tlsgate_tunnel_connections_total counter\n");
+	for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+		add(t, "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"accepted\"} %llu\n"
+		    "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"refused\"} %llu\n"
+		    "tlsgate_tunnel_connections_total{tunnel=\"%zu\",result=\"failed\"} %llu\n",
+		    i, (unsigned long long)ts.accepted, i, (unsigned long long)ts.refused, i,
+		    (unsigned long long)ts.failed);
+	add(t, "# HELP tlsgate_tunnel_connections_open Tunnel connections open now.\n"
+	    "# TYPE tlsgate_tunnel_connections_open gauge\n");
+	for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+		add(t, "tlsgate_tunnel_connections_open{tunnel=\"%zu\"} %zu\n", i, ts.open);
+	add(t, "# HELP tlsgate_tunnel_bytes_total Bytes through tunnels (in: from the accepted "
+	    "side), of connections that ended.\n# TYPE tlsgate_tunnel_bytes_total counter\n");
+	for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+		add(t, "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"in\"} %llu\n"
+		    "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"out\"} %llu\n", i,
+		    (unsigned long long)ts.bytes_in, i, (unsigned long long)ts.bytes_out);
+}
+
+/* The cluster's store: the probe, and the watch of the process that keeps
+ * the copy. */
+static void
+metrics_store(struct text *t, const struct tg_server *s)
+{
+	struct tg_store_health h;
+
+	tg_store_follow_health(s->follow, &h);
+	add(t, "# HELP tlsgate_store_up The cluster's store (etcd) answered the last probe "
+	    "with its quorum.\n# TYPE tlsgate_store_up gauge\ntlsgate_store_up %d\n"
+	    "# HELP tlsgate_store_request_seconds How long the last probe of the store took.\n"
+	    "# TYPE tlsgate_store_request_seconds gauge\ntlsgate_store_request_seconds %.3f\n"
+	    "# HELP tlsgate_store_probes_total Probes of the store, by result.\n"
+	    "# TYPE tlsgate_store_probes_total counter\n"
+	    "tlsgate_store_probes_total{result=\"ok\"} %llu\n"
+	    "tlsgate_store_probes_total{result=\"failed\"} %llu\n", h.up, h.latency_ms / 1000.0,
+	    h.probes - h.failures, h.failures);
+	if (h.watching)
+		add(t, "# HELP tlsgate_store_watch_events_total Changes of the store copied into "
+		    "state_dir by the watch.\n# TYPE tlsgate_store_watch_events_total counter\n"
+		    "tlsgate_store_watch_events_total %llu\n"
+		    "# HELP tlsgate_store_watch_lag_seconds How long this node's copy has lagged "
+		    "the store (0: up to date).\n# TYPE tlsgate_store_watch_lag_seconds gauge\n"
+		    "tlsgate_store_watch_lag_seconds %lld\n"
+		    "# HELP tlsgate_store_watch_restarts_total Watch streams opened again (a member "
+		    "gone, the network cut).\n# TYPE tlsgate_store_watch_restarts_total counter\n"
+		    "tlsgate_store_watch_restarts_total %llu\n", h.events,
+		    h.behind_since ? (long long)(time(NULL) - h.behind_since) : 0LL,
+		    h.watch_restarts);
+}
+
+static void
+metrics(struct tg_conn_s *c)
+{
+	const struct tg_server *s = c->srv;
+	struct text t = { NULL, 0, 0 };
+	struct tg_metrics m;
+	size_t nconns;
+
+	tg_workers_sum(s, &m, &nconns);   /* every worker's counters */
+	metrics_cert(&t, s, &m);
+	if (s->acme)
+		metrics_acme(&t, s);
+	if (s->ntunnels)
+		metrics_tunnels(&t, s);
 	add(&t, "# HELP tlsgate_connections_open Client connections open now.\n"
 	    "# TYPE tlsgate_connections_open gauge\ntlsgate_connections_open %zu\n", nconns);
 	add(&t, "# HELP tlsgate_trust_objects Trust objects alive in the worker that answers (the "
 	    "current one, and older ones while connections made before a reload remain).\n"
 	    "# TYPE tlsgate_trust_objects gauge\ntlsgate_trust_objects %ld\n", tg_trust_live());
-	if (s->follow) {
-		struct tg_store_health h;
-		tg_store_follow_health(s->follow, &h);
-		add(&t, "# HELP tlsgate_store_up The cluster's store (etcd) answered the last probe "
-		    "with its quorum.\n# TYPE tlsgate_store_up gauge\ntlsgate_store_up %d\n"
-		    "# HELP tlsgate_store_request_seconds How long the last probe of the store took.\n"
-		    "# TYPE tlsgate_store_request_seconds gauge\ntlsgate_store_request_seconds %.3f\n"
-		    "# HELP tlsgate_store_probes_total Probes of the store, by result.\n"
-		    "# TYPE tlsgate_store_probes_total counter\n"
-		    "tlsgate_store_probes_total{result=\"ok\"} %llu\n"
-		    "tlsgate_store_probes_total{result=\"failed\"} %llu\n", h.up, h.latency_ms / 1000.0,
-		    h.probes - h.failures, h.failures);
-		if (h.watching)
-			add(&t, "# HELP tlsgate_store_watch_events_total Changes of the store copied into "
-			    "state_dir by the watch.\n# TYPE tlsgate_store_watch_events_total counter\n"
-			    "tlsgate_store_watch_events_total %llu\n"
-			    "# HELP tlsgate_store_watch_lag_seconds How long this node's copy has lagged "
-			    "the store (0: up to date).\n# TYPE tlsgate_store_watch_lag_seconds gauge\n"
-			    "tlsgate_store_watch_lag_seconds %lld\n"
-			    "# HELP tlsgate_store_watch_restarts_total Watch streams opened again (a member "
-			    "gone, the network cut).\n# TYPE tlsgate_store_watch_restarts_total counter\n"
-			    "tlsgate_store_watch_restarts_total %llu\n", h.events,
-			    h.behind_since ? (long long)(time(NULL) - h.behind_since) : 0LL,
-			    h.watch_restarts);
-	}
+	if (s->follow)
+		metrics_store(&t, s);
 	add(&t, "# HELP tlsgate_workers Processes serving the listener.\n"
 	    "# TYPE tlsgate_workers gauge\ntlsgate_workers %u\n", s->workers);
-	counters(&t, m, s->clients ? tg_trust_mode_name(s->clients->mode) : NULL);
+	counters(&t, &m, s->clients ? tg_trust_mode_name(s->clients->mode) : NULL);
 	add(&t, "# HELP tlsgate_start_time_seconds When this server started (unix time).\n"
 	    "# TYPE tlsgate_start_time_seconds gauge\ntlsgate_start_time_seconds %lld\n",
-	    (long long)m->started);
+	    (long long)m.started);
 	tg_conn_respond(c, t.p ? 200 : 500, "Content-Type: text/plain; version=0.0.4\r\n",
 	    t.p ? t.p : "out of memory");
 	free(t.p);
