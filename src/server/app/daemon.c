@@ -382,11 +382,66 @@ register_handlers(struct tg_server *s)
 	s->handlers[TG_LISTENER_ACME][0] = &tg_acme_http01_handler;
 }
 
+/* The stores the server works with: a cluster's etcd (store.backend), and
+ * for ACME the challenge answers, shared through it so that a validation
+ * that reaches another worker or another node finds them there. */
+static int
+open_stores(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	struct tg_store_conf *sc;
+	int rv;
+
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd")) {
+		if ((s->store = malloc(sizeof(*s->store))) == NULL)
+			return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		tg_store_conf_from(cfg, s->store);
+	}
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") != 0 ||
+	    tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0])
+		return 0;
+	sc = malloc(sizeof(*sc));
+	if (sc == NULL || (s->answers = tg_answers_new()) == NULL) {
+		free(sc);
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	}
+	tg_store_conf_from(cfg, sc);
+	rv = tg_answers_share(s->answers, sc, err);
+	free(sc);
+	return rv;
+}
+
+/* The listening sockets: the main one (SO_REUSEPORT with workers), the
+ * HTTP-01 one for ACME, the admin one (a warning, not a failed start, when
+ * its port is busy: 9090 often is). */
+static int
+open_listeners(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	struct tg_err aerr;
+	char m[sizeof(err->msg)];
+
+	if (s->acme_on && s->acme_set->challenge == TG_ACME_HTTP01 && (s->acme_fd =
+	    tg_listen_open(tg_cfg_str(cfg, TG_CFG_TLS_ACME_HTTP_LISTEN), 0, err)) < 0) {
+		snprintf(m, sizeof(m), "%s", err->msg);
+		return tg_err_set(err, err->code, "tls.acme.http_listen (%s): %s; HTTP-01 needs it "
+		    "(or choose tls.acme.challenge tls-alpn-01 or dns-01)",
+		    tg_config_origin(cfg, "tls.acme.http_listen"), m);
+	}
+	if ((s->listen_fd = tg_listen_open(s->listen, s->workers > 1, err)) < 0)
+		return -1;
+	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg,
+	    TG_CFG_ADMIN_LISTEN));
+	s->admin_fd = -1;
+	if (strcmp(s->admin_listen, "off") != 0 &&
+	    (s->admin_fd = tg_listen_open(s->admin_listen, 0, &aerr)) < 0)
+		tg_log(s, TG_LOG_WARN, "admin.listen: %s; /metrics and /status are off (set "
+		    "admin.listen to a free address, or off)", aerr.msg);
+	return 0;
+}
+
 struct tg_server *
 tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
 	struct tg_server *s = calloc(1, sizeof(*s));
-	const char *mode = tg_cfg_str(cfg, TG_CFG_TLS_MODE);
 
 	if (s == NULL) {
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
@@ -396,65 +451,19 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	s->magic = TG_SERVER_MAGIC;
 	s->listen_fd = s->files_root_fd = s->admin_fd = s->acme_fd = -1;
 	load_settings(s, cfg);
-	if (tg_mkdirs(s->state_dir, 0700, err) < 0)
+	if (tg_mkdirs(s->state_dir, 0700, err) < 0 || open_stores(s, cfg, err) < 0)
 		goto fail;
-	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd")) {
-		if ((s->store = malloc(sizeof(*s->store))) == NULL) {
-			tg_err_set(err, TG_E_INTERNAL, "out of memory");
-			goto fail;
-		}
-		tg_store_conf_from(cfg, s->store);
-	}
-	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !tg_cfg_str(cfg,
-	    TG_CFG_TLS_CERT)[0]) {
-		struct tg_store_conf *sc = malloc(sizeof(*sc));
-		if (sc == NULL || (s->answers = tg_answers_new()) == NULL) {
-			free(sc);
-			tg_err_set(err, TG_E_INTERNAL, "out of memory");
-			goto fail;
-		}
-		/* answers are also written to the store, so that a validation that
-		 * reaches another worker or another node finds them there */
-		tg_store_conf_from(cfg, sc);
-		if (tg_answers_share(s->answers, sc, err) < 0) {
-			free(sc);
-			goto fail;
-		}
-		free(sc);
-	}
-	if (strcmp(mode, "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off") != 0 && setup_tls(s, cfg, kp, err) < 0)
 		goto fail;
-	if (s->acme_on && s->acme_set->challenge == TG_ACME_HTTP01) {
-		const char *hl = tg_cfg_str(cfg, TG_CFG_TLS_ACME_HTTP_LISTEN);
-		if ((s->acme_fd = tg_listen_open(hl, 0, err)) < 0) {
-			char m[sizeof(err->msg)];
-			snprintf(m, sizeof(m), "%s", err->msg);
-			tg_err_set(err, err->code, "tls.acme.http_listen (%s): %s; HTTP-01 needs it "
-			    "(or choose tls.acme.challenge tls-alpn-01 or dns-01)",
-			    tg_config_origin(cfg, "tls.acme.http_listen"), m);
-			goto fail;
-		}
-	}
 	if (s->files_enabled) {
 		if (tg_files_open_root(s, err) < 0)
 			goto fail;
 		tg_files_sweep(s);
 	}
-	if ((s->listen_fd = tg_listen_open(s->listen, s->workers > 1, err)) < 0)
-		goto fail;
-	if (tg_tunnels_open(s, cfg, err) < 0 || tg_proxy_open(s, cfg, err) < 0)
+	if (open_listeners(s, cfg, err) < 0 || tg_tunnels_open(s, cfg, err) < 0 ||
+	    tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
 	entries_digest(cfg, s->entries_md);
-	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg,
-	    TG_CFG_ADMIN_LISTEN));
-	s->admin_fd = -1;
-	if (strcmp(s->admin_listen, "off") != 0) {
-		struct tg_err aerr;
-		/* metrics are worth a warning, not a failed start (9090 is a busy port) */
-		if ((s->admin_fd = tg_listen_open(s->admin_listen, 0, &aerr)) < 0)
-			fprintf(stderr, "tlsgate: warning: admin.listen: %s; /metrics and /status are "
-			    "off (set admin.listen to a free address, or off)\n", aerr.msg);
-	}
 	s->m.started = time(NULL);
 	if ((s->peers = tg_peers_new()) == NULL) {
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
