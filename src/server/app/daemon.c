@@ -645,6 +645,27 @@ watch_files(struct tg_server *s)
 	}
 }
 
+/* What a reload cannot change, said (the old value keeps serving). */
+static void
+restart_notes(struct tg_server *s, const struct tg_config *cfg, unsigned workers,
+    const char *old_listen)
+{
+	unsigned char md[32];
+
+	entries_digest(cfg, md);
+	if (memcmp(md, s->entries_md, sizeof(md)) != 0)
+		tg_log(s, TG_LOG_WARN, "tunnels or proxy routes changed: a restart applies "
+		    "that; the ones read at start keep working");
+	if (workers != s->workers)
+		tg_log(s, TG_LOG_WARN, "workers changed to %u: a restart applies that; still %u",
+		    workers, s->workers);
+	if (strcmp(old_listen, s->listen) != 0) {
+		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
+		    s->listen, old_listen);
+		snprintf(s->listen, sizeof(s->listen), "%s", old_listen);
+	}
+}
+
 /* SIGHUP: everything is built aside first; only a complete new set is
  * swapped in, so a broken file or certificate leaves the old one serving. */
 static int
@@ -703,21 +724,7 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	}
 	watch_files(s);
 	s->files_root_fd = n.files_root_fd;
-	{
-		unsigned char md[32];
-		entries_digest(cfg, md);
-		if (memcmp(md, s->entries_md, sizeof(md)) != 0)
-			tg_log(s, TG_LOG_WARN, "tunnels or proxy routes changed: a restart applies "
-			    "that; the ones read at start keep working");
-	}
-	if (n.workers != s->workers)
-		tg_log(s, TG_LOG_WARN, "workers changed to %u: a restart applies that; still %u",
-		    n.workers, s->workers);
-	if (strcmp(old_listen, s->listen) != 0) {
-		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
-		    s->listen, old_listen);
-		snprintf(s->listen, sizeof(s->listen), "%s", old_listen);
-	}
+	restart_notes(s, cfg, n.workers, old_listen);
 	return 0;
 }
 
@@ -801,10 +808,10 @@ on_store_log(void *arg, int error, const char *line)
 	tg_log(arg, error ? TG_LOG_ERROR : TG_LOG_INFO, "%s", line);
 }
 
-int
-tg_server_run(struct tg_server *s)
+/* Accepting on the listeners. */
+static void
+start_listeners(struct tg_server *s)
 {
-	signal(SIGPIPE, SIG_IGN);
 	uv_poll_init(s->loop, &s->listen_poll, s->listen_fd);
 	s->listen_poll.data = s;
 	uv_poll_start(&s->listen_poll, UV_READABLE, on_accept);
@@ -818,6 +825,13 @@ tg_server_run(struct tg_server *s)
 		s->acme_poll.data = s;
 		uv_poll_start(&s->acme_poll, UV_READABLE, on_accept);
 	}
+}
+
+/* The threads beside the loop: the ACME agent (one orders for every
+ * worker) and the store's follower, and the ticket seed's timer. */
+static void
+start_agents(struct tg_server *s)
+{
 	if (s->acme_on && s->worker_index == 0) {   /* one agent orders for every worker */
 		struct tg_err err;
 		uv_async_init(s->loop, &s->acme_async, on_acme_cert);
@@ -845,6 +859,28 @@ tg_server_run(struct tg_server *s)
 			s->tickets_on = 1;
 		}
 	}
+}
+
+/* SIGINT and SIGTERM stop (gracefully, then at once), SIGHUP reloads. */
+static void
+start_signals(struct tg_server *s)
+{
+	uv_signal_init(s->loop, &s->sig_int);
+	uv_signal_init(s->loop, &s->sig_term);
+	s->sig_int.data = s->sig_term.data = s;
+	uv_signal_start(&s->sig_int, on_signal, SIGINT);
+	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+	uv_signal_init(s->loop, &s->sig_hup);
+	s->sig_hup.data = s;
+	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+}
+
+int
+tg_server_run(struct tg_server *s)
+{
+	signal(SIGPIPE, SIG_IGN);
+	start_listeners(s);
+	start_agents(s);
 	if (s->ssl_ctx && s->worker_index == 0)
 		tg_log(s, tg_tls_ktls_available() ? TG_LOG_INFO : TG_LOG_DEBUG, tg_tls_ktls_available() ?
 		    "kTLS: offered by the kernel; file downloads go through SSL_sendfile" :
@@ -861,14 +897,7 @@ tg_server_run(struct tg_server *s)
 		uv_timer_start(&s->publish, on_publish, 0, 1000);
 		uv_unref((uv_handle_t *)&s->publish);
 	}
-	uv_signal_init(s->loop, &s->sig_int);
-	uv_signal_init(s->loop, &s->sig_term);
-	s->sig_int.data = s->sig_term.data = s;
-	uv_signal_start(&s->sig_int, on_signal, SIGINT);
-	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
-	uv_signal_init(s->loop, &s->sig_hup);
-	s->sig_hup.data = s;
-	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+	start_signals(s);
 	if (s->reload_at_start)
 		on_hup(&s->sig_hup, SIGHUP);   /* settings as the other workers have them */
 	uv_run(s->loop, UV_RUN_DEFAULT);
