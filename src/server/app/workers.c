@@ -115,96 +115,116 @@ tell_all(struct tg_server *s, int sig)
 			kill(s->slots[i].pid, sig);
 }
 
+/* The supervisor's view of its workers. */
+struct supervisor {
+	pid_t pids[TG_WORKERS_MAX];
+	time_t born[TG_WORKERS_MAX];
+	unsigned alive, quick_deaths;
+	int stopping, status, reloaded;
+	sigset_t old;                /* the mask a worker gets back */
+};
+
+/* Starts worker i (again, when again). 1 in the new worker (it returns
+ * to serve), 0 in the supervisor, -1 (logged) when it could not. */
+static int
+start_one(struct tg_server *s, struct supervisor *sv, unsigned i, int again)
+{
+	pid_t pid = spawn(s, i, &sv->old, again, again && sv->reloaded);
+
+	if (pid == 0)
+		return 1;
+	if (pid < 0) {
+		tg_log(s, TG_LOG_ERROR, "workers: cannot start worker %u: %s", i, strerror(errno));
+		sv->pids[i] = 0;
+		return -1;
+	}
+	sv->pids[i] = s->slots[i].pid = pid;
+	sv->born[i] = time(NULL);
+	sv->alive++;
+	return 0;
+}
+
+/* A worker ended: said, and started again unless stopping or unless
+ * workers keep dying at start. 1 in a new worker. */
+static int
+reap(struct tg_server *s, struct supervisor *sv, pid_t pid, int ws)
+{
+	unsigned i;
+	int r;
+
+	for (i = 0; i < s->workers && sv->pids[i] != pid; i++)
+		;
+	if (i == s->workers)
+		return 0;
+	sv->alive--;
+	sv->pids[i] = 0;
+	s->slots[i].pid = 0;
+	if (sv->stopping)
+		return 0;
+	if (WIFSIGNALED(ws))
+		tg_log(s, TG_LOG_ERROR, "workers: worker %u (pid %d) died of signal %d; "
+		    "starting it again", i, (int)pid, WTERMSIG(ws));
+	else
+		tg_log(s, TG_LOG_ERROR, "workers: worker %u (pid %d) exited with %d; "
+		    "starting it again", i, (int)pid, WEXITSTATUS(ws));
+	/* a worker that dies within 2 s of its start, five times running,
+	 * will not get better by trying again */
+	sv->quick_deaths = time(NULL) - sv->born[i] < 2 ? sv->quick_deaths + 1 : 0;
+	if (sv->quick_deaths >= 5)
+		tg_log(s, TG_LOG_ERROR, "workers: workers keep dying at start; stopping");
+	else if ((r = start_one(s, sv, i, 1)) >= 0)
+		return r;
+	sv->stopping = sv->status = 1;
+	tell_all(s, SIGTERM);
+	return 0;
+}
+
 int
 tg_workers_run(struct tg_server *s, int *exit_status)
 {
-	sigset_t set, old;
-	pid_t pids[TG_WORKERS_MAX];
-	time_t born[TG_WORKERS_MAX];
-	unsigned i, alive = 0, quick_deaths = 0;
-	int stopping = 0, status = 0, reloaded = 0;
+	struct supervisor sv;
+	sigset_t set;
+	unsigned i;
+	int r;
 
+	memset(&sv, 0, sizeof(sv));
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, &old);
+	sigprocmask(SIG_BLOCK, &set, &sv.old);
 	s->supervisor = getpid();
-	for (i = 0; i < s->workers; i++) {
-		if ((pids[i] = spawn(s, i, &old, 0, 0)) == 0)
-			return 1;
-		if (pids[i] < 0) {
-			tg_log(s, TG_LOG_ERROR, "workers: cannot start worker %u: %s", i, strerror(errno));
-			stopping = status = 1;
-			break;
-		}
-		s->slots[i].pid = pids[i];
-		born[i] = time(NULL);
-		alive++;
+	for (i = 0; i < s->workers && !sv.stopping; i++) {
+		if ((r = start_one(s, &sv, i, 0)) > 0)
+			return 1;   /* the new worker */
+		if (r < 0)
+			sv.stopping = sv.status = 1;
 	}
-	if (!stopping)
+	if (!sv.stopping)
 		tg_log(s, TG_LOG_INFO, "workers: %u processes serve %s (SO_REUSEPORT)", s->workers,
 		    s->listen);
 	else
 		tell_all(s, SIGTERM);
-	while (alive > 0) {
+	while (sv.alive > 0) {
 		siginfo_t si;
 		int sig = sigwaitinfo(&set, &si), ws;
 		pid_t pid;
 
 		if (sig == SIGTERM || sig == SIGINT) {
-			stopping = 1;
+			sv.stopping = 1;
 			tell_all(s, sig);
-			continue;
-		}
-		if (sig == SIGHUP) {
+		} else if (sig == SIGHUP) {
 			tell_all(s, SIGHUP);
-			reloaded = 1;
-			continue;
-		}
-		if (sig != SIGCHLD)
-			continue;
-		while ((pid = waitpid(-1, &ws, WNOHANG)) > 0) {
-			for (i = 0; i < s->workers && pids[i] != pid; i++)
-				;
-			if (i == s->workers)
-				continue;
-			alive--;
-			pids[i] = 0;
-			s->slots[i].pid = 0;
-			if (stopping)
-				continue;
-			if (WIFSIGNALED(ws))
-				tg_log(s, TG_LOG_ERROR, "workers: worker %u (pid %d) died of signal %d; "
-				    "starting it again", i, (int)pid, WTERMSIG(ws));
-			else
-				tg_log(s, TG_LOG_ERROR, "workers: worker %u (pid %d) exited with %d; "
-				    "starting it again", i, (int)pid, WEXITSTATUS(ws));
-			/* a worker that dies within 2 s of its start, five times
-			 * running, will not get better by trying again */
-			quick_deaths = time(NULL) - born[i] < 2 ? quick_deaths + 1 : 0;
-			if (quick_deaths >= 5) {
-				tg_log(s, TG_LOG_ERROR, "workers: workers keep dying at start; stopping");
-				stopping = status = 1;
-				tell_all(s, SIGTERM);
-				continue;
-			}
-			if ((pids[i] = spawn(s, i, &old, 1, reloaded)) == 0)
-				return 1;
-			if (pids[i] < 0) {
-				pids[i] = 0;
-				stopping = status = 1;
-				tell_all(s, SIGTERM);
-				continue;
-			}
-			s->slots[i].pid = pids[i];
-			born[i] = time(NULL);
-			alive++;
+			sv.reloaded = 1;
+		} else if (sig == SIGCHLD) {
+			while ((pid = waitpid(-1, &ws, WNOHANG)) > 0)
+				if (reap(s, &sv, pid, ws) > 0)
+					return 1;
 		}
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	*exit_status = status;
+	sigprocmask(SIG_SETMASK, &sv.old, NULL);
+	*exit_status = sv.status;
 	return 0;
 }
 
