@@ -261,31 +261,78 @@ metrics(struct tg_conn_s *c)
 	free(t.p);
 }
 
+/* /status: the store, the cluster's (etcd) or the folder. */
+static void
+status_store(struct text *t, const struct tg_server *s)
+{
+	char a[4200], eps[4200];
+	struct tg_store_health h;
+
+	if (s->follow == NULL) {
+		esc(s->state_dir, a, sizeof(a));
+		add(t, "{\"backend\":\"folder\",\"path\":\"%s\",\"up\":true}", a);
+		return;
+	}
+	tg_store_follow_health(s->follow, &h);
+	esc(h.last_error, a, sizeof(a));
+	esc(s->store->endpoints, eps, sizeof(eps));
+	add(t, "{\"backend\":\"etcd\",\"endpoints\":\"%s\",\"up\":%s,\"since\":%lld,"
+	    "\"latency_ms\":%.1f,\"revision\":%lld,\"applied\":%lld,\"lag_seconds\":%lld,"
+	    "\"last_error\":\"%s\"}", eps, h.up ? "true" : "false", (long long)h.since,
+	    h.latency_ms, h.revision, h.applied,
+	    h.behind_since ? (long long)(time(NULL) - h.behind_since) : 0LL, a);
+}
+
+/* /status: the ACME agent, or null. */
+static void
+status_acme(struct text *t, const struct tg_server *s)
+{
+	struct tg_acme_stats st;
+	char names[1200] = "", one[300], a[4200], b[400];
+	size_t i;
+
+	if (s->acme == NULL || s->acme_set == NULL) {
+		add(t, "null");
+		return;
+	}
+	tg_acme_agent_stats(s->acme, &st);
+	for (i = 0; i < s->acme_set->nnames; i++) {
+		esc(s->acme_set->names[i], one, sizeof(one));
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s\"%s\"",
+		    i ? "," : "", one);
+	}
+	esc(s->acme_set->directory, a, sizeof(a));
+	esc(st.last_error, b, sizeof(b));
+	add(t, "{\"directory\":\"%s\",\"names\":[%s],\"state\":\"%s\",\"next_check\":%lld,"
+	    "\"last_success\":%lld,\"last_error\":\"%s\",\"orders_ok\":%llu,"
+	    "\"renewals_ok\":%llu,\"failures\":%llu}", a, names, st.state,
+	    (long long)st.next_check, (long long)st.last_success, b,
+	    (unsigned long long)st.orders_ok, (unsigned long long)st.renewals_ok,
+	    (unsigned long long)(st.orders_failed + st.renewals_failed));
+}
+
 static void
 status(struct tg_conn_s *c)
 {
 	const struct tg_server *s = c->srv;
-	struct tg_metrics sum;
-	const struct tg_metrics *m = &sum;
-	size_t nconns;
 	struct text t = { NULL, 0, 0 };
+	struct tg_metrics m;
 	char a[4200], b[400];
-	long long days;
+	size_t nconns;
 
-	tg_workers_sum(s, &sum, &nconns);
-	days = (m->cert_not_after - (long long)time(NULL)) / 86400;
-
+	tg_workers_sum(s, &m, &nconns);
 	esc(s->listen, a, sizeof(a));
 	add(&t, "{\"version\":\"%s\",\"started\":%lld,\"listeners\":[{\"address\":\"%s\",\"tls\":\"%s\"}",
-	    tg_version(), (long long)m->started, a,
+	    tg_version(), (long long)m.started, a,
 	    !s->ssl_ctx ? "off" : s->mutual ? "mutual" : "server");
 	esc(s->admin_listen, a, sizeof(a));
 	add(&t, ",{\"address\":\"%s\",\"service\":\"admin\"}],\"certificates\":[", a);
 	if (s->ssl_ctx) {
-		esc(m->cert_name, a, sizeof(a));
-		esc(m->cert_source, b, sizeof(b));
-		add(&t, "{\"name\":\"%s\",\"source\":\"%s\",\"not_after\":%lld,\"days_left\":%lld}", a, b,
-		    (long long)m->cert_not_after, days);
+		esc(m.cert_name, a, sizeof(a));
+		esc(m.cert_source, b, sizeof(b));
+		add(&t, "{\"name\":\"%s\",\"source\":\"%s\",\"not_after\":%lld,\"days_left\":%lld}",
+		    a, b, (long long)m.cert_not_after,
+		    (long long)(m.cert_not_after - (long long)time(NULL)) / 86400);
 	}
 	add(&t, "],\"known_files\":[");
 	if (s->clients) {
@@ -294,45 +341,13 @@ status(struct tg_conn_s *c)
 		    a, known_entries(s->clients), tg_trust_mode_name(s->clients->mode));
 	}
 	add(&t, "],\"store\":");
-	if (s->follow) {
-		struct tg_store_health h;
-		char eps[4200];
-		tg_store_follow_health(s->follow, &h);
-		esc(h.last_error, a, sizeof(a));
-		esc(s->store->endpoints, eps, sizeof(eps));
-		add(&t, "{\"backend\":\"etcd\",\"endpoints\":\"%s\",\"up\":%s,\"since\":%lld,"
-		    "\"latency_ms\":%.1f,\"revision\":%lld,\"applied\":%lld,\"lag_seconds\":%lld,"
-		    "\"last_error\":\"%s\"}", eps, h.up ? "true" : "false", (long long)h.since,
-		    h.latency_ms, h.revision, h.applied,
-		    h.behind_since ? (long long)(time(NULL) - h.behind_since) : 0LL, a);
-	} else {
-		esc(s->state_dir, a, sizeof(a));
-		add(&t, "{\"backend\":\"folder\",\"path\":\"%s\",\"up\":true}", a);
-	}
-	add(&t, ",\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,\"prefix\":\"%s\"},"
-	    "\"acme\":", nconns, (unsigned long long)m->connections,
-	    s->files_enabled ? "true" : "false", s->files_prefix);
-	if (s->acme && s->acme_set) {
-		struct tg_acme_stats st;
-		char names[1200] = "", one[300];
-		size_t i;
-		tg_acme_agent_stats(s->acme, &st);
-		for (i = 0; i < s->acme_set->nnames; i++) {
-			esc(s->acme_set->names[i], one, sizeof(one));
-			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s\"%s\"",
-			    i ? "," : "", one);
-		}
-		esc(s->acme_set->directory, a, sizeof(a));
-		esc(st.last_error, b, sizeof(b));
-		add(&t, "{\"directory\":\"%s\",\"names\":[%s],\"state\":\"%s\",\"next_check\":%lld,"
-		    "\"last_success\":%lld,\"last_error\":\"%s\",\"orders_ok\":%llu,"
-		    "\"renewals_ok\":%llu,\"failures\":%llu}}\n", a, names, st.state,
-		    (long long)st.next_check, (long long)st.last_success, b,
-		    (unsigned long long)st.orders_ok, (unsigned long long)st.renewals_ok,
-		    (unsigned long long)(st.orders_failed + st.renewals_failed));
-	} else {
-		add(&t, "null}\n");
-	}
+	status_store(&t, s);
+	esc(s->files_prefix, a, sizeof(a));
+	add(&t, ",\"connections\":{\"open\":%zu,\"total\":%llu},\"files\":{\"enabled\":%s,"
+	    "\"prefix\":\"%s\"},\"acme\":", nconns, (unsigned long long)m.connections,
+	    s->files_enabled ? "true" : "false", a);
+	status_acme(&t, s);
+	add(&t, "}\n");
 	tg_conn_respond(c, t.p ? 200 : 500, "Content-Type: application/json\r\n",
 	    t.p ? t.p : "out of memory");
 	free(t.p);
