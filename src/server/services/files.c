@@ -412,6 +412,21 @@ serve_delete(struct tg_conn_s *c, char *rel)
 	tg_conn_respond(c, 204, NULL, NULL);
 }
 
+/* An upload that cannot start: what it holds let go, the refusal queued. */
+static int
+upload_refused(struct tg_conn_s *c, struct tg_upload *up, int status, const char *why)
+{
+	if (up->pfd >= 0)
+		close(up->pfd);
+	tg_multipart_free(up->mp);
+	free(up);
+	tg_conn_respond(c, status, NULL, why);
+	return 0;
+}
+
+/* A PUT: the parent folder opened beneath the root, the name checked (no
+ * link, no folder), a temp file made beside it. 1 when the body can come,
+ * 0 when a refusal is queued. */
 static int
 start_upload(struct tg_conn_s *c, char *rel)
 {
@@ -420,6 +435,7 @@ start_upload(struct tg_conn_s *c, char *rel)
 	const char *name;
 	struct stat sb;
 	size_t rl = strlen(rel);
+	int e;
 
 	if (rl == 0 || rel[rl - 1] == '/') {
 		tg_conn_respond(c, 400, NULL, "name a file to store, not a folder");
@@ -429,8 +445,7 @@ start_upload(struct tg_conn_s *c, char *rel)
 		tg_conn_respond(c, 413, NULL, "the body is larger than files.max_upload");
 		return 0;
 	}
-	up = calloc(1, sizeof(*up));
-	if (up == NULL) {
+	if ((up = calloc(1, sizeof(*up))) == NULL) {
 		tg_conn_respond(c, 503, NULL, "out of memory");
 		return 0;
 	}
@@ -438,50 +453,29 @@ start_upload(struct tg_conn_s *c, char *rel)
 	up->srv = c->srv;
 	up->fd = -1;
 	snprintf(up->rel, sizeof(up->rel), "%s", rel);
-	up->pfd = open_parent(c->srv->files_root_fd, rel, &name);
-	if (up->pfd < 0) {
-		int e = errno;
-		free(up);
-		tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
-		return 0;
+	if ((up->pfd = open_parent(c->srv->files_root_fd, rel, &name)) < 0) {
+		e = errno;
+		return upload_refused(c, up, errno_status(e), errno_reason(e));
 	}
 	snprintf(up->name, sizeof(up->name), "%s", name);
 	if (fstatat(up->pfd, up->name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (S_ISLNK(sb.st_mode)) {
-			/* links are the operator's; clients neither follow nor replace them */
-			close(up->pfd);
-			free(up);
-			tg_conn_respond(c, 403, NULL, "the name is a symbolic link");
-			return 0;
-		}
-		if (S_ISDIR(sb.st_mode)) {
-			close(up->pfd);
-			free(up);
-			tg_conn_respond(c, 409, NULL, "a folder of that name exists");
-			return 0;
-		}
+		/* links are the operator's; clients neither follow nor replace them */
+		if (S_ISLNK(sb.st_mode))
+			return upload_refused(c, up, 403, "the name is a symbolic link");
+		if (S_ISDIR(sb.st_mode))
+			return upload_refused(c, up, 409, "a folder of that name exists");
 		up->existed = 1;
 	}
-	if (c->content_type[0]) {
-		up->mp = tg_multipart_new(c->content_type, strlen(c->content_type));
-		if (up->mp == NULL && !strncasecmp(c->content_type, "multipart/", 10)) {
-			close(up->pfd);
-			free(up);
-			tg_conn_respond(c, 400, NULL, "multipart body without a usable boundary");
-			return 0;
-		}
-	}
+	if (c->content_type[0] && (up->mp = tg_multipart_new(c->content_type,
+	    strlen(c->content_type))) == NULL && !strncasecmp(c->content_type, "multipart/", 10))
+		return upload_refused(c, up, 400, "multipart body without a usable boundary");
 	RAND_bytes(rnd, sizeof(rnd));
 	snprintf(up->tmp, sizeof(up->tmp), TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x",
 	    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	up->fd = openat(up->pfd, up->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (up->fd < 0) {
-		int e = errno;
-		close(up->pfd);
-		tg_multipart_free(up->mp);
-		free(up);
-		tg_conn_respond(c, errno_status(e), NULL, errno_reason(e));
-		return 0;
+		e = errno;
+		return upload_refused(c, up, errno_status(e), errno_reason(e));
 	}
 	c->hreq = up;
 	return 1;
