@@ -120,6 +120,112 @@ out:
 	return rv;
 }
 
+/* Reads the answer's head into buf (HEAD_MAX bytes), skipping 1xx interim
+ * answers (100 Continue): its length, *have the bytes in buf; -1 (err). */
+static ssize_t
+read_head(struct tg_client *c, const char *url, char *buf, size_t *have,
+    struct tg_http_resp *resp, struct tg_http_header *hdrs, size_t nhdrs, struct tg_err *err)
+{
+	ssize_t hl = TG_HTTP_INCOMPLETE, r;
+
+	for (;;) {
+		if (*have > 0) {
+			resp->headers = hdrs;
+			resp->num_headers = nhdrs;
+			hl = tg_http_parse_response(buf, *have, resp);
+		}
+		if (hl == TG_HTTP_BAD)
+			return tg_err_set(err, TG_E_HTTP, "%s: the server's answer is not valid "
+			    "HTTP/1.1", url);
+		if (hl > 0 && resp->status >= 200)
+			return hl;
+		if (hl > 0) {   /* an interim answer: the real one follows */
+			memmove(buf, buf + hl, *have - (size_t)hl);
+			*have -= (size_t)hl;
+			hl = TG_HTTP_INCOMPLETE;
+			continue;
+		}
+		if (*have == HEAD_MAX)
+			return tg_err_set(err, TG_E_HTTP, "%s: the response head is too large", url);
+		if ((r = tg_client_read(c, buf + *have, HEAD_MAX - *have, err)) < 0)
+			return -1;
+		if (r == 0)
+			return tg_err_set(err, TG_E_HTTP, "%s: the server closed the connection "
+			    "without an answer", url);
+		*have += (size_t)r;
+	}
+}
+
+/* How the answer's body is framed, and what of it is kept. */
+struct body {
+	int ok2xx, chunked, has_len;
+	uint64_t clen, got;
+	struct tg_chunked ch;
+	char errtext[200];           /* the start of a refusal's body, for the message */
+	size_t etl;
+};
+
+static int
+body_framing(const char *method, const char *url, const struct tg_http_resp *resp,
+    struct body *b, struct tg_err *err)
+{
+	const struct tg_http_header *h;
+
+	memset(b, 0, sizeof(*b));
+	b->ok2xx = resp->status >= 200 && resp->status < 300;
+	if ((h = tg_http_find(resp->headers, resp->num_headers, "Transfer-Encoding")) != NULL) {
+		b->chunked = tg_http_has_token(h->value, h->value_len, "chunked");
+	} else if ((h = tg_http_find(resp->headers, resp->num_headers, "Content-Length")) != NULL) {
+		if (tg_http_content_length(h->value, h->value_len, &b->clen) < 0)
+			return tg_err_set(err, TG_E_HTTP, "%s: bad Content-Length in the answer", url);
+		b->has_len = 1;
+	}
+	if (!strcmp(method, "HEAD") || resp->status == 204 || resp->status == 304) {
+		b->has_len = 1;
+		b->clen = 0;
+		b->chunked = 0;
+	}
+	return 0;
+}
+
+/* The body: a 2xx one to out_fd, the start of another kept for the
+ * message. buf holds have bytes already read (IO_CHUNK room). */
+static int
+read_body(struct tg_client *c, const char *url, struct body *b, char *buf, size_t have,
+    int out_fd, struct tg_err *err)
+{
+	for (;;) {
+		size_t n = have;
+		ssize_t r, left = TG_HTTP_INCOMPLETE;
+		if (b->chunked) {
+			if ((left = tg_chunked_decode(&b->ch, buf, &n)) == TG_HTTP_BAD)
+				return tg_err_set(err, TG_E_HTTP, "%s: bad chunked encoding in the "
+				    "answer", url);
+		} else if (b->has_len && b->got + n > b->clen) {
+			n = (size_t)(b->clen - b->got);
+		}
+		if (b->ok2xx && n && out_fd >= 0 && write_all(out_fd, buf, n, err) < 0)
+			return -1;
+		if (!b->ok2xx && b->etl + 1 < sizeof(b->errtext)) {
+			size_t t = n < sizeof(b->errtext) - 1 - b->etl ? n :
+			    sizeof(b->errtext) - 1 - b->etl;
+			memcpy(b->errtext + b->etl, buf, t);
+			b->errtext[b->etl += t] = '\0';
+		}
+		b->got += n;
+		if ((b->chunked && left >= 0) || (b->has_len && b->got >= b->clen))
+			return 0;
+		if ((r = tg_client_read(c, buf, IO_CHUNK, err)) < 0)
+			return -1;
+		if (r == 0 && (b->chunked || b->has_len))
+			return tg_err_set(err, TG_E_HTTP, "%s: the connection ended before the whole "
+			    "answer arrived (%llu bytes)", url, (unsigned long long)b->got);
+		if (r == 0)
+			return 0;
+		have = (size_t)r;
+	}
+}
+
 int
 tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *o,
     const struct tg_store_conf *store, int body_fd, uint64_t body_len, int out_fd, int *status,
@@ -129,13 +235,11 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 	struct tg_client *c = NULL;
 	struct tg_http_header hdrs[100];
 	struct tg_http_resp resp;
-	const struct tg_http_header *h;
-	struct tg_chunked ch;
-	char *buf = NULL, host_hdr[300], errtext[200];
-	size_t have = 0, etl = 0;
-	uint64_t clen = 0, got = 0;
-	int chunked = 0, has_len = 0, ok2xx, rv = -1;
-	ssize_t hl = TG_HTTP_INCOMPLETE;
+	struct body b;
+	char *buf = NULL, host_hdr[300];
+	size_t have = 0;
+	ssize_t hl;
+	int rv = -1;
 	const char *name;
 
 	if (tg_url_parse(url, &u, err) < 0)
@@ -152,99 +256,19 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
 		goto out;
 	}
-	while (hl == TG_HTTP_INCOMPLETE) {
-		ssize_t r;
-		if (have == HEAD_MAX) {
-			tg_err_set(err, TG_E_HTTP, "%s: the response head is too large", url);
-			goto out;
-		}
-		r = tg_client_read(c, buf + have, HEAD_MAX - have, err);
-		if (r < 0)
-			goto out;
-		if (r == 0) {
-			tg_err_set(err, TG_E_HTTP, "%s: the server closed the connection without "
-			    "an answer", url);
-			goto out;
-		}
-		have += (size_t)r;
-		resp.headers = hdrs;
-		resp.num_headers = sizeof(hdrs) / sizeof(hdrs[0]);
-		hl = tg_http_parse_response(buf, have, &resp);
-		if (hl == TG_HTTP_BAD) {
-			tg_err_set(err, TG_E_HTTP, "%s: the server's answer is not valid HTTP/1.1", url);
-			goto out;
-		}
-		/* 1xx interim answers (100 Continue) are skipped */
-		if (hl > 0 && resp.status < 200) {
-			memmove(buf, buf + hl, have - (size_t)hl);
-			have -= (size_t)hl;
-			hl = have ? TG_HTTP_INCOMPLETE : TG_HTTP_INCOMPLETE;
-			if (have) {
-				resp.num_headers = sizeof(hdrs) / sizeof(hdrs[0]);
-				hl = tg_http_parse_response(buf, have, &resp);
-				if (hl == TG_HTTP_BAD) {
-					tg_err_set(err, TG_E_HTTP, "%s: bad answer from the server", url);
-					goto out;
-				}
-			}
-		}
-	}
+	if ((hl = read_head(c, url, buf, &have, &resp, hdrs, sizeof(hdrs) / sizeof(hdrs[0]),
+	    err)) < 0)
+		goto out;
 	*status = resp.status;
-	ok2xx = resp.status >= 200 && resp.status < 300;
-	if ((h = tg_http_find(hdrs, resp.num_headers, "Transfer-Encoding")) != NULL)
-		chunked = tg_http_has_token(h->value, h->value_len, "chunked");
-	else if ((h = tg_http_find(hdrs, resp.num_headers, "Content-Length")) != NULL) {
-		if (tg_http_content_length(h->value, h->value_len, &clen) < 0) {
-			tg_err_set(err, TG_E_HTTP, "%s: bad Content-Length in the answer", url);
-			goto out;
-		}
-		has_len = 1;
-	}
-	if (!strcmp(method, "HEAD") || resp.status == 204 || resp.status == 304)
-		has_len = 1, clen = 0, chunked = 0;
-	memset(&ch, 0, sizeof(ch));
+	if (body_framing(method, url, &resp, &b, err) < 0)
+		goto out;
 	memmove(buf, buf + hl, have - (size_t)hl);
-	have -= (size_t)hl;
-	errtext[0] = '\0';
-	for (;;) {
-		size_t n = have;
-		ssize_t r, left = TG_HTTP_INCOMPLETE;
-		if (chunked) {
-			left = tg_chunked_decode(&ch, buf, &n);
-			if (left == TG_HTTP_BAD) {
-				tg_err_set(err, TG_E_HTTP, "%s: bad chunked encoding in the answer", url);
-				goto out;
-			}
-		} else if (has_len && got + n > clen) {
-			n = (size_t)(clen - got);
-		}
-		if (ok2xx && n && out_fd >= 0 && write_all(out_fd, buf, n, err) < 0)
-			goto out;
-		if (!ok2xx && etl + 1 < sizeof(errtext)) {
-			size_t t = n < sizeof(errtext) - 1 - etl ? n : sizeof(errtext) - 1 - etl;
-			memcpy(errtext + etl, buf, t);
-			errtext[etl += t] = '\0';
-		}
-		got += n;
-		if ((chunked && left >= 0) || (has_len && got >= clen))
-			break;
-		r = tg_client_read(c, buf, IO_CHUNK, err);
-		if (r < 0)
-			goto out;
-		if (r == 0) {
-			if (chunked || has_len) {
-				tg_err_set(err, TG_E_HTTP, "%s: the connection ended before the whole "
-				    "answer arrived (%llu bytes)", url, (unsigned long long)got);
-				goto out;
-			}
-			break;
-		}
-		have = (size_t)r;
-	}
-	if (!ok2xx) {
-		errtext[strcspn(errtext, "\r\n")] = '\0';
+	if (read_body(c, url, &b, buf, have - (size_t)hl, out_fd, err) < 0)
+		goto out;
+	if (!b.ok2xx) {
+		b.errtext[strcspn(b.errtext, "\r\n")] = '\0';
 		tg_err_set(err, TG_E_HTTP, "%s: the server answered %d %.*s%s%s", url, resp.status,
-		    (int)resp.reason_len, resp.reason, errtext[0] ? ": " : "", errtext);
+		    (int)resp.reason_len, resp.reason, b.errtext[0] ? ": " : "", b.errtext);
 		goto out;
 	}
 	rv = 0;
