@@ -278,110 +278,29 @@ entry_slot(struct tg_config *cfg, const char *key, size_t def)
 	return &n[cfg->nev++].v;
 }
 
-/*
- * The one setter. basedir resolves relative K_PATH values (the config file's
- * folder); NULL keeps them as written (relative to the working directory).
- */
-int
-tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
-    const char *origin, const char *basedir, struct tg_err *err)
+/* A key that is in neither table: said in the words that help (a list
+ * set whole, a section set as a value, a typo); 0 for an empty list. */
+static int
+unknown_key(const char *key, const char *value, const char *origin, struct tg_err *err)
 {
-	const struct keydef *k;
-	struct value nv, *slot = NULL;
-	char path[PATH_MAX];
-	size_t idx, edef = 0;
-	int64_t num = 0;
+	if (tg_config_key_known(key) == 4 && value[0] == '\0')
+		return 0;   /* "tunnels: []" */
+	if (tg_config_key_known(key) == 4)
+		return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): is a list of entries; in the "
+		    "file write one mapping per entry, with flags --set %s.0.%s=...", key,
+		    origin, key, strcmp(key, "proxy") ? "listen" : "prefix");
+	if (tg_config_key_known(key) == 2)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): is a section, "
+		    "not a value; set one of its keys (tlsgate config list)", key, origin);
+	return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): unknown key; "
+	    "see `tlsgate config list` for the known ones", key, origin);
+}
 
-	memset(&nv, 0, sizeof(nv));
-	k = find_key(key, &idx);
-	if (k != NULL) {
-		slot = &cfg->v[idx];
-	} else if ((k = find_entry_key(key, &edef, NULL)) != NULL) {
-		if ((slot = entry_slot(cfg, key, edef)) == NULL)
-			goto oom;
-	} else {
-		if (tg_config_key_known(key) == 4 && value[0] == '\0')
-			return 0;   /* "tunnels: []" */
-		if (tg_config_key_known(key) == 4)
-			return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): is a list of entries; in the "
-			    "file write one mapping per entry, with flags --set %s.0.%s=...", key,
-			    origin, key, strcmp(key, "proxy") ? "listen" : "prefix");
-		if (tg_config_key_known(key) == 2)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): is a section, "
-			    "not a value; set one of its keys (tlsgate config list)", key, origin);
-		return tg_err_set(err, TG_E_CONFIG_KEY, "%s (%s): unknown key; "
-		    "see `tlsgate config list` for the known ones", key, origin);
-	}
-	switch (k->type) {
-	case K_BOOL:
-		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
-		    !strcmp(value, "1"))
-			num = 1, value = "true";
-		else if (!strcmp(value, "false") || !strcmp(value, "no") ||
-		    !strcmp(value, "off") || !strcmp(value, "0"))
-			num = 0, value = "false";
-		else
-			goto bad;
-		break;
-	case K_INT: {
-		char *end;
-		long long n = strtoll(value, &end, 10);
-		if (value[0] == '\0' || *end != '\0' || n < 0 || n > INT_MAX)
-			goto bad;
-		num = n;
-		break;
-	}
-	case K_SIZE:
-		if (tg_parse_size(value, &num) < 0)
-			goto bad;
-		break;
-	case K_DUR:
-		if (tg_parse_duration(value, &num) < 0)
-			goto bad;
-		break;
-	case K_ENUM:
-		if (!enum_ok(k->choices, value))
-			goto bad;
-		break;
-	case K_ADDR: {
-		char host[256];
-		int port;
-		if (!strcmp(key, "admin.listen") && !strcmp(value, "off"))
-			break;
-		if (tg_parse_hostport(value, host, sizeof(host), &port) < 0)
-			goto bad;
-		num = port;
-		break;
-	}
-	case K_PATH:
-		if (value[0] != '\0') {
-			if (tg_path_join(path, sizeof(path), basedir, value) < 0)
-				goto bad;
-			value = path;
-		}
-		break;
-	case K_SPATH:
-		if (value[0] != '\0' && tg_path_expand(path, sizeof(path), value) == 0)
-			value = path;
-		if (value[0] == '\0')
-			goto bad;
-		break;
-	case K_STR:
-	case K_LIST:
-		break;
-	}
-	if (k->type == K_LIST) {
-		if (set_list(&nv, value) < 0)
-			goto oom;
-	} else if ((nv.text = strdup(value)) == NULL) {
-		goto oom;
-	}
-	nv.num = num;
-	snprintf(nv.origin, sizeof(nv.origin), "%s", origin);
-	value_clear(slot);
-	*slot = nv;
-	return 0;
-bad:
+/* A value its key's type does not take, in words that say what would do. */
+static int
+bad_value(const struct keydef *k, const char *key, const char *value, const char *origin,
+    struct tg_err *err)
+{
 	switch (k->type) {
 	case K_BOOL:
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): '%s' is not a boolean; "
@@ -405,6 +324,102 @@ bad:
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s (%s): bad value '%s'",
 		    key, origin, value);
 	}
+}
+
+/* Checks and normalises *value for its key's type: *num its number, paths
+ * resolved into path (PATH_MAX); -1 when the type does not take it. */
+static int
+parse_value(const struct keydef *k, const char *key, const char **value, int64_t *num,
+    const char *basedir, char *path)
+{
+	const char *v = *value;
+	char host[256], *end;
+	long long n;
+	int port;
+
+	switch (k->type) {
+	case K_BOOL:
+		if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+			*num = 1, *value = "true";
+		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
+		    !strcmp(v, "0"))
+			*num = 0, *value = "false";
+		else
+			return -1;
+		return 0;
+	case K_INT:
+		n = strtoll(v, &end, 10);
+		if (v[0] == '\0' || *end != '\0' || n < 0 || n > INT_MAX)
+			return -1;
+		*num = n;
+		return 0;
+	case K_SIZE:
+		return tg_parse_size(v, num);
+	case K_DUR:
+		return tg_parse_duration(v, num);
+	case K_ENUM:
+		return enum_ok(k->choices, v) ? 0 : -1;
+	case K_ADDR:
+		if (!strcmp(key, "admin.listen") && !strcmp(v, "off"))
+			return 0;
+		if (tg_parse_hostport(v, host, sizeof(host), &port) < 0)
+			return -1;
+		*num = port;
+		return 0;
+	case K_PATH:
+		if (v[0] != '\0') {
+			if (tg_path_join(path, PATH_MAX, basedir, v) < 0)
+				return -1;
+			*value = path;
+		}
+		return 0;
+	case K_SPATH:
+		if (v[0] != '\0' && tg_path_expand(path, PATH_MAX, v) == 0)
+			*value = path;
+		return (*value)[0] == '\0' ? -1 : 0;
+	case K_STR:
+	case K_LIST:
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * The one setter: one key (a plain key or a list entry's field), its value
+ * replaced only when the new one is whole. basedir resolves relative
+ * K_PATH values (the config file's folder); NULL keeps them as written
+ * (relative to the working directory).
+ */
+int
+tg_config_set_from(struct tg_config *cfg, const char *key, const char *value,
+    const char *origin, const char *basedir, struct tg_err *err)
+{
+	const struct keydef *k;
+	struct value nv, *slot = NULL;
+	char path[PATH_MAX];
+	size_t idx, edef = 0;
+	int64_t num = 0;
+
+	memset(&nv, 0, sizeof(nv));
+	if ((k = find_key(key, &idx)) != NULL)
+		slot = &cfg->v[idx];
+	else if ((k = find_entry_key(key, &edef, NULL)) == NULL)
+		return unknown_key(key, value, origin, err);
+	else if ((slot = entry_slot(cfg, key, edef)) == NULL)
+		goto oom;
+	if (parse_value(k, key, &value, &num, basedir, path) < 0)
+		return bad_value(k, key, value, origin, err);
+	if (k->type == K_LIST) {
+		if (set_list(&nv, value) < 0)
+			goto oom;
+	} else if ((nv.text = strdup(value)) == NULL) {
+		goto oom;
+	}
+	nv.num = num;
+	snprintf(nv.origin, sizeof(nv.origin), "%s", origin);
+	value_clear(slot);
+	*slot = nv;
+	return 0;
 oom:
 	value_clear(&nv);
 	return tg_err_set(err, TG_E_INTERNAL, "out of memory");
