@@ -76,10 +76,12 @@ enum tg_category {
 	TG_CAT_PKI, TG_CAT_INTERNAL, TG_CAT_ACME
 };
 
+#define TG_ERR_MSG 768   /* the longest message, with its NUL */
+
 /* Filled by a failing call; the caller allocates it (a local is fine). */
 struct tg_err {
-	int  code;          /* an enum tg_code, TG_E_OK when clear */
-	char msg[768];      /* "what is wrong (where): what to do", NUL-terminated */
+	int  code;               /* an enum tg_code, TG_E_OK when clear */
+	char msg[TG_ERR_MSG];    /* "what is wrong (where): what to do", NUL-terminated */
 };
 
 /* The code's name ("TG_E_NOT_FOUND") and category; a static string,

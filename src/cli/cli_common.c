@@ -12,6 +12,7 @@
 #include "config_int.h"
 #include "pki.h"
 #include "store.h"
+#include "error.h"
 #include "util.h"
 
 extern char **environ;
@@ -219,21 +220,21 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	    TG_CFG_CLIENT_CERT));
 	snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", c->key ? c->key : tg_cfg_str(cfg,
 	    TG_CFG_CLIENT_KEY));
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-	snprintf(c->bufs[5], sizeof(c->bufs[5]), "%s/ca/ca.crt", sd);
+	if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR)) < 0 ||
+	    tg_path_fmt(c->bufs[5], sizeof(c->bufs[5]), err, "%s/ca/ca.crt", sd) < 0) {
+		tg_config_free(cfg);
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: the path is too long");
+	}
 	if (c->known)
 		snprintf(c->bufs[6], sizeof(c->bufs[6]), "%s", c->known);
 	else
 		tg_cfg_path(cfg, TG_CFG_CLIENT_KNOWN, c->bufs[6], sizeof(c->bufs[6]));
 	/* the node's own client certificate, made by `serve` in mutual mode */
 	if (!c->bufs[3][0] && !c->bufs[4][0]) {
-		char crt[4200], key[4200];
-		snprintf(crt, sizeof(crt), "%s/certs/client.crt", sd);
-		snprintf(key, sizeof(key), "%s/certs/client.key", sd);
-		if (access(crt, R_OK) == 0 && access(key, R_OK) == 0) {
-			snprintf(c->bufs[3], sizeof(c->bufs[3]), "%s", crt);
-			snprintf(c->bufs[4], sizeof(c->bufs[4]), "%s", key);
-		}
+		if (tg_path_fmt(c->bufs[3], sizeof(c->bufs[3]), NULL, "%s/certs/client.crt", sd) < 0 ||
+		    tg_path_fmt(c->bufs[4], sizeof(c->bufs[4]), NULL, "%s/certs/client.key", sd) < 0 ||
+		    access(c->bufs[3], R_OK) != 0 || access(c->bufs[4], R_OK) != 0)
+			c->bufs[3][0] = c->bufs[4][0] = '\0';
 	}
 	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd")) {
 		/* one command, one thread: a static copy outlives the options */
@@ -253,9 +254,8 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	o->timeout_ms = c->timeout_ms ? c->timeout_ms : 30000;
 	if (strcmp(o->trust, "ca") != 0 && strcmp(o->trust, "tofu") && strcmp(o->trust, "whitelist") &&
 	    strcmp(o->trust, "ca-or-tofu") && strcmp(o->trust, "insecure-no-validation")) {
-		snprintf(err->msg, sizeof(err->msg), "--trust %s: use ca, tofu, whitelist, "
+		return tg_err_set(err, TG_E_USAGE, "--trust %.200s: use ca, tofu, whitelist, "
 		    "ca-or-tofu or insecure-no-validation", o->trust);
-		return -1;
 	}
 	return 0;
 }

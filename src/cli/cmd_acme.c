@@ -102,7 +102,8 @@ is_due(const char *prefix, const struct tg_acme_settings *s, struct tg_acme_opts
 
 	snprintf(crt, sizeof(crt), "%s.crt", prefix);
 	if ((sk = tg_certs_read(crt, &err)) == NULL) {
-		snprintf(why, whylen, "%s", err.msg);
+		if (snprintf(why, whylen, "%s", err.msg) >= (int)whylen && whylen > 4)
+			memcpy(why + whylen - 4, "...", 4);   /* a message, cut visibly */
 		return -1;
 	}
 	have_ari = tg_acme_fetch_ari(o, sk_X509_value(sk, 0), &ari, &err) == 0;

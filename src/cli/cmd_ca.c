@@ -84,7 +84,8 @@ cmd_ca(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "init") != 0) {
 		char crt[PATH_MAX];
-		snprintf(crt, sizeof(crt), "%s/ca.crt", dir);
+		if (tg_path_fmt(crt, sizeof(crt), &err, "%s/ca.crt", dir) < 0)
+			return cli_fail_err(&err);
 		return cli_ca_install(crt, argv[1][0] == 'i');
 	}
 	if (tg_ca_init(dir, name, kt, days, &err) < 0)

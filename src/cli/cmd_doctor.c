@@ -104,8 +104,9 @@ check_chain(const struct tg_config *cfg, STACK_OF(X509) *sk, const char *path)
 		}
 	}
 	/* complete: the file plus the system roots and the local CA reach a root */
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-	snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
+	if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR)) < 0 ||
+	    tg_path_fmt(local_ca, sizeof(local_ca), NULL, "%s/ca/ca.crt", sd) < 0)
+		local_ca[0] = '\0';   /* state_dir too long: said by its own check */
 	if (st && xs && rest) {
 		X509_STORE_set_default_paths(st);
 		if (access(local_ca, R_OK) == 0)

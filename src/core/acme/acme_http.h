@@ -16,7 +16,7 @@ struct tg_acme_http {
 	char nonce[256];
 	char new_nonce_url[512];
 	char ca_cert[PATH_MAX];
-	char ca_error[700];
+	char ca_error[TG_ERR_MSG];
 };
 
 struct tg_acme_resp {

@@ -209,19 +209,24 @@ tg_acme_jws(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
 {
 	char prot[2600], jwk[256], *in, *out;
 	unsigned char sig[64];
+	int n;
 
 	if (!json_safe(nonce) || !json_safe(url) || (kid && !json_safe(kid))) {
 		tg_err_set(err, TG_E_ACME, "the ACME server sent a URL or nonce with quotes in it");
 		return NULL;
 	}
 	if (kid)
-		snprintf(prot, sizeof(prot), "{\"alg\":\"ES256\",\"kid\":\"%s\",\"nonce\":\"%s\","
+		n = snprintf(prot, sizeof(prot), "{\"alg\":\"ES256\",\"kid\":\"%s\",\"nonce\":\"%s\","
 		    "\"url\":\"%s\"}", kid, nonce, url);
 	else if (tg_acme_jwk(key, jwk, sizeof(jwk)) == 0)
-		snprintf(prot, sizeof(prot), "{\"alg\":\"ES256\",\"jwk\":%s,\"nonce\":\"%s\","
+		n = snprintf(prot, sizeof(prot), "{\"alg\":\"ES256\",\"jwk\":%s,\"nonce\":\"%s\","
 		    "\"url\":\"%s\"}", jwk, nonce, url);
 	else {
 		tg_err_set(err, TG_E_ACME, "the ACME account key is not EC P-256");
+		return NULL;
+	}
+	if (n < 0 || (size_t)n >= sizeof(prot)) {   /* a cut header would be refused anyway */
+		tg_err_set(err, TG_E_ACME, "the ACME server's account URL or nonce is too long");
 		return NULL;
 	}
 	if (payload == NULL)

@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -162,6 +163,24 @@ tg_path_join(char *buf, size_t len, const char *dir, const char *name)
 	else
 		n = snprintf(buf, len, "%s/%s", dir, tmp);
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+int
+tg_path_fmt(char *buf, size_t len, struct tg_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < len)
+		return 0;
+	tg_err_set(err, TG_E_USAGE, "a path would be longer than %zu bytes (%.120s...); "
+	    "choose a shorter folder (state_dir, files.root)", len ? len - 1 : 0, len ? buf : "");
+	if (len > 0)
+		buf[0] = '\0';
+	return -1;
 }
 
 void

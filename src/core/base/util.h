@@ -23,6 +23,11 @@ int tg_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 /* Joins dir and name unless name is absolute; expands a leading "~/". */
 int tg_path_join(char *buf, size_t len, const char *dir, const char *name);
+/* Formats a path into buf, refusing to cut it: a cut path names another
+ * file. -1 with a message (err may be NULL) and buf "" when it does not
+ * fit. Every path made with a format goes through this. */
+int tg_path_fmt(char *buf, size_t len, struct tg_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int tg_path_expand(char *buf, size_t len, const char *path);
 /* Folder part of a path ("." when none). */
 void tg_path_dir(char *buf, size_t len, const char *path);

@@ -180,7 +180,7 @@ tg_client_dial(const char *host, int port, int use_tls, const struct tg_client_o
 		snprintf(c->verdict, sizeof(c->verdict), "%s", v.reason);
 	}
 	if (c->warn && o->warn) {
-		char w[1400];
+		char w[sizeof(c->peer) + sizeof(c->verdict) + 2];
 		snprintf(w, sizeof(w), "%s: %s", c->peer, c->verdict);
 		o->warn(w);
 	}

@@ -26,7 +26,7 @@ struct tg_store_health {
 	long long keys;
 	unsigned long long probes, failures, events, pulls, watch_restarts;
 	time_t last_event;
-	char last_error[512];
+	char last_error[TG_ERR_MSG];
 };
 
 /* Copies every key below sc's prefix into sc->state_dir once (unchanged

@@ -58,13 +58,16 @@ is_prefix_section(const char *sec, const char *target)
 	return n == 0 || (strncmp(sec, target, n) == 0 && target[n] == '.');
 }
 
+/* The dotted path of the key waiting in fr; "" when it would not fit (no
+ * known key is that long, so it matches nothing). */
 static void
 child_path(const struct eframe *fr, char *buf, size_t len)
 {
-	if (fr->path[0])
-		snprintf(buf, len, "%s.%s", fr->path, fr->pending);
-	else
-		snprintf(buf, len, "%s", fr->pending);
+	int n = fr->path[0] ? snprintf(buf, len, "%s.%s", fr->path, fr->pending) :
+	    snprintf(buf, len, "%s", fr->pending);
+
+	if (n < 0 || (size_t)n >= len)
+		buf[0] = '\0';
 }
 
 static void
@@ -176,7 +179,9 @@ scan(struct escan *s, const unsigned char *text, size_t len, const char *name,
 			} else if (ev.start_mark.index == ev.end_mark.index &&
 			    is_prefix_section(key, s->target)) {
 				/* "tls:" with nothing under it */
-				snprintf(s->f.sec_path, sizeof(s->f.sec_path), "%s", key);
+				if (snprintf(s->f.sec_path, sizeof(s->f.sec_path), "%s", key) >=
+				    (int)sizeof(s->f.sec_path))
+					s->f.sec_path[0] = '\0';   /* longer than any section */
 				s->f.sec_null = 1;
 				s->f.sec_line = ev.start_mark.line + 1;
 				s->f.sec_end = ev.end_mark.index;

@@ -76,7 +76,8 @@ on_open(struct walk *w, int is_seq, size_t line)
 		nf = &w->st[w->depth++];
 		memset(nf, 0, sizeof(*nf));
 		nf->line = line;
-		snprintf(nf->prefix, sizeof(nf->prefix), "%s", key);
+		if (snprintf(nf->prefix, sizeof(nf->prefix), "%s", key) >= (int)sizeof(nf->prefix))
+			return kerr(w, key, line, "is too long to be a key");
 		return 0;
 	}
 	if (top->is_seq || !top->have_pending)
@@ -100,10 +101,9 @@ on_open(struct walk *w, int is_seq, size_t line)
 	memset(nf, 0, sizeof(*nf));
 	nf->is_seq = is_seq;
 	nf->line = line;
-	if (is_seq)
-		snprintf(nf->prefix, sizeof(nf->prefix), "%s", key);
-	else
-		snprintf(nf->prefix, sizeof(nf->prefix), "%s.", key);
+	if (snprintf(nf->prefix, sizeof(nf->prefix), is_seq ? "%s" : "%s.", key) >=
+	    (int)sizeof(nf->prefix))
+		return kerr(w, key, line, "is too long to be a key");
 	return 0;
 }
 

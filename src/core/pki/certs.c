@@ -228,7 +228,10 @@ cluster_ca(const struct tg_config *cfg, const char *cadir, struct tg_keypair *kp
 	if (sc == NULL)
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	tg_store_conf_from(cfg, sc);
-	snprintf(p, sizeof(p), "%s/ca.crt", cadir);
+	if (tg_path_fmt(p, sizeof(p), err, "%s/ca.crt", cadir) < 0) {
+		free(sc);
+		return -1;
+	}
 	have_local = access(p, F_OK) == 0;
 	if ((cst = tg_store_open_conf(sc, 1, err)) == NULL)
 		goto out;
@@ -294,8 +297,10 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	int rv = -1;
 
 	memset(kp, 0, sizeof(*kp));
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
+	if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR)) < 0 ||
+	    tg_path_fmt(cadir, sizeof(cadir) - sizeof("/ca.crt"), err, "%s/ca", sd) < 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir (%s): the path is too long",
+		    tg_config_origin(cfg, "state_dir"));
 	if ((st = tg_store_fs_open(sd, err)) == NULL) {
 		char m[sizeof(err->msg)];
 		snprintf(m, sizeof(m), "%s", err->msg);
@@ -306,7 +311,7 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	    cadir, kp, err) < 0)
 		goto out;
 	if (tg_store_exists(st, "ca/ca.crt") || local)
-		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca.crt", cadir);
+		(void)tg_path_fmt(kp->local_ca, sizeof(kp->local_ca), NULL, "%s/ca.crt", cadir);
 	if (tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0]) {
 		tg_cfg_path(cfg, TG_CFG_TLS_CERT, kp->cert, sizeof(kp->cert));
 		tg_cfg_path(cfg, TG_CFG_TLS_KEY, kp->key, sizeof(kp->key));
@@ -328,8 +333,9 @@ tg_certs_prepare(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_e
 	}
 	if (keep_or_make(st, cadir, local, crt_name, key_name, kp->names, 0, &kp->made_cert, err) < 0)
 		goto unlock;
-	snprintf(kp->cert, sizeof(kp->cert), "%s/%s", sd, crt_name);
-	snprintf(kp->key, sizeof(kp->key), "%s/%s", sd, key_name);
+	if (tg_path_fmt(kp->cert, sizeof(kp->cert), err, "%s/%s", sd, crt_name) < 0 ||
+	    tg_path_fmt(kp->key, sizeof(kp->key), err, "%s/%s", sd, key_name) < 0)
+		goto unlock;
 	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "automatic, tls.auto %s", mode);
 	snprintf(kp->key_origin, sizeof(kp->key_origin), "automatic, tls.auto %s", mode);
 	rv = 0;
@@ -360,8 +366,10 @@ tg_certs_client_prepare(const struct tg_config *cfg, struct tg_err *err)
 	}
 	snprintf(names, sizeof(names), "%s:%s", inet_pton(AF_INET, host, ip) == 1 ||
 	    inet_pton(AF_INET6, host, ip) == 1 ? "ip" : "dns", host);
-	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-	snprintf(cadir, sizeof(cadir), "%s/ca", sd);
+	if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR)) < 0 ||
+	    tg_path_fmt(cadir, sizeof(cadir), err, "%s/ca", sd) < 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir (%s): the path is too long",
+		    tg_config_origin(cfg, "state_dir"));
 	if ((st = tg_store_fs_open(sd, err)) == NULL)
 		return -1;
 	if ((rv = tg_store_lock(st, "auto-certs", 15000, err)) == 0) {

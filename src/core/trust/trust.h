@@ -45,7 +45,7 @@ struct tg_trust {
 	struct tg_known *cache;
 	int have_cache;
 	int broken;                  /* the file changed and cannot be read (t->lock) */
-	char broken_msg[300];
+	char broken_msg[TG_ERR_MSG];
 	struct stat broken_st;       /* the file as it was when it failed */
 	/* watched: someone calls tg_trust_refresh when the file changes (the
 	 * server, from an inotify watch), so a judgement reads the cache

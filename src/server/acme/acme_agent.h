@@ -64,7 +64,7 @@ struct tg_acme_stats {
 	uint64_t orders_ok, orders_failed, renewals_ok, renewals_failed;
 	time_t next_check, last_success;
 	char state[32];              /* idle, ordering, failing */
-	char last_error[512];
+	char last_error[TG_ERR_MSG];
 };
 void tg_acme_agent_stats(struct tg_acme_agent *a, struct tg_acme_stats *out);
 

@@ -176,6 +176,20 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 	return ctx;
 }
 
+/* Where ACME's certificate and key are in state_dir (the store's copy). */
+static int
+acme_paths(const struct tg_acme_settings *set, char *cert, char *key, size_t len,
+    struct tg_err *err)
+{
+	char crt[600], k[600];
+
+	tg_acme_settings_files(set, crt, sizeof(crt), k, sizeof(k));
+	if (tg_path_fmt(cert, len, err, "%s/%s", set->state_dir, crt) < 0 ||
+	    tg_path_fmt(key, len, err, "%s/%s", set->state_dir, k) < 0)
+		return -1;
+	return 0;
+}
+
 /* The ACME certificate's files, and whether a usable one is there now. */
 static int
 acme_keypair(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair *kp,
@@ -197,21 +211,26 @@ acme_keypair(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair
 	s->acme_set = set;
 	tg_acme_settings_files(set, crt, sizeof(crt), key, sizeof(key));
 	memset(kp, 0, sizeof(*kp));
-	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "ACME %s", set->directory);
-	snprintf(kp->key_origin, sizeof(kp->key_origin), "ACME %s", set->directory);
+	/* an origin is for messages: a long directory URL may be cut there */
+	snprintf(kp->cert_origin, sizeof(kp->cert_origin), "ACME %.300s", set->directory);
+	snprintf(kp->key_origin, sizeof(kp->key_origin), "ACME %.300s", set->directory);
 	if ((st = tg_store_fs_open(set->state_dir, err)) == NULL)
 		return -1;
-	if (tg_store_exists(st, "ca/ca.crt"))
-		snprintf(kp->local_ca, sizeof(kp->local_ca), "%s/ca/ca.crt", set->state_dir);
+	if (tg_store_exists(st, "ca/ca.crt") && tg_path_fmt(kp->local_ca, sizeof(kp->local_ca),
+	    err, "%s/ca/ca.crt", set->state_dir) < 0)
+		goto fail;
 	/* a cached certificate that does not pass is not served: the agent
 	 * orders a new one at once */
-	if (tg_acme_cached(st, crt, key, set->names, set->nnames, &leaf, &e2) == 0) {
-		snprintf(kp->cert, sizeof(kp->cert), "%s/%s", set->state_dir, crt);
-		snprintf(kp->key, sizeof(kp->key), "%s/%s", set->state_dir, key);
-	}
+	if (tg_acme_cached(st, crt, key, set->names, set->nnames, &leaf, &e2) == 0 &&
+	    acme_paths(set, kp->cert, kp->key, sizeof(kp->cert), err) < 0)
+		goto fail;
 	X509_free(leaf);
 	tg_store_free(st);
 	return 0;
+fail:
+	X509_free(leaf);
+	tg_store_free(st);
+	return -1;
 }
 
 /* In a cluster, pins are the cluster's: recorded through the store. A
@@ -503,16 +522,14 @@ static void
 on_acme_cert(uv_async_t *h)
 {
 	struct tg_server *s = h->data;
-	char crt[600], key[600], exp[64];
+	char exp[64];
 	struct tg_err err;
 
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->acme_set == NULL || s->stopping)
 		return;
-	tg_acme_settings_files(s->acme_set, crt, sizeof(crt), key, sizeof(key));
-	snprintf(s->tls.cert, sizeof(s->tls.cert), "%s/%s", s->acme_set->state_dir, crt);
-	snprintf(s->tls.key, sizeof(s->tls.key), "%s/%s", s->acme_set->state_dir, key);
-	if (swap_cert(s, &err) < 0) {
+	if (acme_paths(s->acme_set, s->tls.cert, s->tls.key, sizeof(s->tls.cert), &err) < 0 ||
+	    swap_cert(s, &err) < 0) {
 		tg_log(s, TG_LOG_ERROR, "acme: the new certificate was refused, the old one keeps "
 		    "serving: %s", err.msg);
 		return;
@@ -614,13 +631,11 @@ watch_files(struct tg_server *s)
 	    s->store != NULL);
 	int byo = s->ssl_ctx && !s->acme_on && s->tls.cert[0] &&
 	    strncmp(s->tls.cert_origin, "automatic", 9) != 0;
+	struct tg_err err;
 
-	if (follower) {
-		char crt[600], key[600];
-		tg_acme_settings_files(s->acme_set, crt, sizeof(crt), key, sizeof(key));
-		snprintf(s->tls.cert, sizeof(s->tls.cert), "%s/%s", s->acme_set->state_dir, crt);
-		snprintf(s->tls.key, sizeof(s->tls.key), "%s/%s", s->acme_set->state_dir, key);
-	}
+	if (follower && acme_paths(s->acme_set, s->tls.cert, s->tls.key, sizeof(s->tls.cert),
+	    &err) < 0)
+		tg_log(s, TG_LOG_ERROR, "acme: %s", err.msg);
 
 	if (s->loop == NULL || s->stopping)
 		return;

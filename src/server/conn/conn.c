@@ -1092,7 +1092,7 @@ peer_name(int fd, char *buf, size_t len, char *ip, size_t iplen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char host[64];
+	char host[INET6_ADDRSTRLEN];   /* numeric: the longest an address is */
 
 	buf[0] = '\0';
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||

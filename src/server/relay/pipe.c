@@ -35,6 +35,10 @@
 static void http_fail(struct tg_pipe *p, int status, const char *why);
 static void setup_failed(struct tg_pipe *p, int level, const char *why);
 
+
+/* A close reason: OpenSSL's words and an address (connect, 300) fit whole. */
+#define WORDS_LEN 600
+#define WHY_LEN   (WORDS_LEN + 400)
 /* ---- one side's I/O (sockio.c) ------------------------------------------------ */
 
 static ssize_t
@@ -222,7 +226,7 @@ void
 tg_pipe_on_timer(uv_timer_t *h)
 {
 	struct tg_pipe *p = h->data;
-	char why[200];
+	char why[sizeof(p->t->connect) + 100];
 
 	TG_MAGIC_CHECK(p, TG_PIPE_MAGIC, "pipe");
 	if (p->state == P_CLOSED)
@@ -318,7 +322,7 @@ judge_upstream(struct tg_pipe *p)
 		return -1;
 	}
 	if (!v.accept) {
-		char why[1400];
+		char why[sizeof(id) + sizeof(v.reason) + 20];
 		snprintf(why, sizeof(why), "upstream %s refused: %s", id, v.reason);
 		setup_failed(p, TG_LOG_WARN, why);
 		return -1;
@@ -549,7 +553,7 @@ handshake_a(struct tg_pipe *p)
 {
 	struct tg_tunnel *t = p->t;
 	const struct tg_trust_verdict *v;
-	char words[600], why[900];
+	char words[WORDS_LEN], why[WHY_LEN];
 	int r, w;
 
 	ERR_clear_error();
@@ -591,7 +595,7 @@ ready(struct tg_pipe *p)
 static int
 handshake_b(struct tg_pipe *p)
 {
-	char words[600], why[900];
+	char words[WORDS_LEN], why[WHY_LEN];
 	int r, w;
 
 	ERR_clear_error();
@@ -618,7 +622,7 @@ connected_b(struct tg_pipe *p)
 	struct tg_tunnel *t = p->t;
 	socklen_t el = sizeof(int);
 	struct tg_err err;
-	char why[900];
+	char why[WHY_LEN];
 	int e = 0;
 
 	if (getsockopt(p->b.fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 || e != 0) {

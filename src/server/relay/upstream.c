@@ -3,6 +3,7 @@
  * `tunnels:` or `proxy:` read, its upstream resolved, its TLS contexts and
  * trust built, a tunnel's listener opened.
  */
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,10 +143,15 @@ read_route(const struct tg_config *cfg, const char *list, size_t i, struct tg_tu
 	t->port = u.port;
 	snprintf(t->connect, sizeof(t->connect), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
 	    u.host, u.port);
-	snprintf(t->listen, sizeof(t->listen), "%s", tg_cfg_entry_str(cfg, list, i,
-	    TG_FIELD_PREFIX));
-	snprintf(t->prefix, sizeof(t->prefix), "%s", t->listen);
-	snprintf(t->up_path, sizeof(t->up_path), "%s", u.path);
+	/* a cut prefix or path would route requests elsewhere: refused */
+	if (snprintf(t->prefix, sizeof(t->prefix), "%s", tg_cfg_entry_str(cfg, list, i,
+	    TG_FIELD_PREFIX)) >= (int)sizeof(t->prefix) ||
+	    snprintf(t->up_path, sizeof(t->up_path), "%s", u.path) >= (int)sizeof(t->up_path))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy.%zu (%s): the prefix or the "
+		    "upstream's path is too long (at most %zu and %zu bytes)", i,
+		    tg_cfg_entry_origin(cfg, list, i, TG_FIELD_PREFIX), sizeof(t->prefix) - 1,
+		    sizeof(t->up_path) - 1);
+	snprintf(t->listen, sizeof(t->listen), "%s", t->prefix);
 	/* the Host header: the port only when it is not the scheme's */
 	if ((u.tls && u.port == 443) || (!u.tls && u.port == 80))
 		snprintf(t->up_host, sizeof(t->up_host), strchr(u.host, ':') ? "[%s]" : "%s", u.host);
@@ -202,9 +208,9 @@ resolve(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 
 /* The client certificate of TLS out: the entry's, else client.cert, else
  * the node's own (made in mutual mode), as tlsgate get/put use it. */
-static void
+static int
 client_cert(const struct tg_config *cfg, const char *list, size_t i, const char *sd,
-    char *cert, char *key, size_t len)
+    char *cert, char *key, size_t len, struct tg_err *err)
 {
 	struct stat sb;
 
@@ -215,11 +221,13 @@ client_cert(const struct tg_config *cfg, const char *list, size_t i, const char 
 		tg_cfg_path(cfg, TG_CFG_CLIENT_CERT, cert, len);
 		tg_cfg_path(cfg, TG_CFG_CLIENT_KEY, key, len);
 	} else {
-		snprintf(cert, len, "%s/certs/client.crt", sd);
-		snprintf(key, len, "%s/certs/client.key", sd);
+		if (tg_path_fmt(cert, len, err, "%s/certs/client.crt", sd) < 0 ||
+		    tg_path_fmt(key, len, err, "%s/certs/client.key", sd) < 0)
+			return -1;
 		if (stat(cert, &sb) != 0 || stat(key, &sb) != 0)
 			cert[0] = key[0] = '\0';
 	}
+	return 0;
 }
 
 /* TLS out (a route to https://, a tunnel with tls_connect): the client
@@ -231,7 +239,8 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 	const char *trust = tg_cfg_entry_str(cfg, list, i, TG_FIELD_TRUST);
 	const char *sn = tg_cfg_entry_str(cfg, list, i, TG_FIELD_SERVER_NAME);
 	enum tg_trust_mode mode = TG_TRUST_CA;
-	char known[4096], sd[4096], ca[4096] = "", local_ca[4200], cert[4096], key[4096];
+	char known[PATH_MAX], sd[PATH_MAX], ca[PATH_MAX] = "", local_ca[PATH_MAX];
+	char cert[PATH_MAX], key[PATH_MAX];
 	struct tg_client_opts o;
 
 	if (!trust[0])
@@ -243,12 +252,14 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 	else if (tg_cfg_str(cfg, TG_CFG_CLIENT_CA)[0])
 		tg_cfg_path(cfg, TG_CFG_CLIENT_CA, ca, sizeof(ca));
 	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-	snprintf(local_ca, sizeof(local_ca), "%s/ca/ca.crt", sd);
+	if (tg_path_fmt(local_ca, sizeof(local_ca), err, "%s/ca/ca.crt", sd) < 0)
+		return -1;
 	if (!sn[0])
 		sn = tg_cfg_str(cfg, TG_CFG_CLIENT_SERVER_NAME);
 	if (sn[0])
 		snprintf(t->host, sizeof(t->host), "%s", sn);
-	client_cert(cfg, list, i, sd, cert, key, sizeof(cert));
+	if (client_cert(cfg, list, i, sd, cert, key, sizeof(cert), err) < 0)
+		return -1;
 	memset(&o, 0, sizeof(o));
 	o.trust = trust;
 	o.known = known;
@@ -292,8 +303,9 @@ tls_in(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel
 		snprintf(t->ca_origin, sizeof(t->ca_origin), "%s",
 		    tg_config_origin(cfg, "tls.clients.ca"));
 	} else if (mode == TG_TRUST_CA || mode == TG_TRUST_CA_OR_TOFU) {
-		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
-		snprintf(t->ca, sizeof(t->ca), "%s/ca/ca.crt", sd);
+		if (tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR)) < 0 ||
+		    tg_path_fmt(t->ca, sizeof(t->ca), err, "%s/ca/ca.crt", sd) < 0)
+			return -1;
 		snprintf(t->ca_origin, sizeof(t->ca_origin), "default: the local CA");
 	}
 	if (tg_upstream_tls_in_ctx(t, err) < 0)
