@@ -2,6 +2,7 @@
  * Shared CLI plumbing: error printing, flag scanning, and the layered
  * configuration load that serve, config and the clients use.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +205,7 @@ int
 cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *err)
 {
 	struct tg_config *cfg = cli_load_config(&c->cfg, err);
-	char sd[4096];
+	char sd[PATH_MAX];
 
 	if (cfg == NULL)
 		return -1;

@@ -48,7 +48,7 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 {
 	const char *mode = tg_cfg_str(cfg, TG_CFG_TLS_MODE);
 	const char *listen = tg_cfg_str(cfg, TG_CFG_LISTEN);
-	char host[256], url[512], root[4096];
+	char host[256], url[512], root[PATH_MAX];
 	int port = 0, tls = strcmp(mode, "off") != 0, mutual = !strcmp(mode, "mutual");
 
 	tg_parse_hostport(listen, host, sizeof(host), &port);

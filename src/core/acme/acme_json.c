@@ -117,7 +117,8 @@ tg_acme_order_clear(struct tg_acme_order *o)
 static void
 problem_of(json_t *p, char *buf, size_t len)
 {
-	char type[256] = "", detail[512] = "", sub[600] = "", value[256] = "";
+	char type[256] = "", detail[512] = "", value[256] = "", sd[400] = "";
+	char sub[sizeof(value) + sizeof(sd) + 8] = "";
 	json_t *subs, *s0, *id;
 	const char *t;
 	struct tg_err e;
@@ -130,7 +131,6 @@ problem_of(json_t *p, char *buf, size_t len)
 	/* the first subproblem names the identifier it is about */
 	subs = json_object_get(p, "subproblems");
 	if (json_is_array(subs) && (s0 = json_array_get(subs, 0)) != NULL && json_is_object(s0)) {
-		char sd[400] = "";
 		str(s0, "detail", sd, sizeof(sd), 0, "problem", &e);
 		id = json_object_get(s0, "identifier");
 		if (json_is_object(id))

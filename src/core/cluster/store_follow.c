@@ -693,7 +693,7 @@ out:
  * of copying a fleet's keys a second time. */
 static struct {
 	pthread_mutex_t mu;
-	char state_dir[4096];
+	char state_dir[PATH_MAX];
 	long long rev;
 	uint64_t at_ms;              /* monotonic: a clock set back does not matter */
 } last_pull = { PTHREAD_MUTEX_INITIALIZER, "", 0, 0 };

@@ -5,6 +5,7 @@
 #ifndef TG_STORE_H
 #define TG_STORE_H
 
+#include <limits.h>
 #include <time.h>
 
 #include <tlsgate/tlsgate.h>
@@ -21,7 +22,7 @@ struct tg_store_ops {
 
 struct tg_store {
 	const struct tg_store_ops *ops;
-	char root[4096];
+	char root[PATH_MAX];
 	void *impl;
 };
 
@@ -29,11 +30,11 @@ struct tg_store {
  * object can open the store again later without holding the config). */
 struct tg_store_conf {
 	int etcd;                    /* store.backend: etcd */
-	char state_dir[4096];
+	char state_dir[PATH_MAX];
 	char endpoints[4096], prefix[256];
-	char ca[4096], cert[4096], key[4096];
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	long timeout_ms;
-	char user[128], password_file[4096];   /* an etcd user (RBAC) */
+	char user[128], password_file[PATH_MAX];   /* an etcd user (RBAC) */
 };
 
 void tg_store_conf_from(const struct tg_config *cfg, struct tg_store_conf *sc);

@@ -16,6 +16,7 @@
  * A store is used by one thread at a time (it keeps one curl handle); the
  * lease-keeping threads have handles of their own.
  */
+#include <limits.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -201,7 +202,7 @@ call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
     json_t *body, const char *token, json_t **out, struct tg_err *err)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
-	char url[512], why[CURL_ERROR_SIZE + 64] = "";
+	char url[512], why[TG_ERR_MSG] = "";   /* the endpoint, what went wrong and the hint, whole */
 	struct curl_slist *hdr = NULL;
 	size_t i;
 	int rv = -1, refused = 0;
@@ -883,7 +884,7 @@ tg_store_etcd_login(struct tg_store *st, const char *user, const char *password,
  * pin record) takes it from here. */
 static struct {
 	pthread_mutex_t mu;
-	char path[4096];
+	char path[PATH_MAX];
 	char pw[256];
 } pw_cache = { PTHREAD_MUTEX_INITIALIZER, "", "" };
 

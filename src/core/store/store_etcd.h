@@ -5,6 +5,7 @@
 #ifndef TG_STORE_ETCD_H
 #define TG_STORE_ETCD_H
 
+#include <limits.h>
 #include <pthread.h>
 
 #include <curl/curl.h>
@@ -29,7 +30,7 @@ struct etcd_auth {
 struct etcd_conf {
 	char endpoints[MAX_ENDPOINTS][256];
 	size_t n;
-	char ca[4096], cert[4096], key[4096];
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	long timeout_ms;
 	struct etcd_auth *auth;      /* NULL: no etcd user */
 };

@@ -7,6 +7,7 @@
 #ifndef TG_SERVER_H
 #define TG_SERVER_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -52,9 +53,9 @@ struct tg_server {
 	/* what the TLS context is built from, kept to rebuild it when the
 	 * certificate changes (ACME, files edited, SIGHUP) */
 	struct tg_tls_files {
-		char cert[4096], key[4096];        /* "" = no certificate yet (ACME) */
+		char cert[PATH_MAX], key[PATH_MAX];        /* "" = no certificate yet (ACME) */
 		char cert_origin[320], key_origin[320];
-		char clients_ca[4096], clients_ca_origin[320];
+		char clients_ca[PATH_MAX], clients_ca_origin[320];
 		int min_version;
 	} tls;
 	/* ACME (tls.auto: acme) */
@@ -94,11 +95,11 @@ struct tg_server {
 	struct tg_known_watch *known_watches;   /* known files watched (known_watch.c) */
 	/* settings, copied from the configuration at start */
 	char listen[300];
-	char state_dir[4096];
+	char state_dir[PATH_MAX];
 	int files_enabled;
 	char files_prefix[256];
 	size_t files_prefix_len;
-	char files_root[4096];
+	char files_root[PATH_MAX];
 	int files_root_fd;
 	uint64_t max_upload;
 	uint64_t t_handshake, t_header, t_body, t_keepalive, t_shutdown;   /* ms */

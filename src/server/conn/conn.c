@@ -298,8 +298,10 @@ tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra, const 
 {
 	char hdrs[1024];
 	size_t nl = add_newline && bl && body[bl - 1] != '\n';
-	int head = !strcmp(c->method, "HEAD");
+	int head;
 
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	head = !strcmp(c->method, "HEAD");
 	if (c->file_fd >= 0) {
 		close(c->file_fd);
 		c->file_fd = -1;

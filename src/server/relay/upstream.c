@@ -52,7 +52,7 @@ headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct 
 		if (v[0] == '@') {
 			/* relative to the config file's folder, like other paths */
 			const char *f = tg_cfg_file(cfg);
-			char dir[4096] = "";
+			char dir[PATH_MAX] = "";
 			if (f && v[1] != '/')
 				tg_path_dir(dir, sizeof(dir), f);
 			tg_path_join(h->file, sizeof(h->file), dir[0] ? dir : NULL, v + 1);
@@ -97,7 +97,7 @@ known_path(const struct tg_config *cfg, const char *list, size_t i,
     enum tg_cfg_key fallback_key, char *buf, size_t len)
 {
 	const char *k = tg_cfg_entry_str(cfg, list, i, TG_FIELD_KNOWN);
-	char sd[4096];
+	char sd[PATH_MAX];
 
 	if (!k[0]) {
 		tg_cfg_path(cfg, fallback_key, buf, len);
@@ -285,7 +285,7 @@ tls_in(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel
 {
 	const char *trust = tg_cfg_entry_str(cfg, list, i, TG_FIELD_TRUST);
 	enum tg_trust_mode mode = TG_TRUST_CA;
-	char known[4096], sd[4096];
+	char known[PATH_MAX], sd[PATH_MAX];
 
 	if (!trust[0])
 		trust = tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_TRUST);

@@ -7,6 +7,7 @@
 #ifndef TG_UPSTREAM_H
 #define TG_UPSTREAM_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -50,7 +51,7 @@ struct tg_tunnel {
 	struct idle_up *idle;        /* kept upstream connections, newest first (proxy.c) */
 	size_t nidle;
 	/* TLS in: how the context is built again when the certificate changes */
-	char ca[4096], ca_origin[320];
+	char ca[PATH_MAX], ca_origin[320];
 };
 
 /* An extra request header of a proxy route: a value, or a file's content
@@ -58,7 +59,7 @@ struct tg_tunnel {
 struct proxy_header {
 	char name[128];
 	char value[4096];
-	char file[4096];
+	char file[PATH_MAX];
 	struct timespec mtime;
 	int loaded;                  /* value holds what the file had when last read */
 	int watched;                 /* a watch re-reads it on change: no stat per request */
