@@ -240,7 +240,9 @@ TG_API int tg_cert_sign(const char *ca_dir, const char *csr_path,
  * An outgoing TLS connection (TLS 1.2 at least, AEAD only), its peer judged
  * by a trust mode before tg_client_open returns: a peer the mode does not
  * trust is an error (TG_E_TRUST, in words), never a connection. Blocking,
- * with a timeout on every step. One thread at a time per connection.
+ * with a timeout on every step. One thread at a time per connection. A
+ * peer that vanishes makes a call fail; it never raises SIGPIPE in the
+ * program (the signal is held in the calling thread during the call).
  */
 struct tg_client;
 

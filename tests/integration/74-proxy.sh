@@ -121,6 +121,35 @@ cmp -s www/up/chunked.txt www/text.txt || fail "the chunked upload arrived diffe
 [ "$(grep -c 'Re-using existing connection' ch.err)" = 2 ] || fail "chunked exchanges did not keep the connection"
 pass "chunked answers and chunked uploads pass whole and keep the connection"
 
+# a chunked body and a second request in the same packet: the second one is
+# not the route's (it was never rewritten), so it must not reach the upstream
+python3 - "$PORT_p" "$T/p/ca/ca.crt" >pipelined.out 2>&1 <<'PY' || fail "pipelined chunked request: $(cat pipelined.out)"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+s.sendall(b"PUT /plain/up/pipelined.txt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+          b"5\r\nhello\r\n0\r\n\r\n"
+          b"GET /smuggled-past-the-route HTTP/1.1\r\nHost: localhost\r\n\r\n")
+s.settimeout(3)
+got = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+except (socket.timeout, ssl.SSLError, ConnectionError):
+    pass
+print(got.decode(errors="replace").split("\r\n")[0])
+PY
+grep -q "^HTTP/1.1 20[01]" pipelined.out || fail "the chunked PUT was not answered: $(cat pipelined.out)"
+sleep 0.5
+[ "$(cat www/up/pipelined.txt)" = hello ] || fail "the chunked PUT stored something else"
+if grep -q "smuggled-past-the-route" "$T/nginx-n.log"; then
+	fail "a request pipelined after a chunked body reached the upstream unrewritten: $(grep smuggled "$T/nginx-n.log")"
+fi
+pass "a request pipelined after a chunked body does not reach the upstream"
+
 code=$(curl "${C[@]}" -o err.txt -w '%{http_code}' "$U/rogue/x")
 [ "$code" = 502 ] || fail "untrusted upstream: $code"
 grep -q "upstream localhost:$P3 refused: .*not a trusted CA" err.txt || fail "502 body: $(cat err.txt)"

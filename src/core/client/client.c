@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,46 @@ struct tg_client {
 	char peer[300];
 	char proto[128];
 };
+
+/*
+ * SIGPIPE, raised when we write to a peer that has gone (OpenSSL's socket
+ * BIO sends without MSG_NOSIGNAL), would end the program that embeds the
+ * library: it is blocked in this thread around each call that may write,
+ * and one raised meanwhile is taken back, so the call just fails (EPIPE).
+ */
+struct no_sigpipe {
+	sigset_t old;
+	int was_pending;
+};
+
+static void
+sigpipe_hold(struct no_sigpipe *h)
+{
+	sigset_t pipe, pending;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	sigpending(&pending);
+	h->was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &h->old);
+}
+
+static void
+sigpipe_release(struct no_sigpipe *h)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t pipe, pending;
+	int e = errno;   /* the caller reads what the call left */
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	sigpending(&pending);
+	if (!h->was_pending && sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+	errno = e;
+}
 
 static int
 connect_timeout(int fd, const struct sockaddr *sa, socklen_t sl, int ms)
@@ -103,6 +145,8 @@ tg_client_dial(const char *host, int port, int use_tls, const struct tg_client_o
     const struct tg_store_conf *store, int enforce, struct tg_client **out, struct tg_err *err)
 {
 	struct tg_client *c = calloc(1, sizeof(*c));
+	struct no_sigpipe np;
+	int ok;
 	const char *name = o->server_name && o->server_name[0] ? o->server_name : host;
 	int ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 
@@ -128,7 +172,10 @@ tg_client_dial(const char *host, int port, int use_tls, const struct tg_client_o
 		goto fail;
 	c->have_cert = o->cert && o->cert[0];
 	ERR_clear_error();
-	if (SSL_connect(c->ssl) != 1) {
+	sigpipe_hold(&np);
+	ok = SSL_connect(c->ssl) == 1;
+	sigpipe_release(&np);
+	if (!ok) {
 		const char *why = tg_tls_refusal(c->ssl);
 		char words[300];
 		tg_ossl_words(words, sizeof(words));
@@ -255,8 +302,10 @@ io_error(struct tg_client *c, const char *what, const char *detail, struct tg_er
 ssize_t
 tg_client_read(struct tg_client *c, void *buf, size_t len, struct tg_err *err)
 {
+	struct no_sigpipe np;
 	size_t got = 0;
 	ssize_t n;
+	int ok;
 
 	if (c == NULL || c->magic != TG_CLIENT_MAGIC)
 		return tg_err_set(err, TG_E_USAGE, "tg_client_read: not an open connection "
@@ -271,7 +320,11 @@ tg_client_read(struct tg_client *c, void *buf, size_t len, struct tg_err *err)
 			    errno == EAGAIN ? "timed out" : strerror(errno));
 		return n;
 	}
-	if (SSL_read_ex(c->ssl, buf, len, &got) == 1)
+	ERR_clear_error();   /* the caller's own OpenSSL errors are not ours */
+	sigpipe_hold(&np);
+	ok = SSL_read_ex(c->ssl, buf, len, &got) == 1;
+	sigpipe_release(&np);
+	if (ok)
 		return (ssize_t)got;
 	switch (SSL_get_error(c->ssl, 0)) {
 	case SSL_ERROR_ZERO_RETURN:
@@ -294,6 +347,7 @@ int
 tg_client_write(struct tg_client *c, const void *buf, size_t len, struct tg_err *err)
 {
 	const char *p = buf;
+	struct no_sigpipe np;
 	size_t done = 0, n;
 
 	if (c == NULL || c->magic != TG_CLIENT_MAGIC)
@@ -301,7 +355,7 @@ tg_client_write(struct tg_client *c, const void *buf, size_t len, struct tg_err 
 		    "(closed already?)");
 	while (done < len) {
 		if (c->ssl == NULL) {
-			ssize_t w = write(c->fd, p + done, len - done);
+			ssize_t w = send(c->fd, p + done, len - done, MSG_NOSIGNAL);
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0)
@@ -309,7 +363,12 @@ tg_client_write(struct tg_client *c, const void *buf, size_t len, struct tg_err 
 				    errno == EAGAIN ? "timed out" : strerror(errno));
 			done += (size_t)w;
 		} else {
-			if (SSL_write_ex(c->ssl, p + done, len - done, &n) != 1) {
+			int ok;
+			ERR_clear_error();
+			sigpipe_hold(&np);
+			ok = SSL_write_ex(c->ssl, p + done, len - done, &n) == 1;
+			sigpipe_release(&np);
+			if (!ok) {
 				char w[256];
 				int e = errno;
 				tg_ossl_words(w, sizeof(w));
@@ -327,11 +386,15 @@ tg_client_write(struct tg_client *c, const void *buf, size_t len, struct tg_err 
 void
 tg_client_close(struct tg_client *c)
 {
+	struct no_sigpipe np;
+
 	if (c == NULL || c->magic != TG_CLIENT_MAGIC)
-		return;   /* closed twice, or not ours: never free it again */
+		return;   /* not a live connection (a freed one, while its memory is unused) */
 	c->magic = 0;
 	if (c->ssl) {
+		sigpipe_hold(&np);
 		SSL_shutdown(c->ssl);
+		sigpipe_release(&np);
 		SSL_free(c->ssl);
 	}
 	SSL_CTX_free(c->ctx);

@@ -236,7 +236,7 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 	struct tg_http_header hdrs[100];
 	struct tg_http_resp resp;
 	struct body b;
-	char *buf = NULL, host_hdr[300];
+	char *buf = NULL, host_hdr[300], reason[100];
 	size_t have = 0;
 	ssize_t hl;
 	int rv = -1;
@@ -260,6 +260,8 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 	    err)) < 0)
 		goto out;
 	*status = resp.status;
+	/* the reason phrase points into buf, which the body overwrites */
+	snprintf(reason, sizeof(reason), "%.*s", (int)resp.reason_len, resp.reason);
 	if (body_framing(method, url, &resp, &b, err) < 0)
 		goto out;
 	memmove(buf, buf + hl, have - (size_t)hl);
@@ -267,8 +269,8 @@ tg_http_fetch(const char *method, const char *url, const struct tg_client_opts *
 		goto out;
 	if (!b.ok2xx) {
 		b.errtext[strcspn(b.errtext, "\r\n")] = '\0';
-		tg_err_set(err, TG_E_HTTP, "%s: the server answered %d %.*s%s%s", url, resp.status,
-		    (int)resp.reason_len, resp.reason, b.errtext[0] ? ": " : "", b.errtext);
+		tg_err_set(err, TG_E_HTTP, "%s: the server answered %d %s%s%s", url, resp.status,
+		    reason, b.errtext[0] ? ": " : "", b.errtext);
 		goto out;
 	}
 	rv = 0;

@@ -364,9 +364,11 @@ tg_config_edit(const char *path, const char *key, const char *value, struct tg_e
 	}
 	/* the edited text must load cleanly before it replaces the file */
 	tg_config_free(check);
-	check = tg_config_new();
-	if (check == NULL || tg_config_load_yaml(check, (unsigned char *)out, strlen(out),
-	    path, ".", err) < 0)
+	if ((check = tg_config_new()) == NULL) {
+		tg_err_set(err, TG_E_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (tg_config_load_yaml(check, (unsigned char *)out, strlen(out), path, ".", err) < 0)
 		goto out;
 	{
 		char dir[PATH_MAX];

@@ -543,3 +543,15 @@ tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, const ch
 		snprintf(words + strlen(words), sizeof(words) - strlen(words), " (%s)", ca_hint);
 	return tg_trust_judge(t, peer, identity, r == X509_V_OK, words, v, err);
 }
+
+int
+tg_tls_move_fd(SSL *ssl, int fd)
+{
+	BIO *r = SSL_get_rbio(ssl);
+
+	if (r == NULL || r != SSL_get_wbio(ssl) || BIO_method_type(r) != BIO_TYPE_SOCKET)
+		return SSL_set_fd(ssl, fd) == 1 ? 0 : -1;
+	/* BIO_NOCLOSE, as SSL_set_fd made it: the BIO keeps its flags (kTLS)
+	 * and never closes either descriptor */
+	return BIO_set_fd(r, fd, BIO_NOCLOSE) == 1 ? 0 : -1;
+}

@@ -40,6 +40,11 @@ struct tg_trust *tg_tls_trust(SSL *ssl);
 SSL_CTX *tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err);
 /* Prepares ssl to talk to host (SNI unless an IP; name to verify). */
 int tg_tls_client_prepare(SSL *ssl, const char *host, struct tg_err *err);
+/* Moves an established session onto fd, another descriptor of the same
+ * socket (a dup), keeping its BIO: a kernel that encrypts for it (kTLS)
+ * keeps doing so, where SSL_set_fd would start a fresh BIO that OpenSSL
+ * then encrypts through too. 0, or -1 when it could not. */
+int tg_tls_move_fd(SSL *ssl, int fd);
 /* After the handshake, before any byte is sent: judges the server as
  * identity (host:port) by the trust engine; v tells the outcome. ca_hint
  * (e.g. "give its certificate with --ca-cert") follows an untrusted-CA

@@ -429,13 +429,11 @@ open_stores(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err
 	return rv;
 }
 
-/* The listening sockets: the main one (SO_REUSEPORT with workers), the
- * HTTP-01 one for ACME, the admin one (a warning, not a failed start, when
- * its port is busy: 9090 often is). */
+/* The listening sockets: the HTTP-01 one for ACME, the main one
+ * (SO_REUSEPORT with workers). */
 static int
 open_listeners(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 {
-	struct tg_err aerr;
 	char m[sizeof(err->msg)];
 
 	if (s->acme_on && s->acme_set->challenge == TG_ACME_HTTP01 && (s->acme_fd =
@@ -447,6 +445,17 @@ open_listeners(struct tg_server *s, const struct tg_config *cfg, struct tg_err *
 	}
 	if ((s->listen_fd = tg_listen_open(s->listen, s->workers > 1, err)) < 0)
 		return -1;
+	return 0;
+}
+
+/* The admin listener, last: a start that fails for another reason says
+ * only that. Its port busy is a warning, not a failed start (9090 often
+ * is). */
+static void
+open_admin(struct tg_server *s, const struct tg_config *cfg)
+{
+	struct tg_err aerr;
+
 	snprintf(s->admin_listen, sizeof(s->admin_listen), "%s", tg_cfg_str(cfg,
 	    TG_CFG_ADMIN_LISTEN));
 	s->admin_fd = -1;
@@ -454,7 +463,6 @@ open_listeners(struct tg_server *s, const struct tg_config *cfg, struct tg_err *
 	    (s->admin_fd = tg_listen_open(s->admin_listen, 0, &aerr)) < 0)
 		tg_log(s, TG_LOG_WARN, "admin.listen: %s; /metrics and /status are off (set "
 		    "admin.listen to a free address, or off)", aerr.msg);
-	return 0;
 }
 
 struct tg_server *
@@ -482,6 +490,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	if (open_listeners(s, cfg, err) < 0 || tg_tunnels_open(s, cfg, err) < 0 ||
 	    tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
+	open_admin(s, cfg);
 	entries_digest(cfg, s->entries_md);
 	s->m.started = time(NULL);
 	if ((s->peers = tg_peers_new()) == NULL) {
@@ -522,14 +531,17 @@ static void
 on_acme_cert(uv_async_t *h)
 {
 	struct tg_server *s = h->data;
+	struct tg_tls_files old;   /* named again if the new one is refused */
 	char exp[64];
 	struct tg_err err;
 
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->acme_set == NULL || s->stopping)
 		return;
+	old = s->tls;
 	if (acme_paths(s->acme_set, s->tls.cert, s->tls.key, sizeof(s->tls.cert), &err) < 0 ||
 	    swap_cert(s, &err) < 0) {
+		s->tls = old;
 		tg_log(s, TG_LOG_ERROR, "acme: the new certificate was refused, the old one keeps "
 		    "serving: %s", err.msg);
 		return;
@@ -633,9 +645,15 @@ watch_files(struct tg_server *s)
 	    strncmp(s->tls.cert_origin, "automatic", 9) != 0;
 	struct tg_err err;
 
-	if (follower && acme_paths(s->acme_set, s->tls.cert, s->tls.key, sizeof(s->tls.cert),
-	    &err) < 0)
-		tg_log(s, TG_LOG_ERROR, "acme: %s", err.msg);
+	if (follower) {
+		char cert[sizeof(s->tls.cert)], key[sizeof(s->tls.key)];
+		if (acme_paths(s->acme_set, cert, key, sizeof(cert), &err) < 0) {
+			tg_log(s, TG_LOG_ERROR, "acme: %s", err.msg);
+		} else {
+			memcpy(s->tls.cert, cert, sizeof(cert));
+			memcpy(s->tls.key, key, sizeof(key));
+		}
+	}
 
 	if (s->loop == NULL || s->stopping)
 		return;

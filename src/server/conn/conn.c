@@ -718,7 +718,7 @@ do_handshake(struct tg_conn_s *c)
 			c->srv->m.handshakes_resumed++;
 		c->state = CS_HEAD;
 		if (wait)
-			tg_conn_wait(c);   /* until tg_conn_pin_decided */
+			tg_conn_wait(c);   /* until pin_decided */
 		else
 			deadline(c, c->srv->t_header);
 		return 0;
@@ -792,6 +792,7 @@ hand_over(struct tg_conn_s *c)
 		SSL_free(ho.ssl);
 		close(fd);
 	}
+	handler_abort(c);   /* whatever the taker left (abort is safe twice) */
 	c->handler = NULL;
 	conn_close(c);
 	return TG_IO_FAIL;
@@ -1210,6 +1211,7 @@ tg_conn_adopt(struct tg_server *s, int fd, SSL *ssl, const char *peer, const cha
 		return;
 	}
 	c->ssl = ssl;
+	c->kind = TG_LISTENER_MAIN;   /* a proxied exchange came from the main listener */
 	c->state = CS_HEAD;
 	c->requests = 1;
 	deadline(c, s->t_keepalive);

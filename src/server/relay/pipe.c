@@ -769,7 +769,7 @@ tg_pipe_finish(struct tg_pipe *p)
 	    (fd = fcntl(p->b.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
 		SSL *ssl = p->b.ssl;
 		p->b.ssl = NULL;
-		if (ssl && SSL_set_fd(ssl, fd) != 1) {
+		if (ssl && tg_tls_move_fd(ssl, fd) < 0) {
 			SSL_free(ssl);
 			close(fd);
 		} else {
@@ -780,7 +780,7 @@ tg_pipe_finish(struct tg_pipe *p)
 	    (fd = fcntl(p->a.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
 		SSL *ssl = p->a.ssl;
 		p->a.ssl = NULL;
-		if (ssl && SSL_set_fd(ssl, fd) != 1) {
+		if (ssl && tg_tls_move_fd(ssl, fd) < 0) {
 			SSL_free(ssl);
 			close(fd);
 		} else {

@@ -24,6 +24,7 @@
 #include "pipe.h"
 #include "upstream.h"
 #include "server.h"
+#include "tls.h"
 #include "trust.h"
 #include "proxy.h"
 #include "util.h"
@@ -145,7 +146,7 @@ pool_take(struct tg_pipe *p)
 		u->ssl = NULL;
 		idle_drop(u);
 		p->b.fd = fd;
-		if ((p->b.ssl && SSL_set_fd(p->b.ssl, fd) != 1) ||
+		if ((p->b.ssl && tg_tls_move_fd(p->b.ssl, fd) < 0) ||
 		    uv_poll_init(t->srv->loop, &p->b.poll, fd) != 0) {
 			SSL_free(p->b.ssl);
 			p->b.ssl = NULL;
@@ -439,8 +440,13 @@ frame_request(struct tg_pipe *p, const struct tg_handover *ho, size_t *body)
 		p->req.done = 1;
 	} else if (body_len > 0) {
 		p->req.left -= (int64_t)*body;
-	} else if (*body > 0 && tg_pipe_frame_feed(&p->req, ho->body_read, *body) < 0) {
-		return -1;
+	} else if (*body > 0) {
+		/* chunked: only what belongs to this body goes on; a request
+		 * pipelined after it was never rewritten for the route */
+		ssize_t k = tg_pipe_frame_feed(&p->req, ho->body_read, *body);
+		if (k < 0)
+			return -1;
+		*body = (size_t)k;
 	}
 	if (p->req.extra)
 		p->client_keep = 0;
@@ -469,7 +475,7 @@ proxy_take_conn(struct tg_conn_s *c, const struct tg_handover *ho)
 	p->upstream_kept = pool_put;
 	p->client_back = tg_conn_adopt;
 	p->a.ssl = ho->ssl;
-	if (ho->ssl && SSL_set_fd(ho->ssl, ho->fd) != 1) {
+	if (ho->ssl && tg_tls_move_fd(ho->ssl, ho->fd) < 0) {
 		proxy_abort(c);
 		tg_pipe_close(p, TG_LOG_ERROR, "cannot hand the connection over");
 		return 0;
