@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 
 #include "conn.h"
+#include "conn_int.h"
 #include "record.h"
 #include "sockio.h"
 #include "error.h"
@@ -35,101 +36,6 @@
 
 static void conn_run(struct tg_conn_s *c);
 static void conn_close(struct tg_conn_s *c);
-
-/* The request ends early: the handler that took it lets go of it. */
-static void
-handler_abort(struct tg_conn_s *c)
-{
-	if (c->handler && c->handler->abort)
-		c->handler->abort(c);
-}
-
-/* What target, content_type and range point at between requests. */
-static char no_text[1];
-
-/*
- * Idle connections hold no buffers, busy ones take them from a small stack
- * kept per thread: a keep-alive request then allocates nothing (the buffers
- * are 64 KiB, and glibc would hand back zeroed or fresh pages otherwise).
- */
-#define KEEP_BUFS 32
-static __thread char *spare_bufs[KEEP_BUFS];
-static __thread int n_spare_bufs;
-static __thread struct tg_request_text *spare_rt;
-
-static char *
-buf_take(void)
-{
-	/* page-aligned: the kernel copies whole pages into it */
-	return n_spare_bufs > 0 ? spare_bufs[--n_spare_bufs] : aligned_alloc(4096, TG_IO_BUF);
-}
-
-static void
-buf_give(char *b, size_t cap)
-{
-	if (b != NULL && cap == TG_IO_BUF && n_spare_bufs < KEEP_BUFS)
-		spare_bufs[n_spare_bufs++] = b;
-	else
-		free(b);
-}
-
-static void
-drop_request_text(struct tg_conn_s *c)
-{
-	if (spare_rt == NULL)
-		spare_rt = c->rt;
-	else
-		free(c->rt);
-	c->rt = NULL;
-	c->target = c->content_type = c->range = no_text;
-}
-
-static int
-take_request_text(struct tg_conn_s *c)
-{
-	if (c->rt == NULL) {
-		if ((c->rt = spare_rt) != NULL)
-			spare_rt = NULL;
-		else if ((c->rt = malloc(sizeof(*c->rt))) == NULL)
-			return -1;
-		c->rt->target[0] = c->rt->content_type[0] = c->rt->range[0] = c->rt->host[0] = '\0';
-	}
-	c->target = c->rt->target;
-	c->content_type = c->rt->content_type;
-	c->range = c->rt->range;
-	return 0;
-}
-
-const char *
-tg_http_status_text(int s)
-{
-	switch (s) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 416: return "Range Not Satisfiable";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	case 507: return "Insufficient Storage";
-	default: return "Unknown";
-	}
-}
 
 /* ---- socket I/O through TLS or plain (sockio.c) ------------------------------- */
 
@@ -185,7 +91,7 @@ on_timeout(uv_timer_t *t)
 	    c->state == CS_HEAD ? "waiting for the request head" :
 	    c->state == CS_BODY ? "waiting for the request body" : "sending the response");
 	if (c->state == CS_HEAD || c->state == CS_BODY) {
-		handler_abort(c);
+		tg_conn_handler_abort(c);
 		c->keep_alive = 0;
 		tg_conn_respond(c, 408, NULL, "timed out waiting for the request");
 		conn_run(c);
@@ -224,389 +130,11 @@ wait_io(struct tg_conn_s *c)
 	uv_poll_start(&c->poll, ev, on_poll);
 }
 
-/* ---- responses ------------------------------------------------------------- */
-
-static int
-out_reserve(struct tg_conn_s *c, size_t need)
-{
-	if (c->out_cap >= need)
-		return 0;
-	if (c->out == NULL && need <= TG_IO_BUF) {
-		if ((c->out = buf_take()) == NULL)
-			return -1;
-		c->out_cap = TG_IO_BUF;
-		return 0;
-	}
-	char *nb = realloc(c->out, need);
-	if (nb == NULL)
-		return -1;
-	c->out = nb;
-	c->out_cap = need;
-	return 0;
-}
-
-static size_t
-head_common(struct tg_conn_s *c, char *buf, size_t len, int status, const char *extra,
-    uint64_t clen)
-{
-	static __thread char date[64];
-	static __thread time_t date_at;
-	time_t now = time(NULL);
-
-	if (now != date_at) {   /* formatted once a second, not per response */
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		date_at = now;
-	}
-	if (c->body_left || c->chunked)   /* an unread body: the stream is lost */
-		c->close_after = c->linger = 1;
-	if (!c->keep_alive || c->srv->stopping)
-		c->close_after = 1;
-	/* over HTTPS, browsers are told to stay on HTTPS (HSTS); every response
-	 * forbids MIME sniffing, since stored files are served as they are */
-	return (size_t)snprintf(buf, len, "HTTP/1.1 %d %s\r\nServer: tlsgate\r\nDate: %s\r\n"
-	    "Content-Length: %llu\r\n%sX-Content-Type-Options: nosniff\r\n%s%s\r\n", status,
-	    tg_http_status_text(status), date, (unsigned long long)clen,
-	    c->ssl ? "Strict-Transport-Security: max-age=31536000\r\n" : "", extra ? extra : "",
-	    c->close_after ? "Connection: close\r\n" : "");
-}
-
-void
-tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers, uint64_t clen)
-{
-	char head[2048];
-	size_t n;
-
-	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
-	n = head_common(c, head, sizeof(head), status, headers, clen);
-	if (out_reserve(c, n > TG_IO_BUF ? n : TG_IO_BUF) < 0) {
-		c->close_after = 1;
-		c->state = CS_CLOSING;
-		return;
-	}
-	memcpy(c->out, head, n);
-	c->out_len = n;
-	c->out_off = 0;
-	c->status = status;
-	c->state = CS_RESP;
-}
-
-void
-tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra, const char *body,
-    size_t bl, int add_newline)
-{
-	char hdrs[1024];
-	size_t nl = add_newline && bl && body[bl - 1] != '\n';
-	int head;
-
-	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
-	head = !strcmp(c->method, "HEAD");
-	if (c->file_fd >= 0) {
-		close(c->file_fd);
-		c->file_fd = -1;
-		c->file_left = 0;
-	}
-	snprintf(hdrs, sizeof(hdrs), "%s%s", extra ? extra : "",
-	    body && (!extra || !strcasestr(extra, "Content-Type:")) ?
-	    "Content-Type: text/plain; charset=utf-8\r\n" : "");
-	tg_conn_respond_head(c, status, hdrs, bl + nl);
-	if (head || bl == 0 || c->state != CS_RESP)
-		return;
-	if (out_reserve(c, c->out_len + bl + 1) < 0) {
-		c->state = CS_CLOSING;
-		return;
-	}
-	memcpy(c->out + c->out_len, body, bl);
-	c->out_len += bl;
-	if (nl)
-		c->out[c->out_len++] = '\n';
-}
-
-void
-tg_conn_respond(struct tg_conn_s *c, int status, const char *extra, const char *body)
-{
-	tg_conn_respond_exact(c, status, extra, body, body ? strlen(body) : 0, 1);
-}
-
-/* ---- requests -------------------------------------------------------------- */
-
-static void
-reset_request(struct tg_conn_s *c)
-{
-	c->method[0] = '\0';
-	drop_request_text(c);
-	c->keep_alive = c->expect_continue = c->chunked = c->has_len = 0;
-	c->content_length = c->body_left = 0;
-	c->status = c->close_after = c->linger = 0;
-	c->bytes_in = c->bytes_out = 0;
-	memset(&c->chunk, 0, sizeof(c->chunk));
-	c->handler = NULL;
-	c->hreq = NULL;
-}
-
-static int
-copy_hdr(const struct tg_http_header *h, char *dst, size_t len)
-{
-	if (h->value_len >= len)
-		return -1;
-	memcpy(dst, h->value, h->value_len);
-	dst[h->value_len] = '\0';
-	return 0;
-}
-
-/* Reads the framing headers; -1 with a response queued on bad framing. */
-static int
-read_headers(struct tg_conn_s *c, const struct tg_http_header *h, size_t n)
-{
-	size_t i;
-	int have_host = 0;
-
-	c->keep_alive = c->minor == 1;
-	for (i = 0; i < n; i++) {
-		const struct tg_http_header *x = &h[i];
-#define IS(hn) (x->name_len == sizeof(hn) - 1 && !strncasecmp(x->name, hn, x->name_len))
-		if (IS("Content-Length")) {
-			uint64_t v;
-			if (tg_http_content_length(x->value, x->value_len, &v) < 0 ||
-			    (c->has_len && v != c->content_length))
-				goto bad;
-			c->has_len = 1;
-			c->content_length = v;
-		} else if (IS("Transfer-Encoding")) {
-			if (c->chunked || x->value_len != 7 || strncasecmp(x->value, "chunked", 7)) {
-				c->keep_alive = 0;
-				tg_conn_respond(c, 501, NULL, "only Transfer-Encoding: chunked is supported");
-				return -1;
-			}
-			c->chunked = 1;
-		} else if (IS("Connection")) {
-			if (tg_http_has_token(x->value, x->value_len, "close"))
-				c->keep_alive = 0;
-			else if (tg_http_has_token(x->value, x->value_len, "keep-alive"))
-				c->keep_alive = 1;
-		} else if (IS("Expect")) {
-			if (x->value_len != 12 || strncasecmp(x->value, "100-continue", 12)) {
-				c->keep_alive = 0;
-				tg_conn_respond(c, 417, NULL, "only Expect: 100-continue is supported");
-				return -1;
-			}
-			c->expect_continue = 1;
-		} else if (IS("Content-Type")) {
-			if (copy_hdr(x, c->content_type, sizeof(c->rt->content_type)) < 0)
-				goto bad;
-		} else if (IS("Range")) {
-			if (copy_hdr(x, c->range, sizeof(c->rt->range)) < 0)
-				c->range[0] = '\0';   /* too long to be sensible: ignore */
-		} else if (IS("Host")) {
-			if (have_host++)
-				goto bad;
-			if (copy_hdr(x, c->rt->host, sizeof(c->rt->host)) < 0)
-				c->rt->host[0] = '\0';
-		}
-#undef IS
-	}
-	/* RFC 9112 §6.3: both framings at once is how smuggling starts */
-	if (c->chunked && c->has_len)
-		goto bad;
-	if (c->minor == 1 && !have_host)
-		goto bad;
-	c->body_left = c->has_len ? c->content_length : 0;
-	return 0;
-bad:
-	c->keep_alive = 0;
-	c->body_left = 0;
-	c->chunked = 0;
-	tg_conn_respond(c, 400, NULL, "bad request framing or headers");
-	return -1;
-}
-
-static void
-body_complete(struct tg_conn_s *c)
-{
-	c->body_left = 0;
-	c->chunked = 0;
-	if (c->handler && c->handler->body_end)
-		c->handler->body_end(c);
-}
-
-/* The handler wants the body: 100 Continue first if the client waits for
- * it (queued; step_body sends it), and an empty body ends at once. */
-static void
-expect_body(struct tg_conn_s *c)
-{
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-	c->state = CS_BODY;
-	if (c->expect_continue && (c->body_left || c->chunked) && out_reserve(c, TG_IO_BUF) == 0) {
-		memcpy(c->out, cont, sizeof(cont) - 1);
-		c->out_len = sizeof(cont) - 1;
-		c->out_off = 0;
-	}
-	if (!c->body_left && !c->chunked)
-		body_complete(c);
-}
-
-/* Offers the request to the listener's handlers in order. */
-static void
-dispatch(struct tg_conn_s *c, const struct tg_http_req *req)
-{
-	const struct tg_handler *const *hp;
-
-	for (hp = c->srv->handlers[c->kind]; *hp; hp++) {
-		enum tg_handled r;
-
-		if ((*hp)->match && !(*hp)->match(*hp, c))
-			continue;
-		c->handler = *hp;
-		r = (*hp)->begin(*hp, c, req);
-		if (r == TG_H_BODY)
-			expect_body(c);
-		else if (r == TG_H_TAKE)
-			c->state = CS_TAKE;
-		return;
-	}
-	c->handler = NULL;
-	tg_conn_respond(c, 404, NULL, "nothing is served at this path");
-}
-
-static void
-begin_request(struct tg_conn_s *c, size_t head_len, const struct tg_http_req *req)
-{
-	const struct tg_server *s = c->srv;
-	c->t_start = tg_now_ms();
-	c->bytes_in = head_len;
-	snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method_len, req->method);
-	if (take_request_text(c) < 0) {
-		c->keep_alive = 0;
-		tg_conn_respond(c, 503, NULL, "out of memory");
-		return;
-	}
-	c->minor = req->minor_version;
-	if (req->method_len >= sizeof(c->method)) {
-		c->keep_alive = 0;
-		tg_conn_respond(c, 501, NULL, "unknown method");
-		return;
-	}
-	if (req->target_len >= sizeof(c->rt->target)) {
-		snprintf(c->target, sizeof(c->rt->target), "%.200s...", req->target);
-		c->keep_alive = 0;
-		tg_conn_respond(c, 414, NULL, "the path is too long");
-		return;
-	}
-	memcpy(c->target, req->target, req->target_len);
-	c->target[req->target_len] = '\0';
-	if (read_headers(c, req->headers, req->num_headers) < 0)
-		return;
-	deadline(c, s->t_body);
-	dispatch(c, req);
-}
-
-/* Feeds the body bytes now in c->in to the handler. */
-static void
-feed_body(struct tg_conn_s *c)
-{
-	size_t n = c->in_len, rest = 0;
-	ssize_t left;
-
-	if (c->chunked) {
-		left = tg_chunked_decode(&c->chunk, c->in, &n);
-		if (left == TG_HTTP_BAD) {
-			handler_abort(c);
-			c->keep_alive = 0;
-			c->chunked = 0;
-			tg_conn_respond(c, 400, NULL, "malformed chunked body");
-			c->in_len = 0;
-			return;
-		}
-		rest = left >= 0 ? (size_t)left : 0;
-	} else {
-		if (n > c->body_left) {
-			rest = n - (size_t)c->body_left;
-			n = (size_t)c->body_left;
-		}
-		c->body_left -= n;
-		left = c->body_left == 0 ? 0 : TG_HTTP_INCOMPLETE;
-	}
-	if (n && c->handler && c->handler->body && c->handler->body(c, c->in, n) < 0) {
-		c->in_len = 0;
-		return;   /* an error response is queued */
-	}
-	memmove(c->in, c->in + n, rest);   /* pipelined bytes of the next request */
-	c->in_len = rest;
-	if (left >= 0)
-		body_complete(c);
-}
-
-/* The trust verdict on this connection's client, as "mode/verdict". */
-static void
-trust_word(const struct tg_conn_s *c, char *buf, size_t len)
-{
-	const struct tg_trust_verdict *v = c->ssl ? tg_tls_verdict(c->ssl) : NULL;
-	const struct tg_trust *t = c->ssl ? tg_tls_trust(c->ssl) : NULL;
-
-	if (v == NULL || t == NULL) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	snprintf(buf, len, "%s/%s", tg_trust_mode_name(t->mode),
-	    v->warn ? "accepted-unvalidated" : v->record ? "recorded" : "accepted");
-}
-
-/* Who answered, for the log and the counters: the handler that took the
- * request, or for one refused before a handler saw it, the handler it was
- * meant for; NULL for none ("other"). */
-static const struct tg_handler *
-answered_by(const struct tg_conn_s *c)
-{
-	const struct tg_handler *const *hp;
-
-	if (c->handler)
-		return c->handler;
-	for (hp = c->srv->handlers[c->kind]; *hp; hp++)
-		if ((*hp)->match == NULL || (*hp)->match(*hp, c))
-			return *hp;
-	return NULL;
-}
-
-static void
-log_request(const struct tg_conn_s *c)
-{
-	char trust[64];
-	struct tg_access a = { .peer = c->peer, .ident = c->ident, .trust = trust,
-	    .service = answered_by(c) ? answered_by(c)->service : "other", .method = c->method,
-	    .target = c->target, .status = c->status, .bytes_in = c->bytes_in,
-	    .bytes_out = c->bytes_out, .ms = c->t_start ? tg_now_ms() - c->t_start : 0 };
-
-	if (TG_LOG_INFO < c->srv->log_level)
-		return;
-	trust_word(c, trust, sizeof(trust));
-	tg_log_access(c->srv, &a);
-}
-
-static void
-count_request(struct tg_conn_s *c)
-{
-	struct tg_metrics *m = &c->srv->m;
-	enum tg_counted how = answered_by(c) ? answered_by(c)->counted : TG_COUNT_OTHER;
-
-	if (how == TG_COUNT_NONE)
-		return;
-	tg_metrics_status(m, c->status);
-	if (how == TG_COUNT_FILES) {
-		m->files_in += c->bytes_in;
-		m->files_out += c->bytes_out;
-	} else {
-		m->other_in += c->bytes_in;
-		m->other_out += c->bytes_out;
-	}
-}
-
 static void
 finish_request(struct tg_conn_s *c)
 {
-	log_request(c);
-	count_request(c);
+	tg_conn_log_request(c);
+	tg_conn_count_request(c);
 	c->requests++;
 	if (c->close_after && c->linger) {
 		/* The client may still be sending the body we refused. Closing now
@@ -626,15 +154,15 @@ finish_request(struct tg_conn_s *c)
 		conn_close(c);
 		return;
 	}
-	reset_request(c);
+	tg_conn_reset_request(c);
 	c->state = CS_HEAD;
 	c->out_len = c->out_off = 0;
 	/* an idle connection keeps no buffers */
-	buf_give(c->out, c->out_cap);
+	tg_conn_buf_give(c->out, c->out_cap);
 	c->out = NULL;
 	c->out_cap = 0;
 	if (c->in_len == 0) {
-		buf_give(c->in, TG_IO_BUF);
+		tg_conn_buf_give(c->in, TG_IO_BUF);
 		c->in = NULL;
 	}
 	deadline(c, c->srv->t_keepalive);
@@ -754,7 +282,7 @@ read_more(struct tg_conn_s *c, size_t limit)
 {
 	ssize_t r;
 
-	if (c->in == NULL && (c->in = buf_take()) == NULL)
+	if (c->in == NULL && (c->in = tg_conn_buf_take()) == NULL)
 		return TG_IO_FAIL;
 	r = io_read(c, c->in + c->in_len, limit - c->in_len);
 	if (r > 0) {
@@ -775,7 +303,7 @@ hand_over(struct tg_conn_s *c)
 	char what[200];
 
 	if (fd < 0) {
-		handler_abort(c);
+		tg_conn_handler_abort(c);
 		c->handler = NULL;
 		c->keep_alive = 0;
 		tg_conn_respond(c, 503, NULL, "out of resources");
@@ -792,7 +320,7 @@ hand_over(struct tg_conn_s *c)
 		SSL_free(ho.ssl);
 		close(fd);
 	}
-	handler_abort(c);   /* whatever the taker left (abort is safe twice) */
+	tg_conn_handler_abort(c);   /* whatever the taker left (abort is safe twice) */
 	c->handler = NULL;
 	conn_close(c);
 	return TG_IO_FAIL;
@@ -814,7 +342,10 @@ step_head(struct tg_conn_s *c)
 	}
 	if (r > 0) {
 		size_t hl = (size_t)r;
-		begin_request(c, hl, &req);
+		if (tg_conn_parse_request(c, hl, &req) == 0) {
+			deadline(c, c->srv->t_body);   /* before a handler may stop it */
+			tg_conn_dispatch(c, &req);
+		}
 		memmove(c->in, c->in + hl, c->in_len - hl);
 		c->in_len -= hl;
 		return 0;
@@ -831,7 +362,7 @@ step_head(struct tg_conn_s *c)
 	}
 	rr = read_more(c, limit);
 	if (rr == TG_IO_AGAIN && c->in_len == 0 && c->in) {
-		buf_give(c->in, TG_IO_BUF);   /* idle: give the buffer back */
+		tg_conn_buf_give(c->in, TG_IO_BUF);   /* idle: give the buffer back */
 		c->in = NULL;
 	}
 	if (rr > 0 && was_empty && c->requests > 0)
@@ -862,7 +393,7 @@ step_body(struct tg_conn_s *c)
 	if (c->out_off < c->out_len && (r = flush_out(c)) < 0)   /* 100 Continue */
 		return r;
 	if (c->in_len) {
-		feed_body(c);
+		tg_conn_feed_body(c);
 		return 0;
 	}
 	r = read_more(c, TG_IO_BUF);
@@ -901,7 +432,7 @@ step_resp(struct tg_conn_s *c)
 	/* file bytes go after what is queued (the head, for the first piece),
 	 * so a small file leaves in the same TLS record as its head */
 	if (c->file_fd >= 0 && c->file_left > 0 && c->out_off == 0 && c->out_len < TG_IO_BUF) {
-		if (out_reserve(c, TG_IO_BUF) < 0)
+		if (tg_conn_out_reserve(c, TG_IO_BUF) < 0)
 			return TG_IO_FAIL;
 		want = c->out_cap - c->out_len;
 		if (c->file_left < want)
@@ -1036,7 +567,7 @@ conn_close(struct tg_conn_s *c)
 		tg_log(s, TG_LOG_WARN, "%s: %s %s: the client went away during the upload; "
 		    "nothing was stored", c->peer, c->method, c->target);
 	c->state = CS_CLOSING;
-	handler_abort(c);
+	tg_conn_handler_abort(c);
 	c->handler = NULL;
 	tg_record_abort(&c->record);
 	if (c->file_fd >= 0)
@@ -1050,11 +581,11 @@ conn_close(struct tg_conn_s *c)
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
-	buf_give(c->in, TG_IO_BUF);
-	buf_give(c->out, c->out_cap);
+	tg_conn_buf_give(c->in, TG_IO_BUF);
+	tg_conn_buf_give(c->out, c->out_cap);
 	c->in = c->out = NULL;
 	c->out_cap = 0;
-	drop_request_text(c);
+	tg_conn_text_drop(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1144,7 +675,7 @@ conn_new(struct tg_server *s, int fd, const char *peer, const char *ip)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->magic = TG_CONN_MAGIC;
 	c->srv = s;
-	c->target = c->content_type = c->range = no_text;
+	tg_conn_text_drop(c);   /* target, content_type and range: "" */
 	c->fd = fd;
 	c->file_fd = -1;
 	snprintf(c->ident, sizeof(c->ident), "-");
