@@ -85,9 +85,11 @@ void tg_conn_respond(struct tg_conn_s *c, int status, const char *extra_headers,
 /* The same with exactly bl bytes of body (add_newline: end it with one). */
 void tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra_headers,
     const char *body, size_t bl, int add_newline);
-/* Queues a response head; the body follows from c->file_fd. */
-void tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers,
-    uint64_t content_length);
+/* Queues a response head, and its body of len bytes from fd at off
+ * (head_only: none, HEAD). The connection owns fd from the call on and
+ * closes it when the body is sent or the connection ends. */
+void tg_conn_respond_file(struct tg_conn_s *c, int status, const char *headers, int fd,
+    uint64_t off, uint64_t len, int head_only);
 /* The handler queued work off the loop (the thread pool): the connection
  * stops reading and its deadline stops until tg_conn_resume. If the
  * connection ends meanwhile (drain, second signal), the handler's abort()

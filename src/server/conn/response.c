@@ -116,8 +116,8 @@ head_common(struct tg_conn_s *c, char *buf, size_t len, int status, const char *
 	    c->close_after ? "Connection: close\r\n" : "");
 }
 
-void
-tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers, uint64_t clen)
+static void
+respond_head(struct tg_conn_s *c, int status, const char *headers, uint64_t clen)
 {
 	char head[2048];
 	size_t n;
@@ -134,6 +134,22 @@ tg_conn_respond_head(struct tg_conn_s *c, int status, const char *headers, uint6
 	c->out_off = 0;
 	c->status = status;
 	c->state = CS_RESP;
+}
+
+void
+tg_conn_respond_file(struct tg_conn_s *c, int status, const char *headers, int fd,
+    uint64_t off, uint64_t len, int head_only)
+{
+	TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+	respond_head(c, status, headers, len);
+	if (head_only || len == 0 || c->state != CS_RESP) {
+		close(fd);   /* nothing to send from it, or no response to send it in */
+		c->file_left = 0;
+		return;
+	}
+	c->file_fd = fd;
+	c->file_off = off;
+	c->file_left = len;
 }
 
 void
@@ -154,7 +170,7 @@ tg_conn_respond_exact(struct tg_conn_s *c, int status, const char *extra, const 
 	snprintf(hdrs, sizeof(hdrs), "%s%s", extra ? extra : "",
 	    body && (!extra || !strcasestr(extra, "Content-Type:")) ?
 	    "Content-Type: text/plain; charset=utf-8\r\n" : "");
-	tg_conn_respond_head(c, status, hdrs, bl + nl);
+	respond_head(c, status, hdrs, bl + nl);
 	if (head || bl == 0 || c->state != CS_RESP)
 		return;
 	if (tg_conn_out_reserve(c, c->out_len + bl + 1) < 0) {

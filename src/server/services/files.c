@@ -354,19 +354,12 @@ serve_read(struct tg_conn_s *c, const char *rel, int head)
 	if (r == 0) {
 		snprintf(hdrs + n, sizeof(hdrs) - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n",
 		    (unsigned long long)from, (unsigned long long)to, (unsigned long long)sb.st_size);
-		c->file_off = from;
-		c->file_left = to - from + 1;
 	} else {
-		c->file_off = 0;
-		c->file_left = (uint64_t)sb.st_size;
+		from = 0;
+		to = (uint64_t)sb.st_size - 1;   /* an empty file: len 0 below */
 	}
-	tg_conn_respond_head(c, r == 0 ? 206 : 200, hdrs, c->file_left);
-	if (head || c->file_left == 0) {
-		close(fd);
-		c->file_left = 0;
-	} else {
-		c->file_fd = fd;
-	}
+	tg_conn_respond_file(c, r == 0 ? 206 : 200, hdrs, fd, from,
+	    sb.st_size == 0 ? 0 : to - from + 1, head);
 }
 
 static void
