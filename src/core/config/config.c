@@ -683,22 +683,12 @@ tg_config_default_path(void)
 	return buf;
 }
 
-int
-tg_config_validate(struct tg_config *cfg, struct tg_err *err)
+/* Each proxy route has a prefix starting with '/' and an http(s) upstream. */
+static int
+validate_proxy(struct tg_config *cfg, struct tg_err *err)
 {
-	const char *cert = tg_cfg_str(cfg, TG_CFG_TLS_CERT), *key = tg_cfg_str(cfg, TG_CFG_TLS_KEY);
-	const char *prefix = tg_cfg_str(cfg, TG_CFG_FILES_PREFIX);
 	size_t i;
 
-	if (cert[0] && !key[0])
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.key is empty but tls.cert is set "
-		    "(%s); give the certificate's private key too", tg_config_origin(cfg, "tls.cert"));
-	if (key[0] && !cert[0])
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.cert is empty but tls.key is set "
-		    "(%s); give the certificate chain too", tg_config_origin(cfg, "tls.key"));
-	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/')
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
-		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
 	for (i = 0; i < tg_cfg_entries(cfg, "proxy"); i++) {
 		const char *pf = tg_cfg_entry_str(cfg, "proxy", i, TG_FIELD_PREFIX);
 		const char *up = tg_cfg_entry_str(cfg, "proxy", i, TG_FIELD_UPSTREAM);
@@ -717,6 +707,15 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 			    "an http:// or https:// URL", i, tg_cfg_entry_origin(cfg, "proxy", i,
 			    TG_FIELD_UPSTREAM), up);
 	}
+	return 0;
+}
+
+/* Each tunnel has listen and connect; one that accepts TLS needs it on. */
+static int
+validate_tunnels(struct tg_config *cfg, struct tg_err *err)
+{
+	size_t i;
+
 	for (i = 0; i < tg_cfg_entries(cfg, "tunnels"); i++) {
 		const char *l = tg_cfg_entry_str(cfg, "tunnels", i, TG_FIELD_LISTEN);
 		const char *c = tg_cfg_entry_str(cfg, "tunnels", i, TG_FIELD_CONNECT);
@@ -733,30 +732,59 @@ tg_config_validate(struct tg_config *cfg, struct tg_err *err)
 			    "tunnel that connects with TLS", i, tg_cfg_entry_origin(cfg, "tunnels", i,
 			    TG_FIELD_LISTEN), tg_config_origin(cfg, "tls.mode"));
 	}
-	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !cert[0]) {
-		const char *const *names;
-		if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, &names) == 0 &&
-		    tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &names) == 0)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme (%s) but no names "
-			    "are given: set tls.acme.names (or --autocert NAME)",
-			    tg_config_origin(cfg, "tls.auto"));
-		if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off"))
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme but tls.mode is off "
-			    "(%s): ACME certificates need TLS; set tls.mode server or mutual",
-			    tg_config_origin(cfg, "tls.mode"));
-		if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), "dns-01") &&
-		    !tg_cfg_str(cfg, TG_CFG_TLS_ACME_DNS_HOOK)[0])
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge is dns-01 (%s) but "
-			    "tls.acme.dns_hook is empty: name a program run as HOOK add|remove NAME VALUE",
-			    tg_config_origin(cfg, "tls.acme.challenge"));
-		if (strncmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY), "https://", 8) != 0)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.directory (%s): '%s' must be "
-			    "an https:// URL", tg_config_origin(cfg, "tls.acme.directory"),
-			    tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY));
-		if (tg_cfg_num(cfg, TG_CFG_TLS_ACME_CHECK_INTERVAL) < 1000)
-			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.check_interval (%s) must be "
-			    "at least 1s", tg_config_origin(cfg, "tls.acme.check_interval"));
-	}
+	return 0;
+}
+
+/* tls.auto acme: names, TLS on, a DNS hook for dns-01, an https directory,
+ * a sane check interval. */
+static int
+validate_acme(struct tg_config *cfg, struct tg_err *err)
+{
+	const char *const *names;
+	if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, &names) == 0 &&
+	    tg_cfg_list(cfg, TG_CFG_TLS_NAMES, &names) == 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme (%s) but no names "
+		    "are given: set tls.acme.names (or --autocert NAME)",
+		    tg_config_origin(cfg, "tls.auto"));
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE), "off"))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.auto is acme but tls.mode is off "
+		    "(%s): ACME certificates need TLS; set tls.mode server or mutual",
+		    tg_config_origin(cfg, "tls.mode"));
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), "dns-01") &&
+	    !tg_cfg_str(cfg, TG_CFG_TLS_ACME_DNS_HOOK)[0])
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge is dns-01 (%s) but "
+		    "tls.acme.dns_hook is empty: name a program run as HOOK add|remove NAME VALUE",
+		    tg_config_origin(cfg, "tls.acme.challenge"));
+	if (strncmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY), "https://", 8) != 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.directory (%s): '%s' must be "
+		    "an https:// URL", tg_config_origin(cfg, "tls.acme.directory"),
+		    tg_cfg_str(cfg, TG_CFG_TLS_ACME_DIRECTORY));
+	if (tg_cfg_num(cfg, TG_CFG_TLS_ACME_CHECK_INTERVAL) < 1000)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.check_interval (%s) must be "
+		    "at least 1s", tg_config_origin(cfg, "tls.acme.check_interval"));
+	return 0;
+}
+
+int
+tg_config_validate(struct tg_config *cfg, struct tg_err *err)
+{
+	const char *cert = tg_cfg_str(cfg, TG_CFG_TLS_CERT), *key = tg_cfg_str(cfg, TG_CFG_TLS_KEY);
+	const char *prefix = tg_cfg_str(cfg, TG_CFG_FILES_PREFIX);
+	size_t i;
+
+	if (cert[0] && !key[0])
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.key is empty but tls.cert is set "
+		    "(%s); give the certificate's private key too", tg_config_origin(cfg, "tls.cert"));
+	if (key[0] && !cert[0])
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.cert is empty but tls.key is set "
+		    "(%s); give the certificate chain too", tg_config_origin(cfg, "tls.key"));
+	if (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/')
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "files.prefix (%s): '%s' must start "
+		    "and end with '/'", tg_config_origin(cfg, "files.prefix"), prefix);
+	if (validate_proxy(cfg, err) < 0 || validate_tunnels(cfg, err) < 0 ||
+	    (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") && !cert[0] &&
+	    validate_acme(cfg, err) < 0))
+		return -1;
 	{
 		const char *w = tg_cfg_str(cfg, TG_CFG_WORKERS);
 		char *end;
