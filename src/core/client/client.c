@@ -140,98 +140,105 @@ dial(const char *host, int port, int ms, struct tg_err *err)
 	return fd;
 }
 
-int
-tg_client_dial(const char *host, int port, int use_tls, const struct tg_client_opts *o,
-    const struct tg_store_conf *store, int enforce, struct tg_client **out, struct tg_err *err)
+/* The TLS handshake on c's socket, verifying name; a failure in words. */
+static int
+handshake(struct tg_client *c, const struct tg_client_opts *o, const char *name,
+    struct tg_err *err)
 {
-	struct tg_client *c = calloc(1, sizeof(*c));
 	struct no_sigpipe np;
+	const char *why;
+	char words[300];
 	int ok;
-	const char *name = o->server_name && o->server_name[0] ? o->server_name : host;
-	int ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 
-	*out = NULL;
-	if (c == NULL)
-		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
-	c->magic = TG_CLIENT_MAGIC;
-	c->fd = -1;
-	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-	if ((c->fd = dial(host, port, ms, err)) < 0)
-		goto fail;
-	if (!use_tls) {
-		*out = c;
-		return 0;
-	}
 	if ((c->ctx = tg_tls_client_ctx(o, err)) == NULL)
-		goto fail;
-	if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-		tg_err_ossl(err, TG_E_TLS, "cannot set up TLS");
-		goto fail;
-	}
+		return -1;
+	if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		return tg_err_ossl(err, TG_E_TLS, "cannot set up TLS");
 	if (tg_tls_client_prepare(c->ssl, name, err) < 0)
-		goto fail;
+		return -1;
 	c->have_cert = o->cert && o->cert[0];
 	ERR_clear_error();
 	sigpipe_hold(&np);
 	ok = SSL_connect(c->ssl) == 1;
 	sigpipe_release(&np);
 	if (!ok) {
-		const char *why = tg_tls_refusal(c->ssl);
-		char words[300];
+		why = tg_tls_refusal(c->ssl);
 		tg_ossl_words(words, sizeof(words));
 		if (words[0] == '\0')
 			snprintf(words, sizeof(words), "%s", errno == EAGAIN ?
 			    "timed out" : "the connection was closed during the handshake");
-		tg_err_set(err, TG_E_TLS, "TLS handshake with %s failed: %s%s%s", c->peer, words,
-		    why[0] ? "; " : "", why);
-		goto fail;
+		return tg_err_set(err, TG_E_TLS, "TLS handshake with %s failed: %s%s%s", c->peer,
+		    words, why[0] ? "; " : "", why);
 	}
 	snprintf(c->proto, sizeof(c->proto), "%s %s", SSL_get_version(c->ssl),
 	    SSL_get_cipher_name(c->ssl));
-	{
-		/* the server's identity is the name we dialled (or asked for) and the port */
-		enum tg_trust_mode mode = TG_TRUST_CA;
-		struct tg_trust *t;
-		struct tg_trust_verdict v;
-		char id[320], nm[256];
+	return 0;
+}
 
-		if (o->trust && o->trust[0] && tg_trust_mode_parse(o->trust, &mode) < 0) {
-			tg_err_set(err, TG_E_USAGE, "trust mode '%s': use ca, tofu, whitelist, "
-			    "ca-or-tofu or insecure-no-validation", o->trust);
-			goto fail;
-		}
-		if (mode != TG_TRUST_CA && !(o->known && o->known[0])) {
-			tg_err_set(err, TG_E_USAGE, "trust mode %s needs a known-servers file "
-			    "(--known-servers or client.known)", o->trust);
-			goto fail;
-		}
-		tg_trust_server_identity(name, port, id, sizeof(id));
-		if ((t = tg_trust_new(mode, o->known, "known-servers", NULL, 0, err)) == NULL)
-			goto fail;
-		/* a file in a cluster node's state_dir is the cluster's copy: pins
-		 * go through the store (the follower would overwrite a local
-		 * write); one the user keeps elsewhere stays a plain file */
-		if (store && tg_store_name_of(store, o->known, nm, sizeof(nm)) == 0 &&
-		    tg_trust_share(t, store, err) < 0) {
-			tg_trust_free(t);
-			goto fail;
-		}
-		if (tg_tls_client_judge(c->ssl, t, id, "give its certificate with --ca-cert", &v, err) < 0 ||
-		    (v.accept && v.record && tg_trust_record(t, &v, err) < 0)) {
-			tg_trust_free(t);
-			goto fail;
-		}
-		tg_trust_free(t);
-		c->trusted = v.accept;
-		c->warn = v.warn;
-		snprintf(c->verdict, sizeof(c->verdict), "%s", v.reason);
-	}
+/* The server judged by the trust mode; its identity is the name we dialled
+ * (or asked for) and the port. A first contact of a pinning mode is
+ * recorded. The verdict lands in c. */
+static int
+judge(struct tg_client *c, const struct tg_client_opts *o, enum tg_trust_mode mode,
+    const struct tg_store_conf *store, const char *name, int port, struct tg_err *err)
+{
+	struct tg_trust *t;
+	struct tg_trust_verdict v;
+	char id[320], nm[256];
+	int rv = -1;
+
+	tg_trust_server_identity(name, port, id, sizeof(id));
+	if ((t = tg_trust_new(mode, o->known, "known-servers", NULL, 0, err)) == NULL)
+		return -1;
+	/* a file in a cluster node's state_dir is the cluster's copy: pins go
+	 * through the store (the follower would overwrite a local write); one
+	 * the user keeps elsewhere stays a plain file */
+	if (store && tg_store_name_of(store, o->known, nm, sizeof(nm)) == 0 &&
+	    tg_trust_share(t, store, err) < 0)
+		goto out;
+	if (tg_tls_client_judge(c->ssl, t, id, "give its certificate with --ca-cert", &v, err) < 0 ||
+	    (v.accept && v.record && tg_trust_record(t, &v, err) < 0))
+		goto out;
+	c->trusted = v.accept;
+	c->warn = v.warn;
+	snprintf(c->verdict, sizeof(c->verdict), "%s", v.reason);
+	rv = 0;
+out:
+	tg_trust_free(t);
+	return rv;
+}
+
+int
+tg_client_dial(const char *host, int port, int use_tls, const struct tg_client_opts *o,
+    const struct tg_store_conf *store, int enforce, struct tg_client **out, struct tg_err *err)
+{
+	const char *name = o->server_name && o->server_name[0] ? o->server_name : host;
+	int ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+	enum tg_trust_mode mode = TG_TRUST_CA;
+	struct tg_client *c;
+
+	*out = NULL;
+	if (use_tls && o->trust && o->trust[0] && tg_trust_mode_parse(o->trust, &mode) < 0)
+		return tg_err_set(err, TG_E_USAGE, "trust mode '%s': use ca, tofu, whitelist, "
+		    "ca-or-tofu or insecure-no-validation", o->trust);
+	if (use_tls && mode != TG_TRUST_CA && !(o->known && o->known[0]))
+		return tg_err_set(err, TG_E_USAGE, "trust mode %s needs a known-servers file "
+		    "(--known-servers or client.known)", o->trust);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	c->magic = TG_CLIENT_MAGIC;
+	c->fd = -1;
+	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	if ((c->fd = dial(host, port, ms, err)) < 0 ||
+	    (use_tls && (handshake(c, o, name, err) < 0 ||
+	    judge(c, o, mode, store, name, port, err) < 0)))
+		goto fail;
 	if (c->warn && o->warn) {
 		char w[sizeof(c->peer) + sizeof(c->verdict) + 2];
 		snprintf(w, sizeof(w), "%s: %s", c->peer, c->verdict);
 		o->warn(w);
 	}
-	if (enforce && !c->trusted) {
+	if (use_tls && enforce && !c->trusted) {
 		tg_err_set(err, TG_E_TRUST, "%s is not trusted: %s", c->peer, c->verdict);
 		goto fail;
 	}
