@@ -602,23 +602,16 @@ tg_acme_probe(const char *directory, const char *ca_cert, struct tg_acme_dir *d,
 	return rv;
 }
 
-int
-tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
+/* The directory read and the account made sure of (one per CA, its key in
+ * the store). */
+static int
+open_account(struct tg_store *st, struct run *r, struct tg_acme_resp *resp,
     struct tg_acme_result *res, struct tg_err *err)
 {
-	struct run r;
-	struct tg_acme_resp resp;
-	struct tg_acme_order ord;
-	char prefix[200], order_url[512], *payload = NULL, *csr = NULL;
-	EVP_PKEY *ck = NULL;
+	const struct tg_acme_opts *o = r->o;
+	char prefix[200];
 	size_t i;
-	int rv = -1, ra;
 
-	memset(&r, 0, sizeof(r));
-	memset(&resp, 0, sizeof(resp));
-	memset(&ord, 0, sizeof(ord));
-	memset(res, 0, sizeof(*res));
-	r.o = o;
 	if (o->nnames == 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "no names to order: set tls.acme.names "
 		    "(--name)");
@@ -626,50 +619,64 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 		if (!json_str_ok(o->names[i]) || !o->names[i][0] || strchr(o->names[i], '/'))
 			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.names: '%s' is not a "
 			    "name", o->names[i]);
-	if (tg_acme_http_init(&r.h, o->ca_cert, err) < 0)
+	if (tg_acme_http_init(&r->h, o->ca_cert, err) < 0)
 		return -1;
 	tg_acme_store_prefix(o->directory, prefix, sizeof(prefix));
-	if (tg_acme_get(&r.h, o->directory, &resp, err) < 0)
-		goto out;
-	if (resp.status != 200) {
-		tg_err_set(err, TG_E_ACME, "the ACME directory %s answered HTTP %d; check "
-		    "tls.acme.directory", o->directory, resp.status);
-		goto out;
-	}
-	if (tg_acme_parse_directory(resp.body ? resp.body : "", resp.len, &r.dir, err) < 0)
-		goto out;
-	snprintf(r.h.new_nonce_url, sizeof(r.h.new_nonce_url), "%s", r.dir.new_nonce);
-	say(&r, "directory %s", o->directory);
-	if (account(st, prefix, &r, &res->account_created, err) < 0)
-		goto out;
-	if (new_order(&r, o->replaces, &ord, order_url, sizeof(order_url), &res->retry_after,
-	    err) < 0) {
+	if (tg_acme_get(&r->h, o->directory, resp, err) < 0)
+		return -1;
+	if (resp->status != 200)
+		return tg_err_set(err, TG_E_ACME, "the ACME directory %s answered HTTP %d; check "
+		    "tls.acme.directory", o->directory, resp->status);
+	if (tg_acme_parse_directory(resp->body ? resp->body : "", resp->len, &r->dir, err) < 0)
+		return -1;
+	snprintf(r->h.new_nonce_url, sizeof(r->h.new_nonce_url), "%s", r->dir.new_nonce);
+	say(r, "directory %s", o->directory);
+	return account(st, prefix, r, &res->account_created, err);
+}
+
+/* The order placed (as a replacement when the CA speaks ARI and takes it)
+ * and each authorization answered, until the order is ready. */
+static int
+place_order(struct run *r, struct tg_acme_order *ord, char *order_url, size_t url_len,
+    struct tg_acme_result *res, struct tg_err *err)
+{
+	const struct tg_acme_opts *o = r->o;
+	size_t i;
+
+	if (new_order(r, o->replaces, ord, order_url, url_len, &res->retry_after, err) < 0) {
 		/* a CA that does not take this "replaces" still gets to renew */
 		if (!(o->replaces && o->replaces[0]))
-			goto out;
-		say(&r, "the CA refused the order as a replacement (%s); ordering anew", err->msg);
-		if (new_order(&r, NULL, &ord, order_url, sizeof(order_url), &res->retry_after,
-		    err) < 0)
-			goto out;
+			return -1;
+		say(r, "the CA refused the order as a replacement (%s); ordering anew", err->msg);
+		if (new_order(r, NULL, ord, order_url, url_len, &res->retry_after, err) < 0)
+			return -1;
 	}
-	say(&r, "order %s: %zu authorization(s)", order_url, ord.nauthz);
-	for (i = 0; i < ord.nauthz; i++) {
-		if (o->cancelled && o->cancelled(o->cancel_arg)) {
-			tg_err_set(err, TG_E_ACME, "the order was stopped (tlsgate is stopping)");
-			goto out;
-		}
-		if (authorize(&r, ord.authz[i], err) < 0)
-			goto out;
+	say(r, "order %s: %zu authorization(s)", order_url, ord->nauthz);
+	for (i = 0; i < ord->nauthz; i++) {
+		if (o->cancelled && o->cancelled(o->cancel_arg))
+			return tg_err_set(err, TG_E_ACME, "the order was stopped (tlsgate is stopping)");
+		if (authorize(r, ord->authz[i], err) < 0)
+			return -1;
 	}
-	if (poll_order(&r, order_url, &ord, "pending", err) < 0)
-		goto out;
-	if (strcmp(ord.status, "ready") != 0) {
-		tg_err_set(err, TG_E_ACME, "the ACME order is %s, not ready: %s", ord.status,
-		    ord.error[0] ? ord.error : "no reason given");
-		goto out;
-	}
-	say(&r, "finalizing with a new EC P-256 key");
-	if ((ck = tg_key_generate(TG_KEY_EC_P256, err)) == NULL || csr_b64(o, ck, &csr, err) < 0)
+	if (poll_order(r, order_url, ord, "pending", err) < 0)
+		return -1;
+	if (strcmp(ord->status, "ready") != 0)
+		return tg_err_set(err, TG_E_ACME, "the ACME order is %s, not ready: %s", ord->status,
+		    ord->error[0] ? ord->error : "no reason given");
+	return 0;
+}
+
+/* The order finalized with a CSR for a new key *ck, until it is valid. */
+static int
+finalize(struct run *r, struct tg_acme_order *ord, const char *order_url, EVP_PKEY **ck,
+    struct tg_acme_resp *resp, struct tg_err *err)
+{
+	char *csr = NULL, *payload = NULL;
+	int rv = -1;
+
+	say(r, "finalizing with a new EC P-256 key");
+	if ((*ck = tg_key_generate(TG_KEY_EC_P256, err)) == NULL ||
+	    csr_b64(r->o, *ck, &csr, err) < 0)
 		goto out;
 	/* a CSR for many names is larger than any fixed buffer worth having */
 	if ((payload = malloc(strlen(csr) + 16)) == NULL) {
@@ -677,19 +684,46 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 		goto out;
 	}
 	snprintf(payload, strlen(csr) + 16, "{\"csr\":\"%s\"}", csr);
-	if (tg_acme_post(&r.h, r.akey, r.kid, ord.finalize, payload, NULL, &resp, err) < 0)
+	if (tg_acme_post(&r->h, r->akey, r->kid, ord->finalize, payload, NULL, resp, err) < 0)
 		goto out;
-	if (resp.status != 200) {
-		refused(&r, &resp, "to finalize the order", err);
-		goto out;
-	}
-	if (poll_order(&r, order_url, &ord, "ready processing", err) < 0)
-		goto out;
-	if (strcmp(ord.status, "valid") != 0 || !ord.certificate[0]) {
-		tg_err_set(err, TG_E_ACME, "the ACME order ended %s: %s", ord.status,
-		    ord.error[0] ? ord.error : "no reason given");
+	if (resp->status != 200) {
+		refused(r, resp, "to finalize the order", err);
 		goto out;
 	}
+	if (poll_order(r, order_url, ord, "ready processing", err) < 0)
+		goto out;
+	if (strcmp(ord->status, "valid") != 0 || !ord->certificate[0]) {
+		tg_err_set(err, TG_E_ACME, "the ACME order ended %s: %s", ord->status,
+		    ord->error[0] ? ord->error : "no reason given");
+		goto out;
+	}
+	rv = 0;
+out:
+	free(payload);
+	free(csr);
+	return rv;
+}
+
+int
+tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
+    struct tg_acme_result *res, struct tg_err *err)
+{
+	struct run r;
+	struct tg_acme_resp resp;
+	struct tg_acme_order ord;
+	char order_url[512];
+	EVP_PKEY *ck = NULL;
+	int rv = -1, ra;
+
+	memset(&r, 0, sizeof(r));
+	memset(&resp, 0, sizeof(resp));
+	memset(&ord, 0, sizeof(ord));
+	memset(res, 0, sizeof(*res));
+	r.o = o;
+	if (open_account(st, &r, &resp, res, err) < 0 ||
+	    place_order(&r, &ord, order_url, sizeof(order_url), res, err) < 0 ||
+	    finalize(&r, &ord, order_url, &ck, &resp, err) < 0)
+		goto out;
 	tg_acme_resp_clear(&resp);
 	if (tg_acme_post(&r.h, r.akey, r.kid, ord.certificate, NULL,
 	    "application/pem-certificate-chain", &resp, err) < 0)
@@ -698,9 +732,8 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 		refused(&r, &resp, "to send the certificate", err);
 		goto out;
 	}
-	if (check_chain(o, resp.body, ck, err) < 0)
-		goto out;
-	if (key_to_pem(ck, &res->key_pem, &res->key_len, err) < 0)
+	if (check_chain(o, resp.body, ck, err) < 0 ||
+	    key_to_pem(ck, &res->key_pem, &res->key_len, err) < 0)
 		goto out;
 	res->chain_pem = resp.body;
 	resp.body = NULL;
@@ -708,8 +741,6 @@ tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 	rv = 0;
 out:
 	ra = res->retry_after ? res->retry_after : resp.retry_after;
-	free(payload);
-	free(csr);
 	EVP_PKEY_free(ck);
 	EVP_PKEY_free(r.akey);
 	tg_acme_order_clear(&ord);
