@@ -241,47 +241,44 @@ show(const struct tg_acme_settings *s)
 	return 0;
 }
 
-int
-cmd_acme(int argc, char **argv)
+/* What `acme issue|renew|show` was given. */
+struct acme_args {
+	struct cli_cfg_flags f;
+	const char *out, *listen;
+	int force;
+	char bufs[8][2048];          /* KEY=VALUE of the flags that set keys */
+	int nb;
+};
+
+/* The flags after the subcommand. 0 to go on, 1 when --help was printed,
+ * -1 when a bad flag was said. */
+static int
+parse_args(int argc, char **argv, const char *sub, struct acme_args *a)
 {
 	static const struct { const char *flag, *key; } map[] = {
 		{ "--name", "tls.acme.names" }, { "--directory", "tls.acme.directory" },
 		{ "--ca-cert", "tls.acme.ca_cert" }, { "--email", "tls.acme.email" },
 		{ "--challenge", "tls.acme.challenge" }, { "--dns-hook", "tls.acme.dns_hook" },
 	};
-	static char bufs[8][2048];
-	struct cli_cfg_flags f;
-	struct tg_acme_settings s;
-	struct tg_config *cfg;
-	struct tg_err err;
-	const char *sub, *out = NULL, *listen = NULL, *v;
-	int i, r, force = 0, missing = 0, nb = 0;
+	const char *v;
+	int i, r, missing = 0;
 	size_t k;
 
-	if (argc < 2 || cli_is_help(argv[1])) {
-		fputs(acme_usage, argc < 2 ? stderr : stdout);
-		return argc < 2;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "issue") && strcmp(sub, "renew") && strcmp(sub, "show"))
-		return cli_fail("acme: unknown command %s; see `tlsgate acme --help`", sub);
-	memset(&f, 0, sizeof(f));
-	verbose = isatty(2);   /* each step on a terminal; --verbose elsewhere */
 	for (i = 2; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
 			fputs(acme_usage, stdout);
-			return 0;
+			return 1;
 		}
 		if ((v = cli_flag(argc, argv, &i, "--out", &missing)) != NULL) {
-			out = v;
+			a->out = v;
 			continue;
 		}
 		if ((v = cli_flag(argc, argv, &i, "--listen", &missing)) != NULL) {
-			listen = v;
+			a->listen = v;
 			continue;
 		}
 		if (!strcmp(argv[i], "--force")) {
-			force = 1;
+			a->force = 1;
 			continue;
 		}
 		if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
@@ -291,72 +288,99 @@ cmd_acme(int argc, char **argv)
 		for (k = 0; k < sizeof(map) / sizeof(map[0]) && !missing; k++) {
 			if ((v = cli_flag(argc, argv, &i, map[k].flag, &missing)) == NULL)
 				continue;
-			if (nb == 8 || f.nsets >= 64)
-				return cli_fail("acme: too many flags");
-			snprintf(bufs[nb], sizeof(bufs[0]), "%s=%s", map[k].key, v);
-			f.sets[f.nsets] = bufs[nb++];
-			f.origins[f.nsets++] = map[k].flag;
+			if (a->nb == 8 || a->f.nsets >= 64)
+				return cli_fail("acme: too many flags"), -1;
+			snprintf(a->bufs[a->nb], sizeof(a->bufs[0]), "%s=%s", map[k].key, v);
+			a->f.sets[a->f.nsets] = a->bufs[a->nb++];
+			a->f.origins[a->f.nsets++] = map[k].flag;
 			break;
 		}
 		if (missing)
-			return cli_fail("acme: %s needs a value", argv[i]);
+			return cli_fail("acme: %s needs a value", argv[i]), -1;
 		if (k < sizeof(map) / sizeof(map[0]))
 			continue;
-		r = cli_cfg_flag(&f, argc, argv, &i);
-		if (r < 0)
-			return 1;
+		if ((r = cli_cfg_flag(&a->f, argc, argv, &i)) < 0)
+			return -1;
 		if (r == 0)
 			return cli_fail("acme %s: unknown argument %s; see `tlsgate acme --help`", sub,
-			    argv[i]);
+			    argv[i]), -1;
 	}
-	if ((cfg = cli_load_config(&f, &err)) == NULL)
+	return 0;
+}
+
+/* `acme renew`: an order only when the certificate is due (or --force),
+ * replacing it by its ARI id when the CA speaks ARI. */
+static int
+renew(const struct tg_acme_settings *s, const char *listen, const char *out, int force)
+{
+	struct tg_acme_opts o;
+	char why[400], id[300];
+	int due;
+
+	tg_acme_settings_opts(s, &o);
+	due = is_due(out, s, &o, id, sizeof(id), why, sizeof(why));
+	if (due == 0 && !force) {
+		printf("%s.crt: %s; nothing to do (--force renews now)\n", out, why);
+		return 0;
+	}
+	if (verbose)
+		fprintf(stderr, "tlsgate: acme: %s.crt: %s\n", out, force ?
+		    "renewing now (--force)" : why);
+	return order(s, listen, out, due >= 0 ? id : NULL);
+}
+
+int
+cmd_acme(int argc, char **argv)
+{
+	static struct acme_args a;   /* its strings outlive the configuration */
+	struct tg_acme_settings s;
+	struct tg_config *cfg;
+	struct tg_err err;
+	char listen[2048];
+	const char *sub;
+	int r;
+
+	if (argc < 2 || cli_is_help(argv[1])) {
+		fputs(acme_usage, argc < 2 ? stderr : stdout);
+		return argc < 2;
+	}
+	sub = argv[1];
+	if (strcmp(sub, "issue") && strcmp(sub, "renew") && strcmp(sub, "show"))
+		return cli_fail("acme: unknown command %s; see `tlsgate acme --help`", sub);
+	memset(&a, 0, sizeof(a));
+	verbose = isatty(2);   /* each step on a terminal; --verbose elsewhere */
+	if ((r = parse_args(argc, argv, sub, &a)) != 0)
+		return r < 0;
+	if ((cfg = cli_load_config(&a.f, &err)) == NULL)
 		return cli_fail_err(&err);
 	if (!strcmp(sub, "show")) {
 		/* show needs no names: borrow one so the settings load */
-		if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, NULL) == 0 && tg_cfg_list(cfg,
-		    TG_CFG_TLS_NAMES,
-		    NULL) == 0)
+		if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, NULL) == 0 &&
+		    tg_cfg_list(cfg, TG_CFG_TLS_NAMES, NULL) == 0)
 			tg_config_set(cfg, "tls.acme.names", "-", "acme show", &err);
 		r = tg_acme_settings_from(cfg, &s, &err) < 0 ? cli_fail_err(&err) : show(&s);
 		tg_config_free(cfg);
 		return r;
 	}
-	if (out == NULL) {
-		tg_config_free(cfg);
-		return cli_fail("acme %s: --out PREFIX is needed (writes PREFIX.crt and PREFIX.key)",
+	if (a.out == NULL)
+		r = cli_fail("acme %s: --out PREFIX is needed (writes PREFIX.crt and PREFIX.key)",
 		    sub);
-	}
-	if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, NULL) == 0) {
-		tg_config_free(cfg);
-		return cli_fail("acme %s: --name is needed (the names to order)", sub);
-	}
-	if (tg_acme_settings_from(cfg, &s, &err) < 0) {
-		tg_config_free(cfg);
-		return cli_fail_err(&err);
-	}
-	if (listen == NULL)
-		listen = s.challenge == TG_ACME_TLSALPN01 ? ":443" : tg_cfg_str(cfg,
-		    TG_CFG_TLS_ACME_HTTP_LISTEN);
-	snprintf(bufs[7], sizeof(bufs[7]), "%s", listen);
+	else if (tg_cfg_list(cfg, TG_CFG_TLS_ACME_NAMES, NULL) == 0)
+		r = cli_fail("acme %s: --name is needed (the names to order)", sub);
+	else if (tg_acme_settings_from(cfg, &s, &err) < 0)
+		r = cli_fail_err(&err);
+	else
+		r = 0;
+	if (r == 0)
+		snprintf(listen, sizeof(listen), "%s", a.listen ? a.listen :
+		    s.challenge == TG_ACME_TLSALPN01 ? ":443" :
+		    tg_cfg_str(cfg, TG_CFG_TLS_ACME_HTTP_LISTEN));
 	tg_config_free(cfg);
-	listen = bufs[7];
+	if (r != 0)
+		return r;
 	if (s.challenge == TG_ACME_DNS01 && !s.dns_hook[0])
 		return cli_fail("acme %s: dns-01 needs --dns-hook PROGRAM", sub);
-	if (!strcmp(sub, "renew")) {
-		struct tg_acme_opts o;
-		char why[400], id[300];
-		int due;
-
-		tg_acme_settings_opts(&s, &o);
-		due = is_due(out, &s, &o, id, sizeof(id), why, sizeof(why));
-		if (due == 0 && !force) {
-			printf("%s.crt: %s; nothing to do (--force renews now)\n", out, why);
-			return 0;
-		}
-		if (verbose)
-			fprintf(stderr, "tlsgate: acme: %s.crt: %s\n", out, force ?
-			    "renewing now (--force)" : why);
-		return order(&s, listen, out, due >= 0 ? id : NULL);
-	}
-	return order(&s, listen, out, NULL);
+	if (!strcmp(sub, "renew"))
+		return renew(&s, listen, a.out, a.force);
+	return order(&s, listen, a.out, NULL);
 }

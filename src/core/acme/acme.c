@@ -352,22 +352,102 @@ fetch_authz(struct run *r, const char *url, struct tg_acme_resp *resp, struct tg
 	return tg_acme_parse_authz(resp->body ? resp->body : "", resp->len, a, err);
 }
 
+/* A challenge's answer, as published and withdrawn. */
+struct answer {
+	char keyauth[400];           /* the key authorization */
+	char what[300];              /* HTTP-01: the token; TLS-ALPN-01: the name */
+	char value[64], dnsname[300];   /* DNS-01: the TXT record */
+};
+
+/* Publishes the answer to ch: a TXT record through the DNS hook, or the
+ * solver's (the daemon's event loop, or the one-shot responder). */
+static int
+publish(struct run *r, const struct tg_acme_authz *a, const struct tg_acme_chall *ch,
+    struct answer *an, struct tg_err *err)
+{
+	const struct tg_acme_opts *o = r->o;
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	snprintf(an->keyauth, sizeof(an->keyauth), "%s.%s", ch->token, r->thumb);
+	say(r, "%s: answering %s", a->id_value, tg_acme_challenge_name(o->challenge));
+	if (o->challenge == TG_ACME_DNS01) {
+		SHA256((const unsigned char *)an->keyauth, strlen(an->keyauth), md);
+		tg_b64url(md, sizeof(md), an->value, sizeof(an->value));
+		snprintf(an->dnsname, sizeof(an->dnsname), "_acme-challenge.%s", a->id_value);
+		if (!o->dns_hook || !o->dns_hook[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge is dns-01 but "
+			    "tls.acme.dns_hook is empty: name a program that sets TXT records");
+		return run_hook(o->dns_hook, "add", an->dnsname, an->value, err);
+	}
+	snprintf(an->what, sizeof(an->what), "%s", o->challenge == TG_ACME_HTTP01 ? ch->token :
+	    a->id_value);
+	if (o->solver.publish == NULL)
+		return tg_err_set(err, TG_E_INTERNAL, "no one answers %s here",
+		    tg_acme_challenge_name(o->challenge));
+	return o->solver.publish(o->solver.arg, o->challenge, an->what, an->keyauth, err);
+}
+
+static void
+withdraw(struct run *r, const struct answer *an)
+{
+	const struct tg_acme_opts *o = r->o;
+	struct tg_err e2;
+
+	if (o->challenge == TG_ACME_DNS01)
+		(void)run_hook(o->dns_hook, "remove", an->dnsname, an->value, &e2);
+	else
+		o->solver.withdraw(o->solver.arg, o->challenge, an->what);
+}
+
+/* Polls the authorization until the CA has made up its mind (or the
+ * timeout): 0 valid, -1 invalid or not in time, in words. */
+static int
+wait_valid(struct run *r, const char *url, struct tg_acme_resp *resp, struct tg_acme_authz *a,
+    struct tg_err *err)
+{
+	const struct tg_acme_opts *o = r->o;
+	const char *want = tg_acme_challenge_name(o->challenge), *why;
+	int waited = 0, step = 0, limit = (o->timeout_s ? o->timeout_s : 120) * 1000;
+	size_t i;
+
+	for (;;) {
+		if (fetch_authz(r, url, resp, a, err) < 0)
+			return -1;
+		if (!strcmp(a->status, "valid")) {
+			say(r, "%s: validated by %s", a->id_value, want);
+			return 0;
+		}
+		if (strcmp(a->status, "pending") != 0 && strcmp(a->status, "processing") != 0) {
+			why = "";
+			for (i = 0; i < a->nchall; i++)
+				if (!strcmp(a->chall[i].type, want) && a->chall[i].error[0])
+					why = a->chall[i].error;
+			return tg_err_set(err, TG_E_ACME, "the ACME server could not validate %s by "
+			    "%s: %s", a->id_value, want, why[0] ? why : a->status);
+		}
+		if (waited >= limit)
+			return tg_err_set(err, TG_E_ACME, "the ACME server did not validate %s by %s "
+			    "within %d s", a->id_value, want, limit / 1000);
+		if (pause_for(o, resp->retry_after, &step, &waited, err) < 0)
+			return -1;
+	}
+}
+
 /* Answers one authorization with the chosen challenge and waits until the
- * CA has made up its mind. */
+ * CA has made up its mind; the answer is withdrawn either way. */
 static int
 authorize(struct run *r, const char *url, struct tg_err *err)
 {
-	const struct tg_acme_opts *o = r->o;
-	const char *want = tg_acme_challenge_name(o->challenge);
+	const char *want = tg_acme_challenge_name(r->o->challenge);
 	struct tg_acme_authz a;
 	struct tg_acme_resp resp;
 	struct tg_acme_chall *ch = NULL;
-	char keyauth[400], what[300], value[64], dnsname[300];
-	int published = 0, waited = 0, step = 0, rv = -1;
-	int limit = (o->timeout_s ? o->timeout_s : 120) * 1000;
+	struct answer an;
+	int published = 0, rv = -1;
 	size_t i;
 
 	memset(&resp, 0, sizeof(resp));
+	memset(&an, 0, sizeof(an));
 	if (fetch_authz(r, url, &resp, &a, err) < 0)
 		goto out;
 	if (!strcmp(a.status, "valid")) {
@@ -389,30 +469,8 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 		    a.wildcard ? " (wildcard names need dns-01)" : "");
 		goto out;
 	}
-	snprintf(keyauth, sizeof(keyauth), "%s.%s", ch->token, r->thumb);
-	say(r, "%s: answering %s", a.id_value, want);
-	if (o->challenge == TG_ACME_DNS01) {
-		unsigned char md[SHA256_DIGEST_LENGTH];
-		SHA256((const unsigned char *)keyauth, strlen(keyauth), md);
-		tg_b64url(md, sizeof(md), value, sizeof(value));
-		snprintf(dnsname, sizeof(dnsname), "_acme-challenge.%s", a.id_value);
-		if (!o->dns_hook || !o->dns_hook[0]) {
-			tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge is dns-01 but "
-			    "tls.acme.dns_hook is empty: name a program that sets TXT records");
-			goto out;
-		}
-		if (run_hook(o->dns_hook, "add", dnsname, value, err) < 0)
-			goto out;
-	} else {
-		snprintf(what, sizeof(what), "%s", o->challenge == TG_ACME_HTTP01 ? ch->token :
-		    a.id_value);
-		if (o->solver.publish == NULL) {
-			tg_err_set(err, TG_E_INTERNAL, "no one answers %s here", want);
-			goto out;
-		}
-		if (o->solver.publish(o->solver.arg, o->challenge, what, keyauth, err) < 0)
-			goto out;
-	}
+	if (publish(r, &a, ch, &an, err) < 0)
+		goto out;
 	published = 1;
 	tg_acme_resp_clear(&resp);
 	if (tg_acme_post(&r->h, r->akey, r->kid, ch->url, "{}", NULL, &resp, err) < 0)
@@ -421,42 +479,10 @@ authorize(struct run *r, const char *url, struct tg_err *err)
 		refused(r, &resp, "the challenge answer", err);
 		goto out;
 	}
-	for (;;) {
-		int ra;
-		if (fetch_authz(r, url, &resp, &a, err) < 0)
-			goto out;
-		ra = resp.retry_after;
-		if (!strcmp(a.status, "valid")) {
-			say(r, "%s: validated by %s", a.id_value, want);
-			rv = 0;
-			goto out;
-		}
-		if (strcmp(a.status, "pending") != 0 && strcmp(a.status, "processing") != 0) {
-			const char *why = "";
-			for (i = 0; i < a.nchall; i++)
-				if (!strcmp(a.chall[i].type, want) && a.chall[i].error[0])
-					why = a.chall[i].error;
-			tg_err_set(err, TG_E_ACME, "the ACME server could not validate %s by %s: %s",
-			    a.id_value, want, why[0] ? why : a.status);
-			goto out;
-		}
-		if (waited >= limit) {
-			tg_err_set(err, TG_E_ACME, "the ACME server did not validate %s by %s within "
-			    "%d s", a.id_value, want, limit / 1000);
-			goto out;
-		}
-		if (pause_for(o, ra, &step, &waited, err) < 0)
-			goto out;
-	}
+	rv = wait_valid(r, url, &resp, &a, err);
 out:
-	if (published) {
-		if (o->challenge == TG_ACME_DNS01) {
-			struct tg_err e2;
-			(void)run_hook(o->dns_hook, "remove", dnsname, value, &e2);
-		} else {
-			o->solver.withdraw(o->solver.arg, o->challenge, what);
-		}
-	}
+	if (published)
+		withdraw(r, &an);
 	tg_acme_resp_clear(&resp);
 	return rv;
 }

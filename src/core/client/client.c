@@ -268,8 +268,8 @@ const char *
 tg_client_verdict(const struct tg_client *c, int *trusted)
 {
 	if (trusted)
-		*trusted = c->trusted;
-	return c->verdict;
+		*trusted = c && c->magic == TG_CLIENT_MAGIC ? c->trusted : 0;
+	return c && c->magic == TG_CLIENT_MAGIC ? c->verdict : "";
 }
 
 const char *
@@ -287,7 +287,7 @@ tg_client_chain(struct tg_client *c)
 const char *
 tg_client_protocol(const struct tg_client *c)
 {
-	return c->proto;
+	return c && c->magic == TG_CLIENT_MAGIC ? c->proto : "";
 }
 
 /*
@@ -336,6 +336,9 @@ tg_client_read(struct tg_client *c, void *buf, size_t len, struct tg_err *err)
 	switch (SSL_get_error(c->ssl, 0)) {
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;
+	case SSL_ERROR_WANT_READ:    /* SO_RCVTIMEO ran out: OpenSSL says "again" */
+	case SSL_ERROR_WANT_WRITE:
+		return tg_err_set(err, TG_E_IO, "reading from %s: timed out", c->peer);
 	case SSL_ERROR_SYSCALL:
 		if (errno == EAGAIN)
 			return tg_err_set(err, TG_E_IO, "reading from %s: timed out", c->peer);

@@ -197,12 +197,86 @@ tg_etcd_call(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *pa
 	return rv;
 }
 
+/* One POST of text to endpoint e; the answer collected in r, its status in
+ * *code. */
+static CURLcode
+post_to(CURL *curl, const struct etcd_conf *cf, size_t e, const char *path, const char *text,
+    struct curl_slist *hdr, struct reply *r, char *cerr, long *code)
+{
+	char url[512];
+	CURLcode c;
+
+	snprintf(url, sizeof(url), "%s%s", cf->endpoints[e], path);
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, cf->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, cf->timeout_ms < 2000 ?
+	    cf->timeout_ms : 2000);
+	tg_etcd_curl_tls(curl, cf);
+	c = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, code);
+	return c;
+}
+
+/* An answer that is not JSON, in words: what it said (printable, one line,
+ * never for the login, which might echo the password), or the gateway's
+ * refusal of a certificate with a CN. */
+static void
+no_json_words(const struct etcd_conf *cf, size_t e, const char *path, const struct reply *r,
+    long code, char *why, size_t len)
+{
+	char said[120];
+	size_t k, n = r->len < sizeof(said) - 1 ? r->len : sizeof(said) - 1;
+	int cn;
+
+	for (k = 0; k < n; k++)
+		said[k] = r->buf[k] >= 0x20 && r->buf[k] < 0x7f ? r->buf[k] : ' ';
+	said[n] = '\0';
+	cn = strstr(said, "CommonName") != NULL;
+	if (!strcmp(path, "/v3/auth/authenticate"))
+		said[0] = '\0', n = 0;
+	if (cn)
+		snprintf(why, len, "etcd at %s refused the client certificate: etcd auth is on, and "
+		    "its JSON gateway takes no certificate with a CN; issue store.cert with `tlsgate "
+		    "cert issue --client --no-cn --san dns:NAME` and log in with store.user",
+		    cf->endpoints[e]);
+	else
+		snprintf(why, len, "etcd at %s answered %ld with no JSON%s%s%s (is it an etcd "
+		    "v3.4+ client URL?)", cf->endpoints[e], code, n ? " (\"" : "", said,
+		    n ? "\")" : "");
+}
+
+/* A JSON answer that is not 200, in words with what to do; 1 when it is
+ * about rights (the cluster's word, the same from every member), 0 when
+ * another member may do better (one without quorum). */
+static int
+refusal_words(const struct etcd_conf *cf, size_t e, json_t *ans, char *why, size_t len)
+{
+	const char *m = json_string_value(json_object_get(ans, "message"));
+
+	if (m == NULL)
+		m = json_string_value(json_object_get(ans, "error"));
+	snprintf(why, len, "etcd at %s refused: %s%s", cf->endpoints[e], m ? m : "unknown error",
+	    m && strstr(m, "permission denied") ? " (store.user has no role with readwrite on "
+	    "store.prefix: etcdctl role grant-permission ROLE --prefix=true readwrite PREFIX, then "
+	    "etcdctl user grant-role USER ROLE)" : m && strstr(m, "user name is empty") ? " (etcd "
+	    "auth is on: set store.user and store.password_file, an etcd user with readwrite on "
+	    "store.prefix)" : "");
+	return m && (strstr(m, "permission denied") || strstr(m, "user name") ||
+	    strstr(m, "authentication") || tg_etcd_token_refused(m));
+}
+
 static int
 call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
     json_t *body, const char *token, json_t **out, struct tg_err *err)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
-	char url[512], why[TG_ERR_MSG] = "";   /* the endpoint, what went wrong and the hint, whole */
+	char why[TG_ERR_MSG] = "";   /* the endpoint, what went wrong and the hint, whole */
 	struct curl_slist *hdr = NULL;
 	size_t i;
 	int rv = -1, refused = 0;
@@ -224,73 +298,30 @@ call_once(const struct etcd_conf *cf, size_t *cur, CURL *curl, const char *path,
 		struct reply r = { 0 };
 		char cerr[CURL_ERROR_SIZE] = "";
 		long code = 0;
-		CURLcode c;
+		CURLcode c = post_to(curl, cf, e, path, text, hdr, &r, cerr, &code);
 		json_error_t je;
 
-		snprintf(url, sizeof(url), "%s%s", cf->endpoints[e], path);
-		curl_easy_reset(curl);
-		curl_easy_setopt(curl, CURLOPT_URL, url);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-		curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, cf->timeout_ms);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, cf->timeout_ms < 2000 ?
-		    cf->timeout_ms : 2000);
-		tg_etcd_curl_tls(curl, cf);
-		c = curl_easy_perform(curl);
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 		if (c != CURLE_OK) {
-			const char *hint = tg_etcd_hint(cf, e, c, cerr);
 			refused = 0;
 			snprintf(why, sizeof(why), "etcd at %s: %s%s", cf->endpoints[e], r.too_big ?
-			    "the answer is over 32 MiB" : cerr[0] ? cerr : curl_easy_strerror(c), hint);
+			    "the answer is over 32 MiB" : cerr[0] ? cerr : curl_easy_strerror(c),
+			    tg_etcd_hint(cf, e, c, cerr));
 		} else if ((*out = json_loadb(r.buf ? r.buf : "", r.len, 0, &je)) == NULL) {
-			char said[120];
-			size_t k, n = r.len < sizeof(said) - 1 ? r.len : sizeof(said) - 1;
-			for (k = 0; k < n; k++)   /* what it said, printable, one line */
-				said[k] = r.buf[k] >= 0x20 && r.buf[k] < 0x7f ? r.buf[k] : ' ';
-			said[n] = '\0';
-			int cn = strstr(said, "CommonName") != NULL;
-			if (!strcmp(path, "/v3/auth/authenticate"))
-				said[0] = '\0', n = 0;   /* it might echo the password */
-			if (cn)
-				snprintf(why, sizeof(why), "etcd at %s refused the client certificate: etcd "
-				    "auth is on, and its JSON gateway takes no certificate with a CN; "
-				    "issue store.cert with `tlsgate cert issue --client --no-cn --san "
-				    "dns:NAME` and log in with store.user", cf->endpoints[e]);
-			else
-				snprintf(why, sizeof(why), "etcd at %s answered %ld with no JSON%s%s%s (is "
-				    "it an etcd v3.4+ client URL?)", cf->endpoints[e], code, n ? " (\"" : "",
-				    said, n ? "\")" : "");
+			no_json_words(cf, e, path, &r, code, why, sizeof(why));
 			refused = 1;
 		} else if (code != 200) {
-			const char *m = json_string_value(json_object_get(*out, "message"));
-			if (m == NULL)
-				m = json_string_value(json_object_get(*out, "error"));
-			snprintf(why, sizeof(why), "etcd at %s refused: %s%s", cf->endpoints[e],
-			    m ? m : "unknown error", m && strstr(m, "permission denied") ?
-			    " (store.user has no role with readwrite on store.prefix: etcdctl role "
-			    "grant-permission ROLE --prefix=true readwrite PREFIX, then etcdctl user "
-			    "grant-role USER ROLE)" :
-			    m && strstr(m, "user name is empty") ? " (etcd auth is on: set store.user and "
-			    "store.password_file, an etcd user with readwrite on store.prefix)" : "");
-			/* an answer about rights is the cluster's word, not an outage */
-			refused = m && (strstr(m, "permission denied") || strstr(m, "user name") ||
-			    strstr(m, "authentication") || tg_etcd_token_refused(m));
+			/* rights: every member would say the same, so this is the word the
+			 * caller sees (a token to fetch again), not a later member that
+			 * is down; no quorum: another member may have it */
+			refused = refusal_words(cf, e, *out, why, sizeof(why));
 			json_decref(*out);
 			*out = NULL;
 			if (refused) {
-				/* every member would say the same: stop here, so this is
-				 * the word the caller sees (a token to fetch again), not
-				 * a later member that is down */
 				if (r.buf)
 					OPENSSL_cleanse(r.buf, r.len);
 				free(r.buf);
 				break;
 			}
-			/* a member without quorum says so: another may have it */
 		} else {
 			*cur = e;
 			rv = 0;

@@ -549,8 +549,14 @@ tg_tls_move_fd(SSL *ssl, int fd)
 {
 	BIO *r = SSL_get_rbio(ssl);
 
-	if (r == NULL || r != SSL_get_wbio(ssl) || BIO_method_type(r) != BIO_TYPE_SOCKET)
+	if (r == NULL || r != SSL_get_wbio(ssl) || BIO_method_type(r) != BIO_TYPE_SOCKET) {
+		/* not the one socket BIO SSL_set_fd made: a fresh one is right
+		 * only when the kernel does not encrypt for the session */
+		if ((r && BIO_get_ktls_recv(r) > 0) ||
+		    (SSL_get_wbio(ssl) && BIO_get_ktls_send(SSL_get_wbio(ssl)) > 0))
+			return -1;
 		return SSL_set_fd(ssl, fd) == 1 ? 0 : -1;
+	}
 	/* BIO_NOCLOSE, as SSL_set_fd made it: the BIO keeps its flags (kTLS)
 	 * and never closes either descriptor */
 	return BIO_set_fd(r, fd, BIO_NOCLOSE) == 1 ? 0 : -1;

@@ -270,6 +270,67 @@ set_reason(struct tg_trust_verdict *v, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * The list made current before a verdict: a watched list is current (its
+ * watcher refreshes it on change; a look every 10 s covers what inotify
+ * cannot see: a symlink's target swapped, an overflowed event queue); an
+ * unwatched one (the CLI) is compared with its file each time. -1 (err)
+ * while the file cannot be read: every verdict fails closed until it can.
+ */
+static int
+make_current(struct tg_trust *t, struct tg_err *err)
+{
+	uint64_t now = tg_now_ms();
+	int due, watched, have, broken;
+
+	pthread_mutex_lock(&t->lock);
+	have = t->have_cache;
+	watched = have && t->watched;
+	due = !have || now - t->checked_ms >= (t->broken ? 1000u : 10000u) ||
+	    (!t->watched && (!t->broken || broken_file_changed(t)));
+	pthread_mutex_unlock(&t->lock);
+	/* a watched list is not read on the handshake's thread while its
+	 * watcher reads it */
+	if (due)
+		(void)refresh(t, watched, err);
+	pthread_mutex_lock(&t->lock);
+	broken = t->broken || (!t->have_cache && t->known[0]);
+	if (broken)
+		tg_err_set(err, TG_E_CONFIG_SYNTAX, "%s", t->broken_msg[0] ? t->broken_msg :
+		    "the known file cannot be read");
+	pthread_mutex_unlock(&t->lock);
+	return broken ? -1 : 0;
+}
+
+/* An identity the list does not have: a first contact, recorded unless
+ * the mode is whitelist, or refused while a cluster's store cannot record
+ * it for every node. */
+static void
+first_contact(const struct tg_trust *t, const char *identity, struct tg_trust_verdict *v)
+{
+	const char *mode = tg_trust_mode_name(t->mode);
+
+	if (t->share && t->mode != TG_TRUST_WHITELIST && !tg_store_up()) {
+		/* a pin this node cannot record would bind this node alone: the
+		 * same identity could pin another key on the next node */
+		set_reason(v, "first contact of %s (key %s) refused: the cluster's store is "
+		    "unreachable or has lost its quorum, so its pin cannot be recorded for every "
+		    "node; known identities are still served, and first contacts are accepted "
+		    "again when the store is back", identity, v->pin);
+		return;
+	}
+	if (t->mode == TG_TRUST_WHITELIST) {
+		set_reason(v, "%s is not in %s (trust whitelist; its key is %s). To let it in: "
+		    "tlsgate trust add --store %s %s %s", identity, t->known, v->pin,
+		    t->store_name, identity, v->pin);
+		return;
+	}
+	v->accept = v->record = 1;
+	v->warn = t->mode == TG_TRUST_INSECURE_NO_VALIDATION;
+	v->first = !v->warn;   /* insecure-no-validation records any key anyway */
+	set_reason(v, "first contact: key %s recorded in %s (trust %s)", v->pin, t->known, mode);
+}
+
 int
 tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_ok,
     const char *chain_words, struct tg_trust_verdict *v, struct tg_err *err)
@@ -293,32 +354,8 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 			set_reason(v, "chain verified (trust ca)");
 		return 0;
 	}
-	{
-		/* a watched list is current (its watcher refreshes it on change;
-		 * a look every 10 s covers what inotify cannot see: a symlink's
-		 * target swapped, an overflowed event queue); an unwatched one
-		 * (the CLI) is compared with its file each time */
-		uint64_t now = tg_now_ms();
-		int due, watched, have, broken;
-		pthread_mutex_lock(&t->lock);
-		have = t->have_cache;
-		watched = have && t->watched;
-		due = !have || now - t->checked_ms >= (t->broken ? 1000u : 10000u) ||
-		    (!t->watched && (!t->broken || broken_file_changed(t)));
-		pthread_mutex_unlock(&t->lock);
-		/* a watched list is not read on the handshake's thread while its
-		 * watcher reads it */
-		if (due)
-			(void)refresh(t, watched, err);
-		pthread_mutex_lock(&t->lock);
-		broken = t->broken || (!t->have_cache && t->known[0]);
-		if (broken)
-			tg_err_set(err, TG_E_CONFIG_SYNTAX, "%s", t->broken_msg[0] ? t->broken_msg :
-			    "the known file cannot be read");
-		pthread_mutex_unlock(&t->lock);
-		if (broken)
-			return -1;   /* fails closed until the list can be read */
-	}
+	if (make_current(t, err) < 0)
+		return -1;
 	pthread_mutex_lock(&t->lock);
 	m = t->cache ? tg_known_lookup(t->cache, identity, v->pin, &line, expected,
 	    sizeof(expected)) : TG_PIN_UNKNOWN;
@@ -328,47 +365,22 @@ tg_trust_judge(struct tg_trust *t, X509 *leaf, const char *identity, int chain_o
 	if (m == TG_PIN_MATCH) {
 		v->accept = 1;
 		set_reason(v, "key known in %s (trust %s)", t->known, mode);
-		return 0;
-	}
-	if (t->mode == TG_TRUST_CA_OR_TOFU && chain_ok) {
+	} else if (t->mode == TG_TRUST_CA_OR_TOFU && chain_ok) {
 		v->accept = v->record = 1;
 		set_reason(v, "chain verified; key recorded in %s (trust %s)", t->known, mode);
-		return 0;
-	}
-	if (m == TG_PIN_UNKNOWN && t->share && t->mode != TG_TRUST_WHITELIST && !tg_store_up()) {
-		/* a pin this node cannot record would bind this node alone: the
-		 * same identity could pin another key on the next node */
-		set_reason(v, "first contact of %s (key %s) refused: the cluster's store is "
-		    "unreachable or has lost its quorum, so its pin cannot be recorded for every "
-		    "node; known identities are still served, and first contacts are accepted "
-		    "again when the store is back", identity, v->pin);
-		return 0;
-	}
-	if (m == TG_PIN_UNKNOWN) {
-		if (t->mode == TG_TRUST_WHITELIST) {
-			set_reason(v, "%s is not in %s (trust whitelist; its key is %s). To let it in: "
-			    "tlsgate trust add --store %s %s %s", identity, t->known, v->pin,
-			    t->store_name, identity, v->pin);
-			return 0;
-		}
-		v->accept = v->record = 1;
-		v->warn = t->mode == TG_TRUST_INSECURE_NO_VALIDATION;
-		v->first = !v->warn;   /* insecure-no-validation records any key anyway */
-		set_reason(v, "first contact: key %s recorded in %s (trust %s)", v->pin, t->known, mode);
-		return 0;
-	}
-	/* known identity, another key */
-	if (t->mode == TG_TRUST_INSECURE_NO_VALIDATION) {
+	} else if (m == TG_PIN_UNKNOWN) {
+		first_contact(t, identity, v);
+	} else if (t->mode == TG_TRUST_INSECURE_NO_VALIDATION) {   /* known, another key */
 		v->accept = v->record = v->warn = 1;
 		set_reason(v, "the key of %s CHANGED (was %s at %s%s:%zu, now %s); accepted and "
 		    "recorded because trust is insecure-no-validation", identity, expected, t->known,
 		    in_journal ? ".pins" : "", line, v->pin);
-		return 0;
+	} else {
+		set_reason(v, "THE KEY OF %s HAS CHANGED: it presented %s, but %s%s:%zu expects %s. "
+		    "Someone may be impersonating it, or its key was replaced. If the change is "
+		    "expected: tlsgate trust remove --store %s %s", identity, v->pin, t->known,
+		    in_journal ? ".pins" : "", line, expected, t->store_name, identity);
 	}
-	set_reason(v, "THE KEY OF %s HAS CHANGED: it presented %s, but %s%s:%zu expects %s. "
-	    "Someone may be impersonating it, or its key was replaced. If the change is expected: "
-	    "tlsgate trust remove --store %s %s", identity, v->pin, t->known,
-	    in_journal ? ".pins" : "", line, expected, t->store_name, identity);
 	return 0;
 }
 

@@ -742,6 +742,7 @@ tg_conn_adopt(struct tg_server *s, int fd, SSL *ssl, const char *peer, const cha
 		return;
 	}
 	c->ssl = ssl;
+	c->ktls = ssl && BIO_get_ktls_send(SSL_get_wbio(ssl)) > 0;   /* kept by tg_tls_move_fd */
 	c->kind = TG_LISTENER_MAIN;   /* a proxied exchange came from the main listener */
 	c->state = CS_HEAD;
 	c->requests = 1;
