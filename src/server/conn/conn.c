@@ -133,8 +133,7 @@ wait_io(struct tg_conn_s *c)
 static void
 finish_request(struct tg_conn_s *c)
 {
-	tg_conn_log_request(c);
-	tg_conn_count_request(c);
+	tg_conn_request_ended(c);
 	c->requests++;
 	if (c->close_after && c->linger) {
 		/* The client may still be sending the body we refused. Closing now

@@ -34,7 +34,6 @@ void tg_conn_handler_abort(struct tg_conn_s *c);
 void tg_conn_reset_request(struct tg_conn_s *c);
 void tg_conn_text_drop(struct tg_conn_s *c);
 /* A request ended: its access line and counters. */
-void tg_conn_log_request(const struct tg_conn_s *c);
-void tg_conn_count_request(struct tg_conn_s *c);
+void tg_conn_request_ended(struct tg_conn_s *c);
 
 #endif

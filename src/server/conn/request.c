@@ -292,26 +292,21 @@ answered_by(const struct tg_conn_s *c)
 }
 
 void
-tg_conn_log_request(const struct tg_conn_s *c)
+tg_conn_request_ended(struct tg_conn_s *c)
 {
-	char trust[64];
-	struct tg_access a = { .peer = c->peer, .ident = c->ident, .trust = trust,
-	    .service = answered_by(c) ? answered_by(c)->service : "other", .method = c->method,
-	    .target = c->target, .status = c->status, .bytes_in = c->bytes_in,
-	    .bytes_out = c->bytes_out, .ms = c->t_start ? tg_now_ms() - c->t_start : 0 };
-
-	if (TG_LOG_INFO < c->srv->log_level)
-		return;
-	trust_word(c, trust, sizeof(trust));
-	tg_log_access(c->srv, &a);
-}
-
-void
-tg_conn_count_request(struct tg_conn_s *c)
-{
+	const struct tg_handler *h = answered_by(c);   /* looked up once */
+	enum tg_counted how = h ? h->counted : TG_COUNT_OTHER;
 	struct tg_metrics *m = &c->srv->m;
-	enum tg_counted how = answered_by(c) ? answered_by(c)->counted : TG_COUNT_OTHER;
+	char trust[64];
 
+	if (TG_LOG_INFO >= c->srv->log_level) {
+		struct tg_access a = { .peer = c->peer, .ident = c->ident, .trust = trust,
+		    .service = h ? h->service : "other", .method = c->method,
+		    .target = c->target, .status = c->status, .bytes_in = c->bytes_in,
+		    .bytes_out = c->bytes_out, .ms = c->t_start ? tg_now_ms() - c->t_start : 0 };
+		trust_word(c, trust, sizeof(trust));
+		tg_log_access(c->srv, &a);
+	}
 	if (how == TG_COUNT_NONE)
 		return;
 	tg_metrics_status(m, c->status);
