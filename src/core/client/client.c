@@ -275,13 +275,13 @@ tg_client_verdict(const struct tg_client *c, int *trusted)
 const char *
 tg_client_warning(struct tg_client *c)
 {
-	return c->warn ? c->verdict : NULL;
+	return c && c->magic == TG_CLIENT_MAGIC && c->warn ? c->verdict : NULL;
 }
 
 STACK_OF(X509) *
 tg_client_chain(struct tg_client *c)
 {
-	return c->ssl ? SSL_get_peer_cert_chain(c->ssl) : NULL;
+	return c && c->magic == TG_CLIENT_MAGIC && c->ssl ? SSL_get_peer_cert_chain(c->ssl) : NULL;
 }
 
 const char *
@@ -327,10 +327,12 @@ tg_client_read(struct tg_client *c, void *buf, size_t len, struct tg_err *err)
 			    errno == EAGAIN ? "timed out" : strerror(errno));
 		return n;
 	}
-	ERR_clear_error();   /* the caller's own OpenSSL errors are not ours */
-	sigpipe_hold(&np);
-	ok = SSL_read_ex(c->ssl, buf, len, &got) == 1;
-	sigpipe_release(&np);
+	do {   /* a signal that interrupted the read (EINTR) is not a timeout */
+		ERR_clear_error();   /* the caller's own OpenSSL errors are not ours */
+		sigpipe_hold(&np);
+		ok = SSL_read_ex(c->ssl, buf, len, &got) == 1;
+		sigpipe_release(&np);
+	} while (!ok && errno == EINTR && SSL_get_error(c->ssl, 0) == SSL_ERROR_WANT_READ);
 	if (ok)
 		return (ssize_t)got;
 	switch (SSL_get_error(c->ssl, 0)) {
