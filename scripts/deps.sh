@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs="cmake make gcc pkg-config libssl-dev libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev"
-test_pkgs="curl openssl nginx-light clang procps valgrind testssl.sh jq groff-base pebble strace etcd-server etcd-client"
+test_pkgs="curl openssl nginx-light clang procps valgrind testssl.sh jq groff-base pebble strace etcd-server etcd-client python3-grpcio haproxy"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 
@@ -25,7 +25,7 @@ $sudo apt-get update -qq
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts nginx and etcd on install where systemd runs; tests start their own.
-for svc in nginx etcd; do
+for svc in nginx etcd haproxy; do
   if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
     $sudo systemctl stop "$svc" || true
   fi

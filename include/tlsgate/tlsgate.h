@@ -260,6 +260,13 @@ struct tg_client_opts {
 	/* insecure-no-validation: called, in the caller's thread during
 	 * tg_client_open, with the warning the user must see; NULL = none */
 	void (*warn)(const char *msg);
+	/* key-exchange groups, "X25519:P-256"; NULL = X25519MLKEM768 first
+	 * where the library has it (OpenSSL 3.5+), then X25519:P-256:P-384 */
+	const char *groups;
+	/* ALPN protocols to offer, "h2,http/1.1"; NULL = none. A server that
+	 * selects none of them is refused (TG_E_TLS), one that selects nothing
+	 * is accepted; tg_client_alpn tells which it chose. */
+	const char *alpn;
 };
 
 /* Connects to host:port with TLS and judges the server by o (NULL: the
@@ -277,6 +284,8 @@ TG_API int tg_client_write(struct tg_client *c, const void *buf, size_t len,
 TG_API const char *tg_client_verdict(const struct tg_client *c, int *trusted);
 /* "TLSv1.3 TLS_AES_128_GCM_SHA256". Owned by c. */
 TG_API const char *tg_client_protocol(const struct tg_client *c);
+/* The ALPN protocol the server selected ("h2"), "" when none. Owned by c. */
+TG_API const char *tg_client_alpn(const struct tg_client *c);
 /* Sends close_notify, closes the socket, frees c. NULL is fine. */
 TG_API void tg_client_close(struct tg_client *c);
 

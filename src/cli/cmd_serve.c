@@ -70,6 +70,11 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 		    kp->made_cert ? ", just issued" : "");
 	if (tls && kp->local_ca[0])
 		fprintf(stderr, "  local CA:    %s%s\n", kp->local_ca, kp->made_ca ? " (new)" : "");
+	if (tls) {
+		char words[400];
+		tg_tls_groups_words(tg_cfg_str(cfg, TG_CFG_TLS_GROUPS), words, sizeof(words));
+		fprintf(stderr, "  key exchange: %s\n", words);
+	}
 	if (!tls)
 		fprintf(stderr, "  try: curl -T hello.txt %shello.txt\n", url);
 	else if (mutual)

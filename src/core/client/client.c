@@ -39,6 +39,7 @@ struct tg_client {
 	char verdict[1300];
 	char peer[300];
 	char proto[128];
+	char alpn[256];     /* the protocol the server selected; "" none */
 };
 
 /*
@@ -146,16 +147,26 @@ handshake(struct tg_client *c, const struct tg_client_opts *o, const char *name,
     struct tg_err *err)
 {
 	struct no_sigpipe np;
+	struct tg_alpn offer;
+	const unsigned char *sel = NULL;
+	unsigned int sellen = 0;
 	const char *why;
 	char words[300];
 	int ok;
 
+	memset(&offer, 0, sizeof(offer));
 	if ((c->ctx = tg_tls_client_ctx(o, err)) == NULL)
 		return -1;
 	if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
 		return tg_err_ossl(err, TG_E_TLS, "cannot set up TLS");
 	if (tg_tls_client_prepare(c->ssl, name, err) < 0)
 		return -1;
+	if (o->alpn && o->alpn[0]) {
+		if (tg_alpn_parse(o->alpn, &offer, "ALPN", err) < 0)
+			return -1;
+		if (offer.len && SSL_set_alpn_protos(c->ssl, offer.wire, (unsigned int)offer.len) != 0)
+			return tg_err_ossl(err, TG_E_TLS, "cannot offer ALPN");
+	}
 	c->have_cert = o->cert && o->cert[0];
 	ERR_clear_error();
 	sigpipe_hold(&np);
@@ -172,6 +183,16 @@ handshake(struct tg_client *c, const struct tg_client_opts *o, const char *name,
 	}
 	snprintf(c->proto, sizeof(c->proto), "%s %s", SSL_get_version(c->ssl),
 	    SSL_get_cipher_name(c->ssl));
+	/* OpenSSL already refuses a protocol we did not offer; this is the
+	 * same check said in words, should a library let one through */
+	SSL_get0_alpn_selected(c->ssl, &sel, &sellen);
+	if (sellen && tg_alpn_index(&offer, sel, sellen) < 0) {
+		char offered[300];
+		tg_alpn_text(offer.wire, offer.len, offered, sizeof(offered));
+		return tg_err_set(err, TG_E_TLS, "%s selected the protocol %.*s, which was not "
+		    "offered (%s)", c->peer, (int)sellen, (const char *)sel, offered);
+	}
+	snprintf(c->alpn, sizeof(c->alpn), "%.*s", (int)sellen, sel ? (const char *)sel : "");
 	return 0;
 }
 
@@ -288,6 +309,12 @@ const char *
 tg_client_protocol(const struct tg_client *c)
 {
 	return c && c->magic == TG_CLIENT_MAGIC ? c->proto : "";
+}
+
+const char *
+tg_client_alpn(const struct tg_client *c)
+{
+	return c && c->magic == TG_CLIENT_MAGIC ? c->alpn : "";
 }
 
 /*

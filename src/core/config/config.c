@@ -60,6 +60,9 @@ static const struct keydef entry_keys[] = {
 	{ "tunnels.key", K_PATH, "", NULL, "tls_connect: its key; default client.key" },
 	{ "tunnels.idle_timeout", K_DUR, "5m", NULL, "a connection with no bytes either way is closed after" },
 	{ "tunnels.max_connections", K_INT, "1000", NULL, "connections through this tunnel at most" },
+	{ "tunnels.alpn", K_LIST, "", NULL, "ALPN protocols, preferred first (h2, http/1.1); accepting TLS: the ones selected, others refused; tls_connect: the ones offered, the upstream must select one; default none (docs/tunnels.md)" },
+	{ "tunnels.groups", K_LIST, "", NULL, "key-exchange groups of the TLS side; default tls.groups / client.groups" },
+	{ "tunnels.proxy_protocol", K_ENUM, "off", "off|v1|v2", "send a PROXY header to the upstream first: the client's address (v2: and what TLS verified)" },
 	{ "proxy.prefix", K_STR, "", NULL, "requests whose path starts with this go to the upstream" },
 	{ "proxy.upstream", K_STR, "", NULL, "http:// or https:// URL; the prefix is replaced by its path" },
 	{ "proxy.headers.*", K_STR, "", NULL, "extra request header NAME: value, or @FILE (read again when it changes)" },
@@ -72,6 +75,7 @@ static const struct keydef entry_keys[] = {
 	{ "proxy.server_name", K_STR, "", NULL, "name to verify and send in SNI; default the URL's host" },
 	{ "proxy.cert", K_PATH, "", NULL, "client certificate for the upstream; default client.cert" },
 	{ "proxy.key", K_PATH, "", NULL, "its key; default client.key" },
+	{ "proxy.proxy_protocol", K_ENUM, "off", "off|v1|v2", "send a PROXY header on each upstream connection (they are then not reused across clients)" },
 };
 #define NENTRY_KEYS (sizeof(entry_keys) / sizeof(entry_keys[0]))
 
@@ -176,6 +180,9 @@ int
 tg_config_key_is_list(const char *key)
 {
 	const struct keydef *k = find_key(key, NULL);
+
+	if (k == NULL)
+		k = find_entry_key(key, NULL, NULL);
 	return k && k->type == K_LIST;
 }
 

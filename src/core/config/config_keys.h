@@ -33,6 +33,8 @@
 	X(TG_CFG_TLS_NAMES, "tls.names", K_LIST, "", NULL, "names for auto certificates; default localhost, hostname, local IPs") \
 	X(TG_CFG_TLS_ALLOW_INSECURE_KEY_PERMISSIONS, "tls.allow_insecure_key_permissions", K_BOOL, "false", NULL, "read private keys that group or others can read") \
 	X(TG_CFG_TLS_MIN_VERSION, "tls.min_version", K_ENUM, "1.2", "1.2|1.3", "lowest TLS version accepted") \
+	X(TG_CFG_TLS_GROUPS, "tls.groups", K_LIST, "", NULL, "key-exchange groups, preferred first; default X25519MLKEM768 (where OpenSSL has it), X25519, P-256, P-384") \
+	X(TG_CFG_TLS_ACCEPT_PROXY_FROM, "tls.accept_proxy_from", K_LIST, "", NULL, "addresses or CIDRs of load balancers that must send a PROXY v1/v2 header; the real client is taken from it") \
 	X(TG_CFG_TLS_ACME_DIRECTORY, "tls.acme.directory", K_STR, "https://acme-v02.api.letsencrypt.org/directory", NULL, "ACME directory URL") \
 	X(TG_CFG_TLS_ACME_EMAIL, "tls.acme.email", K_STR, "", NULL, "ACME account contact") \
 	X(TG_CFG_TLS_ACME_NAMES, "tls.acme.names", K_LIST, "", NULL, "names to order; default tls.names") \
@@ -55,6 +57,7 @@
 	X(TG_CFG_CLIENT_SERVER_NAME, "client.server_name", K_STR, "", NULL, "name to verify and send in SNI") \
 	X(TG_CFG_CLIENT_CERT, "client.cert", K_PATH, "", NULL, "client certificate for servers that require one") \
 	X(TG_CFG_CLIENT_KEY, "client.key", K_PATH, "", NULL, "key of client.cert") \
+	X(TG_CFG_CLIENT_GROUPS, "client.groups", K_LIST, "", NULL, "key-exchange groups offered when connecting out; default as tls.groups") \
 	X(TG_CFG_FILES_ENABLED, "files.enabled", K_BOOL, "true", NULL, "serve the file transfer service") \
 	X(TG_CFG_FILES_PREFIX, "files.prefix", K_STR, "/files/", NULL, "URL prefix of the file service") \
 	X(TG_CFG_FILES_ROOT, "files.root", K_SPATH, "files", NULL, "folder the file service stores into") \
@@ -96,7 +99,10 @@ enum tg_cfg_key {
 	X(TG_FIELD_PREFIX, "prefix") \
 	X(TG_FIELD_UPSTREAM, "upstream") \
 	X(TG_FIELD_CONNECT_TIMEOUT, "connect_timeout") \
-	X(TG_FIELD_FIRST_BYTE_TIMEOUT, "first_byte_timeout")
+	X(TG_FIELD_FIRST_BYTE_TIMEOUT, "first_byte_timeout") \
+	X(TG_FIELD_ALPN, "alpn") \
+	X(TG_FIELD_GROUPS, "groups") \
+	X(TG_FIELD_PROXY_PROTOCOL, "proxy_protocol")
 
 enum tg_cfg_field {
 #define TG_CFG_FIELD_ID(id, name) id,

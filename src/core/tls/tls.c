@@ -5,6 +5,7 @@
  * records the first failure (fail closed).
  */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +31,8 @@
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TG_SUITES_13 "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
 	"TLS_CHACHA20_POLY1305_SHA256"
-#define TG_GROUPS "X25519:P-256:P-384"
 
-static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1, trust_idx = -1;
+static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1, trust_idx = -1, note_idx = -1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -63,6 +63,30 @@ init_once(void)
 	trust_idx = SSL_CTX_get_ex_new_index(0, "tlsgate trust", NULL, NULL, trust_unref);
 	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
 	verdict_idx = SSL_get_ex_new_index(0, "tlsgate verdict", NULL, NULL, refusal_free);
+	note_idx = SSL_get_ex_new_index(0, "tlsgate note", NULL, NULL, refusal_free);
+}
+
+void
+tg_tls_note(SSL *ssl, const char *fmt, ...)
+{
+	char buf[600], *copy;
+	va_list ap;
+
+	if (tg_tls_init() < 0 || SSL_get_ex_data(ssl, note_idx) != NULL)
+		return;   /* the first reason is the one */
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((copy = strdup(buf)) != NULL && !SSL_set_ex_data(ssl, note_idx, copy))
+		free(copy);
+}
+
+const char *
+tg_tls_noted(SSL *ssl)
+{
+	const char *n = note_idx >= 0 ? SSL_get_ex_data(ssl, note_idx) : NULL;
+
+	return n ? n : "";
 }
 
 int
@@ -259,13 +283,15 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 }
 
 static int
-common_ctx(SSL_CTX *ctx, int min_version, struct tg_err *err)
+common_ctx(SSL_CTX *ctx, int min_version, const char *groups, const char *groups_what,
+    struct tg_err *err)
 {
 	if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1 ||
 	    SSL_CTX_set_cipher_list(ctx, TG_CIPHERS_12) != 1 ||
-	    SSL_CTX_set_ciphersuites(ctx, TG_SUITES_13) != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, TG_GROUPS) != 1)
+	    SSL_CTX_set_ciphersuites(ctx, TG_SUITES_13) != 1)
 		return tg_err_ossl(err, TG_E_TLS, "cannot apply the TLS policy");
+	if (tg_tls_set_groups(ctx, groups, groups_what ? groups_what : "groups", err) < 0)
+		return -1;
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* NO_AUTO_CHAIN: send the chain from the certificate file as it is;
@@ -377,7 +403,7 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 		tg_err_ossl(err, TG_E_TLS, "cannot create a TLS context");
 		return NULL;
 	}
-	if (common_ctx(ctx, s->min_version, err) < 0)
+	if (common_ctx(ctx, s->min_version, s->groups, s->groups_what, err) < 0)
 		goto fail;
 	SSL_CTX_set_num_tickets(ctx, 1);
 	if (tg_tickets_ready() < 0) {
@@ -461,7 +487,7 @@ tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err)
 		tg_err_ossl(err, TG_E_TLS, "cannot create a TLS context");
 		return NULL;
 	}
-	if (common_ctx(ctx, TLS1_2_VERSION, err) < 0)
+	if (common_ctx(ctx, TLS1_2_VERSION, o->groups, "client.groups", err) < 0)
 		goto fail;
 	if (o->ca && o->ca[0]) {
 		X509_STORE *st = tg_trust_store_load(o->ca, NULL, err);

@@ -170,6 +170,37 @@ metrics_acme(struct text *t, const struct tg_server *s)
 	    (long long)st.next_check);
 }
 
+/* Each tunnel's TLS side: the ALPN protocol selected (by its position in
+ * the tunnel's list, none, refused) and the key-exchange group. */
+static void
+metrics_tunnel_protocols(struct text *t, const struct tg_server *s)
+{
+	struct tg_tunnel_stats ts;
+	size_t i, j;
+	char name[256];
+
+	add(t, "# HELP tlsgate_tunnel_alpn_total TLS handshakes of tunnels by the ALPN protocol "
+	    "selected (none: none offered or selected; refused: no protocol in common).\n"
+	    "# TYPE tlsgate_tunnel_alpn_total counter\n");
+	for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++) {
+		for (j = 0; j < ts.alpn->n; j++) {
+			tg_alpn_name(ts.alpn, j, name, sizeof(name));
+			add(t, "tlsgate_tunnel_alpn_total{tunnel=\"%zu\",protocol=\"%s\"} %llu\n", i,
+			    name, (unsigned long long)ts.alpn_count[j]);
+		}
+		add(t, "tlsgate_tunnel_alpn_total{tunnel=\"%zu\",protocol=\"none\"} %llu\n"
+		    "tlsgate_tunnel_alpn_total{tunnel=\"%zu\",protocol=\"refused\"} %llu\n", i,
+		    (unsigned long long)ts.alpn_count[TG_ALPN_NONE], i,
+		    (unsigned long long)ts.alpn_count[TG_ALPN_REFUSED]);
+	}
+	add(t, "# HELP tlsgate_tunnel_tls_groups_total TLS handshakes of tunnels by the "
+	    "key-exchange group negotiated.\n# TYPE tlsgate_tunnel_tls_groups_total counter\n");
+	for (i = 0; tg_tunnel_stats(s, i, &ts) == 0; i++)
+		for (j = 0; j < TG_GROUP_KINDS; j++)
+			add(t, "tlsgate_tunnel_tls_groups_total{tunnel=\"%zu\",group=\"%s\"} %llu\n", i,
+			    tg_tls_group_label((int)j), (unsigned long long)ts.group_count[j]);
+}
+
 /* Each tunnel's connections and bytes. */
 static void
 metrics_tunnels(struct text *t, const struct tg_server *s)
@@ -196,6 +227,7 @@ metrics_tunnels(struct text *t, const struct tg_server *s)
 		add(t, "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"in\"} %llu\n"
 		    "tlsgate_tunnel_bytes_total{tunnel=\"%zu\",direction=\"out\"} %llu\n", i,
 		    (unsigned long long)ts.bytes_in, i, (unsigned long long)ts.bytes_out);
+	metrics_tunnel_protocols(t, s);
 }
 
 /* The cluster's store: the probe, and the watch of the process that keeps

@@ -32,6 +32,33 @@
 #include "util.h"
 #include "watch.h"
 
+/* The HTTPS listener's ALPN: what it speaks (HTTP/1.1, and 1.0 for a
+ * client that asks only for it); acme-tls/1 to a validation server whose
+ * name has a challenge being answered (acme_answers.c decided that in the
+ * client hello). A client that offers only other protocols (h2 alone, a
+ * gRPC client) is refused with no_application_protocol rather than left
+ * to fail later without a word. */
+static int
+https_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+    unsigned int inlen, void *arg)
+{
+	static const struct tg_alpn http = { "\x08http/1.1\x08http/1.0", 18, 2 },
+	    acme = { "\x0a" "acme-tls/1", 11, 1 };
+	struct tg_server *s = arg;
+	int challenge = tg_answers_is_challenge(ssl);
+
+	if (tg_alpn_pick(challenge ? &acme : &http, in, inlen, out, outlen) >= 0)
+		return SSL_TLSEXT_ERR_OK;
+	if (!challenge) {
+		char offer[300];
+		s->m.alpn_refused++;
+		tg_alpn_text(in, inlen, offer, sizeof(offer));
+		tg_tls_note(ssl, "the client offered ALPN %s; this listener speaks http/1.1 (an "
+		    "h2 or gRPC service goes behind a tunnel with alpn: [h2])", offer);
+	}
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 /* Builds a TLS context from s->tls (and s->clients, s->answers), and notes
  * what /metrics says about its certificate. */
 static SSL_CTX *
@@ -48,6 +75,8 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 	t.cert_origin = s->tls.cert_origin;
 	t.key_origin = s->tls.key_origin;
 	t.min_version = s->tls.min_version;
+	t.groups = s->tls.groups;
+	t.groups_what = "tls.groups";
 	t.mutual = s->mutual;
 	t.clients_ca = s->tls.clients_ca;
 	t.clients_ca_origin = s->tls.clients_ca_origin;
@@ -59,6 +88,7 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 		return NULL;
 	if (s->answers)
 		tg_answers_hook_ctx(ctx, s->answers);
+	SSL_CTX_set_alpn_select_cb(ctx, https_alpn, s);
 	leaf = SSL_CTX_get0_certificate(ctx);
 	s->m.cert_not_after = 0;
 	s->m.cert_name[0] = '\0';
@@ -166,6 +196,10 @@ tg_daemon_setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_
 	s->tls.min_version = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MIN_VERSION),
 	    "1.3") ? TLS1_3_VERSION :
 	    TLS1_2_VERSION;
+	if (snprintf(s->tls.groups, sizeof(s->tls.groups), "%s", tg_cfg_str(cfg,
+	    TG_CFG_TLS_GROUPS)) >= (int)sizeof(s->tls.groups))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.groups (%s): the list is too long",
+		    tg_config_origin(cfg, "tls.groups"));
 	if (s->mutual) {
 		enum tg_trust_mode mode = TG_TRUST_CA;
 		const char *const *allow;

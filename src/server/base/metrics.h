@@ -13,8 +13,11 @@
 #ifndef TG_METRICS_H
 #define TG_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "tls.h"
 
 #define TG_FAMILY_TRUST "tlsgate_trust_decisions_total"
 
@@ -28,6 +31,23 @@
 	X(handshakes_failed, "tlsgate_handshakes_total", "result=\"failed\"", "") \
 	X(handshakes_resumed, "tlsgate_handshakes_resumed_total", "", \
 	    "Handshakes that resumed a session (ticket).") \
+	X(alpn_http11, "tlsgate_alpn_total", "listener=\"https\",protocol=\"http/1.1\"", \
+	    "TLS handshakes by the ALPN protocol selected (none: the client offered none; " \
+	    "refused: it offered none this listener speaks).") \
+	X(alpn_http10, "tlsgate_alpn_total", "listener=\"https\",protocol=\"http/1.0\"", "") \
+	X(alpn_acme, "tlsgate_alpn_total", "listener=\"https\",protocol=\"acme-tls/1\"", "") \
+	X(alpn_none, "tlsgate_alpn_total", "listener=\"https\",protocol=\"none\"", "") \
+	X(alpn_refused, "tlsgate_alpn_total", "listener=\"https\",protocol=\"refused\"", "") \
+	/* one row per kind of tls.h's TG_TLS_GROUP_KINDS, in its order */ \
+	X(group_mlkem, "tlsgate_tls_groups_total", "listener=\"https\",group=\"X25519MLKEM768\"", \
+	    "TLS handshakes by the key-exchange group negotiated.") \
+	X(group_x25519, "tlsgate_tls_groups_total", "listener=\"https\",group=\"x25519\"", "") \
+	X(group_p256, "tlsgate_tls_groups_total", "listener=\"https\",group=\"secp256r1\"", "") \
+	X(group_p384, "tlsgate_tls_groups_total", "listener=\"https\",group=\"secp384r1\"", "") \
+	X(group_p521, "tlsgate_tls_groups_total", "listener=\"https\",group=\"secp521r1\"", "") \
+	X(group_x448, "tlsgate_tls_groups_total", "listener=\"https\",group=\"x448\"", "") \
+	X(group_other, "tlsgate_tls_groups_total", "listener=\"https\",group=\"other\"", "") \
+	X(group_none, "tlsgate_tls_groups_total", "listener=\"https\",group=\"none\"", "") \
 	X(chain_hits, "tlsgate_chain_cache_lookups_total", "result=\"hit\"", \
 	    "Client chains looked up in the verified-chain cache.") \
 	X(chain_misses, "tlsgate_chain_cache_lookups_total", "result=\"miss\"", "") \
@@ -58,6 +78,17 @@ struct tg_metrics {
 	char cert_name[256], cert_source[320];
 	time_t started;
 };
+
+/* The group rows stand in TG_TLS_GROUP_KINDS's order, one counter each. */
+_Static_assert(offsetof(struct tg_metrics, group_none) - offsetof(struct tg_metrics, group_mlkem) ==
+    (TG_GROUP_KINDS - 1) * sizeof(uint64_t), "a group row for each kind of TG_TLS_GROUP_KINDS");
+
+/* A finished handshake's key-exchange group, by kind (tg_tls_group_kind). */
+static inline void
+tg_metrics_group(struct tg_metrics *m, int kind)
+{
+	(&m->group_mlkem)[kind >= 0 && kind < TG_GROUP_KINDS ? kind : TG_GROUP_OTHER]++;
+}
 
 /* One answered request, by the class of its status. */
 static inline void

@@ -57,6 +57,7 @@ struct tg_server {
 		char cert_origin[320], key_origin[320];
 		char clients_ca[PATH_MAX], clients_ca_origin[320];
 		int min_version;
+		char groups[512];                          /* tls.groups; "" = default */
 	} tls;
 	/* ACME (tls.auto: acme) */
 	int acme_on;

@@ -215,6 +215,25 @@ after_verdict(struct tg_conn_s *c)
 	return 0;
 }
 
+/* /metrics: the ALPN protocol and the key-exchange group a handshake
+ * settled on. */
+static void
+count_protocols(struct tg_conn_s *c)
+{
+	struct tg_metrics *m = &c->srv->m;
+	const unsigned char *p = NULL;
+	unsigned int n = 0;
+
+	SSL_get0_alpn_selected(c->ssl, &p, &n);
+	if (n == 0)
+		m->alpn_none++;
+	else if (n == 8 && !memcmp(p, "http/1.1", 8))
+		m->alpn_http11++;
+	else
+		m->alpn_http10++;   /* the listener selects nothing else (https_alpn) */
+	tg_metrics_group(m, tg_tls_group_kind(c->ssl));
+}
+
 static int
 do_handshake(struct tg_conn_s *c)
 {
@@ -227,6 +246,7 @@ do_handshake(struct tg_conn_s *c)
 	if (r == 1) {
 		int answered = c->srv->tls_answered ? c->srv->tls_answered(c->ssl) : 0;
 		if (answered) {
+			c->srv->m.alpn_acme++;
 			/* RFC 8737: the handshake was the answer; nothing follows */
 			tg_log(c->srv, TG_LOG_INFO, "%s: answered a tls-alpn-01 challenge%s", c->peer,
 			    answered == 2 ?
@@ -240,6 +260,7 @@ do_handshake(struct tg_conn_s *c)
 		if (wait < 0)
 			return TG_IO_FAIL;
 		c->srv->m.handshakes_ok++;
+		count_protocols(c);
 		c->ktls = BIO_get_ktls_send(SSL_get_wbio(c->ssl)) > 0;
 		if (SSL_session_reused(c->ssl))
 			c->srv->m.handshakes_resumed++;
@@ -263,6 +284,9 @@ do_handshake(struct tg_conn_s *c)
 	    !(c->srv->tls_answered && c->srv->tls_answered(c->ssl)))
 		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake refused: no certificate yet (the ACME "
 		    "order is in progress; see the acme: lines)", c->peer);
+	else if (tg_tls_noted(c->ssl)[0])
+		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake refused: %s", c->peer,
+		    tg_tls_noted(c->ssl));
 	else if (tg_tls_refusal(c->ssl)[0])
 		tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
 		    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?

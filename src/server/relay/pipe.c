@@ -31,6 +31,7 @@
 #include "tls.h"
 #include "trust.h"
 #include "util.h"
+#include "tunnel.h"
 
 static void http_fail(struct tg_pipe *p, int status, const char *why);
 static void setup_failed(struct tg_pipe *p, int level, const char *why);
@@ -564,11 +565,14 @@ handshake_a(struct tg_pipe *p)
 			return;
 		}
 		tg_ossl_words(words, sizeof(words));
-		snprintf(why, sizeof(why), "TLS handshake failed: %s", tg_tls_refusal(p->a.ssl)[0] ?
-		    tg_tls_refusal(p->a.ssl) : words[0] ? words : "the client closed");
+		snprintf(why, sizeof(why), "TLS handshake %s: %s", tg_tls_noted(p->a.ssl)[0] ?
+		    "refused" : "failed", tg_tls_noted(p->a.ssl)[0] ? tg_tls_noted(p->a.ssl) :
+		    tg_tls_refusal(p->a.ssl)[0] ? tg_tls_refusal(p->a.ssl) : words[0] ? words :
+		    "the client closed");
 		tg_pipe_close(p, TG_LOG_WARN, why);
 		return;
 	}
+	tg_upstream_count(t, p->a.ssl);
 	/* the client certificate's verdict (mutual): record a new pin */
 	v = tg_tls_verdict(p->a.ssl);
 	if (v && v->warn)
@@ -588,6 +592,31 @@ ready(struct tg_pipe *p)
 	uv_timer_start(&p->timer, tg_pipe_on_timer, p->t->http ? p->t->first_byte_ms :
 	    p->t->idle_ms, 0);
 	return 1;
+}
+
+/* A list offered to the upstream is a requirement: the client on the plain
+ * side speaks one of those protocols (a gRPC client h2), and an upstream
+ * that selects none of them would not understand it. (One that selects a
+ * protocol not offered OpenSSL refuses itself.) */
+static int
+upstream_alpn(struct tg_pipe *p)
+{
+	struct tg_tunnel *t = p->t;
+	const unsigned char *sel = NULL;
+	unsigned int n = 0;
+	char ours[300], why[WHY_LEN];
+
+	tg_upstream_count(t, p->b.ssl);
+	SSL_get0_alpn_selected(p->b.ssl, &sel, &n);
+	if (t->alpn.len == 0 || n != 0 || t->http)
+		return 0;
+	t->alpn_count[TG_ALPN_NONE]--;
+	t->alpn_count[TG_ALPN_REFUSED]++;
+	tg_alpn_text(t->alpn.wire, t->alpn.len, ours, sizeof(ours));
+	snprintf(why, sizeof(why), "upstream %s selected no ALPN protocol; this tunnel offers %s "
+	    "and needs one of them (tunnels.%zu.alpn)", t->connect, ours, t->index);
+	setup_failed(p, TG_LOG_WARN, why);
+	return -1;
 }
 
 /* The TLS handshake with the upstream, then its certificate judged. 1 when
@@ -611,7 +640,7 @@ handshake_b(struct tg_pipe *p)
 		setup_failed(p, TG_LOG_WARN, why);
 		return 0;
 	}
-	return judge_upstream(p) < 0 ? 0 : ready(p);
+	return upstream_alpn(p) < 0 || judge_upstream(p) < 0 ? 0 : ready(p);
 }
 
 /* The upstream's connect finished (or failed); TLS out starts here. 1 when

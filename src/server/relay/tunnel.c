@@ -187,5 +187,8 @@ tg_tunnel_stats(const struct tg_server *s, size_t i, struct tg_tunnel_stats *st)
 	st->failed = t->failed;
 	st->bytes_in = t->bytes_in;
 	st->bytes_out = t->bytes_out;
+	st->alpn = &t->alpn;
+	st->alpn_count = t->alpn_count;
+	st->group_count = t->group_count;
 	return 0;
 }

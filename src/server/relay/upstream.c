@@ -20,6 +20,7 @@
 #include "store.h"
 #include "tls.h"
 #include "trust.h"
+#include "tunnel.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -68,12 +69,58 @@ headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct 
 
 /* ---- one entry -------------------------------------------------------------------- */
 
+void
+tg_upstream_count(struct tg_tunnel *t, SSL *ssl)
+{
+	const unsigned char *p = NULL;
+	unsigned int n = 0;
+	int i;
+
+	SSL_get0_alpn_selected(ssl, &p, &n);
+	i = n ? tg_alpn_index(&t->alpn, p, n) : -1;
+	t->alpn_count[i >= 0 ? (size_t)i : TG_ALPN_NONE]++;
+	i = tg_tls_group_kind(ssl);
+	t->group_count[i >= 0 && i < TG_GROUP_KINDS ? i : TG_GROUP_OTHER]++;
+}
+
+/* A tunnel that accepts TLS: the first of its alpn the client offers. No
+ * list: no ALPN, and a hint once that clients ask for it (gRPC needs h2
+ * selected). A list none of whose names the client offers: refused with
+ * no_application_protocol, in words in the log. */
+static int
+tunnel_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+    unsigned int inlen, void *arg)
+{
+	struct tg_tunnel *t = arg;
+	char offer[300], ours[300];
+
+	if (t->alpn.len == 0) {
+		if (!t->alpn_hinted) {
+			t->alpn_hinted = 1;
+			tg_alpn_text(in, inlen, offer, sizeof(offer));
+			tg_log(t->srv, TG_LOG_INFO, "tunnel %zu: clients offer ALPN (%s) and tunnels.%zu.alpn "
+			    "is not set, so none is selected; gRPC and other h2 clients need "
+			    "alpn: [h2]", t->index, offer, t->index);
+		}
+		return SSL_TLSEXT_ERR_NOACK;
+	}
+	if (tg_alpn_pick(&t->alpn, in, inlen, out, outlen) >= 0)
+		return SSL_TLSEXT_ERR_OK;
+	t->alpn_count[TG_ALPN_REFUSED]++;
+	tg_alpn_text(in, inlen, offer, sizeof(offer));
+	tg_alpn_text(t->alpn.wire, t->alpn.len, ours, sizeof(ours));
+	tg_tls_note(ssl, "the client offered ALPN %s; this tunnel accepts %s (tunnels.%zu.alpn)",
+	    offer, ours, t->index);
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 int
 tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 {
 	struct tg_server *s = t->srv;
 	struct tg_server_tls st;
 	SSL_CTX *ctx;
+	char gw[64];
 
 	memset(&st, 0, sizeof(st));
 	st.cert = s->tls.cert;
@@ -85,8 +132,12 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 	st.clients_ca = t->ca;
 	st.clients_ca_origin = t->ca_origin;
 	st.clients = t->trust;
+	snprintf(gw, sizeof(gw), "tunnels.%zu.groups", t->index);
+	st.groups = t->groups[0] ? t->groups : s->tls.groups;
+	st.groups_what = t->groups[0] ? gw : "tls.groups";
 	if ((ctx = tg_tls_server_ctx(&st, err)) == NULL)
 		return -1;
+	SSL_CTX_set_alpn_select_cb(ctx, tunnel_alpn, t);
 	SSL_CTX_free(t->ctx);
 	t->ctx = ctx;
 	return 0;
@@ -182,6 +233,27 @@ read_tunnel(const struct tg_config *cfg, const char *list, size_t i, struct tg_t
 	return 0;
 }
 
+/* ALPN, groups and the PROXY header. A proxy route speaks HTTP/1.1 to its
+ * upstream, so that is what it offers a TLS one. */
+static int
+read_protocols(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel *t,
+    struct tg_err *err)
+{
+	const char *pp = tg_cfg_entry_str(cfg, list, i, TG_FIELD_PROXY_PROTOCOL);
+	char what[64];
+
+	t->proxy_protocol = !strcmp(pp, "v2") ? 2 : !strcmp(pp, "v1") ? 1 : 0;
+	snprintf(what, sizeof(what), "%s.%zu.alpn", list, i);
+	if (tg_alpn_parse(t->http ? (t->tls_connect ? "http/1.1" : "") : tg_cfg_entry_str(cfg, list,
+	    i, TG_FIELD_ALPN), &t->alpn, what, err) < 0)
+		return -1;
+	if (snprintf(t->groups, sizeof(t->groups), "%s", tg_cfg_entry_str(cfg, list, i,
+	    TG_FIELD_GROUPS)) >= (int)sizeof(t->groups))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.groups: the list is too long",
+		    list, i);
+	return 0;
+}
+
 /* The upstream's address, resolved once at start: the loop never waits for
  * DNS. */
 static int
@@ -267,8 +339,12 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 	o.local_ca = local_ca;
 	o.cert = cert;
 	o.key = key;
+	o.groups = t->groups[0] ? t->groups : tg_cfg_str(cfg, TG_CFG_CLIENT_GROUPS);
 	if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
 		return -1;
+	if (t->alpn.len && SSL_CTX_set_alpn_protos(t->ctx, t->alpn.wire,
+	    (unsigned int)t->alpn.len) != 0)
+		return tg_err_ossl(err, TG_E_TLS, "cannot offer ALPN");
 	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL ||
 	    share_known(cfg, t->trust, err) < 0)
@@ -328,7 +404,7 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 	t->fd = -1;
 	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_IDLE_TIMEOUT);
 	if ((proxy ? read_route(cfg, list, i, t, err) : read_tunnel(cfg, list, i, t, err)) < 0 ||
-	    resolve(cfg, list, i, t, err) < 0)
+	    resolve(cfg, list, i, t, err) < 0 || read_protocols(cfg, list, i, t, err) < 0)
 		return -1;
 	if ((t->tls_connect && tls_out(cfg, list, i, t, err) == 0) ||
 	    (!t->tls_connect && (proxy || tls_in(cfg, list, i, t, err) == 0))) {

@@ -18,6 +18,8 @@
 
 #include <tlsgate/tlsgate.h>
 
+#include "tls.h"
+
 #define TUN_SETUP_MS  10000          /* connect and handshakes must finish within */
 
 struct tg_server;
@@ -52,7 +54,18 @@ struct tg_tunnel {
 	size_t nidle;
 	/* TLS in: how the context is built again when the certificate changes */
 	char ca[PATH_MAX], ca_origin[320];
+	char groups[512];            /* key-exchange groups of the TLS side; "" default */
+	/* ALPN: TLS in, the protocols selected (server preference); TLS out,
+	 * the ones offered, one of which the upstream must select; none: no
+	 * ALPN (docs/tunnels.md) */
+	struct tg_alpn alpn;
+	int alpn_hinted;             /* the "clients offer ALPN" hint was logged */
+	int proxy_protocol;          /* 0 off, 1 or 2: PROXY header version sent upstream */
+	/* /metrics: by position in alpn, then none and refused; groups by kind */
+	uint64_t alpn_count[TG_ALPN_MAX + 2];
+	uint64_t group_count[TG_GROUP_KINDS];
 };
+
 
 /* An extra request header of a proxy route: a value, or a file's content
  * read again when the file changes. */
@@ -75,6 +88,8 @@ int tg_upstream_open_all(struct tg_server *s, const struct tg_config *cfg, const
 /* (Re)builds the server-side context of a tunnel that accepts TLS from the
  * server's current certificate; the old one is kept on failure. */
 int tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err);
+/* /metrics: the ALPN protocol and group of a finished handshake of t. */
+void tg_upstream_count(struct tg_tunnel *t, SSL *ssl);
 /* Frees an entry's context and trust (not the entry). */
 void tg_upstream_release(struct tg_tunnel *t);
 
