@@ -42,7 +42,7 @@ struct cli_client {
 	struct cli_cfg_flags cfg;
 	const char *trust, *ca, *known, *server_name, *cert, *key;
 	int timeout_ms;
-	char bufs[7][4096];
+	char bufs[8][4096];
 	/* a cluster node's store (store.backend etcd), set by cli_client_opts:
 	 * pins in its state_dir are recorded through it; NULL otherwise */
 	const struct tg_store_conf *store;

@@ -226,6 +226,7 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 		tg_config_free(cfg);
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: the path is too long");
 	}
+	snprintf(c->bufs[7], sizeof(c->bufs[7]), "%s", tg_cfg_str(cfg, TG_CFG_CLIENT_GROUPS));
 	if (c->known)
 		snprintf(c->bufs[6], sizeof(c->bufs[6]), "%s", c->known);
 	else
@@ -251,6 +252,7 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	o->key = c->bufs[4];
 	o->local_ca = c->bufs[5];
 	o->known = c->bufs[6];
+	o->groups = c->bufs[7];
 	o->warn = print_warning;
 	o->timeout_ms = c->timeout_ms ? c->timeout_ms : 30000;
 	if (strcmp(o->trust, "ca") != 0 && strcmp(o->trust, "tofu") && strcmp(o->trust, "whitelist") &&

@@ -23,6 +23,7 @@
 #include "ossl_words.h"
 #include "pki.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 
 static const char doctor_usage[] =
@@ -317,6 +318,31 @@ check_store(const struct tg_config *cfg)
 	free(sc);
 }
 
+/* The key-exchange groups of both directions: known to this OpenSSL, and
+ * whether the exchange is post-quantum (and why not). */
+static void
+check_groups(const struct tg_config *cfg)
+{
+	static const struct { enum tg_cfg_key key; const char *name; } sets[] = {
+		{ TG_CFG_TLS_GROUPS, "tls.groups" }, { TG_CFG_CLIENT_GROUPS, "client.groups" },
+	};
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	struct tg_err err;
+	char words[400];
+	size_t i;
+
+	for (i = 0; ctx && i < sizeof(sets) / sizeof(sets[0]); i++) {
+		const char *list = tg_cfg_str(cfg, sets[i].key);
+		if (tg_tls_set_groups(ctx, list, sets[i].name, &err) < 0) {
+			problem("%s (%s)", err.msg, tg_config_origin(cfg, sets[i].name));
+			continue;
+		}
+		tg_tls_groups_words(list, words, sizeof(words));
+		ok("%s: %s", sets[i].name, words);
+	}
+	SSL_CTX_free(ctx);
+}
+
 int
 cmd_doctor(int argc, char **argv)
 {
@@ -378,6 +404,7 @@ cmd_doctor(int argc, char **argv)
 	if (tg_cfg_num(cfg, TG_CFG_TLS_ALLOW_INSECURE_KEY_PERMISSIONS))
 		problem("tls.allow_insecure_key_permissions is on (%s): keys others can read are used; "
 		    "fix: chmod 600 the keys and turn it off", tg_config_origin(cfg, "tls.allow_insecure_key_permissions"));
+	check_groups(cfg);
 	check_port("listen", tg_cfg_str(cfg, TG_CFG_LISTEN));
 	check_port("admin.listen", tg_cfg_str(cfg, TG_CFG_ADMIN_LISTEN));
 	tg_config_free(cfg);

@@ -148,9 +148,22 @@ tg_tls_set_groups(SSL_CTX *ctx, const char *list, const char *what, struct tg_er
 		use = norm;
 	}
 	if (SSL_CTX_set1_groups_list(ctx, use) != 1) {
+		char bad[128] = "", one[128];
+		const char *p = use;
 		ERR_clear_error();
-		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: the TLS library does not know every "
-		    "group in '%.300s'; the groups it offers: %s", what, use, tg_tls_groups_offered());
+		while (*p && !bad[0]) {   /* name the first one it refuses */
+			size_t len = strcspn(p, ":");
+			snprintf(one, sizeof(one), "%.*s", (int)len, p);
+			if (len && !accepts(ctx, one))
+				snprintf(bad, sizeof(bad), "%s", one);
+			p += len + (p[len] == ':');
+		}
+		SSL_CTX_set1_groups_list(ctx, tg_tls_groups_default());   /* never left half-set */
+		ERR_clear_error();
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: %s%s%s; the groups this TLS library "
+		    "(%s) offers: %s", what, bad[0] ? "unknown group '" : "the TLS library refuses '",
+		    bad[0] ? bad : use, "'", OpenSSL_version(OPENSSL_VERSION),
+		    tg_tls_groups_offered());
 	}
 	return 0;
 }
