@@ -34,7 +34,7 @@
 	X(TG_CFG_TLS_ALLOW_INSECURE_KEY_PERMISSIONS, "tls.allow_insecure_key_permissions", K_BOOL, "false", NULL, "read private keys that group or others can read") \
 	X(TG_CFG_TLS_MIN_VERSION, "tls.min_version", K_ENUM, "1.2", "1.2|1.3", "lowest TLS version accepted") \
 	X(TG_CFG_TLS_GROUPS, "tls.groups", K_LIST, "", NULL, "key-exchange groups, preferred first; default X25519MLKEM768 (where OpenSSL has it), X25519, P-256, P-384") \
-	X(TG_CFG_TLS_ACCEPT_PROXY_FROM, "tls.accept_proxy_from", K_LIST, "", NULL, "addresses or CIDRs of load balancers that must send a PROXY v1/v2 header; the real client is taken from it") \
+	X(TG_CFG_PROXY_PROTOCOL_ACCEPT_FROM, "proxy_protocol.accept_from", K_LIST, "", NULL, "addresses or CIDRs (10.0.0.0/8) of load balancers in front of the listener; each must send a PROXY v1 or v2 header, whose client address is then used; others may not") \
 	X(TG_CFG_TLS_ACME_DIRECTORY, "tls.acme.directory", K_STR, "https://acme-v02.api.letsencrypt.org/directory", NULL, "ACME directory URL") \
 	X(TG_CFG_TLS_ACME_EMAIL, "tls.acme.email", K_STR, "", NULL, "ACME account contact") \
 	X(TG_CFG_TLS_ACME_NAMES, "tls.acme.names", K_LIST, "", NULL, "names to order; default tls.names") \

@@ -14,6 +14,7 @@
 #include "chain_cache.h"
 #include "admin.h"
 #include "tunnel.h"
+#include "upstream.h"
 #include "workers.h"
 #include "conn.h"
 #include "pins.h"

@@ -28,6 +28,7 @@
 #include "listen.h"
 #include "ossl_words.h"
 #include "peers.h"
+#include "proxyproto.h"
 #include "watch.h"
 #include "magic.h"
 #include "daemon.h"
@@ -297,6 +298,23 @@ open_admin(struct tg_server *s, const struct tg_config *cfg)
 		    "admin.listen to a free address, or off)", aerr.msg);
 }
 
+/* proxy_protocol.accept_from, read at start. */
+static int
+proxy_senders(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	const char *const *items;
+	size_t n = tg_cfg_list(cfg, TG_CFG_PROXY_PROTOCOL_ACCEPT_FROM, &items);
+	char why[200];
+
+	if (tg_pp_nets_parse(items, n, &s->pp_nets, &s->npp_nets, why, sizeof(why)) < 0)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy_protocol.accept_from (%s): %s",
+		    tg_config_origin(cfg, "proxy_protocol.accept_from"), why);
+	if (n && s->worker_index == 0)
+		tg_log(s, TG_LOG_INFO, "PROXY headers required from %s on %s; refused from "
+		    "everyone else", tg_cfg_str(cfg, TG_CFG_PROXY_PROTOCOL_ACCEPT_FROM), s->listen);
+	return 0;
+}
+
 struct tg_server *
 tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err *err)
 {
@@ -323,6 +341,8 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	    tg_proxy_open(s, cfg, err) < 0)
 		goto fail;
 	open_admin(s, cfg);
+	if (proxy_senders(s, cfg, err) < 0)
+		goto fail;
 	entries_digest(cfg, s->entries_md);
 	s->m.started = time(NULL);
 	if ((s->peers = tg_peers_new()) == NULL) {
@@ -624,6 +644,7 @@ tg_server_free(struct tg_server *s)
 	SSL_CTX_free(s->ssl_ctx);
 	tg_trust_free(s->clients);
 	tg_peers_free(s->peers);
+	free(s->pp_nets);
 	tg_answers_free(s->answers);
 	free(s->store);
 	tg_tunnels_free(s);

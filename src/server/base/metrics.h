@@ -48,6 +48,10 @@
 	X(group_x448, "tlsgate_tls_groups_total", "listener=\"https\",group=\"x448\"", "") \
 	X(group_other, "tlsgate_tls_groups_total", "listener=\"https\",group=\"other\"", "") \
 	X(group_none, "tlsgate_tls_groups_total", "listener=\"https\",group=\"none\"", "") \
+	X(proxy_accepted, "tlsgate_proxy_headers_total", "result=\"accepted\"", \
+	    "PROXY headers on the main listener: accepted from proxy_protocol.accept_from, " \
+	    "refused (malformed, missing, or from another address).") \
+	X(proxy_refused, "tlsgate_proxy_headers_total", "result=\"refused\"", "") \
 	X(chain_hits, "tlsgate_chain_cache_lookups_total", "result=\"hit\"", \
 	    "Client chains looked up in the verified-chain cache.") \
 	X(chain_misses, "tlsgate_chain_cache_lookups_total", "result=\"miss\"", "") \

@@ -106,6 +106,10 @@ struct tg_server {
 	uint64_t t_handshake, t_header, t_body, t_keepalive, t_shutdown;   /* ms */
 	size_t max_connections, max_header_bytes, max_headers;
 	uint32_t max_per_ip;
+	/* proxy_protocol.accept_from: load balancers whose connections on the
+	 * main listener start with a PROXY header (proxyproto.h) */
+	struct tg_pp_net *pp_nets;
+	size_t npp_nets;
 	struct tg_peers *peers;
 	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
 	_Atomic int log_json, log_level;   /* read by the ACME thread, set by a reload */

@@ -28,6 +28,7 @@
 #include "error.h"
 #include "magic.h"
 #include "peers.h"
+#include "proxyproto.h"
 #include "ossl_words.h"
 #include "tls.h"
 #include "trust.h"
@@ -507,6 +508,11 @@ conn_run(struct tg_conn_s *c)
 
 	while (r == 0) {
 		switch (c->state) {
+		case CS_PROXY:
+			r = tg_conn_step_proxy(c);
+			if (r == TG_IO_AGAIN)
+				c->want_write = 0;
+			break;
 		case CS_HANDSHAKE:
 			r = do_handshake(c);
 			break;
@@ -616,7 +622,8 @@ conn_close(struct tg_conn_s *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
-	tg_peers_release(s->peers, c->ip);
+	if (c->ip_counted)
+		tg_peers_release(s->peers, c->ip);
 	tg_server_conn_gone(s);
 	uv_poll_stop(&c->poll);
 	uv_timer_stop(&c->timer);
@@ -645,19 +652,21 @@ tg_conn_close_idle(struct tg_server *s)
 }
 
 static void
-peer_name(int fd, char *buf, size_t len, char *ip, size_t iplen)
+peer_name(int fd, char *buf, size_t len, char *ip, size_t iplen, struct sockaddr_storage *out)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN];   /* numeric: the longest an address is */
 
 	buf[0] = '\0';
+	memset(out, 0, sizeof(*out));
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), NULL, 0, NI_NUMERICHOST) != 0) {
 		snprintf(buf, len, "?");
 		snprintf(ip, iplen, "?");
 		return;
 	}
+	*out = ss;
 	if (ss.ss_family == AF_INET6 && !strncmp(host, "::ffff:", 7))
 		memmove(host, host + 7, strlen(host + 7) + 1);
 	snprintf(ip, iplen, "%s", host);
@@ -681,20 +690,22 @@ limit_note(struct tg_server *s, const char *what)
 
 /* A connection object for an open socket, counted and polled. */
 static struct tg_conn_s *
-conn_new(struct tg_server *s, int fd, const char *peer, const char *ip)
+conn_new(struct tg_server *s, int fd, const char *peer, const char *ip, int count_ip)
 {
 	struct tg_conn_s *c;
 	int one = 1;
 
-	if (tg_peers_take(s->peers, ip, s->max_per_ip) < 0) {
+	if (count_ip && tg_peers_take(s->peers, ip, s->max_per_ip) < 0) {
 		limit_note(s, "limits.max_connections_per_ip reached for a client address; "
 		    "refusing its new connections");
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		tg_peers_release(s->peers, ip);
+		if (count_ip)
+			tg_peers_release(s->peers, ip);
 		return NULL;
 	}
+	c->ip_counted = count_ip;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->magic = TG_CONN_MAGIC;
 	c->srv = s;
@@ -705,7 +716,8 @@ conn_new(struct tg_server *s, int fd, const char *peer, const char *ip)
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	if (uv_poll_init(s->loop, &c->poll, fd) != 0) {
-		tg_peers_release(s->peers, ip);
+		if (count_ip)
+			tg_peers_release(s->peers, ip);
 		free(c);
 		return NULL;
 	}
@@ -724,15 +736,20 @@ void
 tg_conn_accept(struct tg_server *s, int fd, int kind)
 {
 	struct tg_conn_s *c;
+	struct sockaddr_storage ss;
 	char peer[64], ip[48];
+	int lb;
 
 	if (s->nconns >= s->max_connections || s->stopping) {
 		limit_note(s, "limits.max_connections reached; refusing new connections");
 		close(fd);
 		return;
 	}
-	peer_name(fd, peer, sizeof(peer), ip, sizeof(ip));
-	if ((c = conn_new(s, fd, peer, ip)) == NULL) {
+	peer_name(fd, peer, sizeof(peer), ip, sizeof(ip), &ss);
+	/* a load balancer's connections are counted by the client its PROXY
+	 * header names, not by its own address */
+	lb = kind == TG_LISTENER_MAIN && s->npp_nets && tg_pp_nets_match(s->pp_nets, s->npp_nets, &ss);
+	if ((c = conn_new(s, fd, peer, ip, !lb)) == NULL) {
 		close(fd);
 		return;
 	}
@@ -751,6 +768,12 @@ tg_conn_accept(struct tg_server *s, int fd, int kind)
 		c->state = CS_HEAD;
 		deadline(c, s->t_header);
 	}
+	if (kind == TG_LISTENER_MAIN && s->npp_nets) {
+		c->after_proxy = c->state;
+		c->state = CS_PROXY;
+		c->pp_trusted = lb;
+		deadline(c, s->t_handshake);
+	}
 	conn_run(c);
 }
 
@@ -759,7 +782,7 @@ tg_conn_adopt(struct tg_server *s, int fd, SSL *ssl, const char *peer, const cha
 {
 	struct tg_conn_s *c;
 
-	if (s->stopping || (c = conn_new(s, fd, peer, ip)) == NULL) {
+	if (s->stopping || (c = conn_new(s, fd, peer, ip, 1)) == NULL) {
 		SSL_free(ssl);
 		close(fd);
 		return;

@@ -19,7 +19,7 @@
 #define TG_CONN_MAGIC 0x54474e43u   /* "TGNC" */
 #define TG_IO_BUF     (64 * 1024)
 
-enum conn_state { CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_LINGER, CS_TAKE,
+enum conn_state { CS_PROXY, CS_HANDSHAKE, CS_HEAD, CS_BODY, CS_WAIT, CS_RESP, CS_LINGER, CS_TAKE,
     CS_CLOSING };
 
 
@@ -50,6 +50,9 @@ struct tg_conn_s {
 	int kind;                    /* the listener: TG_LISTENER_* */
 	char peer[64];
 	char ip[48];                 /* the peer's address, counted in srv->peers */
+	int ip_counted;              /* ip holds a count in srv->peers */
+	int pp_trusted;              /* CS_PROXY: from a load balancer that must send one */
+	enum conn_state after_proxy; /* CS_PROXY: where the connection goes next */
 	char ident[256];             /* client certificate identity, or "-" */
 	/* input: the head, then body bytes */
 	char *in;

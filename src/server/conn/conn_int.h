@@ -20,6 +20,11 @@ void tg_conn_buf_give(char *b, size_t cap);
 /* Room for need bytes in c->out; -1 when memory ran out. */
 int tg_conn_out_reserve(struct tg_conn_s *c, size_t need);
 
+/* accept_proxy.c: reads the PROXY header of a connection in CS_PROXY (or
+ * checks there is none from an unlisted address); TG_IO_* or 0 when it
+ * moved on to c->after_proxy. */
+int tg_conn_step_proxy(struct tg_conn_s *c);
+
 /* request.c */
 /* Reads a parsed head into c: 0 when a handler is to be chosen, -1 when a
  * response (an error) is queued instead. */

@@ -493,7 +493,11 @@ proxy_take_conn(struct tg_conn_s *c, const struct tg_handover *ho)
 	memcpy(p->ab + r->len, ho->body_read, body);
 	p->ab_len = r->len + body;
 	proxy_abort(c);   /* the head is on the pipe now */
-	if (pool_take(p) != 0)
+	/* a PROXY header names one client: such a connection is that
+	 * client's alone, never taken from or given to the pool */
+	if (t->proxy_protocol)
+		p->upstream_kept = NULL;
+	if (t->proxy_protocol || pool_take(p) != 0)
 		tg_pipe_connect(p);
 	return 0;
 }

@@ -34,15 +34,13 @@ void tg_tunnels_cert_changed(struct tg_server *s);
 void tg_tunnels_free(struct tg_server *s);
 
 /* For /metrics and /status. */
-#define TG_ALPN_NONE    TG_ALPN_MAX        /* index in alpn_count */
-#define TG_ALPN_REFUSED (TG_ALPN_MAX + 1)
 struct tg_tunnel_stats {
 	const char *listen, *connect;
 	int tls_connect;
 	size_t open;
 	uint64_t accepted, refused, failed, bytes_in, bytes_out;
 	const struct tg_alpn *alpn;      /* the tunnel's list (names of alpn_count) */
-	const uint64_t *alpn_count;      /* by position, then none, refused: */
+	const uint64_t *alpn_count;      /* by position, then none, refused (upstream.h) */
 	const uint64_t *group_count;     /* by TG_TLS_GROUP_KINDS */
 };
 /* 0 with *st filled for tunnel i, -1 past the last. */

@@ -20,7 +20,6 @@
 #include "store.h"
 #include "tls.h"
 #include "trust.h"
-#include "tunnel.h"
 #include "upstream.h"
 #include "util.h"
 

@@ -24,6 +24,9 @@
 
 struct tg_server;
 struct tg_trust;
+
+#define TG_ALPN_NONE    TG_ALPN_MAX        /* index in alpn_count */
+#define TG_ALPN_REFUSED (TG_ALPN_MAX + 1)
 struct idle_up;
 
 struct tg_tunnel {
