@@ -83,7 +83,7 @@ parse_v1(const unsigned char *b, size_t len, struct tg_pp_info *pi, char *why, s
 		pi->local = 1;
 		return (int)n;
 	}
-	if (nf != 6 || strtok_r(NULL, " ", &save) != NULL || strcmp(f[0], "PROXY") != 0)
+	if (nf != 6 || tok != NULL || strcmp(f[0], "PROXY") != 0)   /* tok: a 7th field */
 		return why_set(why, wlen, "a PROXY v1 line without its six fields");
 	memset(&pi->src, 0, sizeof(pi->src));
 	memset(&pi->dst, 0, sizeof(pi->dst));
