@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "server.h"
 #include "store.h"
+#include "systemd.h"
 #include "tls.h"
 #include "util.h"
 
@@ -44,10 +45,10 @@ static const char serve_usage[] =
 "SO_REUSEPORT socket; the first process supervises them and takes the signals.\n";
 
 static void
-banner(const struct tg_config *cfg, const struct tg_keypair *kp)
+banner(const struct tg_config *cfg, const struct tg_keypair *kp, const struct tg_server *srv)
 {
 	const char *mode = tg_cfg_str(cfg, TG_CFG_TLS_MODE);
-	const char *listen = tg_cfg_str(cfg, TG_CFG_LISTEN);
+	const char *listen = srv->listen;
 	char host[256], url[512], root[PATH_MAX];
 	int port = 0, tls = strcmp(mode, "off") != 0, mutual = !strcmp(mode, "mutual");
 
@@ -57,9 +58,9 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp)
 	snprintf(url, sizeof(url), strchr(host, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s",
 	    tls ? "https" : "http", host, port, tg_cfg_str(cfg, TG_CFG_FILES_PREFIX));
 	tg_cfg_path(cfg, TG_CFG_FILES_ROOT, root, sizeof(root));
-	fprintf(stderr, "tlsgate %s: serving %s (%s) on %s, files in %s\n", tg_version(), url,
+	fprintf(stderr, "tlsgate %s: serving %s (%s) on %s%s, files in %s\n", tg_version(), url,
 	    tls ? (mutual ? "HTTPS, client certificates required" : "HTTPS") : "plain HTTP",
-	    listen, root);
+	    listen, tg_sd_inherited(srv->listen_fd) ? " (a socket from systemd)" : "", root);
 	if (tls && !kp->cert[0])
 		fprintf(stderr, "  certificate: ordering one for %s from %s; HTTPS clients are refused "
 		    "until it arrives (see the acme: lines)\n", tg_config_get(cfg, "tls.acme.names")[0] ?
@@ -240,9 +241,11 @@ cmd_serve(int argc, char **argv)
 	struct tg_server *srv;
 	struct tg_keypair kp;
 	struct tg_err err;
+	char sbuf[400];
 	int i, r;
 
 	memset(&f, 0, sizeof(f));
+	tg_sd_init();   /* sockets systemd passed, before any listener opens */
 	for (i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
 			fputs(serve_usage, stdout);
@@ -275,7 +278,11 @@ cmd_serve(int argc, char **argv)
 		tg_server_free(srv);
 		return cli_fail_err(&err);
 	}
-	banner(cfg, &kp);
+	banner(cfg, &kp, srv);
+	for (i = 0; tg_sd_leftover((size_t)i, sbuf, sizeof(sbuf)) == 0; i++)
+		fprintf(stderr, "tlsgate: warning: systemd passed the socket %s and no listener "
+		    "is configured for it; closed (set listen, admin.listen or a tunnel's listen "
+		    "to its address, or name it https, admin or tunnel-N)\n", sbuf);
 	tg_config_free(cfg);
 	srv->reload = reload;
 	srv->reload_arg = &f;

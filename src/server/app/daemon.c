@@ -28,6 +28,7 @@
 #include "listen.h"
 #include "ossl_words.h"
 #include "peers.h"
+#include "systemd.h"
 #include "proxyproto.h"
 #include "watch.h"
 #include "magic.h"
@@ -97,6 +98,7 @@ on_signal(uv_signal_t *sig, int signum)
 	}
 	s->stopping = 1;
 	s->stop_ms = uv_now(s->loop);
+	tg_sd_notify("STOPPING=1");
 	if (s->slots) {
 		tg_workers_publish(s);
 		uv_close((uv_handle_t *)&s->publish, NULL);
@@ -119,6 +121,8 @@ on_signal(uv_signal_t *sig, int signum)
 	}
 	if (s->tickets_on)
 		uv_close((uv_handle_t *)&s->tickets_tick, NULL);
+	if (s->watchdog_on)
+		uv_close((uv_handle_t *)&s->watchdog, NULL);
 	if (s->watching) {
 		uv_close((uv_handle_t *)&s->watch_tick, NULL);
 		uv_close((uv_handle_t *)&s->watch_settle, NULL);
@@ -276,8 +280,12 @@ open_listeners(struct tg_server *s, const struct tg_config *cfg, struct tg_err *
 		    "(or choose tls.acme.challenge tls-alpn-01 or dns-01)",
 		    tg_config_origin(cfg, "tls.acme.http_listen"), m);
 	}
-	if ((s->listen_fd = tg_listen_open(s->listen, s->workers > 1, err)) < 0)
+	if ((s->listen_fd = tg_listen_open_as("https", s->listen, s->workers > 1, err)) < 0)
 		return -1;
+	/* from systemd: serve (and say) where that socket is, which a name
+	 * may have chosen over the configured address */
+	if (tg_sd_inherited(s->listen_fd))
+		tg_listen_address(s->listen_fd, s->listen, sizeof(s->listen));
 	return 0;
 }
 
@@ -293,7 +301,7 @@ open_admin(struct tg_server *s, const struct tg_config *cfg)
 	    TG_CFG_ADMIN_LISTEN));
 	s->admin_fd = -1;
 	if (strcmp(s->admin_listen, "off") != 0 &&
-	    (s->admin_fd = tg_listen_open(s->admin_listen, 0, &aerr)) < 0)
+	    (s->admin_fd = tg_listen_open_as("admin", s->admin_listen, 0, &aerr)) < 0)
 		tg_log(s, TG_LOG_WARN, "admin.listen: %s; /metrics and /status are off (set "
 		    "admin.listen to a free address, or off)", aerr.msg);
 }
@@ -372,7 +380,9 @@ restart_notes(struct tg_server *s, const struct tg_config *cfg, unsigned workers
 	if (workers != s->workers)
 		tg_log(s, TG_LOG_WARN, "workers changed to %u: a restart applies that; still %u",
 		    workers, s->workers);
-	if (strcmp(old_listen, s->listen) != 0) {
+	if (tg_sd_inherited(s->listen_fd)) {   /* systemd's socket decides, not listen */
+		snprintf(s->listen, sizeof(s->listen), "%s", old_listen);
+	} else if (strcmp(old_listen, s->listen) != 0) {
 		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
 		    s->listen, old_listen);
 		snprintf(s->listen, sizeof(s->listen), "%s", old_listen);
@@ -451,12 +461,16 @@ on_hup(uv_signal_t *sig, int signum)
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->reload == NULL || s->stopping)
 		return;
+	tg_sd_reloading();
 	if (s->reload(s->reload_arg, &cfg, &err) < 0 || apply(s, cfg, &err) < 0) {
 		tg_log(s, TG_LOG_ERROR, "SIGHUP: new configuration refused, the old one keeps "
 		    "serving: %s", err.msg);
+		tg_sd_notify("READY=1\nSTATUS=reload refused, the old configuration serves: %.300s",
+		    err.msg);
 	} else {
 		tg_log(s, TG_LOG_INFO, "SIGHUP: configuration and certificates reloaded; open "
 		    "connections keep the ones they started with");
+		tg_sd_notify("READY=1\nSTATUS=serving %s (reloaded)", s->listen);
 	}
 	tg_config_free(cfg);
 }
@@ -588,6 +602,29 @@ start_signals(struct tg_server *s)
 	uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
 }
 
+/* WatchdogSec=: WATCHDOG=1 from the loop itself, so a loop that hangs
+ * stops them and systemd restarts the service. */
+static void
+on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	tg_sd_notify("WATCHDOG=1");
+}
+
+static void
+start_watchdog(struct tg_server *s)
+{
+	uint64_t ms = tg_sd_watchdog_ms();
+
+	if (ms == 0)
+		return;
+	uv_timer_init(s->loop, &s->watchdog);
+	s->watchdog.data = s;
+	uv_timer_start(&s->watchdog, on_watchdog, 0, ms);
+	uv_unref((uv_handle_t *)&s->watchdog);
+	s->watchdog_on = 1;
+}
+
 int
 tg_server_run(struct tg_server *s)
 {
@@ -613,6 +650,8 @@ tg_server_run(struct tg_server *s)
 	start_signals(s);
 	if (s->reload_at_start)
 		on_hup(&s->sig_hup, SIGHUP);   /* settings as the other workers have them */
+	start_watchdog(s);
+	tg_sd_notify("READY=1\nSTATUS=serving %s", s->listen);
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	/* the stop signals were unref'ed, not closed: close them now */
 	uv_close((uv_handle_t *)&s->sig_int, NULL);

@@ -7,6 +7,7 @@
  * in every worker from the seed drawn before it), the sockets, the sandbox.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "listen.h"
 #include "error.h"
 #include "chain_cache.h"
+#include "systemd.h"
 #include "workers.h"
 
 unsigned
@@ -43,8 +45,13 @@ tg_workers_prepare(struct tg_server *s, struct tg_err *err)
 
 	s->worker_fds[0] = s->listen_fd;
 	for (i = 1; i < s->workers; i++) {
-		if ((s->worker_fds[i] = tg_listen_open(s->listen, 1, err)) < 0)
+		/* a socket from systemd is one queue: the workers share it */
+		if (tg_sd_inherited(s->listen_fd)) {
+			if ((s->worker_fds[i] = fcntl(s->listen_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+				return tg_err_set(err, TG_E_IO, "workers: %s", strerror(errno));
+		} else if ((s->worker_fds[i] = tg_listen_open(s->listen, 1, err)) < 0) {
 			return -1;
+		}
 	}
 	s->slots = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s->slots == MAP_FAILED) {
@@ -184,6 +191,7 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 {
 	struct supervisor sv;
 	sigset_t set;
+	uint64_t wd_ms;
 	unsigned i;
 	int r;
 
@@ -201,22 +209,36 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 		if (r < 0)
 			sv.stopping = sv.status = 1;
 	}
-	if (!sv.stopping)
-		tg_log(s, TG_LOG_INFO, "workers: %u processes serve %s (SO_REUSEPORT)", s->workers,
-		    s->listen);
-	else
+	if (!sv.stopping) {
+		tg_log(s, TG_LOG_INFO, "workers: %u processes serve %s (%s)", s->workers,
+		    s->listen, tg_sd_inherited(s->listen_fd) ? "sharing the socket from systemd" :
+		    "SO_REUSEPORT");
+		tg_sd_notify("READY=1\nSTATUS=%u workers serve %s", s->workers, s->listen);
+	} else {
 		tell_all(s, SIGTERM);
+	}
+	wd_ms = tg_sd_watchdog_ms();
 	while (sv.alive > 0) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&set, &si), ws;
+		struct timespec ts = { (time_t)(wd_ms / 1000), (long)(wd_ms % 1000) * 1000000L };
+		int sig = wd_ms ? sigtimedwait(&set, &si, &ts) : sigwaitinfo(&set, &si), ws;
 		pid_t pid;
 
+		if (wd_ms && !sv.stopping)
+			tg_sd_notify("WATCHDOG=1");   /* the supervisor is alive; each worker is
+						   * watched by its own restart below */
 		if (sig == SIGTERM || sig == SIGINT) {
+			if (!sv.stopping)
+				tg_sd_notify("STOPPING=1");
 			sv.stopping = 1;
 			tell_all(s, sig);
 		} else if (sig == SIGHUP) {
+			/* each worker reloads on its own; the supervisor has nothing
+			 * to wait for */
+			tg_sd_reloading();
 			tell_all(s, SIGHUP);
 			sv.reloaded = 1;
+			tg_sd_notify("READY=1");
 		} else if (sig == SIGCHLD) {
 			while ((pid = waitpid(-1, &ws, WNOHANG)) > 0)
 				if (reap(s, &sv, pid, ws) > 0)

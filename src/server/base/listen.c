@@ -9,15 +9,25 @@
 
 #include "error.h"
 #include "listen.h"
+#include "systemd.h"
 #include "util.h"
 
 int
 tg_listen_open(const char *spec, int reuseport, struct tg_err *err)
 {
+	return tg_listen_open_as(NULL, spec, reuseport, err);
+}
+
+int
+tg_listen_open_as(const char *name, const char *spec, int reuseport, struct tg_err *err)
+{
 	struct addrinfo hints, *res = NULL, *ai;
 	char host[256], ps[8];
 	int port, fd = -1, one = 1, zero = 0, rc, e = 0;
 
+	/* a socket systemd opened for us (socket activation) comes first */
+	if ((fd = tg_sd_take(name, spec)) >= 0)
+		return fd;
 	if (tg_parse_hostport(spec, host, sizeof(host), &port) < 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "listen: '%s' is not HOST:PORT", spec);
 	memset(&hints, 0, sizeof(hints));
@@ -62,4 +72,19 @@ tg_listen_open(const char *spec, int reuseport, struct tg_err *err)
 		return tg_err_set(err, TG_E_IO, "listen %s: ports below 1024 need root or "
 		    "CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep $(which tlsgate))", spec);
 	return tg_err_set(err, TG_E_IO, "listen %s: %s", spec, strerror(e));
+}
+
+int
+tg_listen_address(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return -1;
+	snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+	return 0;
 }

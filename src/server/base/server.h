@@ -73,6 +73,8 @@ struct tg_server {
 	struct tg_store_follow *follow;  /* its health; worker 0 also copies it */
 	uv_timer_t tickets_tick;     /* worker 0 of a cluster: moves the ticket seed on */
 	int tickets_on;
+	uv_timer_t watchdog;         /* WatchdogSec: WATCHDOG=1 from the loop (systemd.h) */
+	int watchdog_on;
 	int acme_fd;                 /* tls.acme.http_listen (HTTP-01); -1 when unused */
 	uv_poll_t acme_poll;
 	uv_async_t acme_async;       /* the agent has a new certificate */

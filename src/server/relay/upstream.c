@@ -407,7 +407,9 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 		return -1;
 	if ((t->tls_connect && tls_out(cfg, list, i, t, err) == 0) ||
 	    (!t->tls_connect && (proxy || tls_in(cfg, list, i, t, err) == 0))) {
-		if (proxy || (t->fd = tg_listen_open(t->listen, 0, err)) >= 0)
+		char name[32];
+		snprintf(name, sizeof(name), "tunnel-%zu", i);
+		if (proxy || (t->fd = tg_listen_open_as(name, t->listen, 0, err)) >= 0)
 			return 0;
 	}
 	snprintf(m, sizeof(m), "%s", err->msg);
