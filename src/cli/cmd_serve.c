@@ -60,7 +60,7 @@ banner(const struct tg_config *cfg, const struct tg_keypair *kp, const struct tg
 	tg_cfg_path(cfg, TG_CFG_FILES_ROOT, root, sizeof(root));
 	fprintf(stderr, "tlsgate %s: serving %s (%s) on %s%s, files in %s\n", tg_version(), url,
 	    tls ? (mutual ? "HTTPS, client certificates required" : "HTTPS") : "plain HTTP",
-	    listen, tg_sd_inherited(srv->listen_fd) ? " (a socket from systemd)" : "", root);
+	    listen, srv->listen_inherited ? " (a socket from systemd)" : "", root);
 	if (tls && !kp->cert[0])
 		fprintf(stderr, "  certificate: ordering one for %s from %s; HTTPS clients are refused "
 		    "until it arrives (see the acme: lines)\n", tg_config_get(cfg, "tls.acme.names")[0] ?

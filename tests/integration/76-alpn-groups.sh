@@ -113,6 +113,15 @@ grep -q 'tlsgate_alpn_total{listener="https",protocol="http/1.1"} [1-9]' <<<"$m"
 grep -q 'tlsgate_alpn_total{listener="https",protocol="refused"} 1$' <<<"$m" || fail "listener refusal not counted"
 grep -q 'tlsgate_tls_groups_total{listener="https",group="x25519"} [1-9]' <<<"$m" || fail "listener groups not counted: $(grep tls_groups <<<"$m" | grep -v ' 0$')"
 pass "HTTPS listener: curl and curl --http1.1 get HTTP/1.1, s_client sees http/1.1, an h2-only client is refused in words, all counted"
+# after a reload the context is a new one: its ALPN choice and count too
+kill -HUP "$PID_B"
+wait_log "$T/B.log" "SIGHUP: configuration and certificates reloaded" 5 "B reloaded"
+echo | openssl s_client -connect "127.0.0.1:$PORT_B" -alpn h2 >sc.out 2>&1 || true
+grep -q "no application protocol" sc.out || fail "after a reload an h2-only client was not refused"
+m=$(curl -sS "http://127.0.0.1:$MB/metrics")
+grep -q 'tlsgate_alpn_total{listener="https",protocol="refused"} 2$' <<<"$m" ||
+	fail "the refusal after a reload was not counted: $(grep 'protocol="refused"' <<<"$m")"
+pass "after SIGHUP the new context refuses and counts the same way"
 
 # ---- groups: what start and doctor say, what is refused
 if grep -q "key exchange: post-quantum key exchange on" "$T/B.log"; then

@@ -30,7 +30,8 @@ tg_alpn_parse(const char *list, struct tg_alpn *a, const char *what, struct tg_e
 			    "(at most %d names of 255 bytes, %zu bytes in all)", what, list, TG_ALPN_MAX,
 			    sizeof(a->wire));
 		for (i = 0; i < len; i++)
-			if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+			if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f ||
+			    p[i] == '"' || p[i] == '\\')
 				return tg_err_set(err, TG_E_CONFIG_VALUE, "%s: '%.*s' is not a protocol "
 				    "name (printable ASCII, e.g. h2 or http/1.1)", what, (int)len, p);
 		a->wire[a->len++] = (unsigned char)len;

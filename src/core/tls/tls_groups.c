@@ -114,6 +114,8 @@ normalise(const char *list, char *out, size_t cap)
 	return 0;
 }
 
+/* DEFAULT anywhere: as a name, with OpenSSL 3.5's prefixes (?, *, -) or
+ * inside a tuple (a/b). */
 static int
 has_default_keyword(const char *list)
 {
@@ -121,8 +123,8 @@ has_default_keyword(const char *list)
 
 	while (*p) {
 		size_t len;
-		p += strspn(p, ":");
-		len = strcspn(p, ":");
+		p += strspn(p, ":/?*-");
+		len = strcspn(p, ":/");
 		if (len == 7 && !strncasecmp(p, "DEFAULT", 7))
 			return 1;
 		p += len;

@@ -284,7 +284,7 @@ open_listeners(struct tg_server *s, const struct tg_config *cfg, struct tg_err *
 		return -1;
 	/* from systemd: serve (and say) where that socket is, which a name
 	 * may have chosen over the configured address */
-	if (tg_sd_inherited(s->listen_fd))
+	if ((s->listen_inherited = tg_sd_inherited(s->listen_fd)))
 		tg_listen_address(s->listen_fd, s->listen, sizeof(s->listen));
 	return 0;
 }
@@ -314,6 +314,8 @@ proxy_senders(struct tg_server *s, const struct tg_config *cfg, struct tg_err *e
 	size_t n = tg_cfg_list(cfg, TG_CFG_PROXY_PROTOCOL_ACCEPT_FROM, &items);
 	char why[200];
 
+	snprintf(s->pp_from, sizeof(s->pp_from), "%s", tg_cfg_str(cfg,
+	    TG_CFG_PROXY_PROTOCOL_ACCEPT_FROM));
 	if (tg_pp_nets_parse(items, n, &s->pp_nets, &s->npp_nets, why, sizeof(why)) < 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "proxy_protocol.accept_from (%s): %s",
 		    tg_config_origin(cfg, "proxy_protocol.accept_from"), why);
@@ -380,7 +382,10 @@ restart_notes(struct tg_server *s, const struct tg_config *cfg, unsigned workers
 	if (workers != s->workers)
 		tg_log(s, TG_LOG_WARN, "workers changed to %u: a restart applies that; still %u",
 		    workers, s->workers);
-	if (tg_sd_inherited(s->listen_fd)) {   /* systemd's socket decides, not listen */
+	if (strcmp(tg_cfg_str(cfg, TG_CFG_PROXY_PROTOCOL_ACCEPT_FROM), s->pp_from) != 0)
+		tg_log(s, TG_LOG_WARN, "proxy_protocol.accept_from changed: a restart applies that; "
+		    "still trusted to name clients: %s", s->pp_from[0] ? s->pp_from : "nobody");
+	if (s->listen_inherited) {   /* systemd's socket decides, not listen */
 		snprintf(s->listen, sizeof(s->listen), "%s", old_listen);
 	} else if (strcmp(old_listen, s->listen) != 0) {
 		tg_log(s, TG_LOG_WARN, "listen changed to %s: a restart applies that; still on %s",
@@ -465,8 +470,7 @@ on_hup(uv_signal_t *sig, int signum)
 	if (s->reload(s->reload_arg, &cfg, &err) < 0 || apply(s, cfg, &err) < 0) {
 		tg_log(s, TG_LOG_ERROR, "SIGHUP: new configuration refused, the old one keeps "
 		    "serving: %s", err.msg);
-		tg_sd_notify("READY=1\nSTATUS=reload refused, the old configuration serves: %.300s",
-		    err.msg);
+		tg_sd_notify("READY=1\nSTATUS=reload refused, the old configuration serves");
 	} else {
 		tg_log(s, TG_LOG_INFO, "SIGHUP: configuration and certificates reloaded; open "
 		    "connections keep the ones they started with");

@@ -44,14 +44,13 @@ https_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const uns
 {
 	static const struct tg_alpn http = { "\x08http/1.1\x08http/1.0", 18, 2 },
 	    acme = { "\x0a" "acme-tls/1", 11, 1 };
-	struct tg_server *s = arg;
 	int challenge = tg_answers_is_challenge(ssl);
 
+	(void)arg;   /* none: a reload builds the context on a temporary server */
 	if (tg_alpn_pick(challenge ? &acme : &http, in, inlen, out, outlen) >= 0)
 		return SSL_TLSEXT_ERR_OK;
-	if (!challenge) {
+	if (!challenge) {   /* counted by the connection that logs it (conn.c) */
 		char offer[300];
-		s->m.alpn_refused++;
 		tg_alpn_text(in, inlen, offer, sizeof(offer));
 		tg_tls_note(ssl, "the client offered ALPN %s; this listener speaks http/1.1 (an "
 		    "h2 or gRPC service goes behind a tunnel with alpn: [h2])", offer);
@@ -88,7 +87,7 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 		return NULL;
 	if (s->answers)
 		tg_answers_hook_ctx(ctx, s->answers);
-	SSL_CTX_set_alpn_select_cb(ctx, https_alpn, s);
+	SSL_CTX_set_alpn_select_cb(ctx, https_alpn, NULL);
 	leaf = SSL_CTX_get0_certificate(ctx);
 	s->m.cert_not_after = 0;
 	s->m.cert_name[0] = '\0';

@@ -23,6 +23,7 @@
 #include "error.h"
 #include "chain_cache.h"
 #include "systemd.h"
+#include "util.h"
 #include "workers.h"
 
 unsigned
@@ -46,7 +47,7 @@ tg_workers_prepare(struct tg_server *s, struct tg_err *err)
 	s->worker_fds[0] = s->listen_fd;
 	for (i = 1; i < s->workers; i++) {
 		/* a socket from systemd is one queue: the workers share it */
-		if (tg_sd_inherited(s->listen_fd)) {
+		if (s->listen_inherited) {
 			if ((s->worker_fds[i] = fcntl(s->listen_fd, F_DUPFD_CLOEXEC, 0)) < 0)
 				return tg_err_set(err, TG_E_IO, "workers: %s", strerror(errno));
 		} else if ((s->worker_fds[i] = tg_listen_open(s->listen, 1, err)) < 0) {
@@ -126,6 +127,8 @@ tell_all(struct tg_server *s, int sig)
 struct supervisor {
 	pid_t pids[TG_WORKERS_MAX];
 	time_t born[TG_WORKERS_MAX];
+	uint32_t seq[TG_WORKERS_MAX];      /* each worker's last published seq, */
+	uint64_t moved_ms[TG_WORKERS_MAX]; /* and when it last moved (the watchdog) */
 	unsigned alive, quick_deaths;
 	int stopping, status, reloaded;
 	sigset_t old;                /* the mask a worker gets back */
@@ -147,8 +150,35 @@ start_one(struct tg_server *s, struct supervisor *sv, unsigned i, int again)
 	}
 	sv->pids[i] = s->slots[i].pid = pid;
 	sv->born[i] = time(NULL);
+	sv->moved_ms[i] = tg_now_ms();
 	sv->alive++;
 	return 0;
+}
+
+/* WatchdogSec with workers: the supervisor's WATCHDOG=1 vouches for every
+ * worker's loop. Each publishes its counters every second (its seq moves);
+ * one whose seq has not moved for 3 s is hung, and the pings stop until it
+ * moves again, so systemd restarts the service. */
+static int
+workers_responsive(struct tg_server *s, struct supervisor *sv)
+{
+	uint64_t now = tg_now_ms();
+	unsigned i;
+	int ok = 1;
+
+	for (i = 0; i < s->workers; i++) {
+		uint32_t q;
+		if (sv->pids[i] <= 0)
+			continue;
+		q = __atomic_load_n(&s->slots[i].seq, __ATOMIC_ACQUIRE);
+		if (q != sv->seq[i]) {
+			sv->seq[i] = q;
+			sv->moved_ms[i] = now;
+		} else if (now - sv->moved_ms[i] > 3000) {
+			ok = 0;
+		}
+	}
+	return ok;
 }
 
 /* A worker ended: said, and started again unless stopping or unless
@@ -211,7 +241,7 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 	}
 	if (!sv.stopping) {
 		tg_log(s, TG_LOG_INFO, "workers: %u processes serve %s (%s)", s->workers,
-		    s->listen, tg_sd_inherited(s->listen_fd) ? "sharing the socket from systemd" :
+		    s->listen, s->listen_inherited ? "sharing the socket from systemd" :
 		    "SO_REUSEPORT");
 		tg_sd_notify("READY=1\nSTATUS=%u workers serve %s", s->workers, s->listen);
 	} else {
@@ -224,9 +254,8 @@ tg_workers_run(struct tg_server *s, int *exit_status)
 		int sig = wd_ms ? sigtimedwait(&set, &si, &ts) : sigwaitinfo(&set, &si), ws;
 		pid_t pid;
 
-		if (wd_ms && !sv.stopping)
-			tg_sd_notify("WATCHDOG=1");   /* the supervisor is alive; each worker is
-						   * watched by its own restart below */
+		if (wd_ms && !sv.stopping && workers_responsive(s, &sv))
+			tg_sd_notify("WATCHDOG=1");
 		if (sig == SIGTERM || sig == SIGINT) {
 			if (!sv.stopping)
 				tg_sd_notify("STOPPING=1");

@@ -38,7 +38,7 @@
 	X(alpn_acme, "tlsgate_alpn_total", "listener=\"https\",protocol=\"acme-tls/1\"", "") \
 	X(alpn_none, "tlsgate_alpn_total", "listener=\"https\",protocol=\"none\"", "") \
 	X(alpn_refused, "tlsgate_alpn_total", "listener=\"https\",protocol=\"refused\"", "") \
-	/* one row per kind of tls.h's TG_TLS_GROUP_KINDS, in its order */ \
+	/* one row per kind of tls.h's TG_TLS_GROUP_KINDS (tg_metrics_group) */ \
 	X(group_mlkem, "tlsgate_tls_groups_total", "listener=\"https\",group=\"X25519MLKEM768\"", \
 	    "TLS handshakes by the key-exchange group negotiated.") \
 	X(group_x25519, "tlsgate_tls_groups_total", "listener=\"https\",group=\"x25519\"", "") \
@@ -83,15 +83,20 @@ struct tg_metrics {
 	time_t started;
 };
 
-/* The group rows stand in TG_TLS_GROUP_KINDS's order, one counter each. */
-_Static_assert(offsetof(struct tg_metrics, group_none) - offsetof(struct tg_metrics, group_mlkem) ==
-    (TG_GROUP_KINDS - 1) * sizeof(uint64_t), "a group row for each kind of TG_TLS_GROUP_KINDS");
-
 /* A finished handshake's key-exchange group, by kind (tg_tls_group_kind). */
 static inline void
 tg_metrics_group(struct tg_metrics *m, int kind)
 {
-	(&m->group_mlkem)[kind >= 0 && kind < TG_GROUP_KINDS ? kind : TG_GROUP_OTHER]++;
+	switch (kind) {
+	case TG_GROUP_X25519MLKEM768: m->group_mlkem++; break;
+	case TG_GROUP_X25519: m->group_x25519++; break;
+	case TG_GROUP_P256: m->group_p256++; break;
+	case TG_GROUP_P384: m->group_p384++; break;
+	case TG_GROUP_P521: m->group_p521++; break;
+	case TG_GROUP_X448: m->group_x448++; break;
+	case TG_GROUP_NONE: m->group_none++; break;
+	default: m->group_other++; break;
+	}
 }
 
 /* One answered request, by the class of its status. */

@@ -112,6 +112,8 @@ struct tg_server {
 	 * main listener start with a PROXY header (proxyproto.h) */
 	struct tg_pp_net *pp_nets;
 	size_t npp_nets;
+	char pp_from[1024];          /* its text, to tell a reload that changed it */
+	int listen_inherited;        /* the main socket came from systemd (systemd.h) */
 	struct tg_peers *peers;
 	uint64_t refused_logged_ms;   /* rate limit for "limit reached" lines */
 	_Atomic int log_json, log_level;   /* read by the ACME thread, set by a reload */

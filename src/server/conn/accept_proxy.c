@@ -61,6 +61,28 @@ tg_conn_step_proxy(struct tg_conn_s *c)
 	ssize_t n;
 	int r;
 
+	if (!c->pp_trusted) {
+		/* six bytes tell "PROXY " and twelve the v2 signature from the
+		 * start of a TLS or HTTP request; nothing is consumed */
+		unsigned char first[12];
+		n = recv(c->fd, first, sizeof(first), MSG_PEEK);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ?
+			    TG_IO_AGAIN : TG_IO_FAIL;
+		if (n == 0)
+			return TG_IO_FAIL;
+		if ((size_t)n >= 6 && tg_pp_looks_like(first, (size_t)n)) {
+			s->m.proxy_refused++;
+			tg_log(s, TG_LOG_WARN, "%s: refused: a PROXY header from an address "
+			    "proxy_protocol.accept_from does not list (only the load balancers "
+			    "there may name another client)", c->peer);
+			return TG_IO_FAIL;
+		}
+		c->state = c->after_proxy;
+		if (c->state == CS_HEAD)
+			tg_conn_deadline(c, s->t_header);
+		return 0;
+	}
 	if (c->in == NULL && (c->in = tg_conn_buf_take()) == NULL)
 		return TG_IO_FAIL;
 	/* look at what is there (after what of the header was taken already) */
@@ -70,19 +92,6 @@ tg_conn_step_proxy(struct tg_conn_s *c)
 		    TG_IO_FAIL;
 	if (n == 0)
 		return TG_IO_FAIL;
-	if (!c->pp_trusted) {
-		/* six bytes tell "PROXY " and twelve the v2 signature from the
-		 * start of a TLS or HTTP request */
-		if ((size_t)n >= 6 && tg_pp_looks_like((unsigned char *)c->in, (size_t)n)) {
-			s->m.proxy_refused++;
-			tg_log(s, TG_LOG_WARN, "%s: refused: a PROXY header from an address "
-			    "proxy_protocol.accept_from does not list (only the load balancers "
-			    "there may name another client)", c->peer);
-			return TG_IO_FAIL;
-		}
-		c->state = c->after_proxy;
-		return 0;
-	}
 	r = tg_pp_parse((unsigned char *)c->in, c->in_len + (size_t)n, &pi, why, sizeof(why));
 	if (r < 0) {
 		s->m.proxy_refused++;
@@ -99,10 +108,15 @@ tg_conn_step_proxy(struct tg_conn_s *c)
 	c->in_len += (size_t)n;
 	if (r == 0)
 		return TG_IO_AGAIN;   /* more of the header is to come */
+	/* the buffer goes back until the request head needs one */
 	c->in_len = 0;
+	tg_conn_buf_give(c->in, TG_IO_BUF);
+	c->in = NULL;
 	if (take_client(c, &pi) < 0)
 		return TG_IO_FAIL;
 	s->m.proxy_accepted++;
 	c->state = c->after_proxy;
+	if (c->state == CS_HEAD)   /* plain HTTP: the head's own time from here */
+		tg_conn_deadline(c, s->t_header);
 	return 0;
 }

@@ -88,6 +88,7 @@ on_timeout(uv_timer_t *t)
 		return;
 	}
 	tg_log(c->srv, TG_LOG_INFO, "%s: timed out %s", c->peer,
+	    c->state == CS_PROXY ? "waiting for the PROXY header" :
 	    c->state == CS_HANDSHAKE ? "during the TLS handshake" :
 	    c->state == CS_HEAD ? "waiting for the request head" :
 	    c->state == CS_BODY ? "waiting for the request body" : "sending the response");
@@ -105,6 +106,12 @@ static void
 deadline(struct tg_conn_s *c, uint64_t ms)
 {
 	uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+void
+tg_conn_deadline(struct tg_conn_s *c, uint64_t ms)
+{
+	deadline(c, ms);
 }
 
 static void
@@ -285,9 +292,11 @@ do_handshake(struct tg_conn_s *c)
 	    !(c->srv->tls_answered && c->srv->tls_answered(c->ssl)))
 		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake refused: no certificate yet (the ACME "
 		    "order is in progress; see the acme: lines)", c->peer);
-	else if (tg_tls_noted(c->ssl)[0])
+	else if (tg_tls_noted(c->ssl)[0]) {   /* only the ALPN callback notes here */
+		c->srv->m.alpn_refused++;
 		tg_log(c->srv, TG_LOG_WARN, "%s: TLS handshake refused: %s", c->peer,
 		    tg_tls_noted(c->ssl));
+	}
 	else if (tg_tls_refusal(c->ssl)[0])
 		tg_log(c->srv, TG_LOG_WARN, "%s: refused client certificate: %s%s", c->peer,
 		    tg_tls_refusal(c->ssl), strstr(tg_tls_refusal(c->ssl), "not a trusted CA") ?
@@ -646,7 +655,8 @@ tg_conn_close_idle(struct tg_server *s)
 	for (; c; c = next) {
 		next = c->next;
 		/* idle keep-alive, or a handshake that has asked for nothing yet */
-		if ((c->state == CS_HEAD && c->in_len == 0) || c->state == CS_HANDSHAKE)
+		if ((c->state == CS_HEAD && c->in_len == 0) || c->state == CS_HANDSHAKE ||
+		    c->state == CS_PROXY)
 			conn_close(c);
 	}
 }

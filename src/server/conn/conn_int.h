@@ -9,6 +9,7 @@
 #define TG_CONN_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct tg_conn_s;
 struct tg_http_req;
@@ -19,6 +20,9 @@ char *tg_conn_buf_take(void);
 void tg_conn_buf_give(char *b, size_t cap);
 /* Room for need bytes in c->out; -1 when memory ran out. */
 int tg_conn_out_reserve(struct tg_conn_s *c, size_t need);
+
+/* conn.c: (re)starts the connection's one timer. */
+void tg_conn_deadline(struct tg_conn_s *c, uint64_t ms);
 
 /* accept_proxy.c: reads the PROXY header of a connection in CS_PROXY (or
  * checks there is none from an unlisted address); TG_IO_* or 0 when it
