@@ -267,6 +267,11 @@ struct tg_client_opts {
 	 * selects none of them is refused (TG_E_TLS), one that selects nothing
 	 * is accepted; tg_client_alpn tells which it chose. */
 	const char *alpn;
+	/* CRLs (a PEM or DER file, or a folder of them) the server's
+	 * certificate is checked against; NULL = none. Without a CRL of its
+	 * issuer the server is refused, unless crl_soft_fail. */
+	const char *crl;
+	int crl_soft_fail;
 };
 
 /* Connects to host:port with TLS and judges the server by o (NULL: the

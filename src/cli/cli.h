@@ -42,7 +42,9 @@ struct cli_client {
 	struct cli_cfg_flags cfg;
 	const char *trust, *ca, *known, *server_name, *cert, *key;
 	int timeout_ms;
-	char bufs[8][4096];
+	char bufs[9][4096];
+	const char *crl;        /* --crl FILE */
+	int crl_soft;
 	/* a cluster node's store (store.backend etcd), set by cli_client_opts:
 	 * pins in its state_dir are recorded through it; NULL otherwise */
 	const struct tg_store_conf *store;

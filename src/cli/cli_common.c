@@ -166,7 +166,7 @@ cli_client_flag(struct cli_client *c, int argc, char **argv, int *i)
 	const struct { const char *flag; const char **dst; } map[] = {
 		{ "--trust", &c->trust }, { "--ca-cert", &c->ca },
 		{ "--known-servers", &c->known }, { "--server-name", &c->server_name },
-		{ "--cert", &c->cert }, { "--key", &c->key },
+		{ "--cert", &c->cert }, { "--key", &c->key }, { "--crl", &c->crl },
 	};
 	const char *v;
 	int missing = 0;
@@ -227,6 +227,11 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "state_dir: the path is too long");
 	}
 	snprintf(c->bufs[7], sizeof(c->bufs[7]), "%s", tg_cfg_str(cfg, TG_CFG_CLIENT_GROUPS));
+	if (c->crl)
+		snprintf(c->bufs[8], sizeof(c->bufs[8]), "%s", c->crl);
+	else
+		tg_cfg_path(cfg, TG_CFG_CLIENT_CRL, c->bufs[8], sizeof(c->bufs[8]));
+	c->crl_soft = !strcmp(tg_cfg_str(cfg, TG_CFG_CLIENT_CRL_POLICY), "soft");
 	if (c->known)
 		snprintf(c->bufs[6], sizeof(c->bufs[6]), "%s", c->known);
 	else
@@ -253,6 +258,8 @@ cli_client_opts(struct cli_client *c, struct tg_client_opts *o, struct tg_err *e
 	o->local_ca = c->bufs[5];
 	o->known = c->bufs[6];
 	o->groups = c->bufs[7];
+	o->crl = c->bufs[8];
+	o->crl_soft_fail = c->crl_soft;
 	o->warn = print_warning;
 	o->timeout_ms = c->timeout_ms ? c->timeout_ms : 30000;
 	if (strcmp(o->trust, "ca") != 0 && strcmp(o->trust, "tofu") && strcmp(o->trust, "whitelist") &&

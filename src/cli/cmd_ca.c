@@ -12,7 +12,8 @@
 #include "util.h"
 
 static const char ca_usage[] =
-"usage: tlsgate ca init [--dir DIR] [--name CN] [--key TYPE] [--days N]\n"
+"usage: tlsgate ca init [--dir DIR] [--name CN] [--key TYPE] [--days N] [--crl-url URL]\n"
+"       tlsgate ca crl [--dir DIR] [--days N] [--crl-url URL]\n"
 "       tlsgate ca install|uninstall [--dir DIR]\n"
 "\n"
 "init creates a CA (ca.crt and ca.key, mode 0600) in DIR, by default state_dir/ca.\n"
@@ -20,7 +21,11 @@ static const char ca_usage[] =
 "update-ca-trust), so every client on the machine trusts it; uninstall takes it out.\n"
 "  --name CN    the CA's common name (default \"tlsgate local CA\")\n"
 "  --key TYPE   ec-p256 (default), ec-p384, rsa-2048, rsa-3072, ed25519\n"
-"  --days N     validity in days (default 3650)\n";
+"  --days N     validity in days (default 3650; crl: 7)\n"
+"crl signs the CA's CRL again (DIR/crl.pem, crl.der), from the certificates\n"
+"`tlsgate cert revoke` revoked.\n"
+"  --crl-url URL  where relying parties fetch the CRL (http://...): written into\n"
+"               the certificates issued from then on (CRL distribution point)\n";
 
 /* The local CA folder: state_dir/ca from the configuration. */
 int
@@ -41,10 +46,38 @@ cli_default_ca_dir(char *buf, size_t len)
 	return 0;
 }
 
+static int
+set_crl_url(const char *dir, const char *url, struct tg_err *err)
+{
+	char p[PATH_MAX], line[600];
+
+	if (tg_path_fmt(p, sizeof(p), err, "%s/crl-url", dir) < 0)
+		return -1;
+	snprintf(line, sizeof(line), "%s\n", url);
+	return tg_write_atomic(p, line, strlen(line), 0, err);
+}
+
+/* tlsgate ca crl: the CRL signed again (and its URL set). */
+static int
+ca_crl(const char *dir, int days, const char *url)
+{
+	struct tg_err err;
+	int count = 0;
+
+	if ((url && set_crl_url(dir, url, &err) < 0) || tg_crl_make(dir, days, &count, &err) < 0)
+		return cli_fail_err(&err);
+	printf("CRL of %s signed: %s/crl.pem and %s/crl.der, %d revoked, valid %d days\n", dir,
+	    dir, dir, count, days > 0 ? days : TG_CRL_DAYS);
+	if (url)
+		printf("  certificates issued from now on name %s as their CRL distribution point\n",
+		    url);
+	return 0;
+}
+
 int
 cmd_ca(int argc, char **argv)
 {
-	const char *dir = NULL, *name = "tlsgate local CA", *v;
+	const char *dir = NULL, *name = "tlsgate local CA", *v, *crl_url = NULL;
 	char dbuf[PATH_MAX];
 	enum tg_key_type kt = TG_KEY_EC_P256;
 	int days = 0, i, missing = 0;
@@ -54,7 +87,8 @@ cmd_ca(int argc, char **argv)
 		fputs(ca_usage, argc < 2 ? stderr : stdout);
 		return argc < 2;
 	}
-	if (strcmp(argv[1], "init") && strcmp(argv[1], "install") && strcmp(argv[1], "uninstall"))
+	if (strcmp(argv[1], "init") && strcmp(argv[1], "install") && strcmp(argv[1], "uninstall") &&
+	    strcmp(argv[1], "crl"))
 		return cli_fail("ca %s: unknown subcommand; see `tlsgate ca --help`", argv[1]);
 	for (i = 2; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
@@ -68,6 +102,11 @@ cmd_ca(int argc, char **argv)
 			if (tg_key_type_parse(v, &kt) < 0)
 				return cli_fail("--key %s: use ec-p256, ec-p384, rsa-2048, rsa-3072 "
 				    "or ed25519", v);
+		} else if ((v = cli_flag(argc, argv, &i, "--crl-url", &missing))) {
+			if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+				return cli_fail("--crl-url %s: give an http:// URL (CRLs are fetched "
+				    "without TLS as a rule, RFC 5280)", v);
+			crl_url = v;
 		} else if ((v = cli_flag(argc, argv, &i, "--days", &missing))) {
 			days = atoi(v);
 			if (days <= 0 || days > 36500)
@@ -82,13 +121,16 @@ cmd_ca(int argc, char **argv)
 			return 1;
 		dir = dbuf;
 	}
+	if (!strcmp(argv[1], "crl"))
+		return ca_crl(dir, days, crl_url);
 	if (strcmp(argv[1], "init") != 0) {
 		char crt[PATH_MAX];
 		if (tg_path_fmt(crt, sizeof(crt), &err, "%s/ca.crt", dir) < 0)
 			return cli_fail_err(&err);
 		return cli_ca_install(crt, argv[1][0] == 'i');
 	}
-	if (tg_ca_init(dir, name, kt, days, &err) < 0)
+	if (tg_ca_init(dir, name, kt, days, &err) < 0 || (crl_url && set_crl_url(dir, crl_url,
+	    &err) < 0))
 		return cli_fail_err(&err);
 	printf("created CA \"%s\" in %s\n  certificate: %s/ca.crt (give this to clients)\n"
 	    "  key:         %s/ca.key (mode 0600; keep it secret)\n", name, dir, dir, dir);

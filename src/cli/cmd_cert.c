@@ -26,6 +26,7 @@ static const char cert_usage[] =
 "       tlsgate cert sign  (--server|--client) --csr FILE [--ca DIR] --out FILE.crt [--days N]\n"
 "       tlsgate cert show  FILE | HOST:PORT [client flags]\n"
 "       tlsgate cert check FILE | HOST:PORT [--days N] [client flags]\n"
+"       tlsgate cert revoke FILE | SERIAL [--ca DIR] [--reason REASON]\n"
 "\n"
 "  --san LIST   dns:NAME,ip:ADDR,uri:URI,email:ADDR (bare names are DNS or IP)\n"
 "  --ca DIR     CA folder with ca.crt and ca.key (default: state_dir/ca)\n"
@@ -36,6 +37,9 @@ static const char cert_usage[] =
 "  --no-cn      issue: no CN in the subject, the SANs name it (an etcd client\n"
 "               certificate when etcd auth is on: its JSON gateway refuses CNs)\n"
 "client flags: --ca-cert FILE|DIR --server-name NAME --cert FILE --key FILE\n"
+"revoke: the CA that issued it lists it in its CRL (DIR/crl.pem and crl.der,\n"
+"signed again at once); REASON: unspecified (default), keyCompromise,\n"
+"affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.\n"
 "check exits 0 when the certificate is valid (and, for HOST:PORT, trusted) for at\n"
 "least N more days, 1 otherwise: for cron and monitoring.\n";
 
@@ -346,6 +350,48 @@ out:
 	return rc;
 }
 
+/* tlsgate cert revoke FILE|SERIAL [--ca DIR] [--reason R] */
+static int
+cert_revoke(int argc, char **argv)
+{
+	const char *what = NULL, *ca = NULL, *v;
+	char dbuf[PATH_MAX], serial[130];
+	struct tg_err err;
+	int i, missing = 0, reason = 0, count = 0;
+
+	for (i = 2; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(cert_usage, stdout);
+			return 0;
+		} else if ((v = cli_flag(argc, argv, &i, "--ca", &missing))) {
+			ca = v;
+		} else if ((v = cli_flag(argc, argv, &i, "--reason", &missing))) {
+			if ((reason = tg_crl_reason_code(v)) < 0)
+				return cli_fail("--reason %s: use unspecified, keyCompromise, "
+				    "affiliationChanged, superseded, cessationOfOperation or "
+				    "privilegeWithdrawn", v);
+		} else if (missing || argv[i][0] == '-' || what) {
+			return cli_fail(missing ? "%s needs a value" : "cert revoke: unexpected %s; "
+			    "see `tlsgate cert --help`", argv[i]);
+		} else {
+			what = argv[i];
+		}
+	}
+	if (what == NULL)
+		return cli_fail("cert revoke: name the certificate file or its serial number");
+	if (ca == NULL) {
+		if (cli_default_ca_dir(dbuf, sizeof(dbuf)) < 0)
+			return 1;
+		ca = dbuf;
+	}
+	if (tg_ca_revoke(ca, what, reason, serial, sizeof(serial), &count, &err) < 0)
+		return cli_fail_err(&err);
+	printf("revoked serial %s (%s)\n  CRL: %s/crl.pem and %s/crl.der, %d revoked, valid %d "
+	    "days (signed again by `tlsgate ca crl` or a serving node before then)\n", serial,
+	    tg_crl_reason_words(reason), ca, ca, count, TG_CRL_DAYS);
+	return 0;
+}
+
 int
 cmd_cert(int argc, char **argv)
 {
@@ -356,6 +402,8 @@ cmd_cert(int argc, char **argv)
 		fputs(cert_usage, argc < 2 ? stderr : stdout);
 		return argc < 2;
 	}
+	if (!strcmp(argv[1], "revoke"))
+		return cert_revoke(argc, argv);
 	if (parse_args(argc, argv, &a, !strcmp(argv[1], "show") || !strcmp(argv[1], "check")) < 0)
 		return 1;
 	if (!strcmp(argv[1], "issue"))

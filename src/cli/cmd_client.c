@@ -23,6 +23,8 @@ static const char client_usage[] =
 "  --ca-cert FILE|DIR   trust these CAs (default: system roots plus the local CA)\n"
 "  --server-name NAME   verify NAME (and send it in SNI) instead of the URL's host\n"
 "  --cert FILE --key FILE   present a client certificate\n"
+"  --crl FILE|DIR       refuse a server whose certificate these CRLs revoke\n"
+"                       (client.crl; client.crl_policy soft lets a missing CRL pass)\n"
 "  --timeout DURATION   connect and I/O timeout (default 30s)\n"
 "  --config FILE, --set client.KEY=VALUE\n";
 

@@ -61,6 +61,7 @@ static const struct keydef entry_keys[] = {
 	{ "tunnels.idle_timeout", K_DUR, "5m", NULL, "a connection with no bytes either way is closed after" },
 	{ "tunnels.max_connections", K_INT, "1000", NULL, "connections through this tunnel at most" },
 	{ "tunnels.alpn", K_LIST, "", NULL, "ALPN protocols, preferred first (h2, http/1.1); accepting TLS: the ones selected, others refused; tls_connect: the ones offered, the upstream must select one; default none (docs/tunnels.md)" },
+	{ "tunnels.crl", K_PATH, "", NULL, "CRLs the TLS peer's certificate is checked against; default tls.clients.crl / client.crl (and their policy)" },
 	{ "tunnels.groups", K_LIST, "", NULL, "key-exchange groups of the TLS side; default tls.groups / client.groups" },
 	{ "tunnels.proxy_protocol", K_ENUM, "off", "off|v1|v2", "send a PROXY header to the upstream first: the client's address (v2: and what TLS verified)" },
 	{ "proxy.prefix", K_STR, "", NULL, "requests whose path starts with this go to the upstream" },

@@ -50,6 +50,8 @@
 	X(TG_CFG_TLS_CLIENTS_TRUST, "tls.clients.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how client certificates are judged (mutual mode)") \
 	X(TG_CFG_TLS_CLIENTS_CA, "tls.clients.ca", K_PATH, "", NULL, "CA file or folder of PEM files for client certificates") \
 	X(TG_CFG_TLS_CLIENTS_KNOWN, "tls.clients.known", K_SPATH, "known-clients", NULL, "client fingerprint store") \
+	X(TG_CFG_TLS_CLIENTS_CRL, "tls.clients.crl", K_PATH, "", NULL, "CRLs (a PEM or DER file, or a folder) client certificates are checked against; reloaded when it changes") \
+	X(TG_CFG_TLS_CLIENTS_CRL_POLICY, "tls.clients.crl_policy", K_ENUM, "hard", "hard|soft", "hard: no current CRL for a client's CA refuses it; soft: lets it pass (a listed revocation always refuses)") \
 	X(TG_CFG_TLS_CLIENTS_ALLOW, "tls.clients.allow", K_LIST, "", NULL, "identity allow-list: cn:, dns:, uri: patterns") \
 	X(TG_CFG_CLIENT_TRUST, "client.trust", K_ENUM, "ca", "ca|tofu|whitelist|ca-or-tofu|insecure-no-validation", "how servers are judged when connecting out") \
 	X(TG_CFG_CLIENT_CA, "client.ca", K_PATH, "", NULL, "CA file or folder; default system roots plus the local CA") \
@@ -57,6 +59,8 @@
 	X(TG_CFG_CLIENT_SERVER_NAME, "client.server_name", K_STR, "", NULL, "name to verify and send in SNI") \
 	X(TG_CFG_CLIENT_CERT, "client.cert", K_PATH, "", NULL, "client certificate for servers that require one") \
 	X(TG_CFG_CLIENT_KEY, "client.key", K_PATH, "", NULL, "key of client.cert") \
+	X(TG_CFG_CLIENT_CRL, "client.crl", K_PATH, "", NULL, "CRLs servers' certificates are checked against when connecting out (tunnels, proxy, get/put)") \
+	X(TG_CFG_CLIENT_CRL_POLICY, "client.crl_policy", K_ENUM, "hard", "hard|soft", "as tls.clients.crl_policy, for client.crl") \
 	X(TG_CFG_CLIENT_GROUPS, "client.groups", K_LIST, "", NULL, "key-exchange groups offered when connecting out; default as tls.groups") \
 	X(TG_CFG_FILES_ENABLED, "files.enabled", K_BOOL, "true", NULL, "serve the file transfer service") \
 	X(TG_CFG_FILES_PREFIX, "files.prefix", K_STR, "/files/", NULL, "URL prefix of the file service") \
@@ -102,7 +106,8 @@ enum tg_cfg_key {
 	X(TG_FIELD_FIRST_BYTE_TIMEOUT, "first_byte_timeout") \
 	X(TG_FIELD_ALPN, "alpn") \
 	X(TG_FIELD_GROUPS, "groups") \
-	X(TG_FIELD_PROXY_PROTOCOL, "proxy_protocol")
+	X(TG_FIELD_PROXY_PROTOCOL, "proxy_protocol") \
+	X(TG_FIELD_CRL, "crl")
 
 enum tg_cfg_field {
 #define TG_CFG_FIELD_ID(id, name) id,

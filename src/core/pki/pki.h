@@ -45,6 +45,7 @@ int tg_cert_days_left(X509 *cert, int *days);
 struct tg_ca {
 	X509 *cert;
 	EVP_PKEY *key;
+	char crl_url[512];   /* CA_DIR/crl-url: put in issued certificates' CDP; "" none */
 };
 int tg_ca_load(const char *dir, struct tg_ca *ca, struct tg_err *err);
 void tg_ca_clear(struct tg_ca *ca);
@@ -57,5 +58,27 @@ X509 *tg_cert_build(int kind, const char *cn, const char *sans,
     int days, EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
 /* Validates a SAN list ("dns:a,ip:b,uri:c"; bare names guessed). */
 int tg_sans_check(const char *sans, struct tg_err *err);
+
+/*
+ * Revocation (pki_crl.c). The CA folder keeps `revoked` (what was
+ * revoked), `crlnumber`, and the CRL as crl.pem and crl.der, valid for
+ * TG_CRL_DAYS and signed again when half of that is gone.
+ */
+#define TG_CRL_DAYS 7
+/* keyCompromise, key-compromise, ...: the RFC 5280 reason code; -1 unknown. */
+int tg_crl_reason_code(const char *name);
+const char *tg_crl_reason_words(int code);   /* "key compromise" */
+/* Revokes what (a certificate file this CA issued, or a hex serial) with
+ * reason, writes the new CRL; the serial lands in serial, the number of
+ * revoked certificates in *count. */
+int tg_ca_revoke(const char *ca_dir, const char *what, int reason, char *serial, size_t slen,
+    int *count, struct tg_err *err);
+/* Signs the CRL again (days 0: TG_CRL_DAYS). */
+int tg_crl_make(const char *ca_dir, int days, int *count, struct tg_err *err);
+/* Signs it again when due: 1 made, 0 still current, -1 error. */
+int tg_crl_refresh(const char *ca_dir, struct tg_err *err);
+/* Adds the CRLs of a file (PEM, several, or DER) or a folder to st: their
+ * number, or -1 in words. */
+int tg_crl_load(X509_STORE *st, const char *path, struct tg_err *err);
 
 #endif

@@ -219,6 +219,13 @@ tg_cert_build(int kind, const char *cn, const char *sans, int days,
 		if (add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always", err) < 0)
 			goto fail;
 	}
+	/* where relying parties fetch the CA's CRL (ca init --crl-url) */
+	if (issuer && issuer->crl_url[0] && (kind & ~TG_BUILD_NO_CN) != TG_BUILD_CA) {
+		char cdp[sizeof(issuer->crl_url) + 8];
+		snprintf(cdp, sizeof(cdp), "URI:%s", issuer->crl_url);
+		if (add_ext(x, &ctx, NID_crl_distribution_points, cdp, err) < 0)
+			goto fail;
+	}
 	if (sans && conf[0]) {
 		char crit[sizeof(conf) + 16];
 		snprintf(crit, sizeof(crit), "critical,%s", conf);   /* fits: conf + 9 */
@@ -271,6 +278,15 @@ tg_ca_load(const char *dir, struct tg_ca *ca, struct tg_err *err)
 		goto fail;
 	}
 	ERR_clear_error();
+	snprintf(p, sizeof(p), "%s/crl-url", dir);
+	{
+		FILE *f = fopen(p, "r");
+		if (f) {
+			if (fgets(ca->crl_url, sizeof(ca->crl_url), f))
+				ca->crl_url[strcspn(ca->crl_url, "\r\n \t")] = '\0';
+			fclose(f);
+		}
+	}
 	return 0;
 fail:
 	ERR_clear_error();

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -33,6 +34,7 @@
 	"TLS_CHACHA20_POLY1305_SHA256"
 
 static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1, trust_idx = -1, note_idx = -1;
+static int crl_soft_idx = -1, revoked_idx = -1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -61,9 +63,11 @@ init_once(void)
 {
 	cache_idx = SSL_CTX_get_ex_new_index(0, "tlsgate chain cache", NULL, NULL, cache_free);
 	trust_idx = SSL_CTX_get_ex_new_index(0, "tlsgate trust", NULL, NULL, trust_unref);
+	crl_soft_idx = SSL_CTX_get_ex_new_index(0, "tlsgate crl soft-fail", NULL, NULL, NULL);
 	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
 	verdict_idx = SSL_get_ex_new_index(0, "tlsgate verdict", NULL, NULL, refusal_free);
 	note_idx = SSL_get_ex_new_index(0, "tlsgate note", NULL, NULL, refusal_free);
+	revoked_idx = SSL_get_ex_new_index(0, "tlsgate revoked", NULL, NULL, NULL);
 }
 
 void
@@ -164,7 +168,11 @@ server_verify(X509_STORE_CTX *xs, void *arg)
 	}
 	chain_ok = verify_chain(xs, ssl, leaf);
 	tg_trust_client_identity(leaf, id, sizeof(id));
-	if (tg_trust_judge(t, leaf, id, chain_ok, tg_tls_refusal(ssl), v, &err) < 0) {
+	if (SSL_get_ex_data(ssl, revoked_idx)) {
+		/* revoked by its CA: no mode lets it in, not even a pin */
+		snprintf(v->identity, sizeof(v->identity), "%s", id);
+		snprintf(v->reason, sizeof(v->reason), "%s", tg_tls_refusal(ssl));
+	} else if (tg_trust_judge(t, leaf, id, chain_ok, tg_tls_refusal(ssl), v, &err) < 0) {
 		v->accept = 0;
 		snprintf(v->reason, sizeof(v->reason), "%s", err.msg);
 	}
@@ -258,28 +266,113 @@ tg_tls_refusal(SSL *ssl)
 	return r ? r : "";
 }
 
+/* A CRL that cannot be had or is out of date (not a revocation). */
+static int
+crl_unavailable(int e)
+{
+	return e == X509_V_ERR_UNABLE_TO_GET_CRL || e == X509_V_ERR_CRL_HAS_EXPIRED ||
+	    e == X509_V_ERR_CRL_NOT_YET_VALID || e == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
+}
+
+/* The words of a revocation or a CRL problem: serial, date, reason. */
+static int
+crl_words(X509_STORE_CTX *xs, int e, char *buf, size_t len)
+{
+	X509 *cert = X509_STORE_CTX_get_current_cert(xs);
+	X509_CRL *crl = X509_STORE_CTX_get0_current_crl(xs);
+	char label[256], issuer[256], date[64], serial[130] = "?";
+	BIGNUM *bn;
+	int n;
+
+	if (cert == NULL)
+		return -1;
+	tg_cert_label(cert, label, sizeof(label));
+	tg_x509_name_line(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) != NULL) {
+		char *h = BN_bn2hex(bn);
+		if (h)
+			snprintf(serial, sizeof(serial), "%s", h);
+		OPENSSL_free(h);
+		BN_free(bn);
+	}
+	if (e == X509_V_ERR_CERT_REVOKED) {
+		X509_REVOKED *rev = NULL;
+		ASN1_ENUMERATED *re = NULL;
+		long code = 0;
+		snprintf(date, sizeof(date), "?");
+		if (crl && X509_CRL_get0_by_cert(crl, &rev, cert) == 1 && rev) {
+			tg_asn1_date(X509_REVOKED_get0_revocationDate(rev), date, sizeof(date));
+			if ((re = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL)) != NULL)
+				code = ASN1_ENUMERATED_get(re);
+			ASN1_ENUMERATED_free(re);
+		}
+		/* the words may be cut at len; what is cut is the issuer's name */
+		n = snprintf(buf, len, "certificate for %s (serial %s) was revoked on %s, reason: %s "
+		    "(the CRL of \"%s\")", label, serial, date, tg_crl_reason_words((int)code), issuer);
+		return n < 0 ? -1 : 0;
+	}
+	if (e == X509_V_ERR_CRL_HAS_EXPIRED && crl) {
+		tg_asn1_date(X509_CRL_get0_nextUpdate(crl), date, sizeof(date));
+		n = snprintf(buf, len, "the CRL of \"%s\" expired on %s (its nextUpdate); a current "
+		    "one is needed to check %s (hard-fail: fetch a new CRL, or set the crl_policy to "
+		    "soft)", issuer, date, label);
+		return n < 0 ? -1 : 0;
+	}
+	if (e == X509_V_ERR_UNABLE_TO_GET_CRL) {
+		n = snprintf(buf, len, "no CRL of \"%s\" to check %s (serial %s) against (hard-fail: "
+		    "add that CA's CRL to the configured CRLs, or set the crl_policy to soft)",
+		    issuer, label, serial);
+		return n < 0 ? -1 : 0;
+	}
+	return -1;
+}
+
 static int
 verify_cb(int ok, X509_STORE_CTX *xs)
 {
 	SSL *ssl;
 	char words[600], *host = NULL, *copy;
 	X509_VERIFY_PARAM *vp;
+	int e;
 
 	if (ok)
 		return ok;
 	ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	e = X509_STORE_CTX_get_error(xs);
+	if (ssl && e == X509_V_ERR_CERT_REVOKED)
+		SSL_set_ex_data(ssl, revoked_idx, (void *)1);
+	/* soft-fail: a CRL that cannot be had does not refuse anyone (a
+	 * revocation it lists still does) */
+	if (ssl && crl_unavailable(e) && SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), crl_soft_idx))
+		return 1;
 	if (ssl == NULL || SSL_get_ex_data(ssl, refusal_idx) != NULL)
 		return ok;   /* keep the first reason */
 	vp = X509_STORE_CTX_get0_param(xs);
 	host = X509_VERIFY_PARAM_get0_host(vp, 0) ?
 	    strdup(X509_VERIFY_PARAM_get0_host(vp, 0)) : X509_VERIFY_PARAM_get1_ip_asc(vp);
-	tg_verify_words(X509_STORE_CTX_get_error(xs), X509_STORE_CTX_get_current_cert(xs),
-	    host, words, sizeof(words));
+	if (crl_words(xs, e, words, sizeof(words)) < 0)
+		tg_verify_words(e, X509_STORE_CTX_get_current_cert(xs), host, words, sizeof(words));
 	free(host);
 	copy = strdup(words);
 	if (copy && !SSL_set_ex_data(ssl, refusal_idx, copy))
 		free(copy);
 	return ok;
+}
+
+/* The CRLs of path into ctx's trust store, and the leaf checked against
+ * them in every verification; soft: a missing or stale CRL is let pass. */
+static int
+use_crls(SSL_CTX *ctx, const char *path, int soft, const char *what, struct tg_err *err)
+{
+	if (tg_crl_load(SSL_CTX_get_cert_store(ctx), path, err) < 0) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		return tg_err_set(err, err->code, "%s: %s", what, m);
+	}
+	X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+	if (soft && !SSL_CTX_set_ex_data(ctx, crl_soft_idx, (void *)1))
+		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
+	return 0;
 }
 
 static int
@@ -369,8 +462,8 @@ out:
 static int
 mutual_context(const struct tg_server_tls *s, unsigned char *out, size_t len)
 {
-	unsigned char md[32], *ca = NULL;
-	size_t calen = 0;
+	unsigned char md[32], *ca = NULL, *crl = NULL;
+	size_t calen = 0, crllen = 0;
 	struct tg_err err;
 	EVP_MD_CTX *x = EVP_MD_CTX_new();
 	const char *mode = tg_trust_mode_name(s->clients->mode);
@@ -379,12 +472,19 @@ mutual_context(const struct tg_server_tls *s, unsigned char *out, size_t len)
 	if (s->clients_ca && s->clients_ca[0] && tg_read_file(s->clients_ca, &ca, &calen, 16 << 20,
 	    &err) < 0)
 		ca = NULL, calen = 0;   /* the load below fails in words */
+	/* the CRL too: a session from before a revocation must not resume
+	 * into a context that would refuse its certificate */
+	if (s->clients_crl && s->clients_crl[0] && tg_read_file(s->clients_crl, &crl, &crllen,
+	    64 << 20, &err) < 0)
+		crl = NULL, crllen = 0;
 	ok = x && EVP_DigestInit_ex(x, EVP_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(x, mode, strlen(mode) + 1) == 1 &&
 	    EVP_DigestUpdate(x, ca ? ca : (unsigned char *)"", calen) == 1 &&
+	    EVP_DigestUpdate(x, crl ? crl : (unsigned char *)"", crllen) == 1 &&
 	    EVP_DigestFinal_ex(x, md, NULL) == 1;
 	EVP_MD_CTX_free(x);
 	OPENSSL_free(ca);
+	OPENSSL_free(crl);
 	if (!ok)
 		return -1;
 	memcpy(out, md, len < sizeof(md) ? len : sizeof(md));
@@ -440,6 +540,10 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 			SSL_CTX_set_cert_store(ctx, st);
 			SSL_CTX_set_client_CA_list(ctx, names);
 		}
+		if (s->clients_crl && s->clients_crl[0] && use_crls(ctx, s->clients_crl,
+		    s->crl_soft, s->clients_crl_what ? s->clients_crl_what : "tls.clients.crl",
+		    err) < 0)
+			goto fail;
 		if (!SSL_CTX_set_ex_data(ctx, trust_idx, s->clients))
 			goto fail;
 		tg_trust_ref(s->clients);
@@ -501,6 +605,8 @@ tg_tls_client_ctx(const struct tg_client_opts *o, struct tg_err *err)
 		    tg_trust_store_add(SSL_CTX_get_cert_store(ctx), o->local_ca, NULL, err) < 0)
 			goto fail;
 	}
+	if (o->crl && o->crl[0] && use_crls(ctx, o->crl, o->crl_soft_fail, "client.crl", err) < 0)
+		goto fail;
 	X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
 	/* RFC 9525 §6.4.4: names are matched in subjectAltName only; a name
 	 * that stands only in the subject's CN does not match */
@@ -567,6 +673,12 @@ tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, const ch
 		tg_verify_words(r, peer, NULL, words, sizeof(words));
 	if (strstr(words, "not a trusted CA") && ca_hint)
 		snprintf(words + strlen(words), sizeof(words) - strlen(words), " (%s)", ca_hint);
+	if (SSL_get_ex_data(ssl, revoked_idx)) {   /* no mode accepts a revoked server */
+		memset(v, 0, sizeof(*v));
+		snprintf(v->identity, sizeof(v->identity), "%s", identity);
+		snprintf(v->reason, sizeof(v->reason), "%s", words);
+		return 0;
+	}
 	return tg_trust_judge(t, peer, identity, r == X509_V_OK, words, v, err);
 }
 

@@ -25,6 +25,9 @@ struct tg_server_tls {
 	int shared_sessions;              /* several workers: stateless tickets only */
 	const char *groups;               /* key-exchange groups; NULL: the default */
 	const char *groups_what;          /* the setting, for messages */
+	const char *clients_crl;          /* mutual: CRL file or folder; NULL/"" none */
+	const char *clients_crl_what;     /* the setting, for messages */
+	int crl_soft;                     /* a missing or stale CRL lets clients pass */
 };
 
 SSL_CTX *tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err);

@@ -4,6 +4,10 @@
  */
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +390,28 @@ status(struct tg_conn_s *c)
 	free(t.p);
 }
 
+/* The local CA's CRL: DER at /crl (what a CRL distribution point names,
+ * RFC 5280 §4.2.1.13), PEM at /crl.pem. */
+static void
+crl(struct tg_conn_s *c, int pem, int head)
+{
+	const struct tg_server *s = c->srv;
+	char p[PATH_MAX + 16];
+	struct stat sb;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/ca/crl.%s", s->state_dir, pem ? "pem" : "der");
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
+		if (fd >= 0)
+			close(fd);
+		tg_conn_respond(c, 404, NULL, "no CRL yet: the local CA makes one with its first "
+		    "`tlsgate cert revoke`, or `tlsgate ca crl`");
+		return;
+	}
+	tg_conn_respond_file(c, 200, pem ? "Content-Type: application/x-pem-file\r\n" :
+	    "Content-Type: application/pkix-crl\r\n", fd, 0, (uint64_t)sb.st_size, head);
+}
+
 static enum tg_handled
 admin_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
 {
@@ -395,8 +421,11 @@ admin_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_htt
 		metrics(c);
 	else if (get && !strcmp(c->target, "/status"))
 		status(c);
+	else if (get && (!strcmp(c->target, "/crl") || !strcmp(c->target, "/crl.pem")))
+		crl(c, !strcmp(c->target, "/crl.pem"), !strcmp(c->method, "HEAD"));
 	else
-		tg_conn_respond(c, 404, NULL, "the admin listener serves GET /metrics and GET /status");
+		tg_conn_respond(c, 404, NULL, "the admin listener serves GET /metrics, /status and "
+		    "/crl (the local CA's CRL)");
 	return TG_H_DONE;
 }
 

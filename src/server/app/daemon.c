@@ -32,6 +32,7 @@
 #include "proxyproto.h"
 #include "watch.h"
 #include "magic.h"
+#include "crl_life.h"
 #include "daemon.h"
 #include "tls_life.h"
 #include "server.h"
@@ -123,6 +124,7 @@ on_signal(uv_signal_t *sig, int signum)
 		uv_close((uv_handle_t *)&s->tickets_tick, NULL);
 	if (s->watchdog_on)
 		uv_close((uv_handle_t *)&s->watchdog, NULL);
+	tg_crl_life_stop(s);
 	if (s->watching) {
 		uv_close((uv_handle_t *)&s->watch_tick, NULL);
 		uv_close((uv_handle_t *)&s->watch_settle, NULL);
@@ -655,6 +657,7 @@ tg_server_run(struct tg_server *s)
 	if (s->reload_at_start)
 		on_hup(&s->sig_hup, SIGHUP);   /* settings as the other workers have them */
 	start_watchdog(s);
+	tg_crl_life_start(s);
 	tg_sd_notify("READY=1\nSTATUS=serving %s", s->listen);
 	uv_run(s->loop, UV_RUN_DEFAULT);
 	/* the stop signals were unref'ed, not closed: close them now */

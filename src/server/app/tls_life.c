@@ -76,6 +76,8 @@ build_ctx(struct tg_server *s, struct tg_err *err)
 	t.min_version = s->tls.min_version;
 	t.groups = s->tls.groups;
 	t.groups_what = "tls.groups";
+	t.clients_crl = s->tls.clients_crl;
+	t.crl_soft = s->tls.crl_soft;
 	t.mutual = s->mutual;
 	t.clients_ca = s->tls.clients_ca;
 	t.clients_ca_origin = s->tls.clients_ca_origin;
@@ -199,6 +201,8 @@ tg_daemon_setup_tls(struct tg_server *s, const struct tg_config *cfg, struct tg_
 	    TG_CFG_TLS_GROUPS)) >= (int)sizeof(s->tls.groups))
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.groups (%s): the list is too long",
 		    tg_config_origin(cfg, "tls.groups"));
+	tg_cfg_path(cfg, TG_CFG_TLS_CLIENTS_CRL, s->tls.clients_crl, sizeof(s->tls.clients_crl));
+	s->tls.crl_soft = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_CLIENTS_CRL_POLICY), "soft");
 	if (s->mutual) {
 		enum tg_trust_mode mode = TG_TRUST_CA;
 		const char *const *allow;
@@ -293,6 +297,16 @@ on_settled(uv_timer_t *t)
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (s->stopping)
 		return;
+	if (s->crl_changed) {   /* the context is built again with the new CRLs */
+		s->crl_changed = 0;
+		if (swap_cert(s, &err) < 0)
+			tg_log(s, TG_LOG_ERROR, "tls.clients.crl changed on disk but was refused, the "
+			    "CRLs in service stay: %s", err.msg);
+		else
+			tg_log(s, TG_LOG_INFO, "tls.clients.crl changed on disk: new handshakes are "
+			    "checked against it; open connections stay");
+		return;
+	}
 	if (s->acme_on && s->store) {   /* a cluster node following the store */
 		if (swap_cert(s, &err) < 0)
 			tg_log(s, TG_LOG_WARN, "acme: worker %u: the certificate in the cluster's store "
@@ -348,6 +362,17 @@ on_watch_tick(uv_timer_t *t)
 	struct tg_file_sig c, k;
 
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
+	if (s->tls.clients_crl[0]) {
+		struct tg_file_sig r;
+		file_sig(s->tls.clients_crl, &r);
+		if (memcmp(&r, &s->sig_crl, sizeof(r)) != 0) {
+			s->sig_crl = r;
+			s->crl_changed = 1;
+			uv_timer_start(&s->watch_settle, on_settled, 1000, 0);
+		}
+	}
+	if (!s->watch_cert)
+		return;
 	file_sig(s->tls.cert, &c);
 	file_sig(s->tls.key, &k);
 	if (memcmp(&c, &s->sig_cert, sizeof(c)) == 0 && memcmp(&k, &s->sig_key, sizeof(k)) == 0)
@@ -392,6 +417,9 @@ tg_daemon_watch_files(struct tg_server *s)
 		s->watching = 1;
 	}
 	uv_timer_stop(&s->watch_tick);
+	s->watch_cert = follower || byo;
+	if (s->tls.clients_crl[0])
+		file_sig(s->tls.clients_crl, &s->sig_crl);   /* what is in service now */
 	if (follower) {
 		/* what this worker serves may be older than the files (a worker
 		 * started again after the first one renewed): the first tick
@@ -402,6 +430,8 @@ tg_daemon_watch_files(struct tg_server *s)
 	} else if (byo) {
 		file_sig(s->tls.cert, &s->sig_cert);   /* what is in service now */
 		file_sig(s->tls.key, &s->sig_key);
+		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
+	} else if (s->ssl_ctx && s->mutual && s->tls.clients_crl[0]) {
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
 	}
 }

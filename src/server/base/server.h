@@ -58,6 +58,8 @@ struct tg_server {
 		char clients_ca[PATH_MAX], clients_ca_origin[320];
 		int min_version;
 		char groups[512];                          /* tls.groups; "" = default */
+		char clients_crl[PATH_MAX];                /* tls.clients.crl; "" = none */
+		int crl_soft;                              /* tls.clients.crl_policy soft */
 	} tls;
 	/* ACME (tls.auto: acme) */
 	int acme_on;
@@ -75,6 +77,8 @@ struct tg_server {
 	int tickets_on;
 	uv_timer_t watchdog;         /* WatchdogSec: WATCHDOG=1 from the loop (systemd.h) */
 	int watchdog_on;
+	uv_timer_t crl_tick;         /* the local CA's CRL signed again (crl_life.c) */
+	int crl_on, crl_busy;
 	int acme_fd;                 /* tls.acme.http_listen (HTTP-01); -1 when unused */
 	uv_poll_t acme_poll;
 	uv_async_t acme_async;       /* the agent has a new certificate */
@@ -91,7 +95,9 @@ struct tg_server {
 	struct tg_file_sig {
 		uint64_t dev, ino;
 		int64_t size, mtime_ns, ctime_ns;
-	} sig_cert, sig_key;
+	} sig_cert, sig_key, sig_crl;
+	int watch_cert;               /* the tick looks at tls.cert/key (not only the CRL) */
+	int crl_changed;              /* the settle timer rebuilds for a new CRL */
 	uv_timer_t watch_settle;
 	int mutual;
 	struct tg_trust *clients;    /* how client certificates are judged (mutual) */

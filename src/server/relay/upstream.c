@@ -119,7 +119,7 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 	struct tg_server *s = t->srv;
 	struct tg_server_tls st;
 	SSL_CTX *ctx;
-	char gw[64];
+	char gw[64], cw[64];
 
 	memset(&st, 0, sizeof(st));
 	st.cert = s->tls.cert;
@@ -134,6 +134,10 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 	snprintf(gw, sizeof(gw), "tunnels.%zu.groups", t->index);
 	st.groups = t->groups[0] ? t->groups : s->tls.groups;
 	st.groups_what = t->groups[0] ? gw : "tls.groups";
+	snprintf(cw, sizeof(cw), "tunnels.%zu.crl", t->index);
+	st.clients_crl = t->crl[0] ? t->crl : s->tls.clients_crl;
+	st.clients_crl_what = t->crl[0] ? cw : "tls.clients.crl";
+	st.crl_soft = s->tls.crl_soft;
 	if ((ctx = tg_tls_server_ctx(&st, err)) == NULL)
 		return -1;
 	SSL_CTX_set_alpn_select_cb(ctx, tunnel_alpn, t);
@@ -246,6 +250,7 @@ read_protocols(const struct tg_config *cfg, const char *list, size_t i, struct t
 	if (tg_alpn_parse(t->http ? (t->tls_connect ? "http/1.1" : "") : tg_cfg_entry_str(cfg, list,
 	    i, TG_FIELD_ALPN), &t->alpn, what, err) < 0)
 		return -1;
+	snprintf(t->crl, sizeof(t->crl), "%s", tg_cfg_entry_str(cfg, list, i, TG_FIELD_CRL));
 	if (snprintf(t->groups, sizeof(t->groups), "%s", tg_cfg_entry_str(cfg, list, i,
 	    TG_FIELD_GROUPS)) >= (int)sizeof(t->groups))
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "%s.%zu.groups: the list is too long",
@@ -339,6 +344,10 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 	o.cert = cert;
 	o.key = key;
 	o.groups = t->groups[0] ? t->groups : tg_cfg_str(cfg, TG_CFG_CLIENT_GROUPS);
+	if (!t->crl[0])
+		tg_cfg_path(cfg, TG_CFG_CLIENT_CRL, t->crl, sizeof(t->crl));
+	o.crl = t->crl;
+	o.crl_soft_fail = !strcmp(tg_cfg_str(cfg, TG_CFG_CLIENT_CRL_POLICY), "soft");
 	if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
 		return -1;
 	if (t->alpn.len && SSL_CTX_set_alpn_protos(t->ctx, t->alpn.wire,

@@ -58,6 +58,7 @@ struct tg_tunnel {
 	/* TLS in: how the context is built again when the certificate changes */
 	char ca[PATH_MAX], ca_origin[320];
 	char groups[512];            /* key-exchange groups of the TLS side; "" default */
+	char crl[PATH_MAX];          /* tunnels.N.crl: the TLS peer's CRLs; "" the default */
 	/* ALPN: TLS in, the protocols selected (server preference); TLS out,
 	 * the ones offered, one of which the upstream must select; none: no
 	 * ALPN (docs/tunnels.md) */
