@@ -40,6 +40,8 @@ static const char acme_usage[] =
 "  --ca-cert FILE       extra trust for the CA's own HTTPS, for test CAs (tls.acme.ca_cert)\n"
 "  --email E            account contact (tls.acme.email)\n"
 "  --challenge C        http-01 (default), tls-alpn-01 or dns-01 (tls.acme.challenge)\n"
+"  --profile P          the CA's certificate profile, one its directory lists\n"
+"                       (tls.acme.profile; e.g. Let's Encrypt's tlsserver, shortlived)\n"
 "  --listen ADDR        where the answer is served (default :80 for http-01, :443 for\n"
 "                       tls-alpn-01)\n"
 "  --dns-hook PROGRAM   dns-01: run as PROGRAM add|remove _acme-challenge.NAME VALUE\n"
@@ -259,6 +261,7 @@ parse_args(int argc, char **argv, const char *sub, struct acme_args *a)
 		{ "--name", "tls.acme.names" }, { "--directory", "tls.acme.directory" },
 		{ "--ca-cert", "tls.acme.ca_cert" }, { "--email", "tls.acme.email" },
 		{ "--challenge", "tls.acme.challenge" }, { "--dns-hook", "tls.acme.dns_hook" },
+		{ "--profile", "tls.acme.profile" },
 	};
 	const char *v;
 	int i, r, missing = 0;

@@ -212,12 +212,15 @@ wait_log() {
 # ACME_CA (trust for pebble's own HTTPS), ACME_ROOT (the root it issues
 # from), CHALL_MGMT (challtestsrv's management port, for DNS-01 hooks).
 # PEBBLE_EAB=true makes pebble require external account binding (key id
-# kid-1, the HMAC key in the config below).
+# kid-1, the HMAC key in the config below); PEBBLE_VALIDITY=SECONDS sets
+# the lifetime of what it issues.
 start_pebble() {
 	command -v pebble >/dev/null || fail "pebble is not installed (make test installs it)"
 	ACME_HTTP_PORT=$(free_port); ACME_TLS_PORT=$(free_port)
 	local dns=$(free_port) mgmt=$(free_port) pp=$(free_port) pm=$(free_port)
 	CHALL_MGMT=$mgmt
+	local validity=""
+	[ -n "${PEBBLE_VALIDITY:-}" ] && validity="\"certificateValidityPeriod\":$PEBBLE_VALIDITY,"
 	rm -rf "$T/pebble"; mkdir -p "$T/pebble"
 	"$TG_BIN" ca init --dir "$T/pebble/ca" >/dev/null
 	"$TG_BIN" cert issue --server --san dns:localhost,ip:127.0.0.1 --ca "$T/pebble/ca" \
@@ -226,7 +229,7 @@ start_pebble() {
 {"pebble":{"listenAddress":"127.0.0.1:$pp","managementListenAddress":"127.0.0.1:$pm",
 "certificate":"$T/pebble/tls.crt","privateKey":"$T/pebble/tls.key","httpPort":$ACME_HTTP_PORT,
 "tlsPort":$ACME_TLS_PORT,"ocspResponderURL":"","domainBlocklist":["blocked.example.com"],
-"externalAccountBindingRequired":${PEBBLE_EAB:-false},
+"externalAccountBindingRequired":${PEBBLE_EAB:-false},$validity
 "externalAccountMACKeys":{"kid-1":"zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"}}}
 JSON
 	pebble-challtestsrv -management "127.0.0.1:$mgmt" -dns01 "127.0.0.1:$dns" -http01 "" \

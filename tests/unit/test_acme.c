@@ -99,12 +99,18 @@ main(void)
 	    when == now + 50 * 86400 && strstr(why, "not due until"), "90d: %s", why);
 	CHECK(tg_acme_due(x, 30 * 86400, NULL, now + 51 * 86400, &when, why, sizeof(why)) == 1 &&
 	    strstr(why, "renew_before"), "due after 50 days: %s", why);
+	CHECK(tg_acme_due(x, 0, NULL, now, &when, why, sizeof(why)) == 0 &&
+	    when == now + 50 * 86400, "90d without renew_before: a third: %s", why);
 	X509_free(x);
 	x = cert_valid(now - 2 * 86400, now + 4 * 86400, &ca);     /* 6-day certificate */
 	CHECK(tg_acme_due(x, 30 * 86400, NULL, now, &when, why, sizeof(why)) == 1 &&
 	    strstr(why, "renew_before"), "short: %s", why);
 	CHECK(tg_acme_due(x, 86400, NULL, now, &when, why, sizeof(why)) == 0 &&
-	    when == now + 2 * 86400, "a third of 6 days: %s", why);
+	    when == now + 1 * 86400, "half of 6 days (under 10 days): %s", why);
+	CHECK(tg_acme_due(x, 0, NULL, now, &when, why, sizeof(why)) == 0 &&
+	    when == now + 1 * 86400, "no renew_before, 6 days: renewed after 3: %s", why);
+	CHECK(tg_acme_due(x, 0, NULL, now + 86400 + 1, &when, why, sizeof(why)) == 1 &&
+	    strstr(why, "half of its lifetime"), "6 days, due: %s", why);
 	memset(&ari, 0, sizeof(ari));
 	ari.start = now - 3600;
 	ari.end = now - 60;
@@ -135,6 +141,15 @@ main(void)
 	    "\"newOrder\":\"https://a/o\",\"meta\":{\"termsOfService\":\"https://a/t\","
 	    "\"externalAccountRequired\":true}}"), &dir, &err) == 0 && dir.eab_required &&
 	    !strcmp(dir.terms, "https://a/t"), "directory: %s", err.msg);
+	CHECK(tg_acme_parse_directory(J("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/a\","
+	    "\"newOrder\":\"https://a/o\",\"meta\":{\"profiles\":{\"classic\":\"https://a/c\","
+	    "\"shortlived\":\"https://a/s\"}}}"), &dir, &err) == 0 &&
+	    !strcmp(dir.profiles, "classic, shortlived") && tg_acme_is_profile(&dir, "shortlived") &&
+	    !tg_acme_is_profile(&dir, "short") && !tg_acme_is_profile(&dir, "tlsserver"),
+	    "profiles: %s", dir.profiles);
+	CHECK(tg_acme_parse_directory(J("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/a\","
+	    "\"newOrder\":\"https://a/o\",\"meta\":{\"profiles\":{\"bad\\\"name\":\"x\"}}}"), &dir,
+	    &err) < 0, "a profile name with a quote refused");
 	CHECK(tg_acme_parse_directory(J("{\"newNonce\":\"ftp://a\",\"newAccount\":\"https://a/a\","
 	    "\"newOrder\":\"https://a/o\"}"), &dir, &err) < 0, "non-http URL refused");
 	CHECK(tg_acme_parse_order(J("{\"status\":\"pending\",\"finalize\":\"https://a/f\","

@@ -270,6 +270,8 @@ new_order(struct run *r, const char *replaces, struct tg_acme_order *ord, char *
 	n += (size_t)snprintf(payload + n, cap - n, "]");
 	if (replaces && replaces[0])
 		n += (size_t)snprintf(payload + n, cap - n, ",\"replaces\":\"%s\"", replaces);
+	if (o->profile && o->profile[0])   /* checked against the directory's list first */
+		n += (size_t)snprintf(payload + n, cap - n, ",\"profile\":\"%s\"", o->profile);
 	snprintf(payload + n, cap - n, "}");
 	if (tg_acme_post(&r->h, r->akey, r->kid, r->dir.new_order, payload, NULL, &resp, err) < 0)
 		goto out;
@@ -657,6 +659,16 @@ open_account(struct tg_store *st, struct run *r, struct tg_acme_resp *resp,
 		return -1;
 	snprintf(r->h.new_nonce_url, sizeof(r->h.new_nonce_url), "%s", r->dir.new_nonce);
 	say(r, "directory %s", o->directory);
+	if (o->profile && o->profile[0] && !tg_acme_is_profile(&r->dir, o->profile)) {
+		if (!r->dir.profiles[0])
+			return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.profile %s: the ACME CA at "
+			    "%s offers no profiles (its directory lists none); remove the setting to "
+			    "get its default certificate", o->profile, o->directory);
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.profile %s: the ACME CA at %s "
+		    "does not offer it; it offers: %s", o->profile, o->directory, r->dir.profiles);
+	}
+	if (o->profile && o->profile[0])
+		say(r, "profile %s", o->profile);
 	return account(st, prefix, r, &res->account_created, err);
 }
 

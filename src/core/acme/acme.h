@@ -59,6 +59,7 @@ struct tg_acme_opts {
 	enum tg_acme_challenge challenge;
 	const char *dns_hook;        /* dns-01: HOOK add|remove NAME VALUE */
 	const char *replaces;        /* ARI certificate id of the one renewed, or NULL */
+	const char *profile;         /* a profile the directory lists; NULL/"" the default */
 	struct tg_acme_solver solver;
 	/* each step, in words, for a terminal or the log */
 	void (*progress)(void *arg, const char *line);
@@ -96,9 +97,10 @@ int tg_acme_obtain(struct tg_store *st, const struct tg_acme_opts *o,
 
 /* The ARI id of a certificate: base64url(AKI keyid) "." base64url(serial). */
 int tg_acme_cert_id(X509 *cert, char *buf, size_t len);
-/* Is the certificate due? Due when less than renew_before or a third of its
- * lifetime is left, or when the ARI window (if ari != NULL) has begun. why
- * says the reason (or "not due until DATE"); *when is the due time. */
+/* Is the certificate due? Due when a third of its lifetime is left (half
+ * when the lifetime is under 10 days), or renew_before (0: not set) if
+ * that comes first, or at a point in the CA's renewal window (ari, NULL
+ * when none) if that comes earlier still. */
 int tg_acme_due(X509 *cert, int64_t renew_before_s, const struct tg_acme_ari *ari,
     time_t now, time_t *when, char *why, size_t whylen);
 /* Asks the CA's renewalInfo for cert; 0 with *ari filled, -1 when the CA

@@ -75,6 +75,51 @@ is_url(const char *s)
 	return !strncmp(s, "https://", 8) || !strncmp(s, "http://", 7);
 }
 
+/* meta.profiles (draft-ietf-acme-profiles): an object whose keys are the
+ * profile names; kept as "a, b, c". Names are short tokens. */
+static int
+profiles(json_t *p, char *buf, size_t len, struct tg_err *err)
+{
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (p == NULL || !json_is_object(p))
+		return 0;
+	json_object_foreach(p, k, v) {
+		size_t i, kl = strlen(k);
+		(void)v;
+		if (kl == 0 || kl > 64)
+			return tg_err_set(err, TG_E_ACME, "the ACME directory lists a profile name "
+			    "that is empty or longer than 64 bytes");
+		for (i = 0; i < kl; i++)
+			if (!isalnum((unsigned char)k[i]) && !strchr("-_.", k[i]))
+				return tg_err_set(err, TG_E_ACME, "the ACME directory lists a profile "
+				    "name with characters other than letters, digits, - _ .");
+		if (n + kl + 3 > len)
+			break;   /* more than fit: the first ones are kept */
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", k);
+	}
+	return 0;
+}
+
+int
+tg_acme_is_profile(const struct tg_acme_dir *d, const char *name)
+{
+	const char *p = d->profiles;
+	size_t nl = strlen(name);
+
+	while (*p) {
+		size_t l = strcspn(p, ",");
+		if (l == nl && !strncmp(p, name, nl))
+			return 1;
+		p += l;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
 int
 tg_acme_parse_directory(const char *json, size_t len, struct tg_acme_dir *d,
     struct tg_err *err)
@@ -100,6 +145,9 @@ tg_acme_parse_directory(const char *json, size_t len, struct tg_acme_dir *d,
 		if (str(meta, "termsOfService", d->terms, sizeof(d->terms), 0, "directory", err) < 0)
 			goto out;
 		d->eab_required = json_is_true(json_object_get(meta, "externalAccountRequired"));
+		if (profiles(json_object_get(meta, "profiles"), d->profiles, sizeof(d->profiles),
+		    err) < 0)
+			goto out;
 	}
 	rv = 0;
 out:

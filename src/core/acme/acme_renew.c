@@ -67,10 +67,20 @@ tg_acme_due(X509 *cert, int64_t renew_before_s, const struct tg_acme_ari *ari, t
     time_t *when, char *why, size_t whylen)
 {
 	time_t nb = asn1_time(X509_get0_notBefore(cert)), na = asn1_time(X509_get0_notAfter(cert));
-	time_t by_setting = na - (time_t)renew_before_s, by_third = na - (na - nb) / 3, due;
-	char d[64];
+	time_t life = na - nb;
+	/* a third of the lifetime before expiry, half when it is under 10
+	 * days (a 6-day certificate renews after 3): never so late that one
+	 * failed attempt loses it, never so early that renewals storm */
+	int short_life = life < 10 * 86400;
+	time_t by_frac = na - (short_life ? life / 2 : life / 3);
+	time_t by_setting = renew_before_s > 0 ? na - (time_t)renew_before_s : by_frac, due;
+	char d[64], note[200] = "";
 
-	due = by_setting < by_third ? by_setting : by_third;
+	due = by_setting < by_frac ? by_setting : by_frac;
+	if (renew_before_s > 0 && renew_before_s >= life)
+		snprintf(note, sizeof(note), " (tls.acme.renew_before, %lld days, is not shorter "
+		    "than this certificate's lifetime of %lld hours: it renews at every check)",
+		    (long long)(renew_before_s / 86400), (long long)(life / 3600));
 	if (ari && ari->start && ari->start < due) {
 		/* a point in the CA's window, the same for this certificate each
 		 * time we look, so checks do not move it */
@@ -92,15 +102,15 @@ tg_acme_due(X509 *cert, int64_t renew_before_s, const struct tg_acme_ari *ari, t
 		return 0;
 	}
 	date(na, d, sizeof(d));
-	if (ari && ari->start && due < by_setting && due < by_third)
+	if (ari && ari->start && due < by_setting && due < by_frac)
 		snprintf(why, whylen, "renewing because the CA's renewal window has begun "
 		    "(expires %s)%s%s", d, ari->explanation[0] ? "; see " : "", ari->explanation);
-	else if (by_setting <= by_third)
+	else if (renew_before_s > 0 && by_setting <= by_frac)
 		snprintf(why, whylen, "renewing because less than renew_before (%lld days) is "
-		    "left before %s", (long long)(renew_before_s / 86400), d);
+		    "left before %s%s", (long long)(renew_before_s / 86400), d, note);
 	else
-		snprintf(why, whylen, "renewing because less than a third of its lifetime is "
-		    "left before %s", d);
+		snprintf(why, whylen, "renewing because less than %s of its lifetime is left "
+		    "before %s", short_life ? "half" : "a third", d);
 	return 1;
 }
 

@@ -22,6 +22,7 @@ struct tg_acme_dir {
 	char renewal_info[512];      /* ARI; "" when the CA has none */
 	char terms[512];             /* meta.termsOfService */
 	int eab_required;            /* meta.externalAccountRequired */
+	char profiles[1024];         /* meta.profiles' names, ", " between; "" none */
 };
 
 #define TG_ACME_MAX_AUTHZ 100
@@ -52,6 +53,8 @@ struct tg_acme_ari {
 	char explanation[512];
 };
 
+/* Does the directory list profile name? */
+int tg_acme_is_profile(const struct tg_acme_dir *d, const char *name);
 int tg_acme_parse_directory(const char *json, size_t len, struct tg_acme_dir *d,
     struct tg_err *err);
 int tg_acme_parse_order(const char *json, size_t len, struct tg_acme_order *o,

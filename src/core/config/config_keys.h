@@ -41,7 +41,8 @@
 	X(TG_CFG_TLS_ACME_CHALLENGE, "tls.acme.challenge", K_ENUM, "http-01", "http-01|tls-alpn-01|dns-01", "ACME challenge type") \
 	X(TG_CFG_TLS_ACME_HTTP_LISTEN, "tls.acme.http_listen", K_ADDR, ":80", NULL, "where HTTP-01 answers are served") \
 	X(TG_CFG_TLS_ACME_DNS_HOOK, "tls.acme.dns_hook", K_STR, "", NULL, "dns-01 hook: HOOK add|remove NAME VALUE") \
-	X(TG_CFG_TLS_ACME_RENEW_BEFORE, "tls.acme.renew_before", K_DUR, "30d", NULL, "renew this long before expiry") \
+	X(TG_CFG_TLS_ACME_RENEW_BEFORE, "tls.acme.renew_before", K_DUR, "0s", NULL, "renew this long before expiry; 0: when a third of the lifetime is left (half under 10 days), or in the CA's renewal window") \
+	X(TG_CFG_TLS_ACME_PROFILE, "tls.acme.profile", K_STR, "", NULL, "ACME profile to order (classic, tlsserver, shortlived, ...); must be one the CA's directory lists") \
 	X(TG_CFG_TLS_ACME_CA_CERT, "tls.acme.ca_cert", K_PATH, "", NULL, "extra trust for the ACME server") \
 	X(TG_CFG_TLS_ACME_EAB_KID, "tls.acme.eab_kid", K_STR, "", NULL, "external account binding key id") \
 	X(TG_CFG_TLS_ACME_EAB_HMAC_KEY, "tls.acme.eab_hmac_key", K_STR, "", NULL, "external account binding HMAC key") \

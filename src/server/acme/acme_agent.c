@@ -49,6 +49,9 @@ tg_acme_settings_from(const struct tg_config *cfg, struct tg_acme_settings *s,
 	snprintf(s->eab_hmac_key, sizeof(s->eab_hmac_key), "%s",
 	    tg_cfg_str(cfg, TG_CFG_TLS_ACME_EAB_HMAC_KEY));
 	snprintf(s->dns_hook, sizeof(s->dns_hook), "%s", tg_cfg_str(cfg, TG_CFG_TLS_ACME_DNS_HOOK));
+	if (snprintf(s->profile, sizeof(s->profile), "%s", tg_cfg_str(cfg,
+	    TG_CFG_TLS_ACME_PROFILE)) >= (int)sizeof(s->profile))
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.profile: too long");
 	if (tg_acme_challenge_parse(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), &s->challenge) < 0)
 		return tg_err_set(err, TG_E_CONFIG_VALUE, "tls.acme.challenge: unknown");
 	s->agree_terms = (int)tg_cfg_num(cfg, TG_CFG_TLS_ACME_AGREE_TERMS);
@@ -90,6 +93,7 @@ tg_acme_settings_opts(const struct tg_acme_settings *s, struct tg_acme_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->directory = s->directory;
+	o->profile = s->profile;
 	o->ca_cert = s->ca_cert;
 	o->email = s->email;
 	o->agree_terms = s->agree_terms;
@@ -245,7 +249,7 @@ failed(struct tg_acme_agent *a, const char *names, int renewing, int retry_after
  * CA has no ARI), 2 when there is none to use. *leaf is the caller's. */
 static int
 judge_cached(struct tg_acme_agent *a, const struct tg_acme_settings *s, struct tg_store *st,
-    const struct tg_acme_opts *o, const char *names, uint64_t wait, X509 **leaf, char *id,
+    const struct tg_acme_opts *o, const char *names, uint64_t *wait, X509 **leaf, char *id,
     size_t idlen)
 {
 	char crt[600], key[600], why[400], next[64];
@@ -265,7 +269,12 @@ judge_cached(struct tg_acme_agent *a, const struct tg_acme_settings *s, struct t
 		have_ari = 1;
 	if (!tg_acme_due(*leaf, s->renew_before_s, have_ari ? &ari : NULL, time(NULL), &when,
 	    why, sizeof(why))) {
-		when_text(time(NULL) + (time_t)(wait / 1000), next, sizeof(next));
+		/* a short-lived certificate may fall due before the next regular
+		 * check: then the next check is just after it falls due */
+		time_t now = time(NULL);
+		if (when > now && (uint64_t)(when - now) * 1000 + 1000 < *wait)
+			*wait = (uint64_t)(when - now) * 1000 + 1000;
+		when_text(now + (time_t)(*wait / 1000), next, sizeof(next));
 		tg_log(a->srv, TG_LOG_INFO, "acme: certificate for %s checked: %s; next check "
 		    "at %s", names, why, next);
 		return 0;
@@ -302,7 +311,7 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	if (tg_store_lock(st, "acme", 60000, &err) < 0)
 		goto out;
 	locked = 1;
-	if ((due = judge_cached(a, s, st, &o, names, wait, &leaf, id, sizeof(id))) == 0) {
+	if ((due = judge_cached(a, s, st, &o, names, &wait, &leaf, id, sizeof(id))) == 0) {
 		set_state(a, "idle", wait);
 		a->failures = 0;
 		goto out;
@@ -319,6 +328,15 @@ check(struct tg_acme_agent *a, const struct tg_acme_settings *s)
 	if (tg_acme_obtain(st, &o, &res, &err) == 0 && tg_acme_save(st, crt, key, &res, &err) == 0 &&
 	    tg_acme_cached(st, crt, key, s->names, s->nnames, &leaf, &err) == 0) {
 		hand_over(a, leaf);
+		{
+			/* the new certificate's own due time may come before the
+			 * next regular check (a short-lived one) */
+			time_t when, now = time(NULL);
+			char why[400];
+			if (!tg_acme_due(leaf, s->renew_before_s, NULL, now, &when, why, sizeof(why)) &&
+			    when > now && (uint64_t)(when - now) * 1000 + 1000 < wait)
+				wait = (uint64_t)(when - now) * 1000 + 1000;
+		}
 		succeeded(a, leaf, names, due == 1, wait);
 		due = 0;
 	}

@@ -27,6 +27,7 @@ struct tg_acme_agent;
 struct tg_acme_settings {
 	char directory[512], ca_cert[PATH_MAX], email[256];
 	char eab_kid[256], eab_hmac_key[256], dns_hook[PATH_MAX];
+	char profile[128];           /* tls.acme.profile; "" the CA's default */
 	char names_buf[4096];
 	const char *names[64];
 	size_t nnames;
