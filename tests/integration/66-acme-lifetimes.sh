@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The ACME client with today's lifetimes, against pebble issuing 30-second
+# The ACME client with today's lifetimes, against pebble issuing 20-second
 # certificates: a profile the CA does not list is refused in words naming
 # what it offers; the daemon renews each short-lived certificate when half
 # of its lifetime is left (under 10 days: half, else a third), waking for
 # it even with the default hour between checks, and never in a loop.
 . "$(dirname "$0")/harness.sh"
 cd "$T"
-PEBBLE_VALIDITY=30 start_pebble
+PEBBLE_VALIDITY=20 start_pebble
 A=(--directory "$ACME_DIR" --ca-cert "$ACME_CA" --state-dir "$T/cli" --agree-terms)
 
 expect_fail "a profile the CA's directory does not list" \
@@ -16,10 +16,10 @@ expect_fail "a profile the CA's directory does not list" \
 [ ! -e p.crt ] || fail "a refused profile left a certificate"
 
 "$TG_BIN" acme issue --name q.example.com --out q "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT" \
-	>/dev/null 2>&1 || fail "acme issue with a 30 s lifetime"
+	>/dev/null 2>&1 || fail "acme issue with a 20 s lifetime"
 nb=$(date -d "$(openssl x509 -in q.crt -noout -startdate | cut -d= -f2)" +%s)
 na=$(date -d "$(openssl x509 -in q.crt -noout -enddate | cut -d= -f2)" +%s)
-[ $((na - nb)) -le 60 ] || fail "pebble's lifetime is $((na - nb)) s, not 30"
+[ $((na - nb)) -le 60 ] || fail "pebble lifetime is $((na - nb)) s, not 20"
 out=$("$TG_BIN" acme renew --name q.example.com --out q "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT" 2>&1) ||
 	fail "acme renew: $out"
 if grep -q "not due until" <<<"$out"; then
@@ -40,12 +40,12 @@ tls:
     agree_terms: true
 YAML
 start_tlsgate s --config s.yaml
-wait_log "$T/s.log" "acme: certificate for s.example.com obtained" 30 "the daemon obtained a 30 s certificate"
+wait_log "$T/s.log" "acme: certificate for s.example.com obtained" 30 "the daemon obtained a 20 s certificate"
 grep -q "acme: certificate for s.example.com obtained; expires .*; next check at" "$T/s.log" || fail "no next check"
-sleep 40
+sleep 25
 renewed=$(grep -c "acme: certificate for s.example.com renewed" "$T/s.log" || true)
 [ "$renewed" -ge 1 ] && [ "$renewed" -le 4 ] ||
-	fail "$renewed renewals of a 30 s certificate in 40 s (expected one every ~15 s, never a loop)"
+	fail "$renewed renewals of a 20 s certificate in 25 s (expected one every ~10 s, never a loop)"
 grep -q "renewing because less than half of its lifetime is left" "$T/s.log" || fail "the reason for renewing"
 [ "$(grep -c "Added order" "$T/pebble.log")" -le 7 ] || fail "too many orders: $(grep -c "Added order" "$T/pebble.log")"
-pass "the daemon renewed its 30 s certificate $renewed times in 40 s at half its lifetime, with the default hour between checks"
+pass "the daemon renewed its 20 s certificate $renewed times in 25 s at half its lifetime, with the default hour between checks"
