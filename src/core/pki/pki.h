@@ -50,6 +50,9 @@ struct tg_ca {
 int tg_ca_load(const char *dir, struct tg_ca *ca, struct tg_err *err);
 void tg_ca_clear(struct tg_ca *ca);
 
+/* The digest a signature by signer uses: SHA-384 for P-384 and up,
+ * none (built in) for Ed25519, else SHA-256. */
+const EVP_MD *tg_pki_digest_for(EVP_PKEY *signer);
 /* Builds and signs a certificate for pub; issuer NULL = self-signed. */
 enum tg_build_kind { TG_BUILD_SERVER, TG_BUILD_CLIENT, TG_BUILD_CA, TG_BUILD_SELF };
 /* or'ed into kind: a subject without CN, the SANs (critical) name it */

@@ -148,8 +148,8 @@ random_serial(X509 *x, struct tg_err *err)
 	return rv;
 }
 
-static const EVP_MD *
-digest_for(EVP_PKEY *signer)
+const EVP_MD *
+tg_pki_digest_for(EVP_PKEY *signer)
 {
 	if (EVP_PKEY_get_base_id(signer) == EVP_PKEY_ED25519)
 		return NULL;
@@ -235,7 +235,7 @@ tg_cert_build(int kind, const char *cn, const char *sans, int days,
 		tg_err_set(err, TG_E_USAGE, "a certificate without a CN needs a --san");
 		goto fail;
 	}
-	if (X509_sign(x, signer, digest_for(signer)) <= 0)
+	if (X509_sign(x, signer, tg_pki_digest_for(signer)) <= 0)
 		goto ossl;
 	X509_NAME_free(name);
 	return x;
@@ -493,7 +493,7 @@ tg_cert_csr(const char *key_path, int new_key, const struct tg_cert_req *req,
 		if (X509_REQ_add_extensions(r, exts) != 1)
 			goto ossl;
 	}
-	if (X509_REQ_sign(r, k, digest_for(k)) <= 0)
+	if (X509_REQ_sign(r, k, tg_pki_digest_for(k)) <= 0)
 		goto ossl;
 	b = BIO_new(BIO_s_mem());
 	if (b == NULL || PEM_write_bio_X509_REQ(b, r) != 1)

@@ -76,12 +76,27 @@ tg_crl_reason_words(int code)
 	return "unspecified";
 }
 
+/* bn (freed here) as upper hex; -1 when it does not fit or is NULL. */
+static int
+bn_hex(BIGNUM *bn, char *out, size_t len)
+{
+	char *h = bn ? BN_bn2hex(bn) : NULL;
+	int fits;
+
+	BN_free(bn);
+	if (h == NULL)
+		return -1;
+	fits = snprintf(out, len, "%s", h) < (int)len;
+	OPENSSL_free(h);
+	return fits ? 0 : -1;
+}
+
 /* "0A:1B..", "0x0a1b", "0a1b" -> "0A1B" (upper hex, no leading zeros). */
 static int
 serial_norm(const char *in, char *out, size_t len)
 {
 	BIGNUM *bn = NULL;
-	char hex[256], *h;
+	char hex[256];
 	size_t i, k = 0;
 
 	if (!strncasecmp(in, "0x", 2))
@@ -96,27 +111,13 @@ serial_norm(const char *in, char *out, size_t len)
 	hex[k] = '\0';
 	if (k == 0 || in[i] || BN_hex2bn(&bn, hex) == 0)
 		return -1;
-	h = BN_bn2hex(bn);
-	BN_free(bn);
-	if (h == NULL)
-		return -1;
-	snprintf(out, len, "%s", h);
-	OPENSSL_free(h);
-	return 0;
+	return bn_hex(bn, out, len);
 }
 
 static int
 serial_of(X509 *x, char *out, size_t len)
 {
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *h = bn ? BN_bn2hex(bn) : NULL;
-
-	BN_free(bn);
-	if (h == NULL)
-		return -1;
-	snprintf(out, len, "%s", h);
-	OPENSSL_free(h);
-	return 0;
+	return bn_hex(ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL), out, len);
 }
 
 /* The lines of `revoked`, as read; NULL with *n 0 when there is none. */
@@ -168,16 +169,6 @@ static EVP_PKEY *
 ca_signing_key(const struct tg_ca *ca)
 {
 	return ca->key;
-}
-
-static const EVP_MD *
-crl_digest(EVP_PKEY *k)
-{
-	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519)
-		return NULL;
-	if (EVP_PKEY_get_bits(k) >= 384 && EVP_PKEY_get_base_id(k) == EVP_PKEY_EC)
-		return EVP_sha384();
-	return EVP_sha256();
 }
 
 /* The next CRL number (kept in crlnumber), RFC 5280 §5.2.3: increasing. */
@@ -271,7 +262,7 @@ make_locked(const char *dir, const struct tg_ca *ca, int days, int *count, struc
 		if (add_revoked(crl, &v[i]) < 0)
 			goto ossl;
 	if (X509_CRL_sort(crl) != 1 ||
-	    X509_CRL_sign(crl, ca_signing_key(ca), crl_digest(ca_signing_key(ca))) <= 0)
+	    X509_CRL_sign(crl, ca_signing_key(ca), tg_pki_digest_for(ca_signing_key(ca))) <= 0)
 		goto ossl;
 	if ((b = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_X509_CRL(b, crl) != 1)
 		goto ossl;
