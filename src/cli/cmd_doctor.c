@@ -270,6 +270,12 @@ check_acme(const struct tg_config *cfg)
 	else
 		ok("ACME directory %s answers%s", url, d.renewal_info[0] ?
 		    " and offers renewal information (ARI)" : "");
+	if (tg_cfg_str(cfg, TG_CFG_TLS_ACME_PROFILE)[0] && !tg_acme_is_profile(&d,
+	    tg_cfg_str(cfg, TG_CFG_TLS_ACME_PROFILE)))
+		problem("tls.acme.profile %s (%s): the CA at %s %s%s; fix: choose one it lists or "
+		    "remove the setting", tg_cfg_str(cfg, TG_CFG_TLS_ACME_PROFILE),
+		    tg_config_origin(cfg, "tls.acme.profile"), url, d.profiles[0] ?
+		    "offers only " : "offers no profiles", d.profiles);
 	if (!strcmp(tg_cfg_str(cfg, TG_CFG_TLS_ACME_CHALLENGE), "http-01"))
 		check_port("tls.acme.http_listen", tg_cfg_str(cfg, TG_CFG_TLS_ACME_HTTP_LISTEN));
 }

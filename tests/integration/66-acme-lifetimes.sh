@@ -14,6 +14,12 @@ expect_fail "a profile the CA's directory does not list" \
 	"$TG_BIN" acme issue --name p.example.com --out p "${A[@]}" --profile shortlived \
 	--listen "127.0.0.1:$ACME_HTTP_PORT"
 [ ! -e p.crt ] || fail "a refused profile left a certificate"
+out=$("$TG_BIN" doctor --state-dir "$T/d" --set tls.auto=acme --set tls.acme.directory="$ACME_DIR" \
+	--set tls.acme.ca_cert="$ACME_CA" --set tls.acme.agree_terms=true --set tls.acme.names=x.example.com \
+	--set tls.acme.profile=shortlived --set admin.listen=off 2>&1) && fail "doctor found no problem: $out"
+grep -q "problem: tls.acme.profile shortlived (--set): the CA at $ACME_DIR offers no profiles" <<<"$out" ||
+	fail "doctor on the profile: $out"
+pass "doctor names a profile the CA does not offer"
 
 "$TG_BIN" acme issue --name q.example.com --out q "${A[@]}" --listen "127.0.0.1:$ACME_HTTP_PORT" \
 	>/dev/null 2>&1 || fail "acme issue with a 20 s lifetime"
