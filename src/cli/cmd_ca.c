@@ -103,8 +103,10 @@ cmd_ca(int argc, char **argv)
 				return cli_fail("--key %s: use ec-p256, ec-p384, rsa-2048, rsa-3072 "
 				    "or ed25519", v);
 		} else if ((v = cli_flag(argc, argv, &i, "--crl-url", &missing))) {
-			if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-				return cli_fail("--crl-url %s: give an http:// URL (CRLs are fetched "
+			if ((strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) ||
+			    strlen(v) > 500 || strpbrk(v, ", \t\r\n\"\\"))
+				return cli_fail("--crl-url %s: give an http:// URL of at most 500 "
+				    "characters, without commas, quotes or spaces (CRLs are fetched "
 				    "without TLS as a rule, RFC 5280)", v);
 			crl_url = v;
 		} else if ((v = cli_flag(argc, argv, &i, "--days", &missing))) {

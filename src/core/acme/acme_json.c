@@ -80,6 +80,7 @@ is_url(const char *s)
 static int
 profiles(json_t *p, char *buf, size_t len, struct tg_err *err)
 {
+	(void)err;
 	const char *k;
 	json_t *v;
 	size_t n = 0;
@@ -90,13 +91,15 @@ profiles(json_t *p, char *buf, size_t len, struct tg_err *err)
 	json_object_foreach(p, k, v) {
 		size_t i, kl = strlen(k);
 		(void)v;
+		/* a name we could not send safely is left out, not fatal: it
+		 * only cannot be chosen */
 		if (kl == 0 || kl > 64)
-			return tg_err_set(err, TG_E_ACME, "the ACME directory lists a profile name "
-			    "that is empty or longer than 64 bytes");
+			continue;
 		for (i = 0; i < kl; i++)
 			if (!isalnum((unsigned char)k[i]) && !strchr("-_.", k[i]))
-				return tg_err_set(err, TG_E_ACME, "the ACME directory lists a profile "
-				    "name with characters other than letters, digits, - _ .");
+				break;
+		if (i < kl)
+			continue;
 		if (n + kl + 3 > len)
 			break;   /* more than fit: the first ones are kept */
 		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", k);

@@ -77,6 +77,8 @@ tg_acme_due(X509 *cert, int64_t renew_before_s, const struct tg_acme_ari *ari, t
 	char d[64], note[200] = "";
 
 	due = by_setting < by_frac ? by_setting : by_frac;
+	if (life <= 0)
+		due = now;   /* a certificate that ends before it begins: replace it */
 	if (renew_before_s > 0 && renew_before_s >= life)
 		snprintf(note, sizeof(note), " (tls.acme.renew_before, %lld days, is not shorter "
 		    "than this certificate's lifetime of %lld hours: it renews at every check)",

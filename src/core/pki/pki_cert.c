@@ -284,6 +284,9 @@ tg_ca_load(const char *dir, struct tg_ca *ca, struct tg_err *err)
 		if (f) {
 			if (fgets(ca->crl_url, sizeof(ca->crl_url), f))
 				ca->crl_url[strcspn(ca->crl_url, "\r\n \t")] = '\0';
+			/* a hand-edited URL with a comma would add names to the CDP */
+			if (strpbrk(ca->crl_url, ",\"\\"))
+				ca->crl_url[0] = '\0';
 			fclose(f);
 		}
 	}

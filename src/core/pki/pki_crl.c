@@ -390,8 +390,12 @@ tg_ca_revoke(const char *dir, const char *what, int reason, char *serial, size_t
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (!strcmp(v[i].serial, serial)) {
-			tg_err_set(err, TG_E_EXISTS, "serial %s was already revoked (%s); the CRL "
-			    "lists it", serial, tg_crl_reason_words(v[i].reason));
+			/* signed again all the same: a CRL that a failed write left
+			 * behind the list gets it now */
+			if (make_locked(dir, &ca, TG_CRL_DAYS, count, err) == 0)
+				tg_err_set(err, TG_E_EXISTS, "serial %s was already revoked (%s); the "
+				    "CRL, signed again, lists it", serial,
+				    tg_crl_reason_words(v[i].reason));
 			goto out;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,10 @@
 	"TLS_CHACHA20_POLY1305_SHA256"
 
 static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1, trust_idx = -1, note_idx = -1;
-static int crl_soft_idx = -1, revoked_idx = -1;
+static int crl_mode_idx = -1, revoked_idx = -1;
+enum { CRL_OFF, CRL_HARD, CRL_SOFT };
+static int leaf_crl_check(SSL_CTX *ctx, X509 *leaf, char *words, size_t len);
+static void revoked_words(X509 *cert, X509_CRL *crl, X509_REVOKED *rev, char *buf, size_t len);
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -63,7 +67,7 @@ init_once(void)
 {
 	cache_idx = SSL_CTX_get_ex_new_index(0, "tlsgate chain cache", NULL, NULL, cache_free);
 	trust_idx = SSL_CTX_get_ex_new_index(0, "tlsgate trust", NULL, NULL, trust_unref);
-	crl_soft_idx = SSL_CTX_get_ex_new_index(0, "tlsgate crl soft-fail", NULL, NULL, NULL);
+	crl_mode_idx = SSL_CTX_get_ex_new_index(0, "tlsgate crl policy", NULL, NULL, NULL);
 	refusal_idx = SSL_get_ex_new_index(0, "tlsgate refusal", NULL, NULL, refusal_free);
 	verdict_idx = SSL_get_ex_new_index(0, "tlsgate verdict", NULL, NULL, refusal_free);
 	note_idx = SSL_get_ex_new_index(0, "tlsgate note", NULL, NULL, refusal_free);
@@ -158,7 +162,7 @@ server_verify(X509_STORE_CTX *xs, void *arg)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
 	struct tg_trust_verdict *v = calloc(1, sizeof(*v)), *old;
-	char id[320];
+	char id[320], cw[600];
 	struct tg_err err;
 	int chain_ok;
 
@@ -167,6 +171,12 @@ server_verify(X509_STORE_CTX *xs, void *arg)
 		return 0;
 	}
 	chain_ok = verify_chain(xs, ssl, leaf);
+	/* the CRLs decide in every mode, even where the chain check stopped
+	 * before them or a cached chain skipped it */
+	if (leaf_crl_check(SSL_get_SSL_CTX(ssl), leaf, cw, sizeof(cw)) < 0) {
+		set_refusal(ssl, cw);
+		SSL_set_ex_data(ssl, revoked_idx, (void *)1);
+	}
 	tg_trust_client_identity(leaf, id, sizeof(id));
 	if (SSL_get_ex_data(ssl, revoked_idx)) {
 		/* revoked by its CA: no mode lets it in, not even a pin */
@@ -203,11 +213,12 @@ judge_session(SSL *ssl, SSL_SESSION *ss, void *arg)
 	X509 *peer = SSL_SESSION_get0_peer(ss);
 	struct tg_trust_verdict *v, *old;
 	struct tg_err err;
-	char id[320];
+	char id[320], cw[600];
 
 	if (peer == NULL || X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0 ||
+	    leaf_crl_check(SSL_get_SSL_CTX(ssl), peer, cw, sizeof(cw)) < 0 ||
 	    (v = calloc(1, sizeof(*v))) == NULL)
-		return 0;
+		return 0;   /* a full handshake then, which refuses in words */
 	tg_trust_client_identity(peer, id, sizeof(id));
 	if (tg_trust_judge(t, peer, id, 1, "", v, &err) == 0 && v->accept)
 		tg_trust_allowed(t, peer, v);   /* the allow-list may still say no */
@@ -266,12 +277,101 @@ tg_tls_refusal(SSL *ssl)
 	return r ? r : "";
 }
 
+static int
+crl_mode(SSL_CTX *ctx)
+{
+	return crl_mode_idx >= 0 ? (int)(intptr_t)SSL_CTX_get_ex_data(ctx, crl_mode_idx) : CRL_OFF;
+}
+
+/*
+ * The leaf against the CRLs of its issuer in ctx's store, apart from
+ * OpenSSL's verification, which stops at the first error of the chain and
+ * so never reaches the CRL in the pinning modes (a pinned self-signed or
+ * misnamed certificate). Only ever a reason to refuse: no CRL signature is
+ * needed for that (the CRLs are the operator's files). 0 when it may
+ * pass; -1 with words when revoked, or, with the hard policy, when no
+ * current CRL of its issuer is there.
+ */
+static int
+leaf_crl_check(SSL_CTX *ctx, X509 *leaf, char *words, size_t len)
+{
+	int mode = crl_mode(ctx), i, current = 0, rv = 0;
+	X509_STORE_CTX *xs;
+	STACK_OF(X509_CRL) *crls = NULL;
+	char label[256], issuer[256];
+
+	if (mode == CRL_OFF || leaf == NULL)
+		return 0;
+	if ((xs = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(ctx), leaf, NULL) != 1) {
+		X509_STORE_CTX_free(xs);
+		snprintf(words, len, "cannot check the CRLs: out of memory");
+		return -1;
+	}
+	crls = X509_STORE_CTX_get1_crls(xs, X509_get_issuer_name(leaf));
+	for (i = 0; crls && i < sk_X509_CRL_num(crls); i++) {
+		X509_CRL *crl = sk_X509_CRL_value(crls, i);
+		X509_REVOKED *rev = NULL;
+		if (X509_CRL_get0_by_cert(crl, &rev, leaf) == 1 && rev) {
+			revoked_words(leaf, crl, rev, words, len);
+			rv = -1;
+			break;
+		}
+		if (X509_CRL_get0_nextUpdate(crl) == NULL ||
+		    X509_cmp_current_time(X509_CRL_get0_nextUpdate(crl)) > 0)
+			current = 1;
+	}
+	if (rv == 0 && !current && mode == CRL_HARD) {
+		tg_cert_label(leaf, label, sizeof(label));
+		tg_x509_name_line(X509_get_issuer_name(leaf), issuer, sizeof(issuer));
+		if (snprintf(words, len, "no current CRL of \"%s\" to check %s against (hard-fail: "
+		    "add or refresh that CA's CRL, or set the crl_policy to soft)", issuer, label) < 0)
+			words[0] = '\0';
+		rv = -1;
+	}
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	X509_STORE_CTX_free(xs);
+	ERR_clear_error();
+	return rv;
+}
+
 /* A CRL that cannot be had or is out of date (not a revocation). */
 static int
 crl_unavailable(int e)
 {
 	return e == X509_V_ERR_UNABLE_TO_GET_CRL || e == X509_V_ERR_CRL_HAS_EXPIRED ||
 	    e == X509_V_ERR_CRL_NOT_YET_VALID || e == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
+}
+
+/* "certificate for X (serial S) was revoked on DATE, reason: R (the CRL of
+ * ISSUER)". */
+static void
+revoked_words(X509 *cert, X509_CRL *crl, X509_REVOKED *rev, char *buf, size_t len)
+{
+	char label[256], issuer[256], date[64], serial[130] = "?";
+	ASN1_ENUMERATED *re;
+	BIGNUM *bn;
+	long code = 0;
+
+	(void)crl;
+	tg_cert_label(cert, label, sizeof(label));
+	tg_x509_name_line(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) != NULL) {
+		char *h = BN_bn2hex(bn);
+		if (h)
+			snprintf(serial, sizeof(serial), "%s", h);
+		OPENSSL_free(h);
+		BN_free(bn);
+	}
+	tg_asn1_date(X509_REVOKED_get0_revocationDate(rev), date, sizeof(date));
+	if ((re = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL)) != NULL)
+		code = ASN1_ENUMERATED_get(re);
+	ASN1_ENUMERATED_free(re);
+	/* the words may be cut at len; what is cut is the issuer's name */
+	if (snprintf(buf, len, "certificate for %s (serial %s) was revoked on %s, reason: %s "
+	    "(the CRL of \"%s\")", label, serial, date, tg_crl_reason_words((int)code),
+	    issuer) < 0)
+		buf[0] = '\0';
 }
 
 /* The words of a revocation or a CRL problem: serial, date, reason. */
@@ -297,18 +397,12 @@ crl_words(X509_STORE_CTX *xs, int e, char *buf, size_t len)
 	}
 	if (e == X509_V_ERR_CERT_REVOKED) {
 		X509_REVOKED *rev = NULL;
-		ASN1_ENUMERATED *re = NULL;
-		long code = 0;
-		snprintf(date, sizeof(date), "?");
 		if (crl && X509_CRL_get0_by_cert(crl, &rev, cert) == 1 && rev) {
-			tg_asn1_date(X509_REVOKED_get0_revocationDate(rev), date, sizeof(date));
-			if ((re = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL)) != NULL)
-				code = ASN1_ENUMERATED_get(re);
-			ASN1_ENUMERATED_free(re);
+			revoked_words(cert, crl, rev, buf, len);
+			return 0;
 		}
-		/* the words may be cut at len; what is cut is the issuer's name */
-		n = snprintf(buf, len, "certificate for %s (serial %s) was revoked on %s, reason: %s "
-		    "(the CRL of \"%s\")", label, serial, date, tg_crl_reason_words((int)code), issuer);
+		n = snprintf(buf, len, "certificate for %s (serial %s) was revoked (the CRL of "
+		    "\"%s\")", label, serial, issuer);
 		return n < 0 ? -1 : 0;
 	}
 	if (e == X509_V_ERR_CRL_HAS_EXPIRED && crl) {
@@ -343,8 +437,12 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 		SSL_set_ex_data(ssl, revoked_idx, (void *)1);
 	/* soft-fail: a CRL that cannot be had does not refuse anyone (a
 	 * revocation it lists still does) */
-	if (ssl && crl_unavailable(e) && SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), crl_soft_idx))
+	if (ssl && crl_unavailable(e) && crl_mode(SSL_get_SSL_CTX(ssl)) == CRL_SOFT) {
+		/* passed: the verification's result must say so too (a client
+		 * reads it from SSL_get_verify_result) */
+		X509_STORE_CTX_set_error(xs, X509_V_OK);
 		return 1;
+	}
 	if (ssl == NULL || SSL_get_ex_data(ssl, refusal_idx) != NULL)
 		return ok;   /* keep the first reason */
 	vp = X509_STORE_CTX_get0_param(xs);
@@ -370,7 +468,7 @@ use_crls(SSL_CTX *ctx, const char *path, int soft, const char *what, struct tg_e
 		return tg_err_set(err, err->code, "%s: %s", what, m);
 	}
 	X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
-	if (soft && !SSL_CTX_set_ex_data(ctx, crl_soft_idx, (void *)1))
+	if (!SSL_CTX_set_ex_data(ctx, crl_mode_idx, (void *)(intptr_t)(soft ? CRL_SOFT : CRL_HARD)))
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	return 0;
 }
@@ -673,6 +771,9 @@ tg_tls_client_judge(SSL *ssl, struct tg_trust *t, const char *identity, const ch
 		tg_verify_words(r, peer, NULL, words, sizeof(words));
 	if (strstr(words, "not a trusted CA") && ca_hint)
 		snprintf(words + strlen(words), sizeof(words) - strlen(words), " (%s)", ca_hint);
+	if (!SSL_get_ex_data(ssl, revoked_idx) && leaf_crl_check(SSL_get_SSL_CTX(ssl), peer,
+	    words, sizeof(words)) < 0)
+		SSL_set_ex_data(ssl, revoked_idx, (void *)1);
 	if (SSL_get_ex_data(ssl, revoked_idx)) {   /* no mode accepts a revoked server */
 		memset(v, 0, sizeof(*v));
 		snprintf(v->identity, sizeof(v->identity), "%s", identity);

@@ -431,7 +431,7 @@ tg_daemon_watch_files(struct tg_server *s)
 		file_sig(s->tls.cert, &s->sig_cert);   /* what is in service now */
 		file_sig(s->tls.key, &s->sig_key);
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
-	} else if (s->ssl_ctx && s->mutual && s->tls.clients_crl[0]) {
+	} else if (s->ssl_ctx && s->tls.clients_crl[0]) {   /* mutual tunnels use it too */
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
 	}
 }
