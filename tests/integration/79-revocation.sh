@@ -18,7 +18,7 @@ MP=$(free_port)
 "$TG_BIN" ca init --dir other --name "Other CA" >/dev/null
 "$TG_BIN" ca crl --dir other >/dev/null
 "$TG_BIN" cert issue --server --san dns:localhost,ip:127.0.0.1 --ca ca --out srv >/dev/null
-for n in alice bob carol; do "$TG_BIN" cert issue --client --name $n --ca ca --out $n >/dev/null; done
+for n in alice bob carol dave; do "$TG_BIN" cert issue --client --name $n --ca ca --out $n >/dev/null; done
 openssl x509 -in alice.crt -noout -text | grep -A2 "CRL Distribution Points" | grep -q "URI:http://127.0.0.1:$MP/crl" ||
 	fail "no CRL distribution point in issued certificates: $(openssl x509 -in alice.crt -noout -text | grep -A2 CRL)"
 pass "issued certificates name the CA's CRL URL (crlDistributionPoints)"
@@ -108,6 +108,14 @@ grep -q "^hi" sc.out || fail "alice through the tunnel: $(cat sc.out)"
 (echo hi; sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$TP" -cert bob.crt -key bob.key -CAfile ca/ca.crt -quiet >sc.out 2>&1 || true
 grep -q "^hi" sc.out && fail "revoked bob got through the tunnel"
 wait_log "$T/T.log" "tunnel 0: .*certificate for bob \(serial $BOB\) was revoked" 5 "a mutual tunnel refuses revoked bob"
+(echo hi; sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$TP" -cert dave.crt -key dave.key -CAfile ca/ca.crt -quiet >sc.out 2>&1 || true
+grep -q "^hi" sc.out || fail "dave through the tunnel before his revocation"
+"$TG_BIN" cert revoke dave.crt --ca ca >/dev/null
+wait_log "$T/T.log" "tunnel 0: its CRL changed on disk: new connections are checked against it" 10 \
+	"the tunnel's own CRL file is read again when it changes"
+(echo hi; sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$TP" -cert dave.crt -key dave.key -CAfile ca/ca.crt -quiet >sc.out 2>&1 || true
+grep -q "^hi" sc.out && fail "dave, revoked while the tunnel ran, got through"
+pass "dave, revoked while the tunnel ran, is refused without a restart"
 (echo hi; sleep 0.5) | timeout 10 openssl s_client -connect "127.0.0.1:$TS" -cert alice.crt -key alice.key -CAfile ca/ca.crt -quiet >sc.out 2>&1 || true
 grep -q "^hi" sc.out && fail "hard-fail let alice in without a CRL of her CA"
 wait_log "$T/T.log" "tunnel 1: .*no (current )?CRL of .*CN=tlsgate local CA, O=tlsgate.* to check alice" 5 \

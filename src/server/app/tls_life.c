@@ -29,6 +29,7 @@
 #include "tls_life.h"
 #include "trust.h"
 #include "tunnel.h"
+#include "upstream.h"
 #include "util.h"
 #include "watch.h"
 
@@ -362,7 +363,8 @@ on_watch_tick(uv_timer_t *t)
 	struct tg_file_sig c, k;
 
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
-	if (s->tls.clients_crl[0]) {
+	tg_tunnels_crl_tick(s);
+	if (s->tls.clients_crl[0] && s->mutual) {
 		struct tg_file_sig r;
 		file_sig(s->tls.clients_crl, &r);
 		if (memcmp(&r, &s->sig_crl, sizeof(r)) != 0) {
@@ -382,6 +384,22 @@ on_watch_tick(uv_timer_t *t)
 	/* a certificate and key are written one after the other: wait for
 	 * both to settle, then try the pair once */
 	uv_timer_start(&s->watch_settle, on_settled, 1000, 0);
+}
+
+static int
+any_crl(const struct tg_server *s)
+{
+	size_t i;
+
+	if (s->tls.clients_crl[0])
+		return 1;
+	for (i = 0; i < s->ntunnels; i++)
+		if (s->tunnels[i].crl[0])
+			return 1;
+	for (i = 0; i < s->nroutes; i++)
+		if (s->routes[i].crl[0])
+			return 1;
+	return 0;
 }
 
 /* Watches bring-your-own certificate files (not ACME or automatic ones,
@@ -431,7 +449,7 @@ tg_daemon_watch_files(struct tg_server *s)
 		file_sig(s->tls.cert, &s->sig_cert);   /* what is in service now */
 		file_sig(s->tls.key, &s->sig_key);
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
-	} else if (s->ssl_ctx && s->tls.clients_crl[0]) {   /* mutual tunnels use it too */
+	} else if (any_crl(s)) {   /* the listener's, a tunnel's or a proxy route's */
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
 	}
 }

@@ -154,6 +154,32 @@ tg_tunnels_cert_changed(struct tg_server *s)
 	}
 }
 
+/* Every 2 s (the certificate watch's tick): tunnels and proxy routes whose
+ * CRL file changed build their context again; connections in flight keep
+ * the old one. */
+void
+tg_tunnels_crl_tick(struct tg_server *s)
+{
+	struct tg_err err;
+	size_t i, k;
+
+	for (k = 0; k < 2; k++) {
+		struct tg_tunnel *list = k ? s->routes : s->tunnels;
+		size_t n = k ? s->nroutes : s->ntunnels;
+		if (!k && s->worker_index != 0)
+			continue;   /* tunnels are served by the first worker */
+		for (i = 0; i < n; i++) {
+			int r = tg_upstream_crl_check(&list[i], &err);
+			if (r > 0)
+				tg_log(s, TG_LOG_INFO, "%s %zu: its CRL changed on disk: new connections "
+				    "are checked against it", k ? "proxy route" : "tunnel", i);
+			else if (r < 0)
+				tg_log(s, TG_LOG_ERROR, "%s %zu: its CRL changed on disk but was refused, "
+				    "the old one stays: %s", k ? "proxy route" : "tunnel", i, err.msg);
+		}
+	}
+}
+
 void
 tg_tunnels_free(struct tg_server *s)
 {

@@ -43,6 +43,9 @@ struct tg_tunnel_stats {
 	const uint64_t *alpn_count;      /* by position, then none, refused (upstream.h) */
 	const uint64_t *group_count;     /* by TG_TLS_GROUP_KINDS */
 };
+/* Tunnels and proxy routes whose CRL file changed build their TLS context
+ * again (every 2 s, from the certificate watch). */
+void tg_tunnels_crl_tick(struct tg_server *s);
 /* 0 with *st filled for tunnel i, -1 past the last. */
 int tg_tunnel_stats(const struct tg_server *s, size_t i, struct tg_tunnel_stats *st);
 

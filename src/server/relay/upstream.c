@@ -66,6 +66,22 @@ headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct 
 	return 0;
 }
 
+/* What tells a CRL file changed (as tls_life.c tells certificates). */
+static void
+crl_sig_of(const char *path, struct tg_tunnel *t)
+{
+	struct stat st;
+
+	memset(&t->crl_sig, 0, sizeof(t->crl_sig));
+	if (path[0] && stat(path, &st) == 0) {
+		t->crl_sig.dev = (uint64_t)st.st_dev;
+		t->crl_sig.ino = (uint64_t)st.st_ino;
+		t->crl_sig.size = (int64_t)st.st_size;
+		t->crl_sig.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		t->crl_sig.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	}
+}
+
 /* ---- one entry -------------------------------------------------------------------- */
 
 void
@@ -138,6 +154,7 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 	st.clients_crl = t->crl[0] ? t->crl : s->tls.clients_crl;
 	st.clients_crl_what = t->crl[0] ? cw : "tls.clients.crl";
 	st.crl_soft = s->tls.crl_soft;
+	crl_sig_of(st.clients_crl ? st.clients_crl : "", t);
 	if ((ctx = tg_tls_server_ctx(&st, err)) == NULL)
 		return -1;
 	SSL_CTX_set_alpn_select_cb(ctx, tunnel_alpn, t);
@@ -306,6 +323,58 @@ client_cert(const struct tg_config *cfg, const char *list, size_t i, const char 
 	return 0;
 }
 
+
+/* The client context of TLS out from what tls_out kept. */
+static int
+tls_out_ctx(struct tg_tunnel *t, struct tg_err *err)
+{
+	struct tg_client_opts o;
+	SSL_CTX *ctx;
+
+	memset(&o, 0, sizeof(o));
+	o.trust = t->out_trust;
+	o.known = t->out_known;
+	o.ca = t->out_ca[0] ? t->out_ca : NULL;
+	o.local_ca = t->out_local_ca;
+	o.cert = t->out_cert;
+	o.key = t->out_key;
+	o.groups = t->out_groups;
+	o.crl = t->crl;
+	o.crl_soft_fail = t->out_crl_soft;
+	crl_sig_of(t->crl, t);
+	if ((ctx = tg_tls_client_ctx(&o, err)) == NULL)
+		return -1;
+	if (t->alpn.len && SSL_CTX_set_alpn_protos(ctx, t->alpn.wire,
+	    (unsigned int)t->alpn.len) != 0) {
+		SSL_CTX_free(ctx);
+		return tg_err_ossl(err, TG_E_TLS, "cannot offer ALPN");
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* connections in flight keep the old one (their SSL holds it) */
+	SSL_CTX_free(t->ctx);
+	t->ctx = ctx;
+	return 0;
+}
+
+int
+tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err)
+{
+	const char *path = t->crl[0] ? t->crl : (!t->tls_connect && t->mutual) ?
+	    t->srv->tls.clients_crl : "";
+	__typeof__(t->crl_sig) was = t->crl_sig;
+
+	if (!path[0])
+		return 0;
+	crl_sig_of(path, t);
+	if (memcmp(&was, &t->crl_sig, sizeof(was)) == 0)
+		return 0;
+	if ((t->tls_connect ? tls_out_ctx(t, err) : tg_upstream_tls_in_ctx(t, err)) < 0) {
+		t->crl_sig = was;   /* tried again at the next look */
+		return -1;
+	}
+	return 1;
+}
+
 /* TLS out (a route to https://, a tunnel with tls_connect): the client
  * context and how the upstream is judged (client.* rules by default). */
 static int
@@ -317,7 +386,6 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 	enum tg_trust_mode mode = TG_TRUST_CA;
 	char known[PATH_MAX], sd[PATH_MAX], ca[PATH_MAX] = "", local_ca[PATH_MAX];
 	char cert[PATH_MAX], key[PATH_MAX];
-	struct tg_client_opts o;
 
 	if (!trust[0])
 		trust = tg_cfg_str(cfg, TG_CFG_CLIENT_TRUST);
@@ -336,24 +404,20 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 		snprintf(t->host, sizeof(t->host), "%s", sn);
 	if (client_cert(cfg, list, i, sd, cert, key, sizeof(cert), err) < 0)
 		return -1;
-	memset(&o, 0, sizeof(o));
-	o.trust = trust;
-	o.known = known;
-	o.ca = ca[0] ? ca : NULL;
-	o.local_ca = local_ca;
-	o.cert = cert;
-	o.key = key;
-	o.groups = t->groups[0] ? t->groups : tg_cfg_str(cfg, TG_CFG_CLIENT_GROUPS);
 	if (!t->crl[0])
 		tg_cfg_path(cfg, TG_CFG_CLIENT_CRL, t->crl, sizeof(t->crl));
-	o.crl = t->crl;
-	o.crl_soft_fail = !strcmp(tg_cfg_str(cfg, TG_CFG_CLIENT_CRL_POLICY), "soft");
-	if ((t->ctx = tg_tls_client_ctx(&o, err)) == NULL)
+	/* kept, to build the context again when the CRL changes */
+	snprintf(t->out_trust, sizeof(t->out_trust), "%s", trust);
+	snprintf(t->out_known, sizeof(t->out_known), "%s", known);
+	snprintf(t->out_ca, sizeof(t->out_ca), "%s", ca);
+	snprintf(t->out_local_ca, sizeof(t->out_local_ca), "%s", local_ca);
+	snprintf(t->out_cert, sizeof(t->out_cert), "%s", cert);
+	snprintf(t->out_key, sizeof(t->out_key), "%s", key);
+	snprintf(t->out_groups, sizeof(t->out_groups), "%s", t->groups[0] ? t->groups :
+	    tg_cfg_str(cfg, TG_CFG_CLIENT_GROUPS));
+	t->out_crl_soft = !strcmp(tg_cfg_str(cfg, TG_CFG_CLIENT_CRL_POLICY), "soft");
+	if (tls_out_ctx(t, err) < 0)
 		return -1;
-	if (t->alpn.len && SSL_CTX_set_alpn_protos(t->ctx, t->alpn.wire,
-	    (unsigned int)t->alpn.len) != 0)
-		return tg_err_ossl(err, TG_E_TLS, "cannot offer ALPN");
-	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if ((t->trust = tg_trust_new(mode, known, "known-servers", NULL, 0, err)) == NULL ||
 	    share_known(cfg, t->trust, err) < 0)
 		return -1;

@@ -59,6 +59,12 @@ struct tg_tunnel {
 	char ca[PATH_MAX], ca_origin[320];
 	char groups[512];            /* key-exchange groups of the TLS side; "" default */
 	char crl[PATH_MAX];          /* tunnels.N.crl: the TLS peer's CRLs; "" the default */
+	struct { uint64_t dev, ino; int64_t size, mtime_ns, ctime_ns; } crl_sig;  /* in service */
+	/* TLS out: what the client context is built from, to build it again
+	 * when its CRL changes */
+	char out_trust[32], out_known[PATH_MAX], out_ca[PATH_MAX], out_local_ca[PATH_MAX];
+	char out_cert[PATH_MAX], out_key[PATH_MAX], out_groups[512];
+	int out_crl_soft;
 	/* ALPN: TLS in, the protocols selected (server preference); TLS out,
 	 * the ones offered, one of which the upstream must select; none: no
 	 * ALPN (docs/tunnels.md) */
@@ -94,6 +100,10 @@ int tg_upstream_open_all(struct tg_server *s, const struct tg_config *cfg, const
 int tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err);
 /* /metrics: the ALPN protocol and group of a finished handshake of t. */
 void tg_upstream_count(struct tg_tunnel *t, SSL *ssl);
+/* t's CRL file changed since its context was built: the context is built
+ * again (TLS in or out). 1 when rebuilt, 0 unchanged or none, -1 in words
+ * (the old context stays). Loop thread. */
+int tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err);
 /* Frees an entry's context and trust (not the entry). */
 void tg_upstream_release(struct tg_tunnel *t);
 
