@@ -474,12 +474,21 @@ load_file(X509_STORE *st, const char *path, int *count, struct tg_err *err)
 		OPENSSL_free(data);
 		return tg_err_set(err, TG_E_INTERNAL, "out of memory");
 	}
+	ERR_clear_error();
 	while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
 		X509_STORE_add_crl(st, crl);
 		X509_CRL_free(crl);
 		n++;
 	}
 	BIO_free(b);
+	/* the loop ends at the end of the text, or at a block it cannot read:
+	 * a CRL dropped from the middle of a bundle would go unenforced */
+	if (n > 0 && ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+		ERR_clear_error();
+		OPENSSL_free(data);
+		return tg_err_set(err, TG_E_PKI, "%s: CRL number %d cannot be read (a damaged or "
+		    "cut PEM block)", path, n + 1);
+	}
 	ERR_clear_error();
 	if (n == 0) {   /* DER, as CAs publish them over HTTP */
 		q = data;
