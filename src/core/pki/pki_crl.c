@@ -483,7 +483,8 @@ load_file(X509_STORE *st, const char *path, int *count, struct tg_err *err)
 	BIO_free(b);
 	/* the loop ends at the end of the text, or at a block it cannot read:
 	 * a CRL dropped from the middle of a bundle would go unenforced */
-	if (n > 0 && ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+	if (n > 0 && !(ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE)) {
 		ERR_clear_error();
 		OPENSSL_free(data);
 		return tg_err_set(err, TG_E_PKI, "%s: CRL number %d cannot be read (a damaged or "

@@ -666,8 +666,12 @@ tg_tls_server_ctx(const struct tg_server_tls *s, struct tg_err *err)
 		/* one process: sessions kept here (a stateless ticket would carry,
 		 * encode and decode the client certificate, ~120 µs a handshake);
 		 * several workers: the tickets whose keys they share */
-		if (s->shared_sessions)
+		if (s->shared_sessions) {
 			SSL_CTX_set_session_ticket_cb(ctx, NULL, mutual_resume, s->clients);
+			/* tickets only: a session-ID resumption from the internal
+			 * cache would skip the judgement (trust engine, CRLs) */
+			SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		}
 		else if (tg_sess_cache_attach(ctx, TG_SESS_CACHE_SIZE, judge_session, s->clients) < 0) {
 			tg_err_set(err, TG_E_INTERNAL, "cannot make the session cache: out of memory");
 			goto fail;

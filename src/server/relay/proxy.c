@@ -137,9 +137,12 @@ pool_take(struct tg_pipe *p)
 		ssize_t r = recv(u->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 		int fd;
 
+		/* closed, bytes nobody asked for, or judged under a context the
+		 * route has since replaced (a new CRL): dropped, not reused */
 		if (r == 0 || r > 0 || errno != EAGAIN ||
+		    (u->ssl && SSL_get_SSL_CTX(u->ssl) != t->ctx) ||
 		    (fd = fcntl(u->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-			idle_drop(u);   /* closed, or bytes nobody asked for */
+			idle_drop(u);
 			continue;
 		}
 		p->b.ssl = u->ssl;

@@ -134,6 +134,7 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 {
 	struct tg_server *s = t->srv;
 	struct tg_server_tls st;
+	struct tg_crl_sig was;
 	SSL_CTX *ctx;
 	char gw[64], cw[64];
 
@@ -154,10 +155,16 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 	st.clients_crl = t->crl[0] ? t->crl : s->tls.clients_crl;
 	st.clients_crl_what = t->crl[0] ? cw : "tls.clients.crl";
 	st.crl_soft = s->tls.crl_soft;
+	was = t->crl_sig;
 	crl_sig_of(st.clients_crl ? st.clients_crl : "", t);
-	if ((ctx = tg_tls_server_ctx(&st, err)) == NULL)
+	if ((ctx = tg_tls_server_ctx(&st, err)) == NULL) {
+		t->crl_sig = was;   /* the CRL in service is still the old one */
 		return -1;
+	}
 	SSL_CTX_set_alpn_select_cb(ctx, tunnel_alpn, t);
+	/* a client that closes without close_notify ends its stream, as on
+	 * the first context (every rebuild keeps it) */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_free(t->ctx);
 	t->ctx = ctx;
 	return 0;
@@ -329,6 +336,7 @@ static int
 tls_out_ctx(struct tg_tunnel *t, struct tg_err *err)
 {
 	struct tg_client_opts o;
+	struct tg_crl_sig was;
 	SSL_CTX *ctx;
 
 	memset(&o, 0, sizeof(o));
@@ -341,12 +349,16 @@ tls_out_ctx(struct tg_tunnel *t, struct tg_err *err)
 	o.groups = t->out_groups;
 	o.crl = t->crl;
 	o.crl_soft_fail = t->out_crl_soft;
+	was = t->crl_sig;
 	crl_sig_of(t->crl, t);
-	if ((ctx = tg_tls_client_ctx(&o, err)) == NULL)
+	if ((ctx = tg_tls_client_ctx(&o, err)) == NULL) {
+		t->crl_sig = was;
 		return -1;
+	}
 	if (t->alpn.len && SSL_CTX_set_alpn_protos(ctx, t->alpn.wire,
 	    (unsigned int)t->alpn.len) != 0) {
 		SSL_CTX_free(ctx);
+		t->crl_sig = was;
 		return tg_err_ossl(err, TG_E_TLS, "cannot offer ALPN");
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -361,15 +373,23 @@ tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err)
 {
 	const char *path = t->crl[0] ? t->crl : (!t->tls_connect && t->mutual) ?
 	    t->srv->tls.clients_crl : "";
-	__typeof__(t->crl_sig) was = t->crl_sig;
+	struct tg_crl_sig in_service = t->crl_sig, now;
 
 	if (!path[0])
 		return 0;
 	crl_sig_of(path, t);
-	if (memcmp(&was, &t->crl_sig, sizeof(was)) == 0)
+	now = t->crl_sig;
+	t->crl_sig = in_service;
+	if (memcmp(&in_service, &now, sizeof(now)) == 0 ||
+	    memcmp(&t->crl_failed, &now, sizeof(now)) == 0)
+		return 0;   /* unchanged, or this very file was refused already */
+	/* a file being written: taken once it stayed the same for a tick */
+	if (memcmp(&t->crl_seen, &now, sizeof(now)) != 0) {
+		t->crl_seen = now;
 		return 0;
+	}
 	if ((t->tls_connect ? tls_out_ctx(t, err) : tg_upstream_tls_in_ctx(t, err)) < 0) {
-		t->crl_sig = was;   /* tried again at the next look */
+		t->crl_failed = now;   /* said once; tried again when the file changes */
 		return -1;
 	}
 	return 1;
@@ -474,6 +494,7 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 	t->srv = s;
 	t->index = i;
 	t->fd = -1;
+	t->crl_failed.ino = UINT64_MAX;   /* nothing refused yet (a missing file is all zeros) */
 	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_IDLE_TIMEOUT);
 	if ((proxy ? read_route(cfg, list, i, t, err) : read_tunnel(cfg, list, i, t, err)) < 0 ||
 	    resolve(cfg, list, i, t, err) < 0 || read_protocols(cfg, list, i, t, err) < 0)

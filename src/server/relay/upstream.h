@@ -59,7 +59,8 @@ struct tg_tunnel {
 	char ca[PATH_MAX], ca_origin[320];
 	char groups[512];            /* key-exchange groups of the TLS side; "" default */
 	char crl[PATH_MAX];          /* tunnels.N.crl: the TLS peer's CRLs; "" the default */
-	struct { uint64_t dev, ino; int64_t size, mtime_ns, ctime_ns; } crl_sig;  /* in service */
+	struct tg_crl_sig { uint64_t dev, ino; int64_t size, mtime_ns, ctime_ns; }
+	    crl_sig, crl_seen, crl_failed;   /* in service, seen last tick, refused */
 	/* TLS out: what the client context is built from, to build it again
 	 * when its CRL changes */
 	char out_trust[32], out_known[PATH_MAX], out_ca[PATH_MAX], out_local_ca[PATH_MAX];
