@@ -38,7 +38,7 @@ test-fast: deps-test build
 test-asan: deps-test
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -LE 'big|scale'
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2 -LE 'big|scale|slow'
 
 # ThreadSanitizer over the tests whose work crosses threads: uploads and
 # pin recording on libuv's thread pool, the ACME thread, reloads, workers.

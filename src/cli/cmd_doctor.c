@@ -324,6 +324,36 @@ check_store(const struct tg_config *cfg)
 	free(sc);
 }
 
+/* client.cert: a certificate servers that require client certificates
+ * accept needs clientAuth in its extendedKeyUsage; public CAs stopped
+ * issuing those in 2026 (Let's Encrypt: classic lost it on 2026-02-11). */
+static void
+check_client_cert(const struct tg_config *cfg)
+{
+	char crt[PATH_MAX];
+	STACK_OF(X509) *sk;
+	struct tg_err err;
+	X509 *x;
+
+	if (!tg_cfg_str(cfg, TG_CFG_CLIENT_CERT)[0])
+		return;
+	tg_cfg_path(cfg, TG_CFG_CLIENT_CERT, crt, sizeof(crt));
+	if ((sk = tg_certs_read(crt, &err)) == NULL) {
+		problem("client.cert (%s): %s", tg_config_origin(cfg, "client.cert"), err.msg);
+		return;
+	}
+	x = sk_X509_value(sk, 0);
+	if ((X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+	    !(X509_get_extended_key_usage(x) & XKU_SSL_CLIENT))
+		problem("client.cert %s (%s) has no clientAuth in its extendedKeyUsage: servers that "
+		    "require client certificates refuse it (public CAs no longer issue clientAuth); "
+		    "fix: issue it from a private CA (tlsgate cert issue --client)", crt,
+		    tg_config_origin(cfg, "client.cert"));
+	else
+		ok("client.cert %s may be used as a client certificate (clientAuth)", crt);
+	sk_X509_pop_free(sk, X509_free);
+}
+
 /* The key-exchange groups of both directions: known to this OpenSSL, and
  * whether the exchange is post-quantum (and why not). */
 static void
@@ -411,6 +441,7 @@ cmd_doctor(int argc, char **argv)
 		problem("tls.allow_insecure_key_permissions is on (%s): keys others can read are used; "
 		    "fix: chmod 600 the keys and turn it off", tg_config_origin(cfg, "tls.allow_insecure_key_permissions"));
 	check_groups(cfg);
+	check_client_cert(cfg);
 	check_port("listen", tg_cfg_str(cfg, TG_CFG_LISTEN));
 	check_port("admin.listen", tg_cfg_str(cfg, TG_CFG_ADMIN_LISTEN));
 	tg_config_free(cfg);

@@ -46,6 +46,9 @@ doctor_finds "ACME directory unreachable" "tls.acme.directory .*cannot reach the
 	--set tls.auto=acme --set tls.acme.names=api.example.com --set tls.acme.challenge=tls-alpn-01 \
 	--set tls.acme.directory=https://127.0.0.1:1/dir
 doctor_finds "plain HTTP" "tls.mode is off" --mode off
+doctor_finds "a client certificate without clientAuth" \
+	"client.cert .*good.crt .* has no clientAuth in its extendedKeyUsage" \
+	--set client.cert="$T/good.crt" --set client.key="$T/good.key"
 if command -v setpriv >/dev/null; then
 	# the build folder may not be reachable for nobody: run a copy from $T
 	cp "$TG_BIN" "$T/tlsgate-copy" && chmod 755 "$T/tlsgate-copy"
