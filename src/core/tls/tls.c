@@ -38,7 +38,7 @@ static int refusal_idx = -1, verdict_idx = -1, cache_idx = -1, trust_idx = -1, n
 static int crl_mode_idx = -1, revoked_idx = -1;
 enum { CRL_OFF, CRL_HARD, CRL_SOFT };
 static int leaf_crl_check(SSL_CTX *ctx, X509 *leaf, char *words, size_t len);
-static void revoked_words(X509 *cert, X509_CRL *crl, X509_REVOKED *rev, char *buf, size_t len);
+static void revoked_words(X509 *cert, X509_REVOKED *rev, char *buf, size_t len);
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void
@@ -313,7 +313,7 @@ leaf_crl_check(SSL_CTX *ctx, X509 *leaf, char *words, size_t len)
 		X509_CRL *crl = sk_X509_CRL_value(crls, i);
 		X509_REVOKED *rev = NULL;
 		if (X509_CRL_get0_by_cert(crl, &rev, leaf) == 1 && rev) {
-			revoked_words(leaf, crl, rev, words, len);
+			revoked_words(leaf, rev, words, len);
 			rv = -1;
 			break;
 		}
@@ -345,24 +345,28 @@ crl_unavailable(int e)
 
 /* "certificate for X (serial S) was revoked on DATE, reason: R (the CRL of
  * ISSUER)". */
+/* The certificate's serial number in hex ("?" when it cannot be told). */
 static void
-revoked_words(X509 *cert, X509_CRL *crl, X509_REVOKED *rev, char *buf, size_t len)
+serial_text(X509 *cert, char *buf, size_t len)
 {
-	char label[256], issuer[256], date[64], serial[130] = "?";
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *h = bn ? BN_bn2hex(bn) : NULL;
+
+	snprintf(buf, len, "%s", h ? h : "?");
+	OPENSSL_free(h);
+	BN_free(bn);
+}
+
+static void
+revoked_words(X509 *cert, X509_REVOKED *rev, char *buf, size_t len)
+{
+	char label[256], issuer[256], date[64], serial[130];
 	ASN1_ENUMERATED *re;
-	BIGNUM *bn;
 	long code = 0;
 
-	(void)crl;
 	tg_cert_label(cert, label, sizeof(label));
 	tg_x509_name_line(X509_get_issuer_name(cert), issuer, sizeof(issuer));
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) != NULL) {
-		char *h = BN_bn2hex(bn);
-		if (h)
-			snprintf(serial, sizeof(serial), "%s", h);
-		OPENSSL_free(h);
-		BN_free(bn);
-	}
+	serial_text(cert, serial, sizeof(serial));
 	tg_asn1_date(X509_REVOKED_get0_revocationDate(rev), date, sizeof(date));
 	if ((re = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL)) != NULL)
 		code = ASN1_ENUMERATED_get(re);
@@ -380,25 +384,18 @@ crl_words(X509_STORE_CTX *xs, int e, char *buf, size_t len)
 {
 	X509 *cert = X509_STORE_CTX_get_current_cert(xs);
 	X509_CRL *crl = X509_STORE_CTX_get0_current_crl(xs);
-	char label[256], issuer[256], date[64], serial[130] = "?";
-	BIGNUM *bn;
+	char label[256], issuer[256], date[64], serial[130];
 	int n;
 
 	if (cert == NULL)
 		return -1;
 	tg_cert_label(cert, label, sizeof(label));
 	tg_x509_name_line(X509_get_issuer_name(cert), issuer, sizeof(issuer));
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) != NULL) {
-		char *h = BN_bn2hex(bn);
-		if (h)
-			snprintf(serial, sizeof(serial), "%s", h);
-		OPENSSL_free(h);
-		BN_free(bn);
-	}
+	serial_text(cert, serial, sizeof(serial));
 	if (e == X509_V_ERR_CERT_REVOKED) {
 		X509_REVOKED *rev = NULL;
 		if (crl && X509_CRL_get0_by_cert(crl, &rev, cert) == 1 && rev) {
-			revoked_words(cert, crl, rev, buf, len);
+			revoked_words(cert, rev, buf, len);
 			return 0;
 		}
 		n = snprintf(buf, len, "certificate for %s (serial %s) was revoked (the CRL of "
