@@ -35,6 +35,27 @@ expect_fail "revoking twice" "was already revoked" "$TG_BIN" cert revoke "$BOB" 
 expect_fail "revoking another CA's certificate" "was not issued by this CA" "$TG_BIN" cert revoke srv.crt --ca other
 expect_fail "a bad reason" "--reason because: use unspecified, keyCompromise" "$TG_BIN" cert revoke carol.crt --ca ca --reason because
 
+# bad luck while revoking: the CRL or the list cannot be written; nothing
+# half-written is left, the words say what, and doing it again repairs it
+faults_for revoke
+"$TG_BIN" cert issue --client --name eve --ca ca --out eve >/dev/null
+cp ca/crl.pem crl.before
+out=$(TG_FAULT='rename@crl.pem:*:ENOSPC' "$FAULTY_BIN" cert revoke eve.crt --ca ca 2>&1) && fail "revoke with a full disk succeeded"
+grep -q "cannot write ca/crl.pem: No space left on device" <<<"$out" || fail "full disk: $out"
+faults_met "rename .*crl.pem" "a failing rename of crl.pem"
+cmp -s ca/crl.pem crl.before || fail "crl.pem changed although its write failed"
+openssl crl -in ca/crl.pem -CAfile ca/ca.crt -noout -verify 2>&1 | grep -q "verify OK" || fail "the CRL in place is damaged"
+out=$("$TG_BIN" cert revoke eve.crt --ca ca 2>&1) && fail "revoking eve again succeeded"
+grep -q "was already revoked .*the CRL, signed again, lists it" <<<"$out" || fail "repair: $out"
+EVE=$(openssl x509 -in eve.crt -noout -serial | cut -d= -f2)
+openssl crl -in ca/crl.pem -noout -text | grep -q "Serial Number: $EVE" || fail "eve not in the repaired CRL"
+"$TG_BIN" cert issue --client --name mallory --ca ca --out mallory >/dev/null
+cp ca/revoked revoked.before
+out=$(TG_FAULT='rename@revoked:*:EIO' "$FAULTY_BIN" cert revoke mallory.crt --ca ca 2>&1) && fail "revoke with a failing disk succeeded"
+grep -q "cannot write ca/revoked: Input/output error" <<<"$out" || fail "failing list write: $out"
+cmp -s ca/revoked revoked.before || fail "the revoked list changed although its write failed"
+pass "a full disk or a failing write while revoking: said in words, nothing half-written, a second revoke repairs the CRL"
+
 # ---- a mutual server checking the CRL; its admin listener serves it
 mkdir -p A && cp -r ca A/ca
 start_tlsgate A --mode mutual --cert srv.crt --key srv.key --set tls.clients.ca=ca/ca.crt \
