@@ -343,8 +343,6 @@ crl_unavailable(int e)
 	    e == X509_V_ERR_CRL_NOT_YET_VALID || e == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
 }
 
-/* "certificate for X (serial S) was revoked on DATE, reason: R (the CRL of
- * ISSUER)". */
 /* The certificate's serial number in hex ("?" when it cannot be told). */
 static void
 serial_text(X509 *cert, char *buf, size_t len)
@@ -357,6 +355,8 @@ serial_text(X509 *cert, char *buf, size_t len)
 	BN_free(bn);
 }
 
+/* "certificate for X (serial S) was revoked on DATE, reason: R (the CRL of
+ * ISSUER)". */
 static void
 revoked_words(X509 *cert, X509_REVOKED *rev, char *buf, size_t len)
 {

@@ -99,7 +99,10 @@ pool_put(struct tg_tunnel *t, int fd, SSL *ssl)
 {
 	struct idle_up *u;
 
-	if (t->nidle >= POOL_MAX || t->srv->stopping || (u = calloc(1, sizeof(*u))) == NULL) {
+	/* a connection judged under a context since replaced (a new CRL) is
+	 * not kept for another request */
+	if (t->nidle >= POOL_MAX || t->srv->stopping || (ssl && SSL_get_SSL_CTX(ssl) != t->ctx) ||
+	    (u = calloc(1, sizeof(*u))) == NULL) {
 		SSL_free(ssl);
 		close(fd);
 		return;

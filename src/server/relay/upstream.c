@@ -16,6 +16,7 @@
 #include "config_int.h"
 #include "error.h"
 #include "listen.h"
+#include "pki.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
@@ -389,9 +390,22 @@ tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err)
 		return 0;
 	}
 	if ((t->tls_connect ? tls_out_ctx(t, err) : tg_upstream_tls_in_ctx(t, err)) < 0) {
-		t->crl_failed = now;   /* said once; tried again when the file changes */
+		X509_STORE *scratch = X509_STORE_new();
+		struct tg_err e2;
+		int crl_bad = scratch == NULL || tg_crl_load(scratch, path, &e2) < 0;
+		X509_STORE_free(scratch);
+		if (crl_bad) {   /* the CRL itself: said once, tried again when it changes */
+			t->crl_failed = now;
+			return -1;
+		}
+		/* something else (a certificate or CA file being rewritten, no
+		 * memory): tried again at every tick, said once */
+		if (t->crl_retrying)
+			return 0;
+		t->crl_retrying = 1;
 		return -1;
 	}
+	t->crl_retrying = 0;
 	return 1;
 }
 
@@ -476,10 +490,7 @@ tls_in(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunnel
 			return -1;
 		snprintf(t->ca_origin, sizeof(t->ca_origin), "default: the local CA");
 	}
-	if (tg_upstream_tls_in_ctx(t, err) < 0)
-		return -1;
-	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	return 0;
+	return tg_upstream_tls_in_ctx(t, err);
 }
 
 /* One entry of list: read, resolved, its TLS built, a tunnel's listener
@@ -494,7 +505,8 @@ open_one(struct tg_server *s, const struct tg_config *cfg, const char *list, siz
 	t->srv = s;
 	t->index = i;
 	t->fd = -1;
-	t->crl_failed.ino = UINT64_MAX;   /* nothing refused yet (a missing file is all zeros) */
+	/* nothing seen or refused yet (a missing file's signature is all zeros) */
+	t->crl_failed.ino = t->crl_seen.ino = UINT64_MAX;
 	t->idle_ms = (uint64_t)tg_cfg_entry_num(cfg, list, i, TG_FIELD_IDLE_TIMEOUT);
 	if ((proxy ? read_route(cfg, list, i, t, err) : read_tunnel(cfg, list, i, t, err)) < 0 ||
 	    resolve(cfg, list, i, t, err) < 0 || read_protocols(cfg, list, i, t, err) < 0)

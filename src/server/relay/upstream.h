@@ -61,6 +61,7 @@ struct tg_tunnel {
 	char crl[PATH_MAX];          /* tunnels.N.crl: the TLS peer's CRLs; "" the default */
 	struct tg_crl_sig { uint64_t dev, ino; int64_t size, mtime_ns, ctime_ns; }
 	    crl_sig, crl_seen, crl_failed;   /* in service, seen last tick, refused */
+	int crl_retrying;            /* a rebuild failed for another cause than the CRL: said */
 	/* TLS out: what the client context is built from, to build it again
 	 * when its CRL changes */
 	char out_trust[32], out_known[PATH_MAX], out_ca[PATH_MAX], out_local_ca[PATH_MAX];
