@@ -12,9 +12,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SRC = os.path.join(ROOT, "src")
 
 CORE = ["core/base", "core/config", "core/store", "core/pki", "core/trust", "core/cluster",
-        "core/tls", "core/http", "core/client", "core/acme"]
+        "core/tls", "core/http", "core/client", "core/acme", "core/acmeca"]
 SERVER = ["server/base", "server/conn", "server/services", "server/acme", "server/relay",
-          "server/app"]
+          "server/ca", "server/app"]
 # folder -> the other folders its files may include (a folder may always
 # include itself). Lower layers never include higher ones.
 ALLOWED = {
@@ -29,11 +29,13 @@ ALLOWED = {
     "core/client": ["core/base", "core/config", "core/store", "core/pki", "core/trust",
                     "core/tls", "core/http"],
     "core/acme": ["core/base", "core/pki", "core/http"],
+    "core/acmeca": ["core/base", "core/config", "core/store", "core/pki", "core/acme"],
     "server/base": CORE,
     "server/conn": CORE + ["server/base"],
     "server/services": CORE + ["server/base", "server/conn"],
     "server/acme": CORE + ["server/base", "server/conn"],
     "server/relay": CORE + ["server/base", "server/conn"],
+    "server/ca": CORE + ["server/base", "server/conn"],
     "server/app": CORE + SERVER,
     "cli": CORE + SERVER,
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs="cmake make gcc pkg-config libssl-dev libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev"
-test_pkgs="curl openssl nginx-light clang procps valgrind testssl.sh jq groff-base pebble strace etcd-server etcd-client python3-grpcio haproxy"
+test_pkgs="curl openssl nginx-light clang procps valgrind testssl.sh jq groff-base pebble strace etcd-server etcd-client python3-grpcio haproxy certbot lego"
 want="$build_pkgs"
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
 

@@ -32,6 +32,16 @@ int cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i);
 struct tg_config *cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err);
 
 int cli_default_ca_dir(char *buf, size_t len);
+int cmd_ca_serve(int argc, char **argv);    /* cmd_ca_acme.c */
+int cmd_ca_enroll(int argc, char **argv);
+
+struct tg_server;
+/* Serves cfg (taken) until stopped: tlsgate serve and tlsgate ca serve.
+ * reload_fn builds the configuration again on SIGHUP; started, if not
+ * NULL, is called once the listeners are bound. The exit status. */
+int cli_serve(struct tg_config *cfg, int (*reload_fn)(void *, struct tg_config **,
+    struct tg_err *), void *reload_arg, void (*started)(const struct tg_server *,
+    const struct tg_config *));
 /* ca install / uninstall of the CA certificate file ca. */
 int cli_ca_install(const char *ca, int install);
 

@@ -15,6 +15,8 @@ static const char ca_usage[] =
 "usage: tlsgate ca init [--dir DIR] [--name CN] [--key TYPE] [--days N] [--crl-url URL]\n"
 "       tlsgate ca crl [--dir DIR] [--days N] [--crl-url URL]\n"
 "       tlsgate ca install|uninstall [--dir DIR]\n"
+"       tlsgate ca serve --listen ADDR [--dir DIR] ...   (the CA as an ACME server)\n"
+"       tlsgate ca enroll NAME --allow LIST ...          (a device's ACME key)\n"
 "\n"
 "init creates a CA (ca.crt and ca.key, mode 0600) in DIR, by default state_dir/ca.\n"
 "install puts DIR/ca.crt into the system trust store (update-ca-certificates or\n"
@@ -87,6 +89,10 @@ cmd_ca(int argc, char **argv)
 		fputs(ca_usage, argc < 2 ? stderr : stdout);
 		return argc < 2;
 	}
+	if (!strcmp(argv[1], "serve"))
+		return cmd_ca_serve(argc, argv);
+	if (!strcmp(argv[1], "enroll"))
+		return cmd_ca_enroll(argc, argv);
 	if (strcmp(argv[1], "init") && strcmp(argv[1], "install") && strcmp(argv[1], "uninstall") &&
 	    strcmp(argv[1], "crl"))
 		return cli_fail("ca %s: unknown subcommand; see `tlsgate ca --help`", argv[1]);

@@ -121,8 +121,8 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 		{ TG_CFG_CLIENT_CA, 0 }, { TG_CFG_CLIENT_CERT, 0 }, { TG_CFG_CLIENT_KEY, 0 },
 		{ TG_CFG_STORE_CA, 1 }, { TG_CFG_STORE_CERT, 1 }, { TG_CFG_STORE_KEY, 1 },
 		{ TG_CFG_STORE_PASSWORD_FILE, 1 } };
-	char rw[4][PATH_MAX], ro[16][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
-	const char *rwp[4], *rop[16], *rxp[6];
+	char rw[5][PATH_MAX], ro[16][PATH_MAX], tmp[PATH_MAX], hook[PATH_MAX];
+	const char *rwp[5], *rop[16], *rxp[6];
 	int etcd = !strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd");
 	size_t i, nro = 0, nrx = 0;
 	int r;
@@ -133,9 +133,13 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 	tg_path_dir(rw[2], sizeof(rw[2]), tmp);
 	tg_cfg_path(cfg, TG_CFG_CLIENT_KNOWN, tmp, sizeof(tmp));
 	tg_path_dir(rw[3], sizeof(rw[3]), tmp);
-	for (i = 0; i < 4; i++)
+	/* the ACME CA's CA folder: revocations write its CRL */
+	snprintf(rw[4], sizeof(rw[4]), "%s", srv->state_dir);
+	if (srv->acmeca && tg_cfg_str(cfg, TG_CFG_CA_ACME_CA_DIR)[0])
+		tg_cfg_path(cfg, TG_CFG_CA_ACME_CA_DIR, rw[4], sizeof(rw[4]));
+	for (i = 0; i < 5; i++)
 		rwp[i] = rw[i];
-	if (tg_sandbox_drop(tg_cfg_str(cfg, TG_CFG_USER), tg_cfg_str(cfg, TG_CFG_GROUP), rwp, 4,
+	if (tg_sandbox_drop(tg_cfg_str(cfg, TG_CFG_USER), tg_cfg_str(cfg, TG_CFG_GROUP), rwp, 5,
 	    err) < 0)
 		return -1;
 	if (tg_cfg_str(cfg, TG_CFG_USER)[0])
@@ -153,7 +157,7 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 		tg_path_dir(ro[nro++], sizeof(ro[0]), tg_cfg_file(cfg));
 	snprintf(ro[nro++], sizeof(ro[0]), "/etc/ssl");
 	snprintf(ro[nro++], sizeof(ro[0]), "/proc/self");   /* sanitizers read their maps */
-	if (srv->acme_on || etcd) {
+	if (srv->acme_on || etcd || srv->acmeca) {
 		/* the ACME thread resolves the CA's name, the store's threads the
 		 * members' (resolv.conf, hosts, nsswitch and the NSS modules it
 		 * loads); the ACME thread may run the DNS hook */
@@ -173,7 +177,7 @@ confine(const struct tg_config *cfg, struct tg_server *srv, struct tg_err *err)
 	}
 	for (i = 0; i < nro; i++)
 		rop[i] = ro[i];
-	r = tg_sandbox_landlock(rwp, 4, rop, nro, rxp, nrx, err);
+	r = tg_sandbox_landlock(rwp, 5, rop, nro, rxp, nrx, err);
 	if (r < 0)
 		return -1;
 	tg_log(srv, TG_LOG_DEBUG, r == 1 ? "landlock: not offered by this kernel" :
@@ -236,12 +240,9 @@ reload(void *arg, struct tg_config **cfg, struct tg_err *err)
 int
 cmd_serve(int argc, char **argv)
 {
-	struct cli_cfg_flags f;
+	static struct cli_cfg_flags f;   /* the reload reads it while serving */
 	struct tg_config *cfg;
-	struct tg_server *srv;
-	struct tg_keypair kp;
 	struct tg_err err;
-	char sbuf[400];
 	int i, r;
 
 	memset(&f, 0, sizeof(f));
@@ -259,6 +260,20 @@ cmd_serve(int argc, char **argv)
 	}
 	if ((cfg = cli_load_config(&f, &err)) == NULL)
 		return cli_fail_err(&err);
+	return cli_serve(cfg, reload, &f, NULL);
+}
+
+int
+cli_serve(struct tg_config *cfg, int (*reload_fn)(void *, struct tg_config **,
+    struct tg_err *), void *reload_arg, void (*started)(const struct tg_server *,
+    const struct tg_config *))
+{
+	struct tg_server *srv;
+	struct tg_keypair kp;
+	struct tg_err err;
+	char sbuf[400];
+	int i;
+
 	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd") && join_cluster(cfg, &err) < 0) {
 		tg_config_free(cfg);
 		return cli_fail_err(&err);
@@ -278,14 +293,17 @@ cmd_serve(int argc, char **argv)
 		tg_server_free(srv);
 		return cli_fail_err(&err);
 	}
-	banner(cfg, &kp, srv);
+	if (started)
+		started(srv, cfg);   /* says what it serves itself */
+	else
+		banner(cfg, &kp, srv);
 	for (i = 0; tg_sd_leftover((size_t)i, sbuf, sizeof(sbuf)) == 0; i++)
 		fprintf(stderr, "tlsgate: warning: systemd passed the socket %s and no listener "
 		    "is configured for it; closed (set listen, admin.listen or a tunnel's listen "
 		    "to its address, or name it https, admin or tunnel-N)\n", sbuf);
 	tg_config_free(cfg);
-	srv->reload = reload;
-	srv->reload_arg = &f;
+	srv->reload = reload_fn;
+	srv->reload_arg = reload_arg;
 	if (srv->workers > 1) {
 		int status = 0;
 		if (tg_workers_run(srv, &status) == 0) {   /* the supervisor, all ended */

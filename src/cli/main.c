@@ -15,7 +15,7 @@ static const struct {
 	const char *what;
 } cmds[] = {
 	{ "serve",  cmd_serve,  "run the TLS gateway and file service" },
-	{ "ca",     cmd_ca,     "create the local certificate authority" },
+	{ "ca",     cmd_ca,     "the local certificate authority: create, revoke, serve over ACME" },
 	{ "cert",   cmd_cert,   "issue, request, sign, show and check certificates" },
 	{ "acme",   cmd_acme,   "get certificates from Let's Encrypt or another ACME CA" },
 	{ "trust",  cmd_trust,  "list, add and remove known client and server keys" },

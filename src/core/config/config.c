@@ -368,7 +368,7 @@ parse_value(const struct keydef *k, const char *key, const char **value, int64_t
 	case K_ENUM:
 		return enum_ok(k->choices, v) ? 0 : -1;
 	case K_ADDR:
-		if (!strcmp(key, "admin.listen") && !strcmp(v, "off"))
+		if ((!strcmp(key, "admin.listen") || !strcmp(key, "ca.acme.listen")) && !strcmp(v, "off"))
 			return 0;
 		if (tg_parse_hostport(v, host, sizeof(host), &port) < 0)
 			return -1;

@@ -68,6 +68,14 @@
 	X(TG_CFG_FILES_ROOT, "files.root", K_SPATH, "files", NULL, "folder the file service stores into") \
 	X(TG_CFG_FILES_MAX_UPLOAD, "files.max_upload", K_SIZE, "1GiB", NULL, "largest upload accepted (413 above)") \
 	X(TG_CFG_ADMIN_LISTEN, "admin.listen", K_ADDR, "127.0.0.1:9090", NULL, "plain-HTTP listener for /metrics and /status; off to disable") \
+	X(TG_CFG_CA_ACME_LISTEN, "ca.acme.listen", K_ADDR, "off", NULL, "HTTPS listener of the ACME CA (tlsgate ca serve); the directory is https://HOST:PORT/acme/directory; off: none") \
+	X(TG_CFG_CA_ACME_CA_DIR, "ca.acme.ca_dir", K_PATH, "", NULL, "the CA it signs with (ca.crt, ca.key); default state_dir/ca") \
+	X(TG_CFG_CA_ACME_LIFETIME, "ca.acme.lifetime", K_DUR, "24h", NULL, "lifetime of the certificates it issues (an enrolment may set its own)") \
+	X(TG_CFG_CA_ACME_ALLOW, "ca.acme.allow", K_LIST, "", NULL, "names accounts without external account binding may get (*.fleet.example, ip:10.0.0.0/8); empty: every account needs a key from tlsgate ca enroll") \
+	X(TG_CFG_CA_ACME_CHALLENGES, "ca.acme.challenges", K_LIST, "http-01,tls-alpn-01,dns-01", NULL, "challenges offered") \
+	X(TG_CFG_CA_ACME_HTTP_PORT, "ca.acme.http_port", K_INT, "80", NULL, "port HTTP-01 is checked on") \
+	X(TG_CFG_CA_ACME_TLS_PORT, "ca.acme.tls_port", K_INT, "443", NULL, "port TLS-ALPN-01 is checked on") \
+	X(TG_CFG_CA_ACME_RESOLVER, "ca.acme.resolver", K_STR, "", NULL, "DNS server (IPv4[:PORT]) names are resolved with for validations and DNS-01; empty: the system's") \
 	X(TG_CFG_TIMEOUTS_HANDSHAKE, "timeouts.handshake", K_DUR, "10s", NULL, "TLS handshake must finish within") \
 	X(TG_CFG_TIMEOUTS_HEADER, "timeouts.header", K_DUR, "30s", NULL, "request head must arrive within") \
 	X(TG_CFG_TIMEOUTS_BODY, "timeouts.body", K_DUR, "60s", NULL, "longest pause while a body is sent or received") \

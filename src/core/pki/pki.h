@@ -54,11 +54,16 @@ void tg_ca_clear(struct tg_ca *ca);
  * none (built in) for Ed25519, else SHA-256. */
 const EVP_MD *tg_pki_digest_for(EVP_PKEY *signer);
 /* Builds and signs a certificate for pub; issuer NULL = self-signed. */
-enum tg_build_kind { TG_BUILD_SERVER, TG_BUILD_CLIENT, TG_BUILD_CA, TG_BUILD_SELF };
+/* LEAF: issued by a CA for both ends of a connection (serverAuth and
+ * clientAuth), as the ACME CA issues them */
+enum tg_build_kind { TG_BUILD_SERVER, TG_BUILD_CLIENT, TG_BUILD_CA, TG_BUILD_SELF, TG_BUILD_LEAF };
 /* or'ed into kind: a subject without CN, the SANs (critical) name it */
 #define TG_BUILD_NO_CN 0x100
 X509 *tg_cert_build(int kind, const char *cn, const char *sans,
     int days, EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
+/* The same, valid for days plus secs from now. */
+X509 *tg_cert_build_secs(int kind, const char *cn, const char *sans, int days, long secs,
+    EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
 /* Validates a SAN list ("dns:a,ip:b,uri:c"; bare names guessed). */
 int tg_sans_check(const char *sans, struct tg_err *err);
 

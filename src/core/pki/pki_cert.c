@@ -162,6 +162,13 @@ X509 *
 tg_cert_build(int kind, const char *cn, const char *sans, int days,
     EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err)
 {
+	return tg_cert_build_secs(kind, cn, sans, days, 0, pub, issuer, err);
+}
+
+X509 *
+tg_cert_build_secs(int kind, const char *cn, const char *sans, int days, long secs,
+    EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err)
+{
 	X509 *x = X509_new();
 	X509_NAME *name = NULL;
 	X509V3_CTX ctx;
@@ -171,7 +178,7 @@ tg_cert_build(int kind, const char *cn, const char *sans, int days,
 
 	if (x == NULL)
 		goto oom;
-	if (days <= 0)
+	if (days <= 0 && secs <= 0)
 		days = kind == TG_BUILD_CA ? TG_DEFAULT_CA_DAYS : TG_DEFAULT_DAYS;
 	if (sans && sans_to_conf(sans, conf, sizeof(conf), err) < 0)
 		goto fail;
@@ -179,7 +186,7 @@ tg_cert_build(int kind, const char *cn, const char *sans, int days,
 		goto fail;
 	/* five minutes of slack for peers whose clocks run behind */
 	if (X509_gmtime_adj(X509_getm_notBefore(x), -300) == NULL ||
-	    X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) == NULL)
+	    X509_time_adj_ex(X509_getm_notAfter(x), days, secs, NULL) == NULL)
 		goto ossl;
 	name = X509_NAME_new();
 	/* no CN (tg_cert_req.no_cn): the names are the SANs alone, and RFC 5280
@@ -204,11 +211,13 @@ tg_cert_build(int kind, const char *cn, const char *sans, int days,
 	case TG_BUILD_SERVER:
 	case TG_BUILD_CLIENT:
 	case TG_BUILD_SELF:
+	case TG_BUILD_LEAF:
 		snprintf(ku, sizeof(ku), "critical,digitalSignature%s", is_rsa ? ",keyEncipherment" : "");
 		if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE", err) < 0 ||
 		    add_ext(x, &ctx, NID_key_usage, ku, err) < 0 ||
 		    add_ext(x, &ctx, NID_ext_key_usage, (kind & ~TG_BUILD_NO_CN) == TG_BUILD_CLIENT ?
-		    "clientAuth" : (kind & ~TG_BUILD_NO_CN) == TG_BUILD_SELF ? "serverAuth,clientAuth" :
+		    "clientAuth" : (kind & ~TG_BUILD_NO_CN) == TG_BUILD_SELF ||
+		    (kind & ~TG_BUILD_NO_CN) == TG_BUILD_LEAF ? "serverAuth,clientAuth" :
 		    "serverAuth", err) < 0)
 			goto fail;
 		break;

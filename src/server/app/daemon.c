@@ -16,6 +16,8 @@
 #include <openssl/evp.h>
 
 #include "acme_agent.h"
+#include "acmeca.h"
+#include "acmeca_serve.h"
 #include "follow.h"
 #include "acme_answers.h"
 #include "acme_http01.h"
@@ -48,9 +50,10 @@ on_accept(uv_poll_t *p, int status, int events)
 {
 	struct tg_server *s = p->data;
 	int i, kind = p == &s->admin_poll ? TG_LISTENER_ADMIN :
-	    p == &s->acme_poll ? TG_LISTENER_ACME : TG_LISTENER_MAIN;
+	    p == &s->acme_poll ? TG_LISTENER_ACME : p == &s->ca_poll ? TG_LISTENER_CA :
+	    TG_LISTENER_MAIN;
 	int lfd = kind == TG_LISTENER_ADMIN ? s->admin_fd : kind == TG_LISTENER_ACME ? s->acme_fd :
-	    s->listen_fd;
+	    kind == TG_LISTENER_CA ? s->ca_fd : s->listen_fd;
 
 	TG_MAGIC_CHECK(s, TG_SERVER_MAGIC, "server");
 	if (status < 0)
@@ -113,6 +116,8 @@ on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
 	if (s->acme_fd >= 0)
 		uv_close((uv_handle_t *)&s->acme_poll, NULL);
+	if (s->ca_fd >= 0)
+		uv_close((uv_handle_t *)&s->ca_poll, NULL);
 	tg_tunnels_stop_accepting(s);
 	tg_known_watch_stop_all(s);
 	tg_proxy_pool_close(s);
@@ -233,11 +238,12 @@ static void
 register_handlers(struct tg_server *s)
 {
 	static const struct tg_handler *const main_list[] = {
-		&tg_proxy_handler, &tg_files_handler, &banner_handler, NULL };
+		&tg_acmeca_handler, &tg_proxy_handler, &tg_files_handler, &banner_handler, NULL };
 
 	memcpy(s->handlers[TG_LISTENER_MAIN], main_list, sizeof(main_list));
 	s->handlers[TG_LISTENER_ADMIN][0] = &tg_admin_handler;
 	s->handlers[TG_LISTENER_ACME][0] = &tg_acme_http01_handler;
+	s->handlers[TG_LISTENER_CA][0] = &tg_acmeca_handler;
 }
 
 /* The stores the server works with: a cluster's etcd (store.backend), and
@@ -308,6 +314,42 @@ open_admin(struct tg_server *s, const struct tg_config *cfg)
 		    "admin.listen to a free address, or off)", aerr.msg);
 }
 
+/* The ACME CA (ca.acme.listen): a listener of its own, or /acme/ on the
+ * main one when the address is the same (tlsgate ca serve). HTTPS only. */
+static int
+open_acmeca(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
+{
+	struct tg_acmeca_conf conf;
+	const char *where = tg_config_origin(cfg, "ca.acme.listen");
+
+	s->ca_fd = -1;
+	snprintf(s->ca_listen, sizeof(s->ca_listen), "%s", tg_cfg_str(cfg, TG_CFG_CA_ACME_LISTEN));
+	if (!strcmp(s->ca_listen, "off"))
+		return 0;
+	if (s->ssl_ctx == NULL)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "ca.acme.listen (%s): the ACME CA speaks "
+		    "HTTPS only; set tls.mode to server or mutual", where);
+	s->ca_on_main = !strcmp(s->ca_listen, s->listen);
+	if (s->ca_on_main && s->mutual)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "ca.acme.listen (%s) is the main listener, "
+		    "which asks for client certificates (tls.mode mutual): ACME clients come to get "
+		    "one; give the ACME CA an address of its own", where);
+	if (s->ca_on_main && s->workers > 1)
+		return tg_err_set(err, TG_E_CONFIG_VALUE, "ca.acme.listen (%s) is the main listener, "
+		    "served by %u workers: the ACME CA's nonces live in one process; give it an "
+		    "address of its own (worker 0 serves that) or set workers: 1", where, s->workers);
+	if (tg_acmeca_conf_from(cfg, &conf, err) < 0 || (s->acmeca = tg_acmeca_new(&conf,
+	    err)) == NULL)
+		return -1;
+	if (!s->ca_on_main && (s->ca_fd = tg_listen_open_as("acme-ca", s->ca_listen, 0,
+	    err)) < 0) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		return tg_err_set(err, err->code, "ca.acme.listen (%s): %s", where, m);
+	}
+	return 0;
+}
+
 /* proxy_protocol.accept_from, read at start. */
 static int
 proxy_senders(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
@@ -338,7 +380,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	memset(kp, 0, sizeof(*kp));
 	s->magic = TG_SERVER_MAGIC;
-	s->listen_fd = s->files_root_fd = s->admin_fd = s->acme_fd = -1;
+	s->listen_fd = s->files_root_fd = s->admin_fd = s->acme_fd = s->ca_fd = -1;
 	load_settings(s, cfg);
 	if (tg_mkdirs(s->state_dir, 0700, err) < 0 || open_stores(s, cfg, err) < 0)
 		goto fail;
@@ -351,6 +393,8 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	}
 	if (open_listeners(s, cfg, err) < 0 || tg_tunnels_open(s, cfg, err) < 0 ||
 	    tg_proxy_open(s, cfg, err) < 0)
+		goto fail;
+	if (open_acmeca(s, cfg, err) < 0)
 		goto fail;
 	open_admin(s, cfg);
 	if (proxy_senders(s, cfg, err) < 0)
@@ -558,6 +602,11 @@ start_listeners(struct tg_server *s)
 		s->acme_poll.data = s;
 		uv_poll_start(&s->acme_poll, UV_READABLE, on_accept);
 	}
+	if (s->ca_fd >= 0) {
+		uv_poll_init(s->loop, &s->ca_poll, s->ca_fd);
+		s->ca_poll.data = s;
+		uv_poll_start(&s->ca_poll, UV_READABLE, on_accept);
+	}
 }
 
 /* The threads beside the loop: the ACME agent (one orders for every
@@ -680,6 +729,8 @@ tg_server_free(struct tg_server *s)
 		close(s->admin_fd);
 	if (s->acme_fd >= 0)
 		close(s->acme_fd);
+	if (s->ca_fd >= 0)
+		close(s->ca_fd);
 	tg_store_follow_stop(s->follow);
 	s->follow = NULL;
 	if (tg_acme_agent_stop(s->acme) < 0)
@@ -695,6 +746,7 @@ tg_server_free(struct tg_server *s)
 	free(s->store);
 	tg_tunnels_free(s);
 	tg_proxy_free(s);
+	tg_acmeca_free(s->acmeca);   /* the loop has ended: no request or check is running */
 	s->magic = 0;
 	free(s);
 }

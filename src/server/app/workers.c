@@ -95,6 +95,12 @@ spawn(struct tg_server *s, unsigned idx, const sigset_t *old, int replacement, i
 		close(s->acme_fd);
 		s->acme_fd = -1;
 	}
+	/* the ACME CA answers in the first worker only: its nonces are that
+	 * process's */
+	if (idx != 0 && s->ca_fd >= 0) {
+		close(s->ca_fd);
+		s->ca_fd = -1;
+	}
 	if (replacement) {
 		/* the counters go on from where the dead worker left them, and
 		 * the settings are read again if the others were reloaded since

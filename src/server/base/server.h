@@ -26,11 +26,13 @@ struct tg_tunnel;
 struct tg_pipe;
 struct tg_worker_slot;
 struct tg_known_watch;
+struct tg_acmeca;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
 /* The listeners a connection can arrive on. */
-enum { TG_LISTENER_MAIN, TG_LISTENER_ADMIN, TG_LISTENER_ACME, TG_LISTENER_KINDS };
+/* ACME: tls.acme.http_listen (HTTP-01 answers); CA: ca.acme.listen (the ACME CA) */
+enum { TG_LISTENER_MAIN, TG_LISTENER_ADMIN, TG_LISTENER_ACME, TG_LISTENER_CA, TG_LISTENER_KINDS };
 
 struct tg_handler;
 #define TG_HANDLERS_MAX 4        /* per listener (handler.h) */
@@ -82,6 +84,14 @@ struct tg_server {
 	int acme_fd;                 /* tls.acme.http_listen (HTTP-01); -1 when unused */
 	uv_poll_t acme_poll;
 	uv_async_t acme_async;       /* the agent has a new certificate */
+	/* the ACME CA (ca.acme.listen; src/server/ca): its own listener, or
+	 * /acme/ on the main one when the addresses are the same */
+	struct tg_acmeca *acmeca;
+	int ca_fd;                   /* -1 when none or on the main listener */
+	uv_poll_t ca_poll;
+	int ca_on_main;
+	char ca_listen[300];
+	unsigned ca_jobs;            /* requests and validations on the thread pool */
 	/* tunnels (tunnel.c) */
 	struct tg_tunnel *tunnels;
 	size_t ntunnels;

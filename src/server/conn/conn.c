@@ -765,9 +765,18 @@ tg_conn_accept(struct tg_server *s, int fd, int kind)
 	}
 	c->kind = kind;
 	s->m.connections++;
-	if (s->ssl_ctx && kind == TG_LISTENER_MAIN) {
+	if (s->ssl_ctx && (kind == TG_LISTENER_MAIN || kind == TG_LISTENER_CA)) {
 		c->ssl = SSL_new(s->ssl_ctx);
 		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+			conn_close(c);
+			return;
+		}
+		/* ACME clients come without a certificate, to get one: the CA's
+		 * listener asks for none, and its sessions carry another context,
+		 * so that none resumes on a listener that wants one */
+		if (kind == TG_LISTENER_CA && (SSL_set_session_id_context(c->ssl,
+		    (const unsigned char *)"tlsgate-acme-ca", 15) != 1 ||
+		    (SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL), 0))) {
 			conn_close(c);
 			return;
 		}

@@ -1,0 +1,492 @@
+/*
+ * The ACME CA checking a challenge (RFC 8555 section 8, RFC 8737 for
+ * TLS-ALPN-01, RFC 8738 for IP addresses): HTTP-01 fetches the key
+ * authorization over plain HTTP, TLS-ALPN-01 reads the acmeIdentifier of the
+ * certificate a server presents for "acme-tls/1", DNS-01 looks up the TXT
+ * record. Names are resolved by the system, or by the DNS server
+ * ca.acme.resolver names (what a fleet's internal DNS or a test uses).
+ * Blocking, every wait bounded; any thread (res_nquery has its own state).
+ */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "acme_wire.h"
+#include "acmeca.h"
+#include "acmeca_int.h"
+
+#define WAIT_S 10
+
+/* One DNS question to the configured server (or the system's): the answers'
+ * rdata of type, each handed to fn. 0, or -1 with why. */
+static int
+dns_ask(const char *resolver, const char *name, int type,
+    void (*fn)(const unsigned char *rd, size_t len, void *arg), void *arg, char *why, size_t wl)
+{
+	struct __res_state st;
+	unsigned char ans[4096];
+	ns_msg msg;
+	ns_rr rr;
+	int n, i, count;
+
+	memset(&st, 0, sizeof(st));
+	if (res_ninit(&st) != 0) {
+		snprintf(why, wl, "cannot set up the DNS resolver");
+		return -1;
+	}
+	if (resolver && *resolver) {
+		char host[64];
+		const char *colon = strrchr(resolver, ':');
+		size_t hl = colon ? (size_t)(colon - resolver) : strlen(resolver);
+		struct sockaddr_in sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons(colon ? (uint16_t)atoi(colon + 1) : 53);
+		if (hl >= sizeof(host)) {
+			res_nclose(&st);
+			snprintf(why, wl, "ca.acme.resolver %s is not IPv4[:PORT]", resolver);
+			return -1;
+		}
+		memcpy(host, resolver, hl);
+		host[hl] = '\0';
+		if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+			res_nclose(&st);
+			snprintf(why, wl, "ca.acme.resolver %s is not IPv4[:PORT]", resolver);
+			return -1;
+		}
+		st.nsaddr_list[0] = sa;
+		st.nscount = 1;
+	}
+	st.retrans = 2;
+	st.retry = 2;
+	st.options &= ~(unsigned long)RES_DNSRCH;
+	n = res_nquery(&st, name, ns_c_in, type, ans, sizeof(ans));
+	res_nclose(&st);
+	if (n < 0) {
+		snprintf(why, wl, "DNS has no %s record for %s%s%s", type == ns_t_txt ? "TXT" :
+		    type == ns_t_a ? "A" : "AAAA", name, resolver && *resolver ? " (asked " : "",
+		    resolver && *resolver ? resolver : "");
+		if (resolver && *resolver)
+			snprintf(why + strlen(why), wl - strlen(why), ")");
+		return -1;
+	}
+	if (ns_initparse(ans, n, &msg) < 0) {
+		snprintf(why, wl, "the DNS answer for %s is malformed", name);
+		return -1;
+	}
+	count = ns_msg_count(msg, ns_s_an);
+	for (i = 0; i < count; i++) {
+		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
+			break;
+		if ((int)ns_rr_type(rr) == type)
+			fn(ns_rr_rdata(rr), ns_rr_rdlen(rr), arg);
+	}
+	return 0;
+}
+
+struct addr_out { char ip[INET6_ADDRSTRLEN]; int af; };
+
+static void
+on_addr(const unsigned char *rd, size_t len, void *arg)
+{
+	struct addr_out *o = arg;
+
+	if (o->ip[0])
+		return;
+	if (len == 4)
+		inet_ntop(AF_INET, rd, o->ip, sizeof(o->ip)), o->af = AF_INET;
+	else if (len == 16)
+		inet_ntop(AF_INET6, rd, o->ip, sizeof(o->ip)), o->af = AF_INET6;
+}
+
+/* The address a validation connects to: the identifier itself, or the
+ * name resolved (IPv4 first). */
+static int
+address_of(const struct tg_acmeca_check *k, struct addr_out *o, char *why, size_t wl)
+{
+	struct addrinfo hints, *res = NULL, *r;
+	int e;
+
+	memset(o, 0, sizeof(*o));
+	if (!strcmp(k->id_type, "ip")) {
+		if (snprintf(o->ip, sizeof(o->ip), "%s", k->id_value) >= (int)sizeof(o->ip))
+			return snprintf(why, wl, "%s is not an address", k->id_value), -1;
+		o->af = strchr(k->id_value, ':') ? AF_INET6 : AF_INET;
+		return 0;
+	}
+	if (k->resolver && *k->resolver) {
+		char w2[300];
+		if (dns_ask(k->resolver, k->id_value, ns_t_a, on_addr, o, why, wl) < 0 || !o->ip[0])
+			if (dns_ask(k->resolver, k->id_value, ns_t_aaaa, on_addr, o, w2, sizeof(w2)) < 0)
+				return -1;
+		if (!o->ip[0]) {
+			snprintf(why, wl, "DNS (%s) has no address for %s", k->resolver, k->id_value);
+			return -1;
+		}
+		return 0;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((e = getaddrinfo(k->id_value, NULL, &hints, &res)) != 0) {
+		snprintf(why, wl, "cannot resolve %s: %s", k->id_value, gai_strerror(e));
+		return -1;
+	}
+	for (r = res; r; r = r->ai_next)
+		if (r->ai_family == AF_INET || (r->ai_family == AF_INET6 && !o->ip[0])) {
+			const void *a = r->ai_family == AF_INET ?
+			    (const void *)&((struct sockaddr_in *)r->ai_addr)->sin_addr :
+			    (const void *)&((struct sockaddr_in6 *)r->ai_addr)->sin6_addr;
+			inet_ntop(r->ai_family, a, o->ip, sizeof(o->ip));
+			o->af = r->ai_family;
+			if (r->ai_family == AF_INET)
+				break;
+		}
+	freeaddrinfo(res);
+	if (!o->ip[0]) {
+		snprintf(why, wl, "%s has no address", k->id_value);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- HTTP-01 ------------------------------------------------------------- */
+
+struct body { char buf[4096]; size_t len; };
+
+static size_t
+on_body(char *p, size_t sz, size_t n, void *arg)
+{
+	struct body *b = arg;
+	size_t len = sz * n;
+
+	if (len > sizeof(b->buf) - 1 - b->len)
+		return 0;   /* a key authorization is short: more is not one */
+	memcpy(b->buf + b->len, p, len);
+	b->len += len;
+	return len;
+}
+
+static int
+http01(const struct tg_acmeca_check *k, char *why, size_t wl)
+{
+	struct addr_out a;
+	struct body *b;
+	char url[700], pin[600], host[300];
+	struct curl_slist *resolve = NULL;
+	CURL *h;
+	CURLcode rc;
+	long code = 0;
+	size_t s, e;
+	int ok = -1;
+
+	if (address_of(k, &a, why, wl) < 0)
+		return -1;
+	if (!strcmp(k->id_type, "ip"))
+		snprintf(host, sizeof(host), a.af == AF_INET6 ? "[%s]" : "%s", a.ip);
+	else
+		snprintf(host, sizeof(host), "%s", k->id_value);
+	snprintf(url, sizeof(url), "http://%s:%d/.well-known/acme-challenge/%s", host,
+	    k->http_port, k->token);
+	if ((b = calloc(1, sizeof(*b))) == NULL || (h = curl_easy_init()) == NULL) {
+		free(b);
+		snprintf(why, wl, "out of memory");
+		return -1;
+	}
+	if (strcmp(k->id_type, "ip") != 0) {
+		snprintf(pin, sizeof(pin), a.af == AF_INET6 ? "%s:%d:[%s]" : "%s:%d:%s",
+		    k->id_value, k->http_port, a.ip);
+		resolve = curl_slist_append(NULL, pin);
+		curl_easy_setopt(h, CURLOPT_RESOLVE, resolve);
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+#endif
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)WAIT_S);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)WAIT_S);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "tlsgate-acme-ca");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	if (rc != CURLE_OK) {
+		snprintf(why, wl, "HTTP-01: cannot fetch %s (at %s): %s", url, a.ip,
+		    rc == CURLE_WRITE_ERROR ? "the answer is longer than a key authorization" :
+		    curl_easy_strerror(rc));
+	} else if (code != 200) {
+		snprintf(why, wl, "HTTP-01: %s answered %ld, not 200 with the key authorization",
+		    url, code);
+	} else {
+		b->buf[b->len] = '\0';
+		s = 0, e = b->len;
+		while (s < e && isspace((unsigned char)b->buf[s]))
+			s++;
+		while (e > s && isspace((unsigned char)b->buf[e - 1]))
+			e--;
+		b->buf[e] = '\0';
+		if (strcmp(b->buf + s, k->key_auth) == 0)
+			ok = 0;
+		else
+			snprintf(why, wl, "HTTP-01: %s answered \"%.80s\", not the key "
+			    "authorization \"%s\"", url, b->buf + s, k->key_auth);
+	}
+	curl_slist_free_all(resolve);
+	curl_easy_cleanup(h);
+	free(b);
+	return ok;
+}
+
+/* ---- TLS-ALPN-01 ----------------------------------------------------------- */
+
+/* RFC 8738 section 6: the SNI of an address is its reverse-DNS name. */
+static void
+reverse_name(const char *ip, char *out, size_t len)
+{
+	unsigned char a[16];
+	size_t o = 0;
+	int i;
+
+	out[0] = '\0';
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		snprintf(out, len, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+		return;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return;
+	for (i = 15; i >= 0 && o + 4 < len; i--)
+		o += (size_t)snprintf(out + o, len - o, "%x.%x.", a[i] & 15, a[i] >> 4);
+	snprintf(out + o, len - o, "ip6.arpa");
+}
+
+static int
+connect_to(const struct addr_out *a, int port, char *why, size_t wl)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct timeval tv = { WAIT_S, 0 };
+	int fd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (a->af == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, a->ip, &s4->sin_addr);
+		sl = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, a->ip, &s6->sin6_addr);
+		sl = sizeof(*s6);
+	}
+	if ((fd = socket(a->af, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(why, wl, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* connect, reads and writes each give up after WAIT_S */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+		snprintf(why, wl, "TLS-ALPN-01: cannot connect to %s port %d: %s", a->ip, port,
+		    errno == EINPROGRESS ? "timed out" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Does the one SAN of x name the identifier? */
+static int
+san_is(X509 *x, const struct tg_acmeca_check *k)
+{
+	GENERAL_NAMES *g = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	const GENERAL_NAME *n;
+	int ok = 0;
+
+	if (g == NULL)
+		return 0;
+	if (sk_GENERAL_NAME_num(g) == 1) {
+		n = sk_GENERAL_NAME_value(g, 0);
+		if (n->type == GEN_DNS && !strcmp(k->id_type, "dns")) {
+			const ASN1_IA5STRING *s = n->d.dNSName;
+			ok = (size_t)s->length == strlen(k->id_value) &&
+			    !strncasecmp((const char *)s->data, k->id_value, (size_t)s->length);
+		} else if (n->type == GEN_IPADD && !strcmp(k->id_type, "ip")) {
+			unsigned char a[16];
+			int al = strchr(k->id_value, ':') ? 16 : 4;
+			ok = inet_pton(al == 16 ? AF_INET6 : AF_INET, k->id_value, a) == 1 &&
+			    n->d.iPAddress->length == al && !memcmp(n->d.iPAddress->data, a, (size_t)al);
+		}
+	}
+	GENERAL_NAMES_free(g);
+	return ok;
+}
+
+static int
+tlsalpn01(const struct tg_acmeca_check *k, char *why, size_t wl)
+{
+	static const unsigned char alpn[] = "\x0a" "acme-tls/1";
+	unsigned char want[SHA256_DIGEST_LENGTH];
+	struct addr_out a;
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	X509 *x = NULL;
+	ASN1_OBJECT *oid = NULL;
+	char sni[300];
+	const unsigned char *sel = NULL;
+	unsigned int sl = 0;
+	int fd = -1, ok = -1, idx;
+
+	if (address_of(k, &a, why, wl) < 0)
+		return -1;
+	if (!strcmp(k->id_type, "ip"))
+		reverse_name(k->id_value, sni, sizeof(sni));
+	else
+		snprintf(sni, sizeof(sni), "%s", k->id_value);
+	if ((fd = connect_to(&a, k->tls_port, why, wl)) < 0)
+		return -1;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0 ||
+	    (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_set_tlsext_host_name(ssl, sni) != 1) {
+		snprintf(why, wl, "TLS-ALPN-01: cannot set up TLS");
+		goto out;
+	}
+	/* the certificate is self-signed by design: judged below, not by a chain */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	if (SSL_connect(ssl) != 1) {
+		unsigned long e = ERR_peek_last_error();
+		snprintf(why, wl, "TLS-ALPN-01: the TLS handshake with %s port %d (SNI %s, ALPN "
+		    "acme-tls/1) failed: %s", a.ip, k->tls_port, sni,
+		    e ? ERR_reason_error_string(e) : "the connection ended");
+		goto out;
+	}
+	SSL_get0_alpn_selected(ssl, &sel, &sl);
+	if (sl != 10 || memcmp(sel, "acme-tls/1", 10) != 0) {
+		snprintf(why, wl, "TLS-ALPN-01: %s port %d did not select ALPN acme-tls/1", a.ip,
+		    k->tls_port);
+		goto out;
+	}
+	if ((x = SSL_get1_peer_certificate(ssl)) == NULL || !san_is(x, k)) {
+		snprintf(why, wl, "TLS-ALPN-01: the certificate from %s port %d does not name "
+		    "exactly %s", a.ip, k->tls_port, k->id_value);
+		goto out;
+	}
+	SHA256((const unsigned char *)k->key_auth, strlen(k->key_auth), want);
+	oid = OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1);
+	idx = oid ? X509_get_ext_by_OBJ(x, oid, -1) : -1;
+	if (idx < 0) {
+		snprintf(why, wl, "TLS-ALPN-01: the certificate from %s port %d has no "
+		    "acmeIdentifier extension", a.ip, k->tls_port);
+		goto out;
+	} else {
+		X509_EXTENSION *ext = X509_get_ext(x, idx);
+		const ASN1_OCTET_STRING *d = X509_EXTENSION_get_data(ext);
+		/* the extension's value is the DER of an OCTET STRING of 32 bytes */
+		if (!X509_EXTENSION_get_critical(ext) || d->length != 34 || d->data[0] != 0x04 ||
+		    d->data[1] != 32 || CRYPTO_memcmp(d->data + 2, want, 32) != 0) {
+			snprintf(why, wl, "TLS-ALPN-01: the acmeIdentifier of the certificate from %s "
+			    "port %d is not the key authorization's digest (or not critical)", a.ip,
+			    k->tls_port);
+			goto out;
+		}
+	}
+	ok = 0;
+out:
+	ASN1_OBJECT_free(oid);
+	X509_free(x);
+	if (ssl)
+		SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	ERR_clear_error();
+	return ok;
+}
+
+/* ---- DNS-01 ------------------------------------------------------------------ */
+
+struct txt_want { const char *want; int found; char seen[200]; };
+
+static void
+on_txt(const unsigned char *rd, size_t len, void *arg)
+{
+	struct txt_want *t = arg;
+	char v[1024];
+	size_t i = 0, o = 0;
+
+	while (i < len) {   /* the record's strings, joined */
+		size_t n = rd[i++];
+		if (n > len - i || o + n >= sizeof(v))
+			return;
+		memcpy(v + o, rd + i, n);
+		o += n;
+		i += n;
+	}
+	v[o] = '\0';
+	if (!strcmp(v, t->want))
+		t->found = 1;
+	else if (!t->seen[0])
+		snprintf(t->seen, sizeof(t->seen), "%.100s", v);
+}
+
+static int
+dns01(const struct tg_acmeca_check *k, char *why, size_t wl)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char want[64], name[300];
+	struct txt_want t;
+	const char *base = k->id_value;
+
+	if (!strncmp(base, "*.", 2))
+		base += 2;
+	SHA256((const unsigned char *)k->key_auth, strlen(k->key_auth), md);
+	tg_b64url(md, sizeof(md), want, sizeof(want));
+	snprintf(name, sizeof(name), "_acme-challenge.%s", base);
+	memset(&t, 0, sizeof(t));
+	t.want = want;
+	if (dns_ask(k->resolver, name, ns_t_txt, on_txt, &t, why, wl) < 0)
+		return -1;
+	if (t.found)
+		return 0;
+	snprintf(why, wl, "DNS-01: the TXT record of %s is %s%s%s, not %s", name,
+	    t.seen[0] ? "\"" : "", t.seen[0] ? t.seen : "missing", t.seen[0] ? "\"" : "", want);
+	return -1;
+}
+
+int
+tg_acmeca_check(const struct tg_acmeca_check *k, char *why, size_t wl)
+{
+	switch (k->type) {
+	case TG_ACMECA_HTTP01:
+		return http01(k, why, wl);
+	case TG_ACMECA_TLSALPN01:
+		return tlsalpn01(k, why, wl);
+	case TG_ACMECA_DNS01:
+		return dns01(k, why, wl);
+	}
+	snprintf(why, wl, "unknown challenge type");
+	return -1;
+}

@@ -1,0 +1,271 @@
+/*
+ * The ACME CA's requests on the loop: the head and body are read by the
+ * connection (at most 64 KiB, what an ACME request can need), the answer
+ * is made on the thread pool (the store, signing: tg_acmeca_handle) and
+ * queued back on the connection. A challenge the client asked for is then
+ * checked on the thread pool too, apart from any connection. If the client
+ * leaves while its request is on the pool, abort() detaches it: the work
+ * finishes, its answer is dropped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acmeca.h"
+#include "acmeca_serve.h"
+#include "conn.h"
+#include "magic.h"
+#include "server.h"
+
+#define JOB_MAGIC 0x43414a42u   /* "CAJB" */
+#define MAX_BODY (64 * 1024)
+
+struct ca_job {
+	uint32_t magic;
+	uv_work_t work;
+	struct tg_server *srv;
+	struct tg_conn_s *conn;      /* NULL once the connection ended */
+	int queued;
+	char method[16], host[300], path[1024];
+	char *body;
+	size_t len;
+	struct tg_acmeca_resp resp;
+};
+
+struct val_job {
+	uint32_t magic;
+	uv_work_t work;
+	struct tg_server *srv;
+	char authz[64];
+	int idx;
+	char log[1000];
+};
+
+static void
+job_free(struct ca_job *j)
+{
+	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
+	free(j->body);
+	tg_acmeca_resp_clear(&j->resp);
+	j->magic = 0;
+	free(j);
+}
+
+static void
+val_work(uv_work_t *w)
+{
+	struct val_job *v = w->data;
+
+	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
+	tg_acmeca_validate(v->srv->acmeca, v->authz, v->idx, v->log, sizeof(v->log));
+}
+
+static void
+val_done(uv_work_t *w, int status)
+{
+	struct val_job *v = w->data;
+
+	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
+	v->srv->ca_jobs--;
+	if (v->log[0])
+		tg_log(v->srv, strstr(v->log, " valid:") ? TG_LOG_INFO : TG_LOG_WARN, "%s", v->log);
+	else if (status == UV_ECANCELED)
+		tg_log(v->srv, TG_LOG_WARN, "ACME CA: the check of %s/%d was cancelled; the client "
+		    "may ask again", v->authz, v->idx);
+	v->magic = 0;
+	free(v);
+}
+
+static void
+validate_later(struct tg_server *s, const struct tg_acmeca_resp *r)
+{
+	struct val_job *v = calloc(1, sizeof(*v));
+
+	if (v == NULL) {
+		tg_log(s, TG_LOG_ERROR, "ACME CA: out of memory; challenge %s/%d stays processing",
+		    r->authz, r->chall);
+		return;
+	}
+	v->magic = JOB_MAGIC + 1;
+	v->srv = s;
+	snprintf(v->authz, sizeof(v->authz), "%s", r->authz);
+	v->idx = r->chall;
+	v->work.data = v;
+	if (uv_queue_work(s->loop, &v->work, val_work, val_done) != 0) {
+		tg_log(s, TG_LOG_ERROR, "ACME CA: cannot queue the check of %s/%d", v->authz, v->idx);
+		free(v);
+		return;
+	}
+	s->ca_jobs++;
+}
+
+static void
+req_work(uv_work_t *w)
+{
+	struct ca_job *j = w->data;
+	struct tg_acmeca_req req;
+
+	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
+	req.method = j->method;
+	req.host = j->host;
+	req.path = j->path;
+	req.body = j->body ? j->body : "";
+	req.body_len = j->len;
+	tg_acmeca_handle(j->srv->acmeca, &req, &j->resp);
+}
+
+static void
+req_done(uv_work_t *w, int status)
+{
+	struct ca_job *j = w->data;
+	struct tg_conn_s *c;
+	struct tg_server *s;
+
+	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
+	s = j->srv;
+	s->ca_jobs--;
+	c = j->conn;
+	if (status == UV_ECANCELED) {
+		j->resp.status = 503;
+		j->resp.validate = 0;
+	}
+	if (j->resp.log[0])
+		tg_log(s, TG_LOG_INFO, "%s", j->resp.log);
+	/* the challenge is checked even when its client has gone: it asked */
+	if (j->resp.validate && !s->stopping)
+		validate_later(s, &j->resp);
+	if (c != NULL) {
+		TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
+		c->hreq = NULL;
+		if (j->resp.status == 503)
+			tg_conn_respond(c, 503, "Retry-After: 5\r\n", "the ACME CA is stopping");
+		else
+			tg_conn_respond_exact(c, j->resp.status, j->resp.headers, j->resp.body,
+			    j->resp.body_len, 0);
+		tg_conn_resume(c);
+	}
+	job_free(j);
+}
+
+static void
+queue(struct tg_conn_s *c, struct ca_job *j)
+{
+	j->work.data = j;
+	j->queued = 1;
+	if (uv_queue_work(c->srv->loop, &j->work, req_work, req_done) != 0) {
+		c->hreq = NULL;
+		job_free(j);
+		tg_conn_respond(c, 503, NULL, "cannot queue the ACME request");
+		return;
+	}
+	c->srv->ca_jobs++;
+	tg_conn_wait(c);
+}
+
+static int
+ca_match(const struct tg_handler *h, const struct tg_conn_s *c)
+{
+	(void)h;
+	if (c->kind == TG_LISTENER_CA)
+		return 1;
+	return c->srv->ca_on_main && c->srv->acmeca && !strncmp(c->target, "/acme/", 6);
+}
+
+static enum tg_handled
+ca_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
+{
+	struct ca_job *j;
+	int post = !strcmp(c->method, "POST");
+
+	(void)h;
+	(void)req;
+	if (c->srv->acmeca == NULL || strncmp(c->target, "/acme/", 6) != 0) {
+		tg_conn_respond(c, 404, NULL, "this listener serves the ACME CA: "
+		    "/acme/directory");
+		return TG_H_DONE;
+	}
+	if (!post && strcmp(c->method, "GET") && strcmp(c->method, "HEAD")) {
+		tg_conn_respond(c, 405, "Allow: GET, HEAD, POST\r\n", "ACME uses GET, HEAD and POST");
+		return TG_H_DONE;
+	}
+	if (post && (c->chunked || !c->has_len || c->content_length > MAX_BODY)) {
+		tg_conn_respond(c, c->chunked || !c->has_len ? 411 : 413, NULL,
+		    "an ACME request is a JWS of at most 64 KiB with a Content-Length");
+		return TG_H_DONE;
+	}
+	if (strlen(c->target) >= sizeof(j->path) || strlen(c->rt->host) >= sizeof(j->host) ||
+	    (j = calloc(1, sizeof(*j))) == NULL) {
+		tg_conn_respond(c, 414, NULL, "the URL or host is too long");
+		return TG_H_DONE;
+	}
+	j->magic = JOB_MAGIC;
+	j->srv = c->srv;
+	j->conn = c;
+	snprintf(j->method, sizeof(j->method), "%s", c->method);
+	snprintf(j->host, sizeof(j->host), "%s", c->rt->host);
+	snprintf(j->path, sizeof(j->path), "%s", c->target);
+	c->hreq = j;
+	if (!post || c->content_length == 0) {
+		queue(c, j);
+		return TG_H_DONE;
+	}
+	if ((j->body = malloc(c->content_length + 1)) == NULL) {
+		c->hreq = NULL;
+		job_free(j);
+		tg_conn_respond(c, 503, NULL, "out of memory");
+		return TG_H_DONE;
+	}
+	return TG_H_BODY;
+}
+
+static int
+ca_body(struct tg_conn_s *c, char *data, size_t len)
+{
+	struct ca_job *j = c->hreq;
+
+	if (j == NULL)
+		return 0;
+	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
+	if (len > c->content_length - j->len) {   /* conn.c stops at Content-Length */
+		c->hreq = NULL;
+		job_free(j);
+		tg_conn_respond(c, 413, NULL, "more body than Content-Length");
+		return -1;
+	}
+	memcpy(j->body + j->len, data, len);
+	j->len += len;
+	return 0;
+}
+
+static void
+ca_body_end(struct tg_conn_s *c)
+{
+	struct ca_job *j = c->hreq;
+
+	if (j == NULL)
+		return;
+	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
+	j->body[j->len] = '\0';
+	queue(c, j);
+}
+
+static void
+ca_abort(struct tg_conn_s *c)
+{
+	struct ca_job *j = c->hreq;
+
+	if (j == NULL)
+		return;
+	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
+	c->hreq = NULL;
+	if (j->queued) {
+		j->conn = NULL;   /* the pool owns it until req_done */
+		return;
+	}
+	job_free(j);
+}
+
+const struct tg_handler tg_acmeca_handler = {
+	.service = "acme-ca", .counted = TG_COUNT_OTHER, .match = ca_match, .begin = ca_begin,
+	.body = ca_body, .body_end = ca_body_end, .abort = ca_abort,
+};
