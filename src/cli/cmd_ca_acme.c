@@ -11,7 +11,12 @@
 
 #include <openssl/crypto.h>
 
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
 #include "acmeca.h"
+#include "acmeca_int.h"
+#include "pki.h"
 #include "cli.h"
 #include "config_int.h"
 #include "server.h"
@@ -93,10 +98,56 @@ add_set(struct cli_cfg_flags *f, char *buf, size_t len, const char *origin, cons
 	return 0;
 }
 
+/* The HTTPS certificate of ca serve --dir DIR: from DIR too, so that one
+ * file (DIR/ca.crt) is all a client needs. Kept in state_dir/certs and
+ * made again when it is missing, from another CA, or within 30 days of its
+ * end. The CA of state_dir/ca (no --dir) is tls.auto local-ca's already. */
+static int
+server_cert(const char *ca_dir, const char *state_dir, const char *listen, char *crt,
+    char *key, size_t len, struct tg_err *err)
+{
+	char prefix[PATH_MAX], host[256], me[256], sans[1024], cafile[PATH_MAX];
+	struct tg_cert_req req;
+	STACK_OF(X509) *sk = NULL, *ca = NULL;
+	int port, days = -1, fresh = 0;
+
+	if (tg_path_fmt(prefix, sizeof(prefix), err, "%s/certs", state_dir) < 0 ||
+	    tg_mkdirs(prefix, 0700, err) < 0 ||
+	    tg_path_fmt(prefix, sizeof(prefix), err, "%s/certs/acme-ca-server", state_dir) < 0 ||
+	    tg_path_fmt(crt, len, err, "%s.crt", prefix) < 0 ||
+	    tg_path_fmt(key, len, err, "%s.key", prefix) < 0 ||
+	    tg_path_fmt(cafile, sizeof(cafile), err, "%s/ca.crt", ca_dir) < 0)
+		return -1;
+	if ((sk = tg_certs_read(crt, err)) != NULL && (ca = tg_certs_read(cafile, err)) != NULL &&
+	    tg_cert_days_left(sk_X509_value(sk, 0), &days) == 0 && days > 30 &&
+	    X509_verify(sk_X509_value(sk, 0), X509_get0_pubkey(sk_X509_value(ca, 0))) == 1)
+		fresh = 1;
+	ERR_clear_error();
+	sk_X509_pop_free(sk, X509_free);
+	sk_X509_pop_free(ca, X509_free);
+	if (fresh)
+		return 0;
+	if (gethostname(me, sizeof(me)) != 0 || !tg_acmeca_dns_ok(me))
+		snprintf(me, sizeof(me), "localhost");
+	snprintf(sans, sizeof(sans), "dns:localhost,ip:127.0.0.1,ip:::1%s%s", strcmp(me,
+	    "localhost") ? ",dns:" : "", strcmp(me, "localhost") ? me : "");
+	if (tg_parse_hostport(listen, host, sizeof(host), &port) == 0 && host[0] &&
+	    strcmp(host, "0.0.0.0") && strcmp(host, "::") && strcmp(host, "127.0.0.1") &&
+	    strcmp(host, "localhost") && strcmp(host, "::1") && strcmp(host, me))
+		snprintf(sans + strlen(sans), sizeof(sans) - strlen(sans), ",%s:%s",
+		    strspn(host, "0123456789.:abcdefABCDEF") == strlen(host) ? "ip" : "dns", host);
+	memset(&req, 0, sizeof(req));
+	req.kind = TG_CERT_SERVER;
+	req.name = "tlsgate ACME CA";
+	req.sans = sans;
+	req.key_type = TG_KEY_EC_P256;
+	return tg_cert_issue(ca_dir, &req, prefix, err);
+}
+
 int
 cmd_ca_serve(int argc, char **argv)
 {
-	static char bufs[8][PATH_MAX + 64];
+	static char bufs[10][PATH_MAX + 64], cadir_abs[PATH_MAX];
 	struct cli_cfg_flags *f = &serve_flags;
 	const char *listen = NULL, *v;
 	struct tg_config *cfg;
@@ -115,7 +166,7 @@ cmd_ca_serve(int argc, char **argv)
 	f->sets[f->nsets] = "tls.mode=server";
 	f->origins[f->nsets++] = "ca serve";
 	for (i = 2; i < argc; i++) {
-		if (nb > 5)   /* two are left for --listen */
+		if (nb >= 3)   /* the rest are for --listen and --dir's certificate */
 			return cli_fail("ca serve: give --dir, --allow and --lifetime once each");
 		if (cli_is_help(argv[i])) {
 			fputs(serve_usage, stdout);
@@ -144,6 +195,26 @@ cmd_ca_serve(int argc, char **argv)
 	}
 	if (listen == NULL)
 		return cli_fail("ca serve needs --listen HOST:PORT (where ACME clients connect)");
+	if ((cfg = cli_load_config(f, &err)) == NULL)
+		return cli_fail_err(&err);
+	if (tg_cfg_str(cfg, TG_CFG_CA_ACME_CA_DIR)[0] && !tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0]) {
+		char dir[PATH_MAX], sd[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
+		tg_cfg_path(cfg, TG_CFG_CA_ACME_CA_DIR, dir, sizeof(dir));
+		tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
+		if (realpath(dir, cadir_abs) == NULL)
+			snprintf(cadir_abs, sizeof(cadir_abs), "%s", dir);
+		r = server_cert(cadir_abs, sd, listen, crt, key,
+		    sizeof(crt), &err) < 0;
+		tg_config_free(cfg);
+		if (r)
+			return cli_fail_err(&err);
+		if (add_set(f, bufs[nb++], sizeof(bufs[0]), "--dir", "ca.acme.ca_dir", cadir_abs) < 0 ||
+		    add_set(f, bufs[nb++], sizeof(bufs[0]), "--dir", "tls.cert", crt) < 0 ||
+		    add_set(f, bufs[nb++], sizeof(bufs[0]), "--dir", "tls.key", key) < 0)
+			return 1;
+	} else {
+		tg_config_free(cfg);
+	}
 	if (add_set(f, bufs[nb++], sizeof(bufs[0]), "--listen", "listen", listen) < 0 ||
 	    add_set(f, bufs[nb++], sizeof(bufs[0]), "--listen", "ca.acme.listen", listen) < 0)
 		return 1;

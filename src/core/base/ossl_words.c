@@ -175,6 +175,18 @@ tg_cert_label(X509 *cert, char *buf, size_t len)
 			found = 1;
 		}
 	}
+	/* a certificate for addresses only (ACME IP identifiers) */
+	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		int al = g->type == GEN_IPADD ? ASN1_STRING_length(g->d.iPAddress) : 0;
+		if (al == 4 || al == 16) {
+			char ip[INET6_ADDRSTRLEN];
+			inet_ntop(al == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress),
+			    ip, sizeof(ip));
+			snprintf(buf, len, "%s", ip);
+			found = 1;
+		}
+	}
 	GENERAL_NAMES_free(gens);
 	if (!found && X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
 	    NID_commonName, buf, (int)len) < 0) {

@@ -11,6 +11,7 @@
  * Pins are SPKI hashes, so a renewed certificate with the same key stays
  * trusted. Rejections explain themselves the way OpenSSH does.
  */
+#include <arpa/inet.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,9 +138,29 @@ tg_trust_client_identity(X509 *leaf, char *buf, size_t len)
 			break;
 		}
 	}
-	GENERAL_NAMES_free(gens);
 	if (buf[0] == '\0' && X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
 	    NID_commonName, buf, (int)len) < 0)
+		buf[0] = '\0';
+	/* no DNS name and no CN: a URI (a SPIFFE ID), else an address, as
+	 * certificates of an ACME CA for devices name them */
+	for (i = 0; buf[0] == '\0' && gens && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type == GEN_URI)
+			snprintf(buf, len, "%.*s", ASN1_STRING_length(g->d.uniformResourceIdentifier),
+			    (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier));
+	}
+	for (i = 0; buf[0] == '\0' && gens && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		int al = g->type == GEN_IPADD ? ASN1_STRING_length(g->d.iPAddress) : 0;
+		if (al == 4 || al == 16) {
+			char ip[INET6_ADDRSTRLEN];
+			inet_ntop(al == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress),
+			    ip, sizeof(ip));
+			snprintf(buf, len, "%s", ip);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	if (buf[0] == '\0')
 		snprintf(buf, len, "(unnamed)");
 	/* identities are one token in the known file */
 	for (char *p = buf; *p; p++)

@@ -386,6 +386,8 @@ on_watch_tick(uv_timer_t *t)
 	uv_timer_start(&s->watch_settle, on_settled, 1000, 0);
 }
 
+/* Does a CRL, or a TLS-out entry presenting the node's own certificate,
+ * need the tick? */
 static int
 any_crl(const struct tg_server *s)
 {
@@ -394,10 +396,10 @@ any_crl(const struct tg_server *s)
 	if (s->tls.clients_crl[0])
 		return 1;
 	for (i = 0; i < s->ntunnels; i++)
-		if (s->tunnels[i].crl[0])
+		if (s->tunnels[i].crl[0] || s->tunnels[i].out_cert_own)
 			return 1;
 	for (i = 0; i < s->nroutes; i++)
-		if (s->routes[i].crl[0])
+		if (s->routes[i].crl[0] || s->routes[i].out_cert_own)
 			return 1;
 	return 0;
 }

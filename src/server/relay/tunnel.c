@@ -169,7 +169,15 @@ tg_tunnels_crl_tick(struct tg_server *s)
 		if (!k && s->worker_index != 0)
 			continue;   /* tunnels are served by the first worker */
 		for (i = 0; i < n; i++) {
-			int r = tg_upstream_crl_check(&list[i], &err);
+			int r = tg_upstream_own_cert_check(&list[i], &err);
+			if (r > 0)
+				tg_log(s, TG_LOG_INFO, "%s %zu: presents the node's new certificate to "
+				    "its upstream from now on", k ? "proxy route" : "tunnel", i);
+			else if (r < 0)
+				tg_log(s, TG_LOG_ERROR, "%s %zu: the node's new certificate was refused "
+				    "as its client certificate, the old one stays: %s", k ? "proxy route" :
+				    "tunnel", i, err.msg);
+			r = tg_upstream_crl_check(&list[i], &err);
 			if (r > 0)
 				tg_log(s, TG_LOG_INFO, "%s %zu: its CRL changed on disk: new connections "
 				    "are checked against it", k ? "proxy route" : "tunnel", i);

@@ -67,20 +67,26 @@ headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct 
 	return 0;
 }
 
-/* What tells a CRL file changed (as tls_life.c tells certificates). */
+/* What tells a file changed (as tls_life.c tells certificates). */
 static void
-crl_sig_of(const char *path, struct tg_tunnel *t)
+file_sig(const char *path, struct tg_crl_sig *sig)
 {
 	struct stat st;
 
-	memset(&t->crl_sig, 0, sizeof(t->crl_sig));
+	memset(sig, 0, sizeof(*sig));
 	if (path[0] && stat(path, &st) == 0) {
-		t->crl_sig.dev = (uint64_t)st.st_dev;
-		t->crl_sig.ino = (uint64_t)st.st_ino;
-		t->crl_sig.size = (int64_t)st.st_size;
-		t->crl_sig.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		t->crl_sig.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+		sig->dev = (uint64_t)st.st_dev;
+		sig->ino = (uint64_t)st.st_ino;
+		sig->size = (int64_t)st.st_size;
+		sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		sig->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 	}
+}
+
+static void
+crl_sig_of(const char *path, struct tg_tunnel *t)
+{
+	file_sig(path, &t->crl_sig);
 }
 
 /* ---- one entry -------------------------------------------------------------------- */
@@ -409,6 +415,33 @@ tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err)
 	return 1;
 }
 
+int
+tg_upstream_own_cert_check(struct tg_tunnel *t, struct tg_err *err)
+{
+	const struct tg_tls_files *now = &t->srv->tls;
+	char cert[PATH_MAX], key[PATH_MAX];
+	struct tg_crl_sig sig, was = t->own_sig;
+
+	if (!t->out_cert_own || !t->tls_connect)
+		return 0;
+	file_sig(now->cert, &sig);
+	if (!strcmp(now->cert, t->out_cert) && !memcmp(&sig, &t->own_sig, sizeof(sig)))
+		return 0;
+	memcpy(cert, t->out_cert, sizeof(cert));
+	memcpy(key, t->out_key, sizeof(key));
+	snprintf(t->out_cert, sizeof(t->out_cert), "%s", now->cert);
+	snprintf(t->out_key, sizeof(t->out_key), "%s", now->key);
+	t->own_sig = sig;
+	if (tls_out_ctx(t, err) < 0) {
+		/* said once for this file; the old context keeps serving */
+		memcpy(t->out_cert, cert, sizeof(cert));
+		memcpy(t->out_key, key, sizeof(key));
+		t->own_sig = sig;
+		return memcmp(&was, &sig, sizeof(sig)) ? -1 : 0;
+	}
+	return 1;
+}
+
 /* TLS out (a route to https://, a tunnel with tls_connect): the client
  * context and how the upstream is judged (client.* rules by default). */
 static int
@@ -438,6 +471,14 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 		snprintf(t->host, sizeof(t->host), "%s", sn);
 	if (client_cert(cfg, list, i, sd, cert, key, sizeof(cert), err) < 0)
 		return -1;
+	if (!cert[0] && !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") &&
+	    !tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0]) {
+		/* "" until the first order lands; the tick takes it then */
+		t->out_cert_own = 1;
+		snprintf(cert, sizeof(cert), "%s", t->srv->tls.cert);
+		snprintf(key, sizeof(key), "%s", t->srv->tls.key);
+		file_sig(cert, &t->own_sig);
+	}
 	if (!t->crl[0])
 		tg_cfg_path(cfg, TG_CFG_CLIENT_CRL, t->crl, sizeof(t->crl));
 	/* kept, to build the context again when the CRL changes */

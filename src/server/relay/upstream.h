@@ -67,6 +67,11 @@ struct tg_tunnel {
 	char out_trust[32], out_known[PATH_MAX], out_ca[PATH_MAX], out_local_ca[PATH_MAX];
 	char out_cert[PATH_MAX], out_key[PATH_MAX], out_groups[512];
 	int out_crl_soft;
+	/* TLS out with tls.auto: acme and no client certificate configured:
+	 * the node's own certificate is presented (an ACME CA of tlsgate issues
+	 * it for clientAuth too), and followed when it is renewed */
+	int out_cert_own;
+	struct tg_crl_sig own_sig;   /* of the certificate file in service */
 	/* ALPN: TLS in, the protocols selected (server preference); TLS out,
 	 * the ones offered, one of which the upstream must select; none: no
 	 * ALPN (docs/tunnels.md) */
@@ -106,6 +111,11 @@ void tg_upstream_count(struct tg_tunnel *t, SSL *ssl);
  * again (TLS in or out). 1 when rebuilt, 0 unchanged or none, -1 in words
  * (the old context stays). Loop thread. */
 int tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err);
+/* TLS out presenting the node's own certificate (out_cert_own): when the
+ * server's certificate was renewed or replaced, the client context is built
+ * again with it. 1 rebuilt, 0 unchanged, -1 in words (the old one stays).
+ * Loop thread. */
+int tg_upstream_own_cert_check(struct tg_tunnel *t, struct tg_err *err);
 /* Frees an entry's context and trust (not the entry). */
 void tg_upstream_release(struct tg_tunnel *t);
 

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The local CA as an ACME server (tlsgate ca serve, ca.acme.listen), driven
+# by ACME clients nobody here wrote and by tlsgate itself:
+#  - enrolment: a key from `tlsgate ca enroll` lets one account in; an
+#    unknown key, a reused key and no key at all are refused in words;
+#  - certbot (RSA account key): HTTP-01, renewal, revocation (the CRL then
+#    lists the serial and `openssl crl -verify` accepts it), and a wildcard
+#    by DNS-01 through a manual hook;
+#  - lego (EC account key): TLS-ALPN-01, renewal, revocation by the
+#    certificate's key; a name outside the account's policy is refused;
+#  - two tlsgate nodes with tls.auto: acme against a third node's CA
+#    (ca.acme.listen inside tlsgate serve) get 24-hour certificates for
+#    their addresses and talk mutual TLS (trust: ca) through a tunnel that
+#    presents the node's own certificate; no certificate command is typed.
+. "$(dirname "$0")/harness.sh"
+TOOLS=$(cd "$(dirname "$0")/../tools" && pwd)
+cd "$T"
+command -v certbot >/dev/null || fail "certbot is not installed (make test installs it)"
+command -v lego >/dev/null || fail "lego is not installed (make test installs it)"
+
+HP=$(free_port); TP=$(free_port); DP=$(free_port); CP=$(free_port)
+mkdir -p txt
+/usr/bin/python3 "$TOOLS/dns_stub.py" "$DP" "$T/txt" >"$T/dns.log" 2>&1 &
+PIDS+=("$!")
+"$TG_BIN" ca init --dir ca >/dev/null
+VALIDATION="--set ca.acme.http_port=$HP --set ca.acme.tls_port=$TP --set ca.acme.resolver=127.0.0.1:$DP"
+# shellcheck disable=SC2086
+"$TG_BIN" ca serve --listen "127.0.0.1:$CP" --dir ca --state-dir "$T/caserve" $VALIDATION \
+	>"$T/caserve.log" 2>&1 &
+PIDS+=("$!")
+wait_log caserve.log "ACME CA directory: https://127.0.0.1:$CP/acme/directory" 10 \
+	"ca serve prints its directory URL"
+DIR="https://127.0.0.1:$CP/acme/directory"
+curl -sf --cacert ca/ca.crt "$DIR" | jq -e '.meta.externalAccountRequired == true and .newOrder' >/dev/null ||
+	fail "directory: $(curl -s --cacert ca/ca.crt "$DIR")"
+pass "the directory is served over HTTPS with a certificate of the same CA, EAB required"
+
+enroll() {   # NAME ALLOW [more flags] -> KID KEY
+	local out
+	out=$("$TG_BIN" ca enroll "$1" --allow "$2" --state-dir "$T/caserve" "${@:3}") || fail "enroll $1: $out"
+	KID=$(awk '/key id:/{print $3}' <<<"$out"); KEY=$(awk '/HMAC key:/{print $3}' <<<"$out")
+	[ -n "$KID" ] && [ -n "$KEY" ] || fail "enroll $1 printed no key: $out"
+}
+expect_fail "enroll without --allow" "needs --allow" "$TG_BIN" ca enroll x --state-dir "$T/caserve"
+expect_fail "enroll with a bad policy" 'policy entry "ip:300.1.1.1"' \
+	"$TG_BIN" ca enroll x --allow ip:300.1.1.1 --state-dir "$T/caserve"
+
+# ---- lego: TLS-ALPN-01, renewal, policy, revocation ------------------------------------
+export LEGO_CA_CERTIFICATES=$T/ca/ca.crt
+enroll lego-dev '*.fleet.test' --lifetime 6h
+LEGO=(lego --path "$T/lego" --server "$DIR" --email ops@fleet.test --accept-tos)
+if out=$(timeout 60 "${LEGO[@]}" --domains a.fleet.test --tls --tls.port "127.0.0.1:$TP" run 2>&1); then
+	fail "lego got an account without external account binding"
+fi
+grep -q "requires External Account Binding" <<<"$out" || fail "no-EAB refusal: $out"
+pass "without an enrolment lego does not get an account (the directory requires EAB)"
+if out=$(timeout 60 "${LEGO[@]}" --eab --kid nosuchkid --hmac "$KEY" --domains a.fleet.test \
+	--tls --tls.port "127.0.0.1:$TP" run 2>&1); then
+	fail "lego got an account with an unknown EAB key id"
+fi
+grep -q "unknown external account binding key id nosuchkid" <<<"$out" || fail "unknown kid: $out"
+pass "an unknown EAB key id is refused in words"
+rm -rf "$T/lego"
+timeout 90 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains a.fleet.test --tls \
+	--tls.port "127.0.0.1:$TP" run >lego-run.log 2>&1 || fail "lego run (TLS-ALPN-01): $(tail -5 lego-run.log)"
+C=$T/lego/certificates/a.fleet.test.crt
+openssl verify -CAfile ca/ca.crt "$C" >/dev/null 2>&1 || fail "lego's certificate does not verify: $(openssl verify -CAfile ca/ca.crt "$C" 2>&1)"
+lifetime() {
+	echo $(( $(date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s) - \
+		$(date -d "$(openssl x509 -in "$1" -noout -startdate | cut -d= -f2)" +%s) ))
+}
+life=$(lifetime "$C")
+[ "$life" -ge 21600 ] && [ "$life" -le 21900 ] || fail "lifetime of lego's certificate: $life s, want the enrolment's 6h"
+openssl x509 -in "$C" -noout -ext extendedKeyUsage | grep -q "Client Authentication" ||
+	fail "no clientAuth in an ACME certificate"
+grep -q "tls-alpn-01 for a.fleet.test valid" caserve.log || fail "no TLS-ALPN-01 line in the CA's log"
+pass "lego: TLS-ALPN-01, a certificate for a.fleet.test of the enrolment's lifetime (6 h), serverAuth+clientAuth"
+S1=$(openssl x509 -in "$C" -noout -serial | cut -d= -f2)
+timeout 90 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains a.fleet.test --tls \
+	--tls.port "127.0.0.1:$TP" renew --days 365 --no-random-sleep >lego-renew.log 2>&1 ||
+	fail "lego renew: $(tail -5 lego-renew.log)"
+S2=$(openssl x509 -in "$C" -noout -serial | cut -d= -f2)
+[ "$S1" != "$S2" ] || fail "lego renew kept the same certificate"
+pass "lego renews (new serial $S2)"
+if out=$(timeout 60 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains www.other.test --tls \
+	--tls.port "127.0.0.1:$TP" run 2>&1); then
+	fail "lego got a name outside its policy"
+fi
+grep -q 'rejectedIdentifier.*enrolled as "lego-dev") may not have www.other.test: its policy allows \*.fleet.test' <<<"$out" ||
+	fail "policy refusal: $out"
+pass "a name outside the account's policy is refused in words"
+# the same key again, for another account (another key pair): refused
+if out=$(timeout 60 lego --path "$T/lego2" --server "$DIR" --email x@fleet.test --accept-tos --eab \
+	--kid "$KID" --hmac "$KEY" --domains b.fleet.test --tls --tls.port "127.0.0.1:$TP" run 2>&1); then
+	fail "a used EAB key registered a second account"
+fi
+grep -q "was already used for 1 account" <<<"$out" || fail "reused EAB key: $out"
+pass "a used EAB key is refused for another account"
+timeout 60 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains a.fleet.test revoke \
+	--reason 1 >lego-revoke.log 2>&1 || fail "lego revoke: $(tail -5 lego-revoke.log)"
+openssl crl -in ca/crl.pem -CAfile ca/ca.crt -noout -verify 2>&1 | grep -q "verify OK" || fail "CRL does not verify"
+openssl crl -in ca/crl.pem -noout -text | grep -A4 "Serial Number: $S2" | grep -q "Key Compromise" ||
+	fail "the CRL does not list $S2 with key compromise: $(openssl crl -in ca/crl.pem -noout -text)"
+pass "lego revokes: the CRL lists the serial (key compromise) and verifies"
+
+# ---- certbot: HTTP-01, renewal, DNS-01 wildcard, revocation ------------------------------
+export REQUESTS_CA_BUNDLE=$T/ca/ca.crt
+enroll certbot-host 'web.fleet.test,*.wild.test'
+CB=(certbot --config-dir "$T/cb/conf" --work-dir "$T/cb/work" --logs-dir "$T/cb/logs" -n
+	--agree-tos --register-unsafely-without-email --server "$DIR")
+timeout 90 "${CB[@]}" certonly --standalone --http-01-port "$HP" --http-01-address 127.0.0.1 \
+	-d web.fleet.test --eab-kid "$KID" --eab-hmac-key "$KEY" >cb-run.log 2>&1 || fail "certbot certonly: $(tail -20 cb-run.log)"
+C=$T/cb/conf/live/web.fleet.test/cert.pem
+openssl verify -CAfile ca/ca.crt "$C" >/dev/null 2>&1 || fail "certbot's certificate does not verify"
+life=$(lifetime "$C")
+[ "$life" -ge 86400 ] && [ "$life" -le 86700 ] || fail "lifetime of certbot's certificate: $life s, want 24h"
+grep -q "http-01 for web.fleet.test valid" caserve.log || fail "no HTTP-01 line in the CA's log"
+pass "certbot (RSA account key): HTTP-01, a 24-hour certificate for web.fleet.test"
+S1=$(openssl x509 -in "$C" -noout -serial | cut -d= -f2)
+timeout 90 "${CB[@]}" renew --force-renewal --no-random-sleep-on-renew >cb-renew.log 2>&1 ||
+	fail "certbot renew: $(tail -20 cb-renew.log)"
+S2=$(openssl x509 -in "$C" -noout -serial | cut -d= -f2)
+[ "$S1" != "$S2" ] || fail "certbot renew kept the same certificate"
+pass "certbot renews (new serial $S2)"
+cat >hook.sh <<HOOK
+#!/bin/sh
+echo "\$CERTBOT_VALIDATION" >> "$T/txt/_acme-challenge.\$CERTBOT_DOMAIN"
+HOOK
+chmod +x hook.sh
+timeout 90 "${CB[@]}" certonly --manual --preferred-challenges dns --manual-auth-hook "$T/hook.sh" \
+	-d '*.wild.test' >cb-dns.log 2>&1 || fail "certbot DNS-01: $(tail -20 cb-dns.log)"
+openssl x509 -in "$T/cb/conf/live/wild.test/cert.pem" -noout -ext subjectAltName | grep -q 'DNS:\*.wild.test' ||
+	fail "no wildcard in the DNS-01 certificate"
+grep -q "dns-01 for wild.test valid" caserve.log || fail "no DNS-01 line in the CA's log"
+pass "certbot: a wildcard (*.wild.test) by DNS-01"
+timeout 60 "${CB[@]}" revoke --cert-name web.fleet.test --reason superseded --no-delete-after-revoke \
+	>cb-revoke.log 2>&1 || fail "certbot revoke: $(tail -20 cb-revoke.log)"
+openssl crl -in ca/crl.pem -noout -text | grep -A4 "Serial Number: $S2" | grep -q "Superseded" ||
+	fail "the CRL does not list certbot's $S2 as superseded"
+grep -q "revoked serial $S2 (superseded) at the request of account" caserve.log || fail "no revocation line"
+pass "certbot revokes: the CRL lists $S2 (superseded)"
+
+# ---- two tlsgate nodes, certified by a third node's ACME CA, talk mutual TLS ------------------
+AP=$(free_port)
+# shellcheck disable=SC2086
+start_tlsgate hub --set ca.acme.listen=127.0.0.1:$AP $VALIDATION
+HUB=https://127.0.0.1:$AP/acme/directory
+curl -sf --cacert hub/ca/ca.crt "$HUB" >/dev/null || fail "the hub's ACME directory is not served"
+pass "a node serves the ACME CA beside HTTPS (ca.acme.listen)"
+node_conf() {   # NAME ADDRESS PORT -> NAME.yaml
+	local out
+	out=$("$TG_BIN" ca enroll "$1" --allow "ip:$2" --state-dir "$T/hub") || fail "enroll $1: $out"
+	cat >"$1.yaml" <<YAML
+state_dir: $T/$1
+listen: $2:$3
+admin.listen: "off"
+tls.mode: mutual
+tls.clients.ca: $T/hub/ca/ca.crt
+tls.auto: acme
+tls.names: [$2]
+tls.acme.directory: $HUB
+tls.acme.ca_cert: $T/hub/ca/ca.crt
+tls.acme.eab_kid: $(awk '/key id:/{print $3}' <<<"$out")
+tls.acme.eab_hmac_key: $(awk '/HMAC key:/{print $3}' <<<"$out")
+tls.acme.http_listen: $2:$HP
+YAML
+}
+NA=$(free_port); NB=$(free_port); TUN=$(free_port)
+node_conf nodea 127.0.0.1 "$NA"
+node_conf nodeb 127.0.0.2 "$NB"
+cat >>nodeb.yaml <<YAML
+tunnels:
+  - listen: 127.0.0.1:$TUN
+    connect: 127.0.0.1:$NA
+    tls_connect: true
+    trust: ca
+    ca: $T/hub/ca/ca.crt
+    idle_timeout: 5s
+YAML
+"$TG_BIN" serve --config nodea.yaml >nodea.log 2>&1 &
+PIDS+=("$!")
+wait_log nodea.log "acme: certificate for 127.0.0.1 in service" 30 "node A got its certificate from the hub"
+"$TG_BIN" serve --config nodeb.yaml >nodeb.log 2>&1 &
+PIDS+=("$!")
+wait_log nodeb.log "acme: certificate for 127.0.0.2 in service" 30 "node B got its certificate from the hub"
+wait_log nodeb.log "tunnel 0: presents the node's new certificate" 10 "node B's tunnel presents its ACME certificate"
+life=$(lifetime "$(ls "$T"/nodea/acme/*/certs/127.0.0.1.crt)")
+[ "$life" -ge 86400 ] && [ "$life" -le 86700 ] || fail "node A's certificate lives $life s, want 24h"
+echo "from b" >note.txt
+curl -sf -T note.txt "http://127.0.0.1:$TUN/files/note.txt" >/dev/null || fail "PUT through node B's tunnel to node A"
+[ "$(curl -sf "http://127.0.0.1:$TUN/files/note.txt")" = "from b" ] || fail "GET through the tunnel"
+grep -q 'id=127.0.0.2 trust=ca/accepted files "PUT /files/note.txt" 201' nodea.log ||
+	fail "node A did not judge node B by its CA: $(tail -3 nodea.log)"
+pass "node B reaches node A over mutual TLS (node A names it 127.0.0.2), both with 24-hour certificates from the hub's ACME CA"
+if curl -s --cacert hub/ca/ca.crt "https://127.0.0.1:$NA/files/note.txt" >/dev/null; then
+	fail "node A let in a client without a certificate"
+fi
+pass "node A refuses a client without a certificate"
