@@ -5,7 +5,7 @@
 set -euo pipefail
 build=${1:-build-fuzz}; secs=${2:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
-for t in http_request chunked multipart config pem path known url acme_json server; do
+for t in http_request chunked multipart config pem path known url acme_json proxyproto acmeca server; do
 	work=$(mktemp -d)
 	# inputs that once crashed a target are replayed first
 	if [ -d "$root/fuzz/regressions/$t" ]; then

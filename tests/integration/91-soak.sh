@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The soak of bench/soak.sh, short: 2 minutes (1 under a sanitizer, whose
+# The soak of bench/soak.sh, short: 90 s (60 under a sanitizer, whose
 # build is several times slower), zero failed requests, RSS and descriptors
 # flat across reloads every 5 s and certificate swaps every 20 s.
-secs=120
+secs=90
 [ "${TG_SANITIZE:-OFF}" = ON ] || [ "${TG_TSAN:-OFF}" = ON ] && secs=60
 exec bash "$(dirname "$0")/../../bench/soak.sh" "${SOAK_SECONDS:-$secs}"

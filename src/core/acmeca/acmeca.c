@@ -1103,6 +1103,8 @@ chall_post(struct rq *q, const char *rest)
 		snprintf(q->resp->authz, sizeof(q->resp->authz), "%s", id);
 		q->resp->chall = idx;
 	}
+	if (!strcmp(sget(c, "status"), "pending") || !strcmp(sget(c, "status"), "processing"))
+		hdr(q->resp, "Retry-After: 1\r\n");   /* clients wait this long before they look */
 	hdr(q->resp, "Link: <%sauthz/%s>;rel=\"up\"\r\n", q->base, id);
 	answer(q, 200, chall_json(q, id, c, idx));
 	json_decref(a);
