@@ -42,7 +42,7 @@ test-asan: deps-test
 
 # ThreadSanitizer over the tests whose work crosses threads: uploads and
 # pin recording on libuv's thread pool, the ACME thread, reloads, workers.
-TSAN_TESTS = unit/|33-files|50-mutual|55-trust|57-store|58-cluster|65-acme|68-engine|69-workers|79-revocation|90-signals|91-soak
+TSAN_TESTS = unit/|33-files|50-mutual|55-trust|57-store|58-cluster|65-acme|68-engine|69-workers|79-revocation|81-acme-ca|90-signals|91-soak
 test-tsan: deps-test
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTG_WERROR=ON -DTG_TSAN=ON >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS)

@@ -253,11 +253,12 @@ account_json(struct rq *q, const char *id, json_t *a)
 {
 	char orders[600];
 	json_t *o;
+	json_t *contact = json_object_get(a, "contact");
 
 	snprintf(orders, sizeof(orders), "%sacct/%s/orders", q->base, id);
-	o = json_pack("{s:s, s:O, s:s}", "status", sget(a, "status"), "contact",
-	    json_object_get(a, "contact") ? json_object_get(a, "contact") : json_array(),
-	    "orders", orders);
+	/* "o" takes the reference handed over: one of its own, or a new array */
+	o = json_pack("{s:s, s:o, s:s}", "status", sget(a, "status"), "contact",
+	    json_is_array(contact) ? json_incref(contact) : json_array(), "orders", orders);
 	return o;
 }
 
@@ -466,9 +467,10 @@ new_account(struct rq *q, const char *thumb)
 	}
 	rand_id(id, sizeof(id), 12);
 	rfc3339(time(NULL), now, sizeof(now));
-	a = json_pack("{s:O, s:s, s:O, s:s, s:s, s:[]}", "jwk", q->jws.jwk, "status", "valid",
+	a = json_pack("{s:O, s:s, s:o, s:s, s:s, s:[]}", "jwk", q->jws.jwk, "status", "valid",
 	    "contact", json_is_array(json_object_get(p, "contact")) ?
-	    json_object_get(p, "contact") : json_array(), "eab", kid, "created", now, "orders");
+	    json_incref(json_object_get(p, "contact")) : json_array(), "eab", kid, "created", now,
+	    "orders");
 	idx = json_pack("{s:s}", "account", id);
 	if (a == NULL || idx == NULL) {
 		json_decref(a);
@@ -1011,8 +1013,10 @@ finalize(struct rq *q, const char *oid)
 	json_object_set_new(ord, "certificate", json_string(serial));
 	if (save(q, "order", oid, ord) < 0)
 		goto out;
-	snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA: issued %s (serial %s, valid %lds) "
-	    "to %s", sans, serial, life, who);
+	if (snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA: issued %s (serial %s, valid "
+	    "%lds) to %s", sans, serial, life, who) >= (int)sizeof(q->resp->log))
+		snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA: issued serial %s (valid %lds, "
+		    "%zu names) to %s", serial, life, nn + nu, who);
 	answer(q, 200, order_json(q, oid, ord));
 out:
 	OPENSSL_free(hex);

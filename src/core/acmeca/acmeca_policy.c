@@ -211,11 +211,15 @@ tg_acmeca_enroll(struct tg_store *st, struct tg_acmeca_enrolment *e, struct tg_e
 	if (!e->allow[0])
 		return tg_err_set(err, TG_E_USAGE, "an enrolment needs --allow: the names, "
 		    "addresses or URIs its accounts may get");
-	if (RAND_bytes(kid, sizeof(kid)) != 1 || RAND_bytes(key, sizeof(key)) != 1)
-		return tg_err_set(err, TG_E_INTERNAL, "no random bytes from OpenSSL");
-	/* the key id is a store name: base64url never starts a hidden one */
-	tg_b64url(kid, sizeof(kid), e->kid, sizeof(e->kid));
-	tg_b64url(key, sizeof(key), e->hmac, sizeof(e->hmac));
+	/* neither may start with "-": certbot and lego would take it for an
+	 * option ("--eab-hmac-key: expected one argument"); the key id is a
+	 * store name too, and base64url never starts a hidden one */
+	do {
+		if (RAND_bytes(kid, sizeof(kid)) != 1 || RAND_bytes(key, sizeof(key)) != 1)
+			return tg_err_set(err, TG_E_INTERNAL, "no random bytes from OpenSSL");
+		tg_b64url(kid, sizeof(kid), e->kid, sizeof(e->kid));
+		tg_b64url(key, sizeof(key), e->hmac, sizeof(e->hmac));
+	} while (e->kid[0] == '-' || e->hmac[0] == '-');
 	OPENSSL_cleanse(key, sizeof(key));
 	if (e->max_accounts <= 0)
 		e->max_accounts = 1;
