@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -17,6 +18,7 @@
 
 #include "certs.h"
 #include "acme.h"
+#include "acme_agent.h"
 #include "cli.h"
 #include "config_int.h"
 #include "error.h"
@@ -245,6 +247,118 @@ check_port(const char *key, const char *addr)
 
 /* ACME: the directory answers, its terms are accepted, HTTP-01's port can
  * be bound. */
+/* tls.acme.renew_before against the lifetime of the certificate the CA
+ * last issued: not shorter than it means a renewal at every check. */
+static void
+check_renew_before(const struct tg_config *cfg)
+{
+	struct tg_acme_settings *set = calloc(1, sizeof(*set));
+	char crt[600], key[600], path[PATH_MAX];
+	STACK_OF(X509) *sk = NULL;
+	struct tg_err err;
+	int64_t life;
+
+	if (set == NULL || tg_acme_settings_from(cfg, set, &err) < 0 || set->renew_before_s <= 0)
+		goto out;
+	tg_acme_settings_files(set, crt, sizeof(crt), key, sizeof(key));
+	if (snprintf(path, sizeof(path), "%s/%s", set->state_dir, crt) >= (int)sizeof(path) ||
+	    (sk = tg_certs_read(path, &err)) == NULL)
+		goto out;   /* none issued yet: nothing to compare with */
+	{
+		const ASN1_TIME *nb = X509_get0_notBefore(sk_X509_value(sk, 0));
+		const ASN1_TIME *na = X509_get0_notAfter(sk_X509_value(sk, 0));
+		int days = 0, secs = 0;
+		if (ASN1_TIME_diff(&days, &secs, nb, na) != 1)
+			goto out;
+		life = (int64_t)days * 86400 + secs;
+	}
+	if (set->renew_before_s >= life)
+		problem("tls.acme.renew_before (%s) is %lld hours, not shorter than the %lld-hour "
+		    "lifetime of the certificate the CA issues (%s): every check would renew; fix: "
+		    "remove it (renewal comes at a third of the lifetime, half under 10 days)",
+		    tg_config_origin(cfg, "tls.acme.renew_before"),
+		    (long long)(set->renew_before_s / 3600), (long long)(life / 3600), path);
+	else
+		ok("tls.acme.renew_before (%lld hours) is shorter than the certificate's lifetime "
+		    "(%lld hours)", (long long)(set->renew_before_s / 3600), (long long)(life / 3600));
+out:
+	sk_X509_pop_free(sk, X509_free);
+	free(set);
+}
+
+/* Trust anchors that are intermediates: issuers rotate them (Let's Encrypt
+ * yearly), and peers whose chains move to the next one are refused the
+ * day it happens. Retired (expired) or retiring within 30 days is a
+ * problem; an intermediate still current is said. */
+static void
+check_anchor_file(const char *what, const char *origin, const char *path)
+{
+	STACK_OF(X509) *sk;
+	struct tg_err err;
+	char name[300], date[64];
+	int i, n = 0;
+	time_t soon = time(NULL) + 30 * 86400;
+
+	if ((sk = tg_certs_read(path, &err)) == NULL)
+		return;   /* a folder or a bad file: the other checks say */
+	for (i = 0; i < sk_X509_num(sk); i++) {
+		X509 *x = sk_X509_value(sk, i);
+		const ASN1_TIME *na = X509_get0_notAfter(x);
+		struct tm tm;
+		if (!X509_check_ca(x) || X509_check_issued(x, x) == X509_V_OK)
+			continue;   /* a leaf (pinned directly) or a root */
+		n++;
+		X509_NAME_oneline(X509_get_subject_name(x), name, sizeof(name));
+		memset(&tm, 0, sizeof(tm));
+		if (ASN1_TIME_to_tm(na, &tm) == 1)
+			strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+		else
+			snprintf(date, sizeof(date), "?");
+		if (X509_cmp_time(na, NULL) < 0)
+			problem("%s %s (%s) trusts the intermediate %s, retired (it ended on %s): peers "
+			    "whose chains still reach it are refused, and its successor is not trusted; "
+			    "fix: trust the root that issued it", what, path, origin, name, date);
+		else if (X509_cmp_time(na, &soon) < 0)
+			problem("%s %s (%s) trusts the intermediate %s, which ends on %s: its issuer is "
+			    "moving peers to another one; fix: trust the root that issued it", what, path,
+			    origin, name, date);
+		else
+			ok("%s %s trusts the intermediate %s (until %s): when its issuer rotates it, "
+			    "trust the root instead", what, path, name, date);
+	}
+	(void)n;
+	ERR_clear_error();
+	sk_X509_pop_free(sk, X509_free);
+}
+
+static void
+check_anchors(const struct tg_config *cfg)
+{
+	static const struct { enum tg_cfg_key key; const char *name; } keys[] = {
+		{ TG_CFG_TLS_CLIENTS_CA, "tls.clients.ca" }, { TG_CFG_CLIENT_CA, "client.ca" },
+		{ TG_CFG_TLS_ACME_CA_CERT, "tls.acme.ca_cert" }, { TG_CFG_STORE_CA, "store.ca" } };
+	static const char *const lists[] = { "tunnels", "proxy" };
+	char path[PATH_MAX], what[64];
+	size_t i, k, n;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!tg_cfg_str(cfg, keys[i].key)[0])
+			continue;
+		tg_cfg_path(cfg, keys[i].key, path, sizeof(path));
+		check_anchor_file(keys[i].name, tg_config_origin(cfg, keys[i].name), path);
+	}
+	for (k = 0; k < 2; k++) {
+		n = tg_cfg_entries(cfg, lists[k]);
+		for (i = 0; i < n; i++) {
+			const char *ca = tg_cfg_entry_str(cfg, lists[k], i, TG_FIELD_CA);
+			if (!ca[0])
+				continue;
+			snprintf(what, sizeof(what), "%s.%zu.ca", lists[k], i);
+			check_anchor_file(what, tg_cfg_entry_origin(cfg, lists[k], i, TG_FIELD_CA), ca);
+		}
+	}
+}
+
 static void
 check_acme(const struct tg_config *cfg)
 {
@@ -253,6 +367,7 @@ check_acme(const struct tg_config *cfg)
 	struct tg_acme_dir d;
 	struct tg_err err;
 
+	check_renew_before(cfg);   /* from what is cached: with the CA down too */
 	if (tg_cfg_str(cfg, TG_CFG_TLS_ACME_CA_CERT)[0])
 		tg_cfg_path(cfg, TG_CFG_TLS_ACME_CA_CERT, ca, sizeof(ca));
 	if (tg_acme_probe(url, ca, &d, &err) < 0) {
@@ -442,6 +557,7 @@ cmd_doctor(int argc, char **argv)
 		    "fix: chmod 600 the keys and turn it off", tg_config_origin(cfg, "tls.allow_insecure_key_permissions"));
 	check_groups(cfg);
 	check_client_cert(cfg);
+	check_anchors(cfg);
 	check_port("listen", tg_cfg_str(cfg, TG_CFG_LISTEN));
 	check_port("admin.listen", tg_cfg_str(cfg, TG_CFG_ADMIN_LISTEN));
 	tg_config_free(cfg);

@@ -196,3 +196,8 @@ if curl -s --cacert hub/ca/ca.crt "https://127.0.0.1:$NA/files/note.txt" >/dev/n
 	fail "node A let in a client without a certificate"
 fi
 pass "node A refuses a client without a certificate"
+# doctor: a renew_before not shorter than the lifetime the CA issues
+out=$("$TG_BIN" doctor --config nodea.yaml --set tls.acme.renew_before=48h) && fail "doctor found nothing: $out"
+grep -q "^problem: tls.acme.renew_before (--set) is 48 hours, not shorter than the 24-hour lifetime" <<<"$out" ||
+	fail "doctor on renew_before: $out"
+pass "doctor: a renew_before of 48 h against 24-hour certificates is a problem"

@@ -49,6 +49,41 @@ doctor_finds "plain HTTP" "tls.mode is off" --mode off
 doctor_finds "a client certificate without clientAuth" \
 	"client.cert .*good.crt .* has no clientAuth in its extendedKeyUsage" \
 	--set client.cert="$T/good.crt" --set client.key="$T/good.key"
+# an intermediate as a trust anchor: retired (ended), or still current
+mkdir -p ica/newcerts && : >ica/index.txt && echo 01 >ica/serial
+cat >ica.cnf <<CNF
+[ca]
+default_ca = x
+[x]
+dir = ica
+database = ica/index.txt
+new_certs_dir = ica/newcerts
+serial = ica/serial
+default_md = sha256
+policy = p
+[p]
+commonName = supplied
+[v3ica]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+CNF
+for n in old new; do
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ica-$n.key \
+		-subj "/CN=Intermediate $n" -out ica-$n.csr 2>/dev/null
+done
+openssl ca -batch -config ica.cnf -cert st/ca/ca.crt -keyfile st/ca/ca.key -in ica-old.csr -out ica-old.crt \
+	-startdate 20240101000000Z -enddate 20250101000000Z -extensions v3ica -notext 2>/dev/null
+openssl ca -batch -config ica.cnf -cert st/ca/ca.crt -keyfile st/ca/ca.key -in ica-new.csr -out ica-new.crt \
+	-days 365 -extensions v3ica -notext 2>/dev/null
+doctor_finds "a retired intermediate as the clients' CA" \
+	"tls.clients.ca .*ica-old.crt .* trusts the intermediate .*CN=Intermediate old, retired \(it ended on 2025-01-01\).*fix: trust the root" \
+	--cert good.crt --key good.key --set tls.names=localhost,api.lan --mode mutual --set tls.clients.ca="$T/ica-old.crt"
+out=$("$TG_BIN" doctor --cert good.crt --key good.key --set tls.names=localhost,api.lan \
+	--set tunnels.0.listen=127.0.0.1:1 --set tunnels.0.connect=127.0.0.1:2 --set tunnels.0.tls_connect=true \
+	--set tunnels.0.ca="$T/ica-new.crt") || fail "a current intermediate is a problem: $out"
+grep -q "^ok: tunnels.0.ca .*trusts the intermediate .*CN=Intermediate new .*trust the root instead" <<<"$out" ||
+	fail "a current intermediate is not said: $out"
+pass "a current intermediate as a tunnel's CA is said, not a problem"
 if command -v setpriv >/dev/null; then
 	# the build folder may not be reachable for nobody: run a copy from $T
 	cp "$TG_BIN" "$T/tlsgate-copy" && chmod 755 "$T/tlsgate-copy"
