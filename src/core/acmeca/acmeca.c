@@ -428,7 +428,7 @@ out:
 }
 
 static void
-new_account(struct rq *q, const char *thumb)
+new_account_locked(struct rq *q, const char *thumb)
 {
 	json_t *p = q->payload, *idx, *a, *eab, *e;
 	char id[32], kid[64] = "", url[600], now[40];
@@ -885,7 +885,7 @@ key_ok(EVP_PKEY *k)
 }
 
 static void
-finalize(struct rq *q, const char *oid)
+finalize_locked(struct rq *q, const char *oid)
 {
 	json_t *ord = NULL, *v, *rec = NULL;
 	const char *csr_b64 = sget(q->payload, "csr");
@@ -1191,6 +1191,43 @@ out:
 	EVP_PKEY_free(jk);
 	X509_free(x);
 	free(der);
+}
+
+/*
+ * The steps that read, decide and write across records (an enrolment's
+ * count of accounts, an order becoming a certificate) hold the store's
+ * lock: the mutex covers this process, the lock every node that shares
+ * the store, so a key is never used twice and an order never signed twice.
+ */
+static int
+store_lock(struct rq *q)
+{
+	struct tg_err err;
+
+	if (tg_store_lock(q->ca->st, "acme-ca", 10000, &err) == 0)
+		return 0;
+	hdr(q->resp, "Retry-After: 5\r\n");
+	problem(q, 503, "serverInternal", "the CA's store (%s) is busy or unreachable: %s; try "
+	    "again", tg_store_path(q->ca->st), err.msg);
+	return -1;
+}
+
+static void
+new_account(struct rq *q, const char *thumb)
+{
+	if (store_lock(q) < 0)
+		return;
+	new_account_locked(q, thumb);
+	tg_store_unlock(q->ca->st, "acme-ca");
+}
+
+static void
+finalize(struct rq *q, const char *oid)
+{
+	if (store_lock(q) < 0)
+		return;
+	finalize_locked(q, oid);
+	tg_store_unlock(q->ca->st, "acme-ca");
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
