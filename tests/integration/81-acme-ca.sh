@@ -142,8 +142,9 @@ pass "certbot revokes: the CRL lists $S2 (superseded)"
 
 # ---- two tlsgate nodes, certified by a third node's ACME CA, talk mutual TLS ------------------
 AP=$(free_port)
+faults_for hub   # the hub runs under the fault shim: its store fails on demand below
 # shellcheck disable=SC2086
-start_tlsgate hub --set ca.acme.listen=127.0.0.1:$AP $VALIDATION
+TG_BIN=$FAULTY_BIN start_tlsgate hub --set ca.acme.listen=127.0.0.1:$AP $VALIDATION
 HUB=https://127.0.0.1:$AP/acme/directory
 curl -sf --cacert hub/ca/ca.crt "$HUB" >/dev/null || fail "the hub's ACME directory is not served"
 pass "a node serves the ACME CA beside HTTPS (ca.acme.listen)"
@@ -201,3 +202,24 @@ out=$("$TG_BIN" doctor --config nodea.yaml --set tls.acme.renew_before=48h) && f
 grep -q "^problem: tls.acme.renew_before (--set) is 48 hours, not shorter than the 24-hour lifetime" <<<"$out" ||
 	fail "doctor on renew_before: $out"
 pass "doctor: a renew_before of 48 h against 24-hour certificates is a problem"
+
+# bad luck: the hub's disk is full when it would record a certificate;
+# the client is told in words, nothing half-written stays, and the same
+# order is finalized once the disk has room again
+enroll faulty 'f.fleet.test' --state-dir "$T/hub"
+LEGOH=(lego --path "$T/legoh" --server "$HUB" --email f@fleet.test --accept-tos --eab --kid "$KID"
+	--hmac "$KEY" --domains f.fleet.test --tls --tls.port "127.0.0.1:$TP")
+export LEGO_CA_CERTIFICATES=$T/hub/ca/ca.crt
+arm 'rename@acme-ca/cert:*:ENOSPC'
+if out=$(timeout 90 "${LEGOH[@]}" run 2>&1); then fail "issued with a full disk"; fi
+grep -q "the CA cannot write to its store .*No space left on device; nothing was changed" <<<"$out" ||
+	fail "lego was not told why: $out"
+faults_met "rename .*acme-ca/cert.* -> No space left on device" "a full disk while recording a certificate"
+grep -q "ACME CA refused POST /acme/order/.*/finalize: the CA cannot write to its store" hub.log ||
+	fail "the hub did not log the failed finalize"
+ls -a "$T"/hub/acme-ca/cert/ 2>/dev/null | grep -q "tmp-" && fail "a half-written record stayed: $(ls -a "$T"/hub/acme-ca/cert/)"
+disarm
+timeout 90 "${LEGOH[@]}" run >legoh.log 2>&1 || fail "lego after the disk has room: $(tail -5 legoh.log)"
+openssl verify -CAfile hub/ca/ca.crt "$T/legoh/certificates/f.fleet.test.crt" >/dev/null 2>&1 ||
+	fail "no certificate after the fault"
+pass "a full disk at finalize: refused in words (lego shows it), nothing half-written, issued once the disk has room"
