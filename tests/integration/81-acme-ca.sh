@@ -140,6 +140,16 @@ openssl crl -in ca/crl.pem -noout -text | grep -A4 "Serial Number: $S2" | grep -
 grep -q "revoked serial $S2 (superseded) at the request of account" caserve.log || fail "no revocation line"
 pass "certbot revokes: the CRL lists $S2 (superseded)"
 
+# ---- tlsgate acme issue (the one-shot client), TLS-ALPN-01 -------------------------------
+enroll tool 't.fleet.test'
+"$TG_BIN" acme issue --name t.fleet.test --out "$T/tool" --directory "$DIR" --ca-cert ca/ca.crt \
+	--challenge tls-alpn-01 --listen "127.0.0.1:$TP" --state-dir "$T/toolstate" \
+	--set tls.acme.eab_kid="$KID" --set tls.acme.eab_hmac_key="$KEY" >tool.log 2>&1 ||
+	fail "tlsgate acme issue: $(tail -5 tool.log)"
+openssl verify -CAfile ca/ca.crt "$T/tool.crt" >/dev/null 2>&1 || fail "tlsgate acme issue's certificate"
+[ "$(stat -c %a "$T/tool.key")" = 600 ] || fail "tool.key is not 0600"
+pass "tlsgate acme issue gets t.fleet.test by TLS-ALPN-01 from the ACME CA"
+
 # ---- two tlsgate nodes, certified by a third node's ACME CA, talk mutual TLS ------------------
 AP=$(free_port)
 faults_for hub   # the hub runs under the fault shim: its store fails on demand below
