@@ -154,7 +154,8 @@ pass "tlsgate acme issue gets t.fleet.test by TLS-ALPN-01 from the ACME CA"
 AP=$(free_port)
 faults_for hub   # the hub runs under the fault shim: its store fails on demand below
 # shellcheck disable=SC2086
-TG_BIN=$FAULTY_BIN start_tlsgate hub --set ca.acme.listen=127.0.0.1:$AP $VALIDATION
+MP=$(free_port)
+TG_BIN=$FAULTY_BIN start_tlsgate hub --set ca.acme.listen=127.0.0.1:$AP --set admin.listen=127.0.0.1:$MP $VALIDATION
 HUB=https://127.0.0.1:$AP/acme/directory
 curl -sf --cacert hub/ca/ca.crt "$HUB" >/dev/null || fail "the hub's ACME directory is not served"
 pass "a node serves the ACME CA beside HTTPS (ca.acme.listen)"
@@ -233,3 +234,9 @@ timeout 90 "${LEGOH[@]}" run >legoh.log 2>&1 || fail "lego after the disk has ro
 openssl verify -CAfile hub/ca/ca.crt "$T/legoh/certificates/f.fleet.test.crt" >/dev/null 2>&1 ||
 	fail "no certificate after the fault"
 pass "a full disk at finalize: refused in words (lego shows it), nothing half-written, issued once the disk has room"
+m=$(curl -sf "http://127.0.0.1:$MP/metrics") || fail "the hub's /metrics"
+for ev in 'issued"} 3' 'challenge_valid"} 4' 'refused"} 1'; do
+	grep -q "^tlsgate_acme_ca_events_total{event=\"$ev\$" <<<"$m" ||
+		fail "/metrics: no tlsgate_acme_ca_events_total{event=\"$ev: $(grep acme_ca <<<"$m")"
+done
+pass "/metrics counts the hub's issued certificates, valid challenges and the refused finalize"

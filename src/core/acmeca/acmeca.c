@@ -104,6 +104,7 @@ problem(struct rq *q, int status, const char *type, const char *fmt, ...)
 	q->resp->body_len = q->resp->body ? strlen(q->resp->body) : 0;
 	json_decref(o);
 	q->resp->status = status;
+	q->resp->event = TG_ACMECA_EV_REFUSED;
 	hdr(q->resp, "Content-Type: application/problem+json\r\n");
 	if (strcmp(type, "badNonce") != 0 && strcmp(type, "malformed") != 0)
 		if (snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA refused %s %s: %s (%s)",
@@ -1013,6 +1014,7 @@ finalize_locked(struct rq *q, const char *oid)
 	json_object_set_new(ord, "certificate", json_string(serial));
 	if (save(q, "order", oid, ord) < 0)
 		goto out;
+	q->resp->event = TG_ACMECA_EV_ISSUED;
 	if (snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA: issued %s (serial %s, valid "
 	    "%lds) to %s", sans, serial, life, who) >= (int)sizeof(q->resp->log))
 		snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA: issued serial %s (valid %lds, "
@@ -1180,6 +1182,7 @@ revoke(struct rq *q)
 			    err.msg);
 		goto out;
 	}
+	q->resp->event = TG_ACMECA_EV_REVOKED;
 	snprintf(q->resp->log, sizeof(q->resp->log), "ACME CA: revoked serial %s (%s) at the "
 	    "request of %s%s; the CRL lists %d", serial, tg_crl_reason_words(code), q->acct_id[0] ?
 	    "account " : "the certificate's key", q->acct_id, count);
@@ -1477,7 +1480,7 @@ tg_acmeca_handle(struct tg_acmeca *ca, const struct tg_acmeca_req *req,
 
 /* ---- validation ------------------------------------------------------------------------------ */
 
-void
+int
 tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, size_t loglen)
 {
 	struct tg_acmeca_resp resp;
@@ -1486,7 +1489,7 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 	struct rq q;
 	json_t *a = NULL, *c, *acct = NULL;
 	char why[700] = "", tp[64], now[40], type[32];
-	int r, ok;
+	int r, ok, rv = -1;
 
 	if (ca == NULL || ca->magic != ACMECA_MAGIC)
 		abort();
@@ -1540,6 +1543,8 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 			json_object_set_new(a, "status", json_string(ok ? "valid" : "invalid"));
 		if (save(&q, "authz", authz, a) < 0)
 			snprintf(why, sizeof(why), "%s", resp.log);
+		else
+			rv = ok;
 	}
 	pthread_mutex_unlock(&ca->mu);
 	snprintf(log, loglen, "ACME CA: %s for %s %s: %s", type, k.id_value, ok ? "valid" :
@@ -1548,6 +1553,7 @@ out:
 	json_decref(a);
 	json_decref(acct);
 	tg_acmeca_resp_clear(&resp);
+	return rv;
 }
 
 /* ---- life ------------------------------------------------------------------------------------ */

@@ -65,6 +65,8 @@ struct tg_acmeca_resp {
 	char authz[64];
 	int chall;
 	char log[600];                /* a line worth logging ("" none) */
+	enum { TG_ACMECA_EV_NONE, TG_ACMECA_EV_ISSUED, TG_ACMECA_EV_REVOKED,
+	    TG_ACMECA_EV_REFUSED } event;   /* what /metrics counts */
 };
 
 /* Answers one request. Blocking; any thread. */
@@ -72,9 +74,10 @@ void tg_acmeca_handle(struct tg_acmeca *ca, const struct tg_acmeca_req *req,
     struct tg_acmeca_resp *resp);
 void tg_acmeca_resp_clear(struct tg_acmeca_resp *resp);
 /* Checks challenge idx of authorization authz (HTTP-01, TLS-ALPN-01 or
- * DNS-01) and records the outcome; what happened lands in log. Blocks for
+ * DNS-01) and records the outcome: 1 valid, 0 invalid, -1 not checked
+ * (gone, or the store failed); what happened lands in log. Blocks for
  * at most about 30 seconds; any thread. */
-void tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log,
+int tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log,
     size_t loglen);
 
 /* ---- enrolment (tlsgate ca enroll) ---------------------------------------- */

@@ -174,6 +174,29 @@ entries_digest(const struct tg_config *cfg, unsigned char md[32])
 	EVP_MD_CTX_free(x);
 }
 
+/* ca.acme.*, as read at start: the ACME CA is built once. */
+static void
+acmeca_digest(const struct tg_config *cfg, unsigned char md[32])
+{
+	static const enum tg_cfg_key keys[] = { TG_CFG_CA_ACME_LISTEN, TG_CFG_CA_ACME_CA_DIR,
+		TG_CFG_CA_ACME_LIFETIME, TG_CFG_CA_ACME_ALLOW, TG_CFG_CA_ACME_CHALLENGES,
+		TG_CFG_CA_ACME_HTTP_PORT, TG_CFG_CA_ACME_TLS_PORT, TG_CFG_CA_ACME_RESOLVER };
+	EVP_MD_CTX *x = EVP_MD_CTX_new();
+	size_t i;
+
+	memset(md, 0, 32);
+	if (x == NULL || EVP_DigestInit_ex(x, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(x);
+		return;
+	}
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = tg_cfg_str(cfg, keys[i]);
+		EVP_DigestUpdate(x, v, strlen(v) + 1);
+	}
+	EVP_DigestFinal_ex(x, md, NULL);
+	EVP_MD_CTX_free(x);
+}
+
 /* The settings a server copies from its configuration (at start and on
  * SIGHUP). */
 static void
@@ -400,6 +423,7 @@ tg_server_new(const struct tg_config *cfg, struct tg_keypair *kp, struct tg_err 
 	if (proxy_senders(s, cfg, err) < 0)
 		goto fail;
 	entries_digest(cfg, s->entries_md);
+	acmeca_digest(cfg, s->ca_md);
 	s->m.started = time(NULL);
 	if ((s->peers = tg_peers_new()) == NULL) {
 		tg_err_set(err, TG_E_INTERNAL, "out of memory");
@@ -425,6 +449,10 @@ restart_notes(struct tg_server *s, const struct tg_config *cfg, unsigned workers
 	if (memcmp(md, s->entries_md, sizeof(md)) != 0)
 		tg_log(s, TG_LOG_WARN, "tunnels or proxy routes changed: a restart applies "
 		    "that; the ones read at start keep working");
+	acmeca_digest(cfg, md);
+	if (memcmp(md, s->ca_md, sizeof(md)) != 0)
+		tg_log(s, TG_LOG_WARN, "ca.acme.* changed: a restart applies that; the ACME CA "
+		    "keeps the settings read at start (%s)", s->ca_listen);
 	if (workers != s->workers)
 		tg_log(s, TG_LOG_WARN, "workers changed to %u: a restart applies that; still %u",
 		    workers, s->workers);

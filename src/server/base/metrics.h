@@ -52,6 +52,13 @@
 	    "PROXY headers on the main listener: accepted from proxy_protocol.accept_from, " \
 	    "refused (malformed, missing, or from another address).") \
 	X(proxy_refused, "tlsgate_proxy_headers_total", "result=\"refused\"", "") \
+	X(acmeca_issued, "tlsgate_acme_ca_events_total", "event=\"issued\"", \
+	    "The ACME CA (ca.acme.listen): certificates issued and revoked, challenges found " \
+	    "valid and invalid, requests refused (a problem document).") \
+	X(acmeca_revoked, "tlsgate_acme_ca_events_total", "event=\"revoked\"", "") \
+	X(acmeca_valid, "tlsgate_acme_ca_events_total", "event=\"challenge_valid\"", "") \
+	X(acmeca_invalid, "tlsgate_acme_ca_events_total", "event=\"challenge_invalid\"", "") \
+	X(acmeca_refused, "tlsgate_acme_ca_events_total", "event=\"refused\"", "") \
 	X(chain_hits, "tlsgate_chain_cache_lookups_total", "result=\"hit\"", \
 	    "Client chains looked up in the verified-chain cache.") \
 	X(chain_misses, "tlsgate_chain_cache_lookups_total", "result=\"miss\"", "") \

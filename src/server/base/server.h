@@ -91,6 +91,7 @@ struct tg_server {
 	uv_poll_t ca_poll;
 	int ca_on_main;
 	char ca_listen[300];
+	unsigned char ca_md[32];     /* ca.acme.* as read at start (a reload says a change) */
 	unsigned ca_jobs;            /* requests and validations on the thread pool */
 	/* tunnels (tunnel.c) */
 	struct tg_tunnel *tunnels;

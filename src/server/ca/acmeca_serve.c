@@ -38,6 +38,7 @@ struct val_job {
 	struct tg_server *srv;
 	char authz[64];
 	int idx;
+	int outcome;                 /* tg_acmeca_validate's: 1 valid, 0 invalid, -1 not checked */
 	char log[1000];
 };
 
@@ -57,7 +58,7 @@ val_work(uv_work_t *w)
 	struct val_job *v = w->data;
 
 	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
-	tg_acmeca_validate(v->srv->acmeca, v->authz, v->idx, v->log, sizeof(v->log));
+	v->outcome = tg_acmeca_validate(v->srv->acmeca, v->authz, v->idx, v->log, sizeof(v->log));
 }
 
 static void
@@ -67,8 +68,10 @@ val_done(uv_work_t *w, int status)
 
 	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
 	v->srv->ca_jobs--;
+	if (status == 0 && v->outcome >= 0)
+		(*(v->outcome ? &v->srv->m.acmeca_valid : &v->srv->m.acmeca_invalid))++;
 	if (v->log[0])
-		tg_log(v->srv, strstr(v->log, " valid:") ? TG_LOG_INFO : TG_LOG_WARN, "%s", v->log);
+		tg_log(v->srv, status == 0 && v->outcome == 1 ? TG_LOG_INFO : TG_LOG_WARN, "%s", v->log);
 	else if (status == UV_ECANCELED)
 		tg_log(v->srv, TG_LOG_WARN, "ACME CA: the check of %s/%d was cancelled; the client "
 		    "may ask again", v->authz, v->idx);
@@ -131,6 +134,11 @@ req_done(uv_work_t *w, int status)
 	}
 	if (j->resp.log[0])
 		tg_log(s, TG_LOG_INFO, "%s", j->resp.log);
+	if (status == 0) {
+		s->m.acmeca_issued += j->resp.event == TG_ACMECA_EV_ISSUED;
+		s->m.acmeca_revoked += j->resp.event == TG_ACMECA_EV_REVOKED;
+		s->m.acmeca_refused += j->resp.event == TG_ACMECA_EV_REFUSED;
+	}
 	/* the challenge is checked even when its client has gone: it asked */
 	if (j->resp.validate && !s->stopping)
 		validate_later(s, &j->resp);
