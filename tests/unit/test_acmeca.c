@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
 #include "acme_wire.h"
 #include "acmeca.h"
@@ -162,6 +163,21 @@ jws_checks(void)
 	tg_jws_clear(&j);
 	EVP_PKEY_free(pk);
 	free(body);
+	/* the same key written with its spare bits set: refused (one key, one
+	 * thumbprint, one account) */
+	{
+		json_t *jk = json_loads(jwk, 0, NULL);
+		const char *x = json_string_value(json_object_get(jk, "x"));
+		char alt[64], *c;
+		snprintf(alt, sizeof(alt), "%s", x);
+		c = alt + strlen(alt) - 1;
+		*c = (char)(strchr("AEIMQUYcgkosw048", *c) ? *c + 1 : *c - 1);   /* low 2 bits */
+		json_object_set_new(jk, "x", json_string(alt));
+		pk = tg_jwk_key(jk, why, sizeof(why));
+		CHECK(pk == NULL, "a JWK with spare bits set was taken");
+		EVP_PKEY_free(pk);
+		json_decref(jk);
+	}
 	/* HS256, as external account binding signs */
 	body = tg_acme_eab(k, "kid-1", "c2VjcmV0LWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE", "u", &err);
 	CHECK(body && tg_jws_parse(body, strlen(body), &j, why, sizeof(why)) == 0, "eab parse");
@@ -235,6 +251,68 @@ location(const struct tg_acmeca_resp *r, char *out, size_t len)
 		snprintf(out, len, "%.*s", (int)strcspn(l + 10, "\r"), l + 10);
 }
 
+/* A CSR for key k naming sans, "DNS:a|IP:b|URI:c" (built by hand: a URI
+ * may hold a comma, which OpenSSL's own syntax cannot write), as base64url
+ * DER. */
+static char *
+csr_b64(EVP_PKEY *k, const char *sans)
+{
+	X509_REQ *r = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	GENERAL_NAMES *g = sk_GENERAL_NAME_new_null();
+	X509_EXTENSION *ext;
+	unsigned char *der = NULL;
+	char item[300];
+	const char *p = sans;
+	int n;
+	char *out;
+
+	while (*p) {
+		size_t l = strcspn(p, "|");
+		GENERAL_NAME *gn = GENERAL_NAME_new();
+		snprintf(item, sizeof(item), "%.*s", (int)l, p);
+		p += l + (p[l] == '|');
+		if (!strncmp(item, "IP:", 3)) {
+			ASN1_OCTET_STRING *ip = a2i_IPADDRESS(item + 3);
+			GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
+		} else {
+			ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+			int uri = !strncmp(item, "URI:", 4);
+			ASN1_STRING_set(ia5, item + (uri ? 4 : 4), -1);
+			GENERAL_NAME_set0_value(gn, uri ? GEN_URI : GEN_DNS, ia5);
+		}
+		sk_GENERAL_NAME_push(g, gn);
+	}
+	ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, g);
+	if (r == NULL || ext == NULL || !sk_X509_EXTENSION_push(exts, ext) ||
+	    X509_REQ_add_extensions(r, exts) != 1 || X509_REQ_set_pubkey(r, k) != 1 ||
+	    X509_REQ_sign(r, k, EVP_sha256()) <= 0 || (n = i2d_X509_REQ(r, &der)) <= 0)
+		abort();
+	out = b64(der, (size_t)n);
+	OPENSSL_free(der);
+	GENERAL_NAMES_free(g);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(r);
+	return out;
+}
+
+/* Marks an authorization valid in the folder store, as a check would. */
+static void
+authz_valid(const char *dir, const char *url)
+{
+	char p[600];
+	json_t *a;
+
+	snprintf(p, sizeof(p), "%s/acme-ca/authz/%s", dir, url + strlen(BASE "authz/"));
+	a = json_load_file(p, 0, NULL);
+	CHECK(a != NULL, "authz file %s", p);
+	if (a == NULL)
+		return;
+	json_object_set_new(a, "status", json_string("valid"));
+	json_dump_file(a, p, JSON_COMPACT);
+	json_decref(a);
+}
+
 static void
 protocol(void)
 {
@@ -268,7 +346,7 @@ protocol(void)
 	st = tg_store_fs_open(dir, &err);
 	memset(&e, 0, sizeof(e));
 	snprintf(e.name, sizeof(e.name), "dev");
-	snprintf(e.allow, sizeof(e.allow), "*.t.test,ip:10.0.0.0/8");
+	snprintf(e.allow, sizeof(e.allow), "*.t.test,ip:10.0.0.0/8,uri:spiffe://t/*");
 	CHECK(tg_acmeca_enroll(st, &e, &err) == 0, "enroll: %s", err.msg);
 	tg_store_free(st);
 
@@ -370,6 +448,73 @@ protocol(void)
 	snprintf(path, sizeof(path), "/acme/%s/finalize", order + strlen(BASE));
 	CHECK(post(k1, acct, path, "{\"csr\":\"AAAA\"}", &r) == 403 && has(&r, "orderNotReady"),
 	    "finalize early: %s", r.body);
+	/* the checks passed (as if): the order is ready; CSRs are judged */
+	{
+		char opath[400], *csr;
+		json_t *o, *a;
+		EVP_PKEY *ck = tg_key_generate(TG_KEY_EC_P256, NULL);
+		size_t i;
+		snprintf(opath, sizeof(opath), "/acme/%s", order + strlen(BASE));
+		CHECK(post(k1, acct, opath, "", &r) == 200, "order: %s", r.body);
+		o = json_loads(r.body, 0, NULL);
+		a = json_object_get(o, "authorizations");
+		for (i = 0; i < json_array_size(a); i++)
+			authz_valid(dir, json_string_value(json_array_get(a, i)));
+		json_decref(o);
+		/* a comma inside a URI would have smuggled in a name of its own */
+		csr = csr_b64(ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://t/x,dns:victim.example");
+		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+		free(csr);
+		CHECK(post(k1, acct, path, payload, &r) == 400 && has(&r, "badCSR") &&
+		    has(&r, "characters a URI may not"), "URI with a comma: %d %s", r.status, r.body);
+		/* a URI outside the policy */
+		csr = csr_b64(ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://other/x");
+		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+		free(csr);
+		CHECK(post(k1, acct, path, payload, &r) == 403 && has(&r, "may not have the URI"),
+		    "URI outside the policy: %s", r.body);
+		/* a name the order does not have */
+		csr = csr_b64(ck, "DNS:a.t.test|DNS:b.t.test|IP:10.1.2.3");
+		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+		free(csr);
+		CHECK(post(k1, acct, path, payload, &r) == 400 && has(&r, "not exactly the order"),
+		    "extra name: %s", r.body);
+		/* the account key as the certificate's */
+		csr = csr_b64(k1, "DNS:a.t.test|IP:10.1.2.3");
+		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+		free(csr);
+		CHECK(post(k1, acct, path, payload, &r) == 400 && has(&r, "account key"),
+		    "account key in the CSR: %s", r.body);
+		/* right: the certificate names exactly that */
+		csr = csr_b64(ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://t/node-1");
+		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+		free(csr);
+		CHECK(post(k1, acct, path, payload, &r) == 200 && has(&r, "\"valid\"") &&
+		    has(&r, BASE "cert/"), "finalize: %s", r.body);
+		{
+			const char *c = r.body ? strstr(r.body, BASE "cert/") : NULL;
+			char cpath[300];
+			STACK_OF(X509) *sk;
+			snprintf(cpath, sizeof(cpath), "/acme/%.*s", c ? (int)strcspn(c + strlen(BASE),
+			    "\"") : 0, c ? c + strlen(BASE) : "");
+			CHECK(post(k1, acct, cpath, "", &r) == 200, "download: %d", r.status);
+			sk = r.body ? tg_certs_parse((unsigned char *)r.body, r.body_len, "chain", &err) :
+			    NULL;
+			CHECK(sk && sk_X509_num(sk) == 2, "chain of 2");
+			if (sk) {
+				GENERAL_NAMES *g = X509_get_ext_d2i(sk_X509_value(sk, 0),
+				    NID_subject_alt_name, NULL, NULL);
+				CHECK(g && sk_GENERAL_NAME_num(g) == 3, "three SANs, got %d",
+				    g ? sk_GENERAL_NAME_num(g) : -1);
+				GENERAL_NAMES_free(g);
+				sk_X509_pop_free(sk, X509_free);
+			}
+		}
+		EVP_PKEY_free(ck);
+	}
+	/* new-account signed as an account (kid): RFC 8555 wants the jwk */
+	CHECK(post(k1, acct, "/acme/new-account", "{}", &r) == 400 && has(&r, "not an account"),
+	    "new-account by kid: %d %s", r.status, r.body);
 	/* another account cannot read this one's order */
 	/* key change: the new key signs the inner JWS, the old one the outer */
 	{

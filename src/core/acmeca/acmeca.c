@@ -39,6 +39,7 @@
 #define NONCE_LIFE 3600
 #define AUTHZ_LIFE (7 * 86400)
 #define MAX_IDS 20
+#define STALE_CHECK 120            /* s: a check not back by then may be asked for again */
 #define E "urn:ietf:params:acme:error:"
 
 struct nonce { char v[32]; time_t exp; };
@@ -139,7 +140,11 @@ nonce_new(struct tg_acmeca *ca, char *out, size_t len)
 	unsigned char b[16];
 	struct nonce *n = &ca->nonces[ca->nonce_next++ % NONCES];
 
-	RAND_bytes(b, sizeof(b));
+	out[0] = '\0';
+	if (RAND_bytes(b, sizeof(b)) != 1) {   /* no nonce rather than a guessable one */
+		n->v[0] = '\0';
+		return;
+	}
 	tg_b64url(b, sizeof(b), n->v, sizeof(n->v));
 	n->exp = time(NULL) + NONCE_LIFE;
 	snprintf(out, len, "%s", n->v);
@@ -223,13 +228,16 @@ save(struct rq *q, const char *kind, const char *id, json_t *o)
 	return rv;
 }
 
-static void
+/* A random id or token; -1 (out "") when OpenSSL has no randomness. */
+static int
 rand_id(char *out, size_t len, size_t bytes)
 {
 	unsigned char b[32];
 
-	RAND_bytes(b, (int)bytes);
-	tg_b64url(b, bytes, out, len);
+	out[0] = '\0';
+	if (bytes > sizeof(b) || RAND_bytes(b, (int)bytes) != 1)
+		return -1;
+	return tg_b64url(b, bytes, out, len);
 }
 
 static const char *
@@ -466,7 +474,10 @@ new_account_locked(struct rq *q, const char *thumb)
 		    "tlsgate tls.acme.eab_kid/eab_hmac_key)");
 		return;
 	}
-	rand_id(id, sizeof(id), 12);
+	if (rand_id(id, sizeof(id), 12) < 0) {
+		problem(q, 500, "serverInternal", "no random bytes from OpenSSL");
+		return;
+	}
 	rfc3339(time(NULL), now, sizeof(now));
 	a = json_pack("{s:O, s:s, s:o, s:s, s:s, s:[]}", "jwk", q->jws.jwk, "status", "valid",
 	    "contact", json_is_array(json_object_get(p, "contact")) ?
@@ -619,16 +630,23 @@ make_authz(struct rq *q, const char *type, const char *value, const char *order_
 		{ TG_ACMECA_DNS01, "dns-01" } };
 	size_t i;
 
+	id[0] = '\0';
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		char token[64];
 		if (!(c & kinds[i].bit) || (wild && kinds[i].bit != TG_ACMECA_DNS01) ||
 		    (!strcmp(type, "ip") && kinds[i].bit == TG_ACMECA_DNS01))
 			continue;
-		rand_id(token, sizeof(token), 32);
+		if (rand_id(token, sizeof(token), 32) < 0) {
+			json_decref(cs);
+			return NULL;
+		}
 		json_array_append_new(cs, json_pack("{s:s, s:s, s:s}", "type", kinds[i].name,
 		    "token", token, "status", "pending"));
 	}
-	rand_id(id, idlen, 12);
+	if (rand_id(id, idlen, 12) < 0) {
+		json_decref(cs);
+		return NULL;
+	}
 	a = json_pack("{s:{s:s, s:s}, s:b, s:s, s:I, s:s, s:s, s:o}", "identifier", "type", type,
 	    "value", wild ? value + 2 : value, "wildcard", wild, "status", "pending", "expires",
 	    (json_int_t)(time(NULL) + AUTHZ_LIFE), "account", q->acct_id, "order", order_id,
@@ -693,7 +711,10 @@ new_order(struct rq *q)
 			return;
 		}
 	}
-	rand_id(oid, sizeof(oid), 12);
+	if (rand_id(oid, sizeof(oid), 12) < 0) {
+		problem(q, 500, "serverInternal", "no random bytes from OpenSSL");
+		return;
+	}
 	auths = json_array();
 	memset(made, 0, sizeof(made));
 	json_array_foreach(ids, i, v) {
@@ -817,6 +838,21 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A URI as a certificate may carry it, and as the SAN list passes it on
+ * (comma-separated: a comma inside would smuggle in a name of its own). */
+static int
+uri_ok(const unsigned char *p, int len)
+{
+	int i;
+
+	if (len <= 0 || len > 255)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (p[i] <= 0x20 || p[i] >= 0x7f || strchr(",\"<>\\^`{|}", p[i]))
+			return 0;
+	return memchr(p, ':', (size_t)len) != NULL;
+}
+
 /* The CSR's names ("dns:x", "ip:y") sorted in names, URIs in uris. */
 static int
 csr_names(X509_REQ *req, char names[][300], size_t *nn, char uris[][300], size_t *nu,
@@ -847,8 +883,15 @@ csr_names(X509_REQ *req, char names[][300], size_t *nn, char uris[][300], size_t
 			    n->d.iPAddress->data, ip, sizeof(ip));
 			snprintf(names[(*nn)++], 300, "ip:%s", ip);
 		} else if (n->type == GEN_URI) {
-			snprintf(uris[(*nu)++], 300, "%.*s", n->d.uniformResourceIdentifier->length,
-			    (const char *)n->d.uniformResourceIdentifier->data);
+			const ASN1_IA5STRING *u = n->d.uniformResourceIdentifier;
+			if (!uri_ok(u->data, u->length)) {
+				snprintf(why, wl, "a URI in the CSR is longer than 255 characters or holds "
+				    "characters a URI may not (RFC 3986: no spaces, commas, quotes or "
+				    "controls)");
+				rv = -1;
+				break;
+			}
+			snprintf(uris[(*nu)++], 300, "%.*s", u->length, (const char *)u->data);
 		} else {
 			snprintf(why, wl, "the CSR names something other than DNS names, IP "
 			    "addresses and URIs");
@@ -1067,7 +1110,10 @@ authz_post(struct rq *q, const char *id)
 	} else if (!strcmp(sget(a, "status"), "pending") &&
 	    time(NULL) > (time_t)json_integer_value(json_object_get(a, "expires"))) {
 		json_object_set_new(a, "status", json_string("expired"));
-		save(q, "authz", id, a);
+		if (save(q, "authz", id, a) < 0) {
+			json_decref(a);
+			return;
+		}
 	}
 	if (!strcmp(sget(a, "status"), "pending"))
 		hdr(q->resp, "Retry-After: 1\r\n");   /* a check takes a second or two */
@@ -1098,9 +1144,13 @@ chall_post(struct rq *q, const char *rest)
 		json_decref(a);
 		return;
 	}
-	if (q->payload && !strcmp(sget(c, "status"), "pending") &&
-	    !strcmp(sget(a, "status"), "pending")) {
+	/* asked for: checked now; a check that never reported back (the
+	 * process ended, the pool could not take it) may be asked for again */
+	if (q->payload && !strcmp(sget(a, "status"), "pending") &&
+	    (!strcmp(sget(c, "status"), "pending") || (!strcmp(sget(c, "status"), "processing") &&
+	    time(NULL) - (time_t)json_integer_value(json_object_get(c, "since")) > STALE_CHECK))) {
 		json_object_set_new(c, "status", json_string("processing"));
+		json_object_set_new(c, "since", json_integer((json_int_t)time(NULL)));
 		if (save(q, "authz", id, a) < 0) {
 			json_decref(a);
 			return;
@@ -1363,7 +1413,7 @@ static void
 dispatch(struct rq *q)
 {
 	const char *p = q->req->path + 6, *m = q->req->method;   /* after "/acme/" */
-	char thumb[64];
+	char thumb[64] = "";
 	int post = !strcmp(m, "POST");
 
 	if (!strcmp(p, "directory") && !post) {
@@ -1389,7 +1439,10 @@ dispatch(struct rq *q)
 	}
 	if (!strcmp(p, "new-account")) {
 		if (authenticate(q, 1, thumb, sizeof(thumb)) == 0) {
-			if (q->payload == NULL)
+			if (q->jws.jwk == NULL || !thumb[0])   /* RFC 8555 7.3: jwk, never kid */
+				problem(q, 400, "malformed", "newAccount must be signed with the key itself "
+				    "(jwk), not an account (kid)");
+			else if (q->payload == NULL)
 				problem(q, 400, "malformed", "newAccount needs a payload");
 			else
 				new_account(q, thumb);
@@ -1455,9 +1508,11 @@ tg_acmeca_handle(struct tg_acmeca *ca, const struct tg_acmeca_req *req,
 	struct rq q;
 	char nonce[32];
 
-	if (ca == NULL || ca->magic != ACMECA_MAGIC)
-		abort();
 	memset(resp, 0, sizeof(*resp));
+	if (ca == NULL || ca->magic != ACMECA_MAGIC) {   /* freed, or never made: a bug */
+		resp->status = 500;
+		return;
+	}
 	memset(&q, 0, sizeof(q));
 	q.ca = ca;
 	q.req = req;
@@ -1469,10 +1524,13 @@ tg_acmeca_handle(struct tg_acmeca *ca, const struct tg_acmeca_req *req,
 	snprintf(q.base, sizeof(q.base), "https://%s/acme/", req->host);
 	pthread_mutex_lock(&ca->mu);
 	dispatch(&q);
+	if (resp->status == 0)   /* a path that failed without a word (out of memory) */
+		problem(&q, 500, "serverInternal", "the CA could not answer (out of memory?)");
 	nonce_new(ca, nonce, sizeof(nonce));
 	pthread_mutex_unlock(&ca->mu);
-	hdr(resp, "Replay-Nonce: %s\r\nCache-Control: no-store\r\n"
-	    "Link: <%sdirectory>;rel=\"index\"\r\n", nonce, q.base);
+	if (nonce[0])
+		hdr(resp, "Replay-Nonce: %s\r\n", nonce);
+	hdr(resp, "Cache-Control: no-store\r\nLink: <%sdirectory>;rel=\"index\"\r\n", q.base);
 	json_decref(q.payload);
 	json_decref(q.acct);
 	tg_jws_clear(&q.jws);
@@ -1488,11 +1546,13 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 	struct tg_acmeca_check k;
 	struct rq q;
 	json_t *a = NULL, *c, *acct = NULL;
-	char why[700] = "", tp[64], now[40], type[32];
+	char why[700] = "", tp[64], now[40], type[32], acct_id[64] = "";
 	int r, ok, rv = -1;
 
-	if (ca == NULL || ca->magic != ACMECA_MAGIC)
-		abort();
+	if (ca == NULL || ca->magic != ACMECA_MAGIC) {
+		snprintf(log, loglen, "ACME CA: a check of %s/%d reached a CA that is gone", authz, idx);
+		return -1;
+	}
 	memset(&q, 0, sizeof(q));
 	memset(&resp, 0, sizeof(resp));
 	memset(&k, 0, sizeof(k));
@@ -1503,8 +1563,10 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 	/* what to check, read under the lock; the network is waited on without it */
 	pthread_mutex_lock(&ca->mu);
 	r = load(&q, "authz", authz, &a);
-	if (r == 1)
-		r = load(&q, "acct", sget(a, "account"), &acct);
+	if (r == 1) {
+		snprintf(acct_id, sizeof(acct_id), "%s", sget(a, "account"));
+		r = load(&q, "acct", acct_id, &acct);
+	}
 	pthread_mutex_unlock(&ca->mu);
 	if (r <= 0 || (c = json_array_get(json_object_get(a, "challenges"), (size_t)idx)) == NULL ||
 	    tg_jwk_thumbprint(json_object_get(acct, "jwk"), tp, sizeof(tp)) < 0) {
@@ -1527,7 +1589,20 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 	json_decref(a);
 	a = NULL;
 	pthread_mutex_lock(&ca->mu);
-	/* read again: the client may have deactivated it meanwhile */
+	/* read again: the client may have deactivated it meanwhile, or changed
+	 * or deactivated the account whose key the answer was made with */
+	json_decref(acct);
+	acct = NULL;
+	if (ok) {
+		char tp2[64];
+		if (load(&q, "acct", acct_id, &acct) != 1 || strcmp(sget(acct, "status"), "valid") ||
+		    tg_jwk_thumbprint(json_object_get(acct, "jwk"), tp2, sizeof(tp2)) < 0 ||
+		    strcmp(tp, tp2) != 0) {
+			ok = 0;
+			snprintf(why, sizeof(why), "the account's key or status changed while it was "
+			    "checked; ask again");
+		}
+	}
 	if (load(&q, "authz", authz, &a) == 1 &&
 	    (c = json_array_get(json_object_get(a, "challenges"), (size_t)idx)) != NULL &&
 	    !strcmp(sget(c, "status"), "processing")) {

@@ -154,6 +154,14 @@ jwk_bytes(json_t *jwk, const char *k, unsigned char *out, size_t max, size_t wan
 		return -1;
 	if ((r = tg_b64url_decode(s, out, max)) <= 0 || (want && (size_t)r != want))
 		return -1;
+	/* one text per key: spare bits set, or a leading zero byte, would give
+	 * the same key another thumbprint (and another account) */
+	{
+		char back[1500];
+		if (tg_b64url(out, (size_t)r, back, sizeof(back)) < 0 || strcmp(back, s) != 0 ||
+		    (!want && r > 1 && out[0] == 0))
+			return -1;
+	}
 	*got = (size_t)r;
 	return 0;
 }

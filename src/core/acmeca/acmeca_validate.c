@@ -13,12 +13,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -166,6 +168,29 @@ address_of(const struct tg_acmeca_check *k, struct addr_out *o, char *why, size_
 	return 0;
 }
 
+/* Addresses no device answers on: link-local (cloud metadata lives there),
+ * unspecified, multicast, broadcast. Loopback stays allowed: a CA and its
+ * devices on one machine is a real setup (and the tests'). */
+static int
+address_refused(const struct addr_out *a, char *why, size_t wl)
+{
+	unsigned char b[16];
+
+	if (a->af == AF_INET && inet_pton(AF_INET, a->ip, b) == 1) {
+		if ((b[0] == 169 && b[1] == 254) || b[0] == 0 || b[0] >= 224)
+			goto refuse;
+	} else if (a->af == AF_INET6 && inet_pton(AF_INET6, a->ip, b) == 1) {
+		static const unsigned char zero[16];
+		if ((b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff || !memcmp(b, zero, 16))
+			goto refuse;
+	}
+	return 0;
+refuse:
+	snprintf(why, wl, "the address %s is link-local, multicast or unspecified: no challenge "
+	    "is checked there", a->ip);
+	return -1;
+}
+
 /* ---- HTTP-01 ------------------------------------------------------------- */
 
 struct body { char buf[4096]; size_t len; };
@@ -196,7 +221,7 @@ http01(const struct tg_acmeca_check *k, char *why, size_t wl)
 	size_t s, e;
 	int ok = -1;
 
-	if (address_of(k, &a, why, wl) < 0)
+	if (address_of(k, &a, why, wl) < 0 || address_refused(&a, why, wl) < 0)
 		return -1;
 	if (!strcmp(k->id_type, "ip"))
 		snprintf(host, sizeof(host), a.af == AF_INET6 ? "[%s]" : "%s", a.ip);
@@ -244,11 +269,13 @@ http01(const struct tg_acmeca_check *k, char *why, size_t wl)
 		while (e > s && isspace((unsigned char)b->buf[e - 1]))
 			e--;
 		b->buf[e] = '\0';
+		/* what it answered is not repeated: the CA must not be a way to
+		 * read what an internal server says */
 		if (strcmp(b->buf + s, k->key_auth) == 0)
 			ok = 0;
 		else
-			snprintf(why, wl, "HTTP-01: %s answered \"%.80s\", not the key "
-			    "authorization \"%s\"", url, b->buf + s, k->key_auth);
+			snprintf(why, wl, "HTTP-01: %s answered %zu bytes that are not the key "
+			    "authorization \"%s\"", url, e - s, k->key_auth);
 	}
 	curl_slist_free_all(resolve);
 	curl_easy_cleanup(h);
@@ -278,13 +305,41 @@ reverse_name(const char *ip, char *out, size_t len)
 	snprintf(out + o, len - o, "ip6.arpa");
 }
 
+/* Milliseconds left until deadline (tg clock: CLOCK_MONOTONIC), at least 0. */
 static int
-connect_to(const struct addr_out *a, int port, char *why, size_t wl)
+left_ms(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+}
+
+/* Waits for events on fd until the deadline: 1 ready, 0 timed out. */
+static int
+wait_fd(int fd, short events, const struct timespec *deadline)
+{
+	struct pollfd p = { fd, events, 0 };
+	int r;
+
+	do
+		r = poll(&p, 1, left_ms(deadline));
+	while (r < 0 && errno == EINTR);
+	return r > 0;
+}
+
+/* A non-blocking connection: the whole check (connect and handshake) has
+ * one deadline, so a peer that trickles bytes cannot hold a thread. */
+static int
+connect_to(const struct addr_out *a, int port, const struct timespec *deadline, char *why,
+    size_t wl)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl;
-	struct timeval tv = { WAIT_S, 0 };
-	int fd;
+	socklen_t sl, el = sizeof(int);
+	int fd, e = 0;
 
 	memset(&ss, 0, sizeof(ss));
 	if (a->af == AF_INET) {
@@ -300,16 +355,21 @@ connect_to(const struct addr_out *a, int port, char *why, size_t wl)
 		inet_pton(AF_INET6, a->ip, &s6->sin6_addr);
 		sl = sizeof(*s6);
 	}
-	if ((fd = socket(a->af, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	if ((fd = socket(a->af, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
 		snprintf(why, wl, "socket: %s", strerror(errno));
 		return -1;
 	}
-	/* connect, reads and writes each give up after WAIT_S */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+		if (errno != EINPROGRESS)
+			e = errno;
+		else if (!wait_fd(fd, POLLOUT, deadline))
+			e = ETIMEDOUT;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+			e = errno;
+	}
+	if (e) {
 		snprintf(why, wl, "TLS-ALPN-01: cannot connect to %s port %d: %s", a->ip, port,
-		    errno == EINPROGRESS ? "timed out" : strerror(errno));
+		    strerror(e));
 		close(fd);
 		return -1;
 	}
@@ -357,14 +417,17 @@ tlsalpn01(const struct tg_acmeca_check *k, char *why, size_t wl)
 	const unsigned char *sel = NULL;
 	unsigned int sl = 0;
 	int fd = -1, ok = -1, idx;
+	struct timespec deadline;
 
-	if (address_of(k, &a, why, wl) < 0)
+	if (address_of(k, &a, why, wl) < 0 || address_refused(&a, why, wl) < 0)
 		return -1;
 	if (!strcmp(k->id_type, "ip"))
 		reverse_name(k->id_value, sni, sizeof(sni));
 	else
 		snprintf(sni, sizeof(sni), "%s", k->id_value);
-	if ((fd = connect_to(&a, k->tls_port, why, wl)) < 0)
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += WAIT_S;
+	if ((fd = connect_to(&a, k->tls_port, &deadline, why, wl)) < 0)
 		return -1;
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
@@ -376,11 +439,24 @@ tlsalpn01(const struct tg_acmeca_check *k, char *why, size_t wl)
 	}
 	/* the certificate is self-signed by design: judged below, not by a chain */
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	if (SSL_connect(ssl) != 1) {
-		unsigned long e = ERR_peek_last_error();
-		snprintf(why, wl, "TLS-ALPN-01: the TLS handshake with %s port %d (SNI %s, ALPN "
-		    "acme-tls/1) failed: %s", a.ip, k->tls_port, sni,
-		    e ? ERR_reason_error_string(e) : "the connection ended");
+	for (;;) {
+		int r = SSL_connect(ssl), w;
+		if (r == 1)
+			break;
+		w = SSL_get_error(ssl, r);
+		if ((w == SSL_ERROR_WANT_READ || w == SSL_ERROR_WANT_WRITE) &&
+		    wait_fd(fd, w == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, &deadline))
+			continue;
+		if (w == SSL_ERROR_WANT_READ || w == SSL_ERROR_WANT_WRITE) {
+			snprintf(why, wl, "TLS-ALPN-01: the TLS handshake with %s port %d did not "
+			    "finish within %d s", a.ip, k->tls_port, WAIT_S);
+		} else {
+			unsigned long e = ERR_peek_last_error();
+			const char *rs = e ? ERR_reason_error_string(e) : NULL;
+			snprintf(why, wl, "TLS-ALPN-01: the TLS handshake with %s port %d (SNI %s, "
+			    "ALPN acme-tls/1) failed: %s", a.ip, k->tls_port, sni,
+			    rs ? rs : "the connection ended");
+		}
 		goto out;
 	}
 	SSL_get0_alpn_selected(ssl, &sel, &sl);

@@ -145,7 +145,9 @@ tg_trust_client_identity(X509 *leaf, char *buf, size_t len)
 	 * certificates of an ACME CA for devices name them */
 	for (i = 0; buf[0] == '\0' && gens && i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		if (g->type == GEN_URI)
+		/* never one with a NUL inside: "%.*s" would cut it to another name */
+		if (g->type == GEN_URI && memchr(ASN1_STRING_get0_data(g->d.uniformResourceIdentifier),
+		    0, (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier)) == NULL)
 			snprintf(buf, len, "%.*s", ASN1_STRING_length(g->d.uniformResourceIdentifier),
 			    (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier));
 	}

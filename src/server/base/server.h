@@ -27,6 +27,7 @@ struct tg_pipe;
 struct tg_worker_slot;
 struct tg_known_watch;
 struct tg_acmeca;
+struct tg_ca_check;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
@@ -93,6 +94,9 @@ struct tg_server {
 	char ca_listen[300];
 	unsigned char ca_md[32];     /* ca.acme.* as read at start (a reload says a change) */
 	unsigned ca_jobs;            /* requests and validations on the thread pool */
+	/* validations waiting for one of the few pool threads they may use */
+	struct tg_ca_check *ca_wait_head, *ca_wait_tail;
+	unsigned ca_checking, ca_waiting;
 	/* tunnels (tunnel.c) */
 	struct tg_tunnel *tunnels;
 	size_t ntunnels;

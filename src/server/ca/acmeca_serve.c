@@ -32,8 +32,16 @@ struct ca_job {
 	struct tg_acmeca_resp resp;
 };
 
-struct val_job {
+/* Checks wait for the network (10 s each at most) on libuv's pool, which
+ * uploads, pin records and every ACME request share: at most CHECKS_MAX
+ * run at once, up to WAIT_MAX more wait their turn, the rest are dropped
+ * (the challenge may be asked for again after a while). */
+#define CHECKS_MAX 2
+#define WAIT_MAX 256
+
+struct tg_ca_check {
 	uint32_t magic;
+	struct tg_ca_check *next;   /* waiting in srv->ca_wait_head */
 	uv_work_t work;
 	struct tg_server *srv;
 	char authz[64];
@@ -55,37 +63,78 @@ job_free(struct ca_job *j)
 static void
 val_work(uv_work_t *w)
 {
-	struct val_job *v = w->data;
+	struct tg_ca_check *v = w->data;
 
 	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
 	v->outcome = tg_acmeca_validate(v->srv->acmeca, v->authz, v->idx, v->log, sizeof(v->log));
 }
 
+static void checks_start(struct tg_server *s);
+
 static void
 val_done(uv_work_t *w, int status)
 {
-	struct val_job *v = w->data;
+	struct tg_ca_check *v = w->data;
+	struct tg_server *s;
 
 	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
 	v->srv->ca_jobs--;
+	v->srv->ca_checking--;
 	if (status == 0 && v->outcome >= 0)
 		(*(v->outcome ? &v->srv->m.acmeca_valid : &v->srv->m.acmeca_invalid))++;
 	if (v->log[0])
 		tg_log(v->srv, status == 0 && v->outcome == 1 ? TG_LOG_INFO : TG_LOG_WARN, "%s", v->log);
 	else if (status == UV_ECANCELED)
 		tg_log(v->srv, TG_LOG_WARN, "ACME CA: the check of %s/%d was cancelled; the client "
-		    "may ask again", v->authz, v->idx);
+		    "may ask again in a few minutes", v->authz, v->idx);
+	s = v->srv;
 	v->magic = 0;
 	free(v);
+	checks_start(s);
+}
+
+/* Starts waiting checks while fewer than CHECKS_MAX run. */
+static void
+checks_start(struct tg_server *s)
+{
+	while (s->ca_checking < CHECKS_MAX && s->ca_wait_head && !s->stopping) {
+		struct tg_ca_check *v = s->ca_wait_head;
+		s->ca_wait_head = v->next;
+		if (s->ca_wait_head == NULL)
+			s->ca_wait_tail = NULL;
+		s->ca_waiting--;
+		v->next = NULL;
+		v->work.data = v;
+		if (uv_queue_work(s->loop, &v->work, val_work, val_done) != 0) {
+			tg_log(s, TG_LOG_ERROR, "ACME CA: cannot queue the check of %s/%d; the client "
+			    "may ask again in a few minutes", v->authz, v->idx);
+			v->magic = 0;
+			free(v);
+			continue;
+		}
+		s->ca_checking++;
+		s->ca_jobs++;
+	}
+	/* stopping: what still waits is never checked (asked again later) */
+	while (s->stopping && s->ca_wait_head) {
+		struct tg_ca_check *v = s->ca_wait_head;
+		s->ca_wait_head = v->next;
+		v->magic = 0;
+		free(v);
+		s->ca_waiting--;
+	}
+	if (s->ca_wait_head == NULL)
+		s->ca_wait_tail = NULL;
 }
 
 static void
 validate_later(struct tg_server *s, const struct tg_acmeca_resp *r)
 {
-	struct val_job *v = calloc(1, sizeof(*v));
+	struct tg_ca_check *v;
 
-	if (v == NULL) {
-		tg_log(s, TG_LOG_ERROR, "ACME CA: out of memory; challenge %s/%d stays processing",
+	if (s->ca_waiting >= WAIT_MAX || (v = calloc(1, sizeof(*v))) == NULL) {
+		tg_log(s, TG_LOG_WARN, "ACME CA: %u checks already wait; challenge %s/%d is not "
+		    "checked now (the client may ask again in a few minutes)", s->ca_waiting,
 		    r->authz, r->chall);
 		return;
 	}
@@ -93,13 +142,13 @@ validate_later(struct tg_server *s, const struct tg_acmeca_resp *r)
 	v->srv = s;
 	snprintf(v->authz, sizeof(v->authz), "%s", r->authz);
 	v->idx = r->chall;
-	v->work.data = v;
-	if (uv_queue_work(s->loop, &v->work, val_work, val_done) != 0) {
-		tg_log(s, TG_LOG_ERROR, "ACME CA: cannot queue the check of %s/%d", v->authz, v->idx);
-		free(v);
-		return;
-	}
-	s->ca_jobs++;
+	if (s->ca_wait_tail)
+		s->ca_wait_tail->next = v;
+	else
+		s->ca_wait_head = v;
+	s->ca_wait_tail = v;
+	s->ca_waiting++;
+	checks_start(s);
 }
 
 static void
