@@ -31,6 +31,7 @@
 #include "acmeca_int.h"
 #include "config_int.h"
 #include "error.h"
+#include "ossl_words.h"
 #include "pki.h"
 #include "util.h"
 
@@ -876,12 +877,9 @@ csr_names(X509_REQ *req, char names[][300], size_t *nn, char uris[][300], size_t
 		if (n->type == GEN_DNS) {
 			snprintf(names[(*nn)++], 300, "dns:%.*s", n->d.dNSName->length,
 			    (const char *)n->d.dNSName->data);
-		} else if (n->type == GEN_IPADD && (n->d.iPAddress->length == 4 ||
-		    n->d.iPAddress->length == 16)) {
-			char ip[INET6_ADDRSTRLEN];
-			inet_ntop(n->d.iPAddress->length == 4 ? AF_INET : AF_INET6,
-			    n->d.iPAddress->data, ip, sizeof(ip));
-			snprintf(names[(*nn)++], 300, "ip:%s", ip);
+		} else if (n->type == GEN_IPADD && tg_san_ip_text(n->d.iPAddress, names[*nn] + 3,
+		    297) == 0) {
+			memcpy(names[(*nn)++], "ip:", 3);
 		} else if (n->type == GEN_URI) {
 			const ASN1_IA5STRING *u = n->d.uniformResourceIdentifier;
 			if (!uri_ok(u->data, u->length)) {

@@ -155,6 +155,19 @@ tg_cert_sans(X509 *cert, char *buf, size_t len)
 	GENERAL_NAMES_free(gens);
 }
 
+int
+tg_san_ip_text(const ASN1_OCTET_STRING *ip, char *buf, size_t len)
+{
+	char t[INET6_ADDRSTRLEN];
+	int al = ip ? ASN1_STRING_length(ip) : 0;
+
+	if ((al != 4 && al != 16) || inet_ntop(al == 4 ? AF_INET : AF_INET6,
+	    ASN1_STRING_get0_data(ip), t, sizeof(t)) == NULL)
+		return -1;
+	snprintf(buf, len, "%s", t);
+	return 0;
+}
+
 void
 tg_cert_label(X509 *cert, char *buf, size_t len)
 {
@@ -178,14 +191,7 @@ tg_cert_label(X509 *cert, char *buf, size_t len)
 	/* a certificate for addresses only (ACME IP identifiers) */
 	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		int al = g->type == GEN_IPADD ? ASN1_STRING_length(g->d.iPAddress) : 0;
-		if (al == 4 || al == 16) {
-			char ip[INET6_ADDRSTRLEN];
-			inet_ntop(al == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress),
-			    ip, sizeof(ip));
-			snprintf(buf, len, "%s", ip);
-			found = 1;
-		}
+		found = g->type == GEN_IPADD && tg_san_ip_text(g->d.iPAddress, buf, len) == 0;
 	}
 	GENERAL_NAMES_free(gens);
 	if (!found && X509_NAME_get_text_by_NID(X509_get_subject_name(cert),

@@ -17,6 +17,8 @@ void tg_verify_words(long result, X509 *cert, const char *host, char *buf, size_
 void tg_asn1_date(const ASN1_TIME *t, char *buf, size_t len);
 /* The name people know a certificate by: first DNS SAN, else IP SAN, else CN. */
 void tg_cert_label(X509 *cert, char *buf, size_t len);
+/* An iPAddress name (4 or 16 bytes) as text; 0, or -1 when it is none. */
+int tg_san_ip_text(const ASN1_OCTET_STRING *ip, char *buf, size_t len);
 /* One-line subject and issuer as "CN=x, O=y". */
 void tg_x509_name_line(const X509_NAME *name, char *buf, size_t len);
 /* Comma-separated SANs as "dns:a, ip:1.2.3.4, uri:x". */

@@ -61,7 +61,8 @@ enum tg_build_kind { TG_BUILD_SERVER, TG_BUILD_CLIENT, TG_BUILD_CA, TG_BUILD_SEL
 #define TG_BUILD_NO_CN 0x100
 X509 *tg_cert_build(int kind, const char *cn, const char *sans,
     int days, EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
-/* The same, valid for days plus secs from now. */
+/* The same, valid for days plus secs from now (valid from five minutes
+ * ago, or a tenth of secs ago when days is 0 and secs under 50 minutes). */
 X509 *tg_cert_build_secs(int kind, const char *cn, const char *sans, int days, long secs,
     EVP_PKEY *pub, const struct tg_ca *issuer, struct tg_err *err);
 /* Validates a SAN list ("dns:a,ip:b,uri:c"; bare names guessed). */

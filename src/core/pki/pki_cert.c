@@ -184,8 +184,11 @@ tg_cert_build_secs(int kind, const char *cn, const char *sans, int days, long se
 		goto fail;
 	if (X509_set_version(x, X509_VERSION_3) != 1 || random_serial(x, err) < 0)
 		goto fail;
-	/* five minutes of slack for peers whose clocks run behind */
-	if (X509_gmtime_adj(X509_getm_notBefore(x), -300) == NULL ||
+	/* five minutes of slack for peers whose clocks run behind; a tenth of
+	 * a short lifetime (ACME's), or renewal at a fraction of the lifetime
+	 * would fall due at once */
+	if (X509_gmtime_adj(X509_getm_notBefore(x), secs > 0 && days <= 0 && secs < 3000 ?
+	    -(secs / 10) : -300) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(x), days, secs, NULL) == NULL)
 		goto ossl;
 	name = X509_NAME_new();

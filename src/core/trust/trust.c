@@ -153,13 +153,8 @@ tg_trust_client_identity(X509 *leaf, char *buf, size_t len)
 	}
 	for (i = 0; buf[0] == '\0' && gens && i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		int al = g->type == GEN_IPADD ? ASN1_STRING_length(g->d.iPAddress) : 0;
-		if (al == 4 || al == 16) {
-			char ip[INET6_ADDRSTRLEN];
-			inet_ntop(al == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(g->d.iPAddress),
-			    ip, sizeof(ip));
-			snprintf(buf, len, "%s", ip);
-		}
+		if (g->type == GEN_IPADD && tg_san_ip_text(g->d.iPAddress, buf, len) < 0)
+			buf[0] = '\0';
 	}
 	GENERAL_NAMES_free(gens);
 	if (buf[0] == '\0')

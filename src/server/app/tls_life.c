@@ -336,23 +336,6 @@ on_settled(uv_timer_t *t)
 		    "open connections keep the one they started with", s->m.cert_name);
 }
 
-/* What tells a file changed: a replaced file (rename) has another inode, an
- * edited one another mtime, ctime or size; a missing file is all zeros. */
-static void
-file_sig(const char *path, struct tg_file_sig *sig)
-{
-	struct stat st;
-
-	memset(sig, 0, sizeof(*sig));
-	if (stat(path, &st) == 0) {
-		sig->dev = (uint64_t)st.st_dev;
-		sig->ino = (uint64_t)st.st_ino;
-		sig->size = (int64_t)st.st_size;
-		sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		sig->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
-	}
-}
-
 /* Every 2 s on the loop: two stat(2) calls, cheaper than a thread-pool
  * round trip, and nothing in flight when the watch is changed (libuv's
  * fs_poll asserts when it is restarted while a stat is pending). */
@@ -366,7 +349,7 @@ on_watch_tick(uv_timer_t *t)
 	tg_tunnels_crl_tick(s);
 	if (s->tls.clients_crl[0] && s->mutual) {
 		struct tg_file_sig r;
-		file_sig(s->tls.clients_crl, &r);
+		tg_file_sig_of(s->tls.clients_crl, &r);
 		if (memcmp(&r, &s->sig_crl, sizeof(r)) != 0) {
 			s->sig_crl = r;
 			s->crl_changed = 1;
@@ -375,8 +358,8 @@ on_watch_tick(uv_timer_t *t)
 	}
 	if (!s->watch_cert)
 		return;
-	file_sig(s->tls.cert, &c);
-	file_sig(s->tls.key, &k);
+	tg_file_sig_of(s->tls.cert, &c);
+	tg_file_sig_of(s->tls.key, &k);
 	if (memcmp(&c, &s->sig_cert, sizeof(c)) == 0 && memcmp(&k, &s->sig_key, sizeof(k)) == 0)
 		return;
 	s->sig_cert = c;
@@ -439,7 +422,7 @@ tg_daemon_watch_files(struct tg_server *s)
 	uv_timer_stop(&s->watch_tick);
 	s->watch_cert = follower || byo;
 	if (s->tls.clients_crl[0])
-		file_sig(s->tls.clients_crl, &s->sig_crl);   /* what is in service now */
+		tg_file_sig_of(s->tls.clients_crl, &s->sig_crl);   /* what is in service now */
 	if (follower) {
 		/* what this worker serves may be older than the files (a worker
 		 * started again after the first one renewed): the first tick
@@ -448,8 +431,8 @@ tg_daemon_watch_files(struct tg_server *s)
 		memset(&s->sig_key, 0, sizeof(s->sig_key));
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
 	} else if (byo) {
-		file_sig(s->tls.cert, &s->sig_cert);   /* what is in service now */
-		file_sig(s->tls.key, &s->sig_key);
+		tg_file_sig_of(s->tls.cert, &s->sig_cert);   /* what is in service now */
+		tg_file_sig_of(s->tls.key, &s->sig_key);
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);
 	} else if (any_crl(s)) {   /* the listener's, a tunnel's or a proxy route's */
 		uv_timer_start(&s->watch_tick, on_watch_tick, 2000, 2000);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "magic.h"
@@ -210,5 +211,20 @@ tg_known_watch_stop_all(struct tg_server *s)
 	while ((w = s->known_watches) != NULL) {
 		s->known_watches = w->next;
 		stop_one(w);
+	}
+}
+
+void
+tg_file_sig_of(const char *path, struct tg_file_sig *sig)
+{
+	struct stat st;
+
+	memset(sig, 0, sizeof(*sig));
+	if (path[0] && stat(path, &st) == 0) {
+		sig->dev = (uint64_t)st.st_dev;
+		sig->ino = (uint64_t)st.st_ino;
+		sig->size = (int64_t)st.st_size;
+		sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		sig->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
 	}
 }

@@ -26,6 +26,9 @@ void tg_known_watch_stop(struct tg_server *s, struct tg_trust *t);
  * tg_known_watch_stop_all. Loop thread. */
 int tg_file_watch_start(struct tg_server *s, const char *path, void (*changed)(void *),
     void *arg);
+/* What tells a file changed: device, inode, size, mtime, ctime (a file
+ * replaced or edited changes one); a missing file is all zeros. */
+void tg_file_sig_of(const char *path, struct tg_file_sig *sig);
 /* Stops every watch (the server stops). */
 void tg_known_watch_stop_all(struct tg_server *s);
 

@@ -23,6 +23,7 @@
 #include "trust.h"
 #include "upstream.h"
 #include "util.h"
+#include "watch.h"
 
 /* The route's extra request headers (proxy.N.headers.NAME): a value, or
  * @FILE for a file read again when it changes. */
@@ -67,26 +68,11 @@ headers_load(struct tg_tunnel *t, const struct tg_config *cfg, size_t i, struct 
 	return 0;
 }
 
-/* What tells a file changed (as tls_life.c tells certificates). */
-static void
-file_sig(const char *path, struct tg_crl_sig *sig)
-{
-	struct stat st;
-
-	memset(sig, 0, sizeof(*sig));
-	if (path[0] && stat(path, &st) == 0) {
-		sig->dev = (uint64_t)st.st_dev;
-		sig->ino = (uint64_t)st.st_ino;
-		sig->size = (int64_t)st.st_size;
-		sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		sig->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
-	}
-}
-
+/* What tells t's CRL file changed (watch.h). */
 static void
 crl_sig_of(const char *path, struct tg_tunnel *t)
 {
-	file_sig(path, &t->crl_sig);
+	tg_file_sig_of(path, &t->crl_sig);
 }
 
 /* ---- one entry -------------------------------------------------------------------- */
@@ -141,7 +127,7 @@ tg_upstream_tls_in_ctx(struct tg_tunnel *t, struct tg_err *err)
 {
 	struct tg_server *s = t->srv;
 	struct tg_server_tls st;
-	struct tg_crl_sig was;
+	struct tg_file_sig was;
 	SSL_CTX *ctx;
 	char gw[64], cw[64];
 
@@ -343,7 +329,7 @@ static int
 tls_out_ctx(struct tg_tunnel *t, struct tg_err *err)
 {
 	struct tg_client_opts o;
-	struct tg_crl_sig was;
+	struct tg_file_sig was;
 	SSL_CTX *ctx;
 
 	memset(&o, 0, sizeof(o));
@@ -380,7 +366,7 @@ tg_upstream_crl_check(struct tg_tunnel *t, struct tg_err *err)
 {
 	const char *path = t->crl[0] ? t->crl : (!t->tls_connect && t->mutual) ?
 	    t->srv->tls.clients_crl : "";
-	struct tg_crl_sig in_service = t->crl_sig, now;
+	struct tg_file_sig in_service = t->crl_sig, now;
 
 	if (!path[0])
 		return 0;
@@ -420,11 +406,11 @@ tg_upstream_own_cert_check(struct tg_tunnel *t, struct tg_err *err)
 {
 	const struct tg_tls_files *now = &t->srv->tls;
 	char cert[PATH_MAX], key[PATH_MAX];
-	struct tg_crl_sig sig, was = t->own_sig;
+	struct tg_file_sig sig, was = t->own_sig;
 
 	if (!t->out_cert_own || !t->tls_connect)
 		return 0;
-	file_sig(now->cert, &sig);
+	tg_file_sig_of(now->cert, &sig);
 	if (!strcmp(now->cert, t->out_cert) && !memcmp(&sig, &t->own_sig, sizeof(sig)))
 		return 0;
 	memcpy(cert, t->out_cert, sizeof(cert));
@@ -477,7 +463,7 @@ tls_out(const struct tg_config *cfg, const char *list, size_t i, struct tg_tunne
 		t->out_cert_own = 1;
 		snprintf(cert, sizeof(cert), "%s", t->srv->tls.cert);
 		snprintf(key, sizeof(key), "%s", t->srv->tls.key);
-		file_sig(cert, &t->own_sig);
+		tg_file_sig_of(cert, &t->own_sig);
 	}
 	if (!t->crl[0])
 		tg_cfg_path(cfg, TG_CFG_CLIENT_CRL, t->crl, sizeof(t->crl));

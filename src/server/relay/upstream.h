@@ -18,6 +18,7 @@
 
 #include <tlsgate/tlsgate.h>
 
+#include "server.h"
 #include "tls.h"
 
 #define TUN_SETUP_MS  10000          /* connect and handshakes must finish within */
@@ -59,8 +60,7 @@ struct tg_tunnel {
 	char ca[PATH_MAX], ca_origin[320];
 	char groups[512];            /* key-exchange groups of the TLS side; "" default */
 	char crl[PATH_MAX];          /* tunnels.N.crl: the TLS peer's CRLs; "" the default */
-	struct tg_crl_sig { uint64_t dev, ino; int64_t size, mtime_ns, ctime_ns; }
-	    crl_sig, crl_seen, crl_failed;   /* in service, seen last tick, refused */
+	struct tg_file_sig crl_sig, crl_seen, crl_failed;   /* in service, seen last tick, refused */
 	int crl_retrying;            /* a rebuild failed for another cause than the CRL: said */
 	/* TLS out: what the client context is built from, to build it again
 	 * when its CRL changes */
@@ -71,7 +71,7 @@ struct tg_tunnel {
 	 * the node's own certificate is presented (an ACME CA of tlsgate issues
 	 * it for clientAuth too), and followed when it is renewed */
 	int out_cert_own;
-	struct tg_crl_sig own_sig;   /* of the certificate file in service */
+	struct tg_file_sig own_sig;   /* of the certificate file in service */
 	/* ALPN: TLS in, the protocols selected (server preference); TLS out,
 	 * the ones offered, one of which the upstream must select; none: no
 	 * ALPN (docs/tunnels.md) */
