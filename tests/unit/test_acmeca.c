@@ -555,10 +555,36 @@ protocol(void)
 	}
 }
 
+/* No check reaches an address no device has (cloud metadata lives at
+ * link-local), however it is written. */
+static void
+refused_addresses(void)
+{
+	static const char *bad[] = { "169.254.169.254", "0.0.0.0", "224.0.0.1", "fe80::1", "ff02::1",
+		"::", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe" };
+	struct tg_acmeca_check k;
+	char why[300];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&k, 0, sizeof(k));
+		k.type = i % 2 ? TG_ACMECA_TLSALPN01 : TG_ACMECA_HTTP01;
+		snprintf(k.id_type, sizeof(k.id_type), "ip");
+		snprintf(k.id_value, sizeof(k.id_value), "%s", bad[i]);
+		snprintf(k.token, sizeof(k.token), "t");
+		snprintf(k.key_auth, sizeof(k.key_auth), "t.x");
+		k.http_port = k.tls_port = 1;
+		why[0] = '\0';
+		CHECK(tg_acmeca_check(&k, why, sizeof(why)) < 0 && strstr(why, "link-local"),
+		    "%s: %s", bad[i], why);
+	}
+}
+
 int
 main(void)
 {
 	names();
+	refused_addresses();
 	jws_checks();
 	protocol();
 	return check_done("test_acmeca");

@@ -40,7 +40,7 @@
 #define NONCE_LIFE 3600
 #define AUTHZ_LIFE (7 * 86400)
 #define MAX_IDS 20
-#define STALE_CHECK 120            /* s: a check not back by then may be asked for again */
+#define STALE_CHECK 600            /* s: a check not back by then may be asked for again */
 #define E "urn:ietf:params:acme:error:"
 
 struct nonce { char v[32]; time_t exp; };
@@ -551,7 +551,7 @@ account_post(struct rq *q, const char *id, int orders)
 }
 
 static void
-key_change(struct rq *q)
+key_change_locked(struct rq *q)
 {
 	struct tg_jws in;
 	char why[300], tp_old[64], tp_new[64], acct_url[600], *text;
@@ -1154,6 +1154,7 @@ chall_post(struct rq *q, const char *rest)
 			return;
 		}
 		q->resp->validate = 1;
+		snprintf(q->resp->account, sizeof(q->resp->account), "%s", q->acct_id);
 		snprintf(q->resp->authz, sizeof(q->resp->authz), "%s", id);
 		q->resp->chall = idx;
 	}
@@ -1255,12 +1256,22 @@ store_lock(struct rq *q)
 {
 	struct tg_err err;
 
-	if (tg_store_lock(q->ca->st, "acme-ca", 10000, &err) == 0)
+	/* a short wait: this holds a pool thread (and the CA's mutex) */
+	if (tg_store_lock(q->ca->st, "acme-ca", 2000, &err) == 0)
 		return 0;
 	hdr(q->resp, "Retry-After: 5\r\n");
 	problem(q, 503, "serverInternal", "the CA's store (%s) is busy or unreachable: %s; try "
 	    "again", tg_store_path(q->ca->st), err.msg);
 	return -1;
+}
+
+static void
+key_change(struct rq *q)
+{
+	if (store_lock(q) < 0)
+		return;
+	key_change_locked(q);
+	tg_store_unlock(q->ca->st, "acme-ca");
 }
 
 static void
@@ -1572,6 +1583,13 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 		    resp.log[0] ? resp.log : "it is gone");
 		goto out;
 	}
+	/* a check asked for twice, or an authorization settled meanwhile:
+	 * nothing to look at on the network */
+	if (strcmp(sget(c, "status"), "processing") || strcmp(sget(a, "status"), "pending") ||
+	    strcmp(sget(acct, "status"), "valid")) {
+		snprintf(log, loglen, "ACME CA: %s/%d is no longer waiting for a check", authz, idx);
+		goto out;
+	}
 	snprintf(type, sizeof(type), "%s", sget(c, "type"));
 	k.type = !strcmp(type, "http-01") ? TG_ACMECA_HTTP01 : !strcmp(type, "tls-alpn-01") ?
 	    TG_ACMECA_TLSALPN01 : TG_ACMECA_DNS01;
@@ -1593,7 +1611,15 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 	acct = NULL;
 	if (ok) {
 		char tp2[64];
-		if (load(&q, "acct", acct_id, &acct) != 1 || strcmp(sget(acct, "status"), "valid") ||
+		if ((r = load(&q, "acct", acct_id, &acct)) < 0) {
+			/* the store failed: nothing is written, the check may be asked
+			 * for again (a store hiccup never makes a client start over) */
+			pthread_mutex_unlock(&ca->mu);
+			snprintf(log, loglen, "ACME CA: %s for %s: %s; not recorded", type, k.id_value,
+			    resp.log);
+			goto out;
+		}
+		if (r == 0 || strcmp(sget(acct, "status"), "valid") ||
 		    tg_jwk_thumbprint(json_object_get(acct, "jwk"), tp2, sizeof(tp2)) < 0 ||
 		    strcmp(tp, tp2) != 0) {
 			ok = 0;
@@ -1614,14 +1640,16 @@ tg_acmeca_validate(struct tg_acmeca *ca, const char *authz, int idx, char *log, 
 		}
 		if (!strcmp(sget(a, "status"), "pending"))
 			json_object_set_new(a, "status", json_string(ok ? "valid" : "invalid"));
-		if (save(&q, "authz", authz, a) < 0)
-			snprintf(why, sizeof(why), "%s", resp.log);
-		else
+		if (save(&q, "authz", authz, a) == 0)
 			rv = ok;
 	}
 	pthread_mutex_unlock(&ca->mu);
-	snprintf(log, loglen, "ACME CA: %s for %s %s: %s", type, k.id_value, ok ? "valid" :
-	    "invalid", ok ? "the key authorization matched" : why);
+	if (rv < 0)
+		snprintf(log, loglen, "ACME CA: %s for %s: not recorded: %s", type, k.id_value,
+		    resp.log[0] ? resp.log : "the authorization was settled meanwhile");
+	else
+		snprintf(log, loglen, "ACME CA: %s for %s %s: %s", type, k.id_value, ok ? "valid" :
+		    "invalid", ok ? "the key authorization matched" : why);
 out:
 	json_decref(a);
 	json_decref(acct);

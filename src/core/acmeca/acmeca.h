@@ -62,6 +62,7 @@ struct tg_acmeca_resp {
 	char headers[1000];           /* extra header lines, each ending in CRLF */
 	/* a challenge the client asked to be checked: tg_acmeca_validate(authz, idx) */
 	int validate;
+	char account[64];             /* whose check it is */
 	char authz[64];
 	int chall;
 	char log[600];                /* a line worth logging ("" none) */

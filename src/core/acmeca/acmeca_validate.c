@@ -181,8 +181,17 @@ address_refused(const struct addr_out *a, char *why, size_t wl)
 			goto refuse;
 	} else if (a->af == AF_INET6 && inet_pton(AF_INET6, a->ip, b) == 1) {
 		static const unsigned char zero[16];
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		static const unsigned char nat64[12] = { 0, 0x64, 0xff, 0x9b };
 		if ((b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff || !memcmp(b, zero, 16))
 			goto refuse;
+		/* an IPv4 address written as IPv6 (::ffff:a.b.c.d, 64:ff9b::a.b.c.d)
+		 * reaches that IPv4 address: judged as one */
+		if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12)) {
+			unsigned char *v4 = b + 12;
+			if ((v4[0] == 169 && v4[1] == 254) || v4[0] == 0 || v4[0] >= 224)
+				goto refuse;
+		}
 	}
 	return 0;
 refuse:

@@ -28,6 +28,7 @@ struct tg_worker_slot;
 struct tg_known_watch;
 struct tg_acmeca;
 struct tg_ca_check;
+struct tg_ca_req;
 
 #define TG_SERVER_MAGIC 0x54475356u   /* "TGSV" */
 
@@ -93,9 +94,12 @@ struct tg_server {
 	int ca_on_main;
 	char ca_listen[300];
 	unsigned char ca_md[32];     /* ca.acme.* as read at start (a reload says a change) */
-	unsigned ca_jobs;            /* requests and validations on the thread pool */
-	/* validations waiting for one of the few pool threads they may use */
-	struct tg_ca_check *ca_wait_head, *ca_wait_tail;
+	/* the ACME CA's work on libuv's pool, which uploads, pin records and
+	 * reloads share (acmeca_serve.c): one request at a time (the CA takes
+	 * one at a time anyway), a few checks; the rest wait in these lists */
+	struct tg_ca_req *ca_req_wait;     /* requests waiting, oldest first */
+	unsigned ca_req_running;
+	struct tg_ca_check *ca_checks;     /* checks waiting or running, oldest first */
 	unsigned ca_checking, ca_waiting;
 	/* tunnels (tunnel.c) */
 	struct tg_tunnel *tunnels;

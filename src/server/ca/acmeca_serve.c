@@ -18,40 +18,49 @@
 #include "server.h"
 
 #define JOB_MAGIC 0x43414a42u   /* "CAJB" */
+#define CHECK_MAGIC 0x43414348u /* "CACH" */
 #define MAX_BODY (64 * 1024)
 
-struct ca_job {
+/*
+ * libuv's pool (4 threads) is shared with uploads, pin records and
+ * reloads: the CA takes one request at a time (its mutex would make the
+ * others wait on a thread anyway), and at most CHECKS_MAX checks, each up
+ * to ~10 s on the network. More waits here, in order: up to WAIT_MAX
+ * checks, ACCOUNT_MAX of them one account's, each (authorization,
+ * challenge) once; a check beyond that is not made (the client may ask
+ * again after a while, acmeca.c STALE_CHECK).
+ */
+#define CHECKS_MAX 2
+#define WAIT_MAX 64
+#define ACCOUNT_MAX 20
+
+struct tg_ca_req {
 	uint32_t magic;
 	uv_work_t work;
 	struct tg_server *srv;
 	struct tg_conn_s *conn;      /* NULL once the connection ended */
-	int queued;
+	struct tg_ca_req *next;      /* waiting in srv->ca_req_wait */
+	int waiting, running;
 	char method[16], host[300], path[1024];
 	char *body;
 	size_t len;
 	struct tg_acmeca_resp resp;
 };
 
-/* Checks wait for the network (10 s each at most) on libuv's pool, which
- * uploads, pin records and every ACME request share: at most CHECKS_MAX
- * run at once, up to WAIT_MAX more wait their turn, the rest are dropped
- * (the challenge may be asked for again after a while). */
-#define CHECKS_MAX 2
-#define WAIT_MAX 256
-
 struct tg_ca_check {
 	uint32_t magic;
-	struct tg_ca_check *next;   /* waiting in srv->ca_wait_head */
+	struct tg_ca_check *next;    /* in srv->ca_checks */
+	int running;
 	uv_work_t work;
 	struct tg_server *srv;
-	char authz[64];
+	char account[64], authz[64];
 	int idx;
 	int outcome;                 /* tg_acmeca_validate's: 1 valid, 0 invalid, -1 not checked */
 	char log[1000];
 };
 
 static void
-job_free(struct ca_job *j)
+job_free(struct tg_ca_req *j)
 {
 	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
 	free(j->body);
@@ -60,16 +69,31 @@ job_free(struct ca_job *j)
 	free(j);
 }
 
+/* ---- checks ----------------------------------------------------------------------- */
+
+static void checks_start(struct tg_server *s);
+
 static void
 val_work(uv_work_t *w)
 {
 	struct tg_ca_check *v = w->data;
 
-	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
+	TG_MAGIC_CHECK(v, CHECK_MAGIC, "ACME CA validation");
 	v->outcome = tg_acmeca_validate(v->srv->acmeca, v->authz, v->idx, v->log, sizeof(v->log));
 }
 
-static void checks_start(struct tg_server *s);
+static void
+check_unlink(struct tg_server *s, struct tg_ca_check *v)
+{
+	struct tg_ca_check **pp;
+
+	for (pp = &s->ca_checks; *pp; pp = &(*pp)->next)
+		if (*pp == v) {
+			*pp = v->next;
+			break;
+		}
+	v->next = NULL;
+}
 
 static void
 val_done(uv_work_t *w, int status)
@@ -77,84 +101,95 @@ val_done(uv_work_t *w, int status)
 	struct tg_ca_check *v = w->data;
 	struct tg_server *s;
 
-	TG_MAGIC_CHECK(v, JOB_MAGIC + 1, "ACME CA validation");
-	v->srv->ca_jobs--;
-	v->srv->ca_checking--;
-	if (status == 0 && v->outcome >= 0)
-		(*(v->outcome ? &v->srv->m.acmeca_valid : &v->srv->m.acmeca_invalid))++;
-	if (v->log[0])
-		tg_log(v->srv, status == 0 && v->outcome == 1 ? TG_LOG_INFO : TG_LOG_WARN, "%s", v->log);
-	else if (status == UV_ECANCELED)
-		tg_log(v->srv, TG_LOG_WARN, "ACME CA: the check of %s/%d was cancelled; the client "
-		    "may ask again in a few minutes", v->authz, v->idx);
+	TG_MAGIC_CHECK(v, CHECK_MAGIC, "ACME CA validation");
 	s = v->srv;
+	s->ca_checking--;
+	check_unlink(s, v);
+	if (status == 0 && v->outcome >= 0)
+		(*(v->outcome ? &s->m.acmeca_valid : &s->m.acmeca_invalid))++;
+	if (v->log[0])
+		tg_log(s, status == 0 && v->outcome == 1 ? TG_LOG_INFO : TG_LOG_WARN, "%s", v->log);
 	v->magic = 0;
 	free(v);
 	checks_start(s);
 }
 
-/* Starts waiting checks while fewer than CHECKS_MAX run. */
+/* Starts waiting checks, oldest first, while fewer than CHECKS_MAX run; a
+ * stopping server starts none and drops what waits. */
 static void
 checks_start(struct tg_server *s)
 {
-	while (s->ca_checking < CHECKS_MAX && s->ca_wait_head && !s->stopping) {
-		struct tg_ca_check *v = s->ca_wait_head;
-		s->ca_wait_head = v->next;
-		if (s->ca_wait_head == NULL)
-			s->ca_wait_tail = NULL;
-		s->ca_waiting--;
-		v->next = NULL;
-		v->work.data = v;
-		if (uv_queue_work(s->loop, &v->work, val_work, val_done) != 0) {
-			tg_log(s, TG_LOG_ERROR, "ACME CA: cannot queue the check of %s/%d; the client "
-			    "may ask again in a few minutes", v->authz, v->idx);
+	struct tg_ca_check *v, *next;
+
+	for (v = s->ca_checks; v; v = next) {
+		next = v->next;
+		if (v->running)
+			continue;
+		if (s->stopping) {
+			check_unlink(s, v);
+			s->ca_waiting--;
 			v->magic = 0;
 			free(v);
 			continue;
 		}
-		s->ca_checking++;
-		s->ca_jobs++;
-	}
-	/* stopping: what still waits is never checked (asked again later) */
-	while (s->stopping && s->ca_wait_head) {
-		struct tg_ca_check *v = s->ca_wait_head;
-		s->ca_wait_head = v->next;
-		v->magic = 0;
-		free(v);
+		if (s->ca_checking >= CHECKS_MAX)
+			break;
+		v->work.data = v;
 		s->ca_waiting--;
+		if (uv_queue_work(s->loop, &v->work, val_work, val_done) != 0) {
+			tg_log(s, TG_LOG_ERROR, "ACME CA: cannot queue the check of %s/%d; the client "
+			    "may ask again in a few minutes", v->authz, v->idx);
+			check_unlink(s, v);
+			v->magic = 0;
+			free(v);
+			continue;
+		}
+		v->running = 1;
+		s->ca_checking++;
 	}
-	if (s->ca_wait_head == NULL)
-		s->ca_wait_tail = NULL;
 }
 
 static void
 validate_later(struct tg_server *s, const struct tg_acmeca_resp *r)
 {
-	struct tg_ca_check *v;
+	struct tg_ca_check *v, **tail;
+	unsigned mine = 0;
 
-	if (s->ca_waiting >= WAIT_MAX || (v = calloc(1, sizeof(*v))) == NULL) {
-		tg_log(s, TG_LOG_WARN, "ACME CA: %u checks already wait; challenge %s/%d is not "
-		    "checked now (the client may ask again in a few minutes)", s->ca_waiting,
+	for (tail = &s->ca_checks; *tail; tail = &(*tail)->next) {
+		v = *tail;
+		if (!strcmp(v->authz, r->authz) && v->idx == r->chall)
+			return;   /* already waiting or running */
+		mine += !v->running && !strcmp(v->account, r->account);
+	}
+	if (s->ca_waiting >= WAIT_MAX || mine >= ACCOUNT_MAX) {
+		tg_log(s, TG_LOG_WARN, "ACME CA: %s checks wait; challenge %s/%d of account %s is "
+		    "not checked now (it may be asked for again in a few minutes)", mine >= ACCOUNT_MAX ?
+		    "that account's" : "too many", r->authz, r->chall, r->account);
+		return;
+	}
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		tg_log(s, TG_LOG_ERROR, "ACME CA: out of memory; challenge %s/%d is not checked now",
 		    r->authz, r->chall);
 		return;
 	}
-	v->magic = JOB_MAGIC + 1;
+	v->magic = CHECK_MAGIC;
 	v->srv = s;
+	snprintf(v->account, sizeof(v->account), "%s", r->account);
 	snprintf(v->authz, sizeof(v->authz), "%s", r->authz);
 	v->idx = r->chall;
-	if (s->ca_wait_tail)
-		s->ca_wait_tail->next = v;
-	else
-		s->ca_wait_head = v;
-	s->ca_wait_tail = v;
+	*tail = v;
 	s->ca_waiting++;
 	checks_start(s);
 }
 
+/* ---- requests ------------------------------------------------------------------------ */
+
+static void requests_start(struct tg_server *s);
+
 static void
 req_work(uv_work_t *w)
 {
-	struct ca_job *j = w->data;
+	struct tg_ca_req *j = w->data;
 	struct tg_acmeca_req req;
 
 	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
@@ -169,13 +204,13 @@ req_work(uv_work_t *w)
 static void
 req_done(uv_work_t *w, int status)
 {
-	struct ca_job *j = w->data;
+	struct tg_ca_req *j = w->data;
 	struct tg_conn_s *c;
 	struct tg_server *s;
 
 	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
 	s = j->srv;
-	s->ca_jobs--;
+	s->ca_req_running--;
 	c = j->conn;
 	if (status == UV_ECANCELED) {
 		j->resp.status = 503;
@@ -202,21 +237,45 @@ req_done(uv_work_t *w, int status)
 		tg_conn_resume(c);
 	}
 	job_free(j);
+	requests_start(s);
 }
 
+/* Starts the oldest waiting request when none runs. */
 static void
-queue(struct tg_conn_s *c, struct ca_job *j)
+requests_start(struct tg_server *s)
 {
-	j->work.data = j;
-	j->queued = 1;
-	if (uv_queue_work(c->srv->loop, &j->work, req_work, req_done) != 0) {
-		c->hreq = NULL;
-		job_free(j);
-		tg_conn_respond(c, 503, NULL, "cannot queue the ACME request");
-		return;
+	while (s->ca_req_running == 0 && s->ca_req_wait) {
+		struct tg_ca_req *j = s->ca_req_wait;
+		struct tg_conn_s *c = j->conn;
+		s->ca_req_wait = j->next;
+		j->next = NULL;
+		j->waiting = 0;
+		j->work.data = j;
+		if (uv_queue_work(s->loop, &j->work, req_work, req_done) != 0) {
+			c->hreq = NULL;
+			job_free(j);
+			tg_conn_respond(c, 503, "Retry-After: 5\r\n", "cannot queue the ACME request");
+			tg_conn_resume(c);
+			continue;
+		}
+		j->running = 1;
+		s->ca_req_running++;
 	}
-	c->srv->ca_jobs++;
+}
+
+/* The request is whole: it waits its turn (the connection waits with it). */
+static void
+queue(struct tg_conn_s *c, struct tg_ca_req *j)
+{
+	struct tg_server *s = c->srv;
+	struct tg_ca_req **tail;
+
+	for (tail = &s->ca_req_wait; *tail; tail = &(*tail)->next)
+		;
+	*tail = j;
+	j->waiting = 1;
 	tg_conn_wait(c);
+	requests_start(s);
 }
 
 static int
@@ -231,7 +290,7 @@ ca_match(const struct tg_handler *h, const struct tg_conn_s *c)
 static enum tg_handled
 ca_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_req *req)
 {
-	struct ca_job *j;
+	struct tg_ca_req *j;
 	int post = !strcmp(c->method, "POST");
 
 	(void)h;
@@ -278,7 +337,7 @@ ca_begin(const struct tg_handler *h, struct tg_conn_s *c, const struct tg_http_r
 static int
 ca_body(struct tg_conn_s *c, char *data, size_t len)
 {
-	struct ca_job *j = c->hreq;
+	struct tg_ca_req *j = c->hreq;
 
 	if (j == NULL)
 		return 0;
@@ -297,7 +356,7 @@ ca_body(struct tg_conn_s *c, char *data, size_t len)
 static void
 ca_body_end(struct tg_conn_s *c)
 {
-	struct ca_job *j = c->hreq;
+	struct tg_ca_req *j = c->hreq;
 
 	if (j == NULL)
 		return;
@@ -309,15 +368,23 @@ ca_body_end(struct tg_conn_s *c)
 static void
 ca_abort(struct tg_conn_s *c)
 {
-	struct ca_job *j = c->hreq;
+	struct tg_ca_req *j = c->hreq;
 
 	if (j == NULL)
 		return;
 	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
 	c->hreq = NULL;
-	if (j->queued) {
+	if (j->running) {
 		j->conn = NULL;   /* the pool owns it until req_done */
 		return;
+	}
+	if (j->waiting) {   /* not started: out of the line, and gone */
+		struct tg_ca_req **pp;
+		for (pp = &c->srv->ca_req_wait; *pp; pp = &(*pp)->next)
+			if (*pp == j) {
+				*pp = j->next;
+				break;
+			}
 	}
 	job_free(j);
 }
