@@ -6,8 +6,8 @@
 #  - certbot (RSA account key): HTTP-01, renewal, revocation (the CRL then
 #    lists the serial and `openssl crl -verify` accepts it), and a wildcard
 #    by DNS-01 through a manual hook;
-#  - lego (EC account key): TLS-ALPN-01, renewal, revocation by the
-#    certificate's key; a name outside the account's policy is refused;
+#  - lego (EC account key): TLS-ALPN-01, renewal by HTTP-01, revocation;
+#    a name outside the account's policy is refused;
 #  - two tlsgate nodes with tls.auto: acme against a third node's CA
 #    (ca.acme.listen inside tlsgate serve) get 24-hour certificates for
 #    their addresses and talk mutual TLS (trust: ca) through a tunnel that
@@ -76,12 +76,13 @@ openssl x509 -in "$C" -noout -ext extendedKeyUsage | grep -q "Client Authenticat
 grep -q "tls-alpn-01 for a.fleet.test valid" caserve.log || fail "no TLS-ALPN-01 line in the CA's log"
 pass "lego: TLS-ALPN-01, a certificate for a.fleet.test of the enrolment's lifetime (6 h), serverAuth+clientAuth"
 S1=$(openssl x509 -in "$C" -noout -serial | cut -d= -f2)
-timeout 90 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains a.fleet.test --tls \
-	--tls.port "127.0.0.1:$TP" renew --days 365 --no-random-sleep >lego-renew.log 2>&1 ||
+timeout 90 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains a.fleet.test --http \
+	--http.port "127.0.0.1:$HP" renew --days 365 --no-random-sleep >lego-renew.log 2>&1 ||
 	fail "lego renew: $(tail -5 lego-renew.log)"
 S2=$(openssl x509 -in "$C" -noout -serial | cut -d= -f2)
 [ "$S1" != "$S2" ] || fail "lego renew kept the same certificate"
-pass "lego renews (new serial $S2)"
+grep -q "http-01 for a.fleet.test valid" caserve.log || fail "no HTTP-01 line for lego's renewal"
+pass "lego renews by HTTP-01 (new serial $S2)"
 if out=$(timeout 60 "${LEGO[@]}" --eab --kid "$KID" --hmac "$KEY" --domains www.other.test --tls \
 	--tls.port "127.0.0.1:$TP" run 2>&1); then
 	fail "lego got a name outside its policy"
