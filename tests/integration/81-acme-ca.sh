@@ -235,9 +235,24 @@ timeout 90 "${LEGOH[@]}" run >legoh.log 2>&1 || fail "lego after the disk has ro
 openssl verify -CAfile hub/ca/ca.crt "$T/legoh/certificates/f.fleet.test.crt" >/dev/null 2>&1 ||
 	fail "no certificate after the fault"
 pass "a full disk at finalize: refused in words (lego shows it), nothing half-written, issued once the disk has room"
+# the store's lock held elsewhere (another node finalizing): a registration
+# is answered 503 with the CA's problem document and a fresh nonce, in words
+enroll busy 'ip:127.0.0.9' --state-dir "$T/hub"
+exec 7> >("${TG_STORELOCK:?TG_STORELOCK must name tests/tools/storelock}" "folder:$T/hub" "" "" "" "" \
+	acme-ca stdin >"$T/lock.out" 2>&1)
+for i in $(seq 100); do grep -q locked "$T/lock.out" 2>/dev/null && break; sleep 0.1; done
+grep -q locked "$T/lock.out" || fail "storelock did not take the lock: $(cat "$T/lock.out")"
+if out=$(timeout 60 lego --path "$T/legob" --server "$HUB" --email b@fleet.test --accept-tos --eab \
+	--kid "$KID" --hmac "$KEY" --domains 127.0.0.9 --tls --tls.port "127.0.0.1:$TP" run 2>&1); then
+	fail "registered while the store's lock was held elsewhere"
+fi
+exec 7>&-
+grep -q "503 .*serverInternal :: the CA's store .* is busy or unreachable" <<<"$out" ||
+	fail "a busy store was not answered with the CA's problem document: $out"
+pass "a busy store lock: 503 with the CA's problem document (not a stopping notice)"
 m=$(curl -sf "http://127.0.0.1:$MP/metrics") || fail "the hub's /metrics"
 # at least: node B may have renewed meanwhile
-for ev in issued:3 challenge_valid:4 refused:1; do
+for ev in issued:3 challenge_valid:4 refused:2; do
 	n=$(awk -v e="tlsgate_acme_ca_events_total{event=\"${ev%%:*}\"}" '$1 == e {print $2}' <<<"$m")
 	[ -n "$n" ] && [ "$n" -ge "${ev#*:}" ] ||
 		fail "/metrics: ${ev%%:*} is ${n:-missing}, want at least ${ev#*:}: $(grep acme_ca <<<"$m")"

@@ -40,7 +40,9 @@
 #define NONCE_LIFE 3600
 #define AUTHZ_LIFE (7 * 86400)
 #define MAX_IDS 20
-#define STALE_CHECK 600            /* s: a check not back by then may be asked for again */
+/* s: a check not back by then may be asked for again; asking again for one
+ * still queued or running changes nothing (acmeca_serve.c takes each once) */
+#define STALE_CHECK 60
 #define E "urn:ietf:params:acme:error:"
 
 struct nonce { char v[32]; time_t exp; };

@@ -138,7 +138,7 @@ checks_start(struct tg_server *s)
 		s->ca_waiting--;
 		if (uv_queue_work(s->loop, &v->work, val_work, val_done) != 0) {
 			tg_log(s, TG_LOG_ERROR, "ACME CA: cannot queue the check of %s/%d; the client "
-			    "may ask again in a few minutes", v->authz, v->idx);
+			    "may ask again after a minute", v->authz, v->idx);
 			check_unlink(s, v);
 			v->magic = 0;
 			free(v);
@@ -163,7 +163,7 @@ validate_later(struct tg_server *s, const struct tg_acmeca_resp *r)
 	}
 	if (s->ca_waiting >= WAIT_MAX || mine >= ACCOUNT_MAX) {
 		tg_log(s, TG_LOG_WARN, "ACME CA: %s checks wait; challenge %s/%d of account %s is "
-		    "not checked now (it may be asked for again in a few minutes)", mine >= ACCOUNT_MAX ?
+		    "not checked now (it may be asked for again after a minute)", mine >= ACCOUNT_MAX ?
 		    "that account's" : "too many", r->authz, r->chall, r->account);
 		return;
 	}
@@ -184,7 +184,7 @@ validate_later(struct tg_server *s, const struct tg_acmeca_resp *r)
 
 /* ---- requests ------------------------------------------------------------------------ */
 
-static void requests_start(struct tg_server *s);
+static void requests_start(struct tg_server *s, struct tg_conn_s *self);
 
 static void
 req_work(uv_work_t *w)
@@ -207,15 +207,14 @@ req_done(uv_work_t *w, int status)
 	struct tg_ca_req *j = w->data;
 	struct tg_conn_s *c;
 	struct tg_server *s;
+	int cancelled = status == UV_ECANCELED;
 
 	TG_MAGIC_CHECK(j, JOB_MAGIC, "ACME CA request");
 	s = j->srv;
 	s->ca_req_running--;
 	c = j->conn;
-	if (status == UV_ECANCELED) {
-		j->resp.status = 503;
+	if (cancelled)
 		j->resp.validate = 0;
-	}
 	if (j->resp.log[0])
 		tg_log(s, TG_LOG_INFO, "%s", j->resp.log);
 	if (status == 0) {
@@ -229,7 +228,7 @@ req_done(uv_work_t *w, int status)
 	if (c != NULL) {
 		TG_MAGIC_CHECK(c, TG_CONN_MAGIC, "connection");
 		c->hreq = NULL;
-		if (j->resp.status == 503)
+		if (cancelled)   /* the CA's own 503s (a busy store) keep their problem document */
 			tg_conn_respond(c, 503, "Retry-After: 5\r\n", "the ACME CA is stopping");
 		else
 			tg_conn_respond_exact(c, j->resp.status, j->resp.headers, j->resp.body,
@@ -237,12 +236,14 @@ req_done(uv_work_t *w, int status)
 		tg_conn_resume(c);
 	}
 	job_free(j);
-	requests_start(s);
+	requests_start(s, NULL);
 }
 
-/* Starts the oldest waiting request when none runs. */
+/* Starts the oldest waiting request when none runs. self: the connection
+ * whose handler is calling (its request is being begun): answered without
+ * a resume, which its own conn_run does when the handler returns. */
 static void
-requests_start(struct tg_server *s)
+requests_start(struct tg_server *s, struct tg_conn_s *self)
 {
 	while (s->ca_req_running == 0 && s->ca_req_wait) {
 		struct tg_ca_req *j = s->ca_req_wait;
@@ -255,7 +256,8 @@ requests_start(struct tg_server *s)
 			c->hreq = NULL;
 			job_free(j);
 			tg_conn_respond(c, 503, "Retry-After: 5\r\n", "cannot queue the ACME request");
-			tg_conn_resume(c);
+			if (c != self)
+				tg_conn_resume(c);
 			continue;
 		}
 		j->running = 1;
@@ -274,8 +276,9 @@ queue(struct tg_conn_s *c, struct tg_ca_req *j)
 		;
 	*tail = j;
 	j->waiting = 1;
-	tg_conn_wait(c);
-	requests_start(s);
+	requests_start(s, c);
+	if (c->hreq == j)   /* running or waiting: the connection waits with it */
+		tg_conn_wait(c);
 }
 
 static int
