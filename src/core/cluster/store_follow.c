@@ -39,6 +39,7 @@
 
 #define PROBE_MS   3000
 #define RETRY_MS   1000
+#define DOWN_PROBE_MS 2000   /* one member's limit while the store is down */
 #define PAGE       64           /* keys a range asks for first */
 #define PAGE_MAX   4096
 #define LAG_RESTART_S 10          /* a watch this far behind is opened again */
@@ -981,6 +982,7 @@ prober(void *arg)
 	struct tg_err err;
 	struct tg_store *st = tg_store_etcd_open_conf(sc, &err);
 	struct etcd_impl *im;
+	long full;
 	int was_up = 1;
 
 	if (st == NULL) {
@@ -988,8 +990,15 @@ prober(void *arg)
 		return NULL;
 	}
 	im = st->impl;
+	full = im->conf.timeout_ms;   /* store.timeout */
 	do {
 		uint64_t t0 = tg_now_ms();
+
+		/* while the store is down, each member gets at most 2 s and the
+		 * probe comes back every second: members without a quorum each
+		 * wait out the timeout, and three of them at store.timeout would
+		 * hide the store's return for 15 s and more */
+		im->conf.timeout_ms = was_up || full < DOWN_PROBE_MS ? full : DOWN_PROBE_MS;
 
 		tg_err_set(&err, TG_E_INTERNAL, "out of memory");
 		/* the newest key below the prefix: its revision is what the copy
@@ -1034,7 +1043,7 @@ prober(void *arg)
 			say(f, 0, "store: etcd answers again (%llu ms); writes are accepted",
 			    (unsigned long long)dt);
 		was_up = ok;
-	} while (!nap(f, PROBE_MS));
+	} while (!nap(f, was_up ? PROBE_MS : RETRY_MS));
 	tg_store_free(st);
 	return NULL;
 }
