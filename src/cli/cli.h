@@ -32,6 +32,12 @@ int cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i);
 struct tg_config *cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err);
 
 int cli_default_ca_dir(char *buf, size_t len);
+struct tg_store_conf;
+/* The CA folder (dir, or state_dir/ca) into buf, and when the configuration
+ * names a cluster's store, its conf (*sc, malloc'ed, the caller frees;
+ * NULL otherwise): a cluster's CA revokes through the store. */
+int cli_ca_where(const struct cli_cfg_flags *f, const char *dir, char *buf, size_t len,
+    struct tg_store_conf **sc);
 int cmd_ca_serve(int argc, char **argv);    /* cmd_ca_acme.c */
 int cmd_ca_enroll(int argc, char **argv);
 

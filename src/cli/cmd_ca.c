@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config_int.h"
 #include "pki.h"
+#include "store.h"
 #include "util.h"
 
 static const char ca_usage[] =
@@ -27,7 +28,9 @@ static const char ca_usage[] =
 "crl signs the CA's CRL again (DIR/crl.pem, crl.der), from the certificates\n"
 "`tlsgate cert revoke` revoked.\n"
 "  --crl-url URL  where relying parties fetch the CRL (http://...): written into\n"
-"               the certificates issued from then on (CRL distribution point)\n";
+"               the certificates issued from then on (CRL distribution point)\n"
+"Also: --config FILE, --set KEY=VALUE, --state-dir DIR. With store.backend etcd,\n"
+"the cluster's CA (state_dir/ca) keeps its revocations and CRL in the store.\n";
 
 /* The local CA folder: state_dir/ca from the configuration. */
 int
@@ -48,25 +51,52 @@ cli_default_ca_dir(char *buf, size_t len)
 	return 0;
 }
 
-static int
-set_crl_url(const char *dir, const char *url, struct tg_err *err)
+int
+cli_ca_where(const struct cli_cfg_flags *f, const char *dir, char *buf, size_t len,
+    struct tg_store_conf **sc)
 {
-	char p[PATH_MAX], line[600];
+	struct tg_config *cfg;
+	struct tg_err err;
+	char sd[PATH_MAX];
 
-	if (tg_path_fmt(p, sizeof(p), err, "%s/crl-url", dir) < 0)
-		return -1;
-	snprintf(line, sizeof(line), "%s\n", url);
-	return tg_write_atomic(p, line, strlen(line), 0, err);
+	*sc = NULL;
+	if ((cfg = cli_load_config(f, &err)) == NULL) {
+		/* a folder named, nothing asked of the configuration: a broken
+		 * default one does not stand in the way */
+		if (dir && f->config == NULL && f->nsets == 0) {
+			snprintf(buf, len, "%s", dir);
+			return 0;
+		}
+		return cli_fail_err(&err), -1;
+	}
+	tg_path_expand(sd, sizeof(sd), tg_cfg_str(cfg, TG_CFG_STATE_DIR));
+	if (snprintf(buf, len, "%s", dir ? dir : sd) >= (int)len ||
+	    (!dir && strlen(buf) + 3 >= len)) {
+		tg_config_free(cfg);
+		return cli_fail("the CA folder's path is too long"), -1;
+	}
+	if (!dir)
+		strcat(buf, "/ca");
+	if (!strcmp(tg_cfg_str(cfg, TG_CFG_STORE_BACKEND), "etcd")) {
+		if ((*sc = malloc(sizeof(**sc))) == NULL) {
+			tg_config_free(cfg);
+			return cli_fail("out of memory"), -1;
+		}
+		tg_store_conf_from(cfg, *sc);
+	}
+	tg_config_free(cfg);
+	return 0;
 }
 
 /* tlsgate ca crl: the CRL signed again (and its URL set). */
 static int
-ca_crl(const char *dir, int days, const char *url)
+ca_crl(const char *dir, const struct tg_store_conf *sc, int days, const char *url)
 {
 	struct tg_err err;
 	int count = 0;
 
-	if ((url && set_crl_url(dir, url, &err) < 0) || tg_crl_make(dir, days, &count, &err) < 0)
+	if ((url && tg_ca_set_crl_url(dir, sc, url, &err) < 0) ||
+	    tg_crl_make(dir, sc, days, &count, &err) < 0)
 		return cli_fail_err(&err);
 	printf("CRL of %s signed: %s/crl.pem and %s/crl.der, %d revoked, valid %d days\n", dir,
 	    dir, dir, count, days > 0 ? days : TG_CRL_DAYS);
@@ -82,8 +112,12 @@ cmd_ca(int argc, char **argv)
 	const char *dir = NULL, *name = "tlsgate local CA", *v, *crl_url = NULL;
 	char dbuf[PATH_MAX];
 	enum tg_key_type kt = TG_KEY_EC_P256;
-	int days = 0, i, missing = 0;
+	int days = 0, i, r, missing = 0, rc;
+	struct cli_cfg_flags f;
+	struct tg_store_conf *sc = NULL;
 	struct tg_err err;
+
+	memset(&f, 0, sizeof(f));
 
 	if (argc < 2 || cli_is_help(argv[1])) {
 		fputs(ca_usage, argc < 2 ? stderr : stdout);
@@ -119,26 +153,33 @@ cmd_ca(int argc, char **argv)
 			days = atoi(v);
 			if (days <= 0 || days > 36500)
 				return cli_fail("--days %s: give a number of days from 1 to 36500", v);
+		} else if (!missing && (r = cli_cfg_flag(&f, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return 1;
 		} else {
 			return cli_fail(missing ? "%s needs a value" : "ca: unknown argument %s",
 			    argv[i]);
 		}
 	}
-	if (dir == NULL) {
-		if (cli_default_ca_dir(dbuf, sizeof(dbuf)) < 0)
-			return 1;
-		dir = dbuf;
+	if (cli_ca_where(&f, dir, dbuf, sizeof(dbuf), &sc) < 0)
+		return 1;
+	dir = dbuf;
+	if (!strcmp(argv[1], "crl")) {
+		rc = ca_crl(dir, sc, days, crl_url);
+		free(sc);
+		return rc;
 	}
-	if (!strcmp(argv[1], "crl"))
-		return ca_crl(dir, days, crl_url);
 	if (strcmp(argv[1], "init") != 0) {
 		char crt[PATH_MAX];
+		free(sc);
 		if (tg_path_fmt(crt, sizeof(crt), &err, "%s/ca.crt", dir) < 0)
 			return cli_fail_err(&err);
 		return cli_ca_install(crt, argv[1][0] == 'i');
 	}
-	if (tg_ca_init(dir, name, kt, days, &err) < 0 || (crl_url && set_crl_url(dir, crl_url,
-	    &err) < 0))
+	rc = tg_ca_init(dir, name, kt, days, &err) < 0 || (crl_url && tg_ca_set_crl_url(dir, sc,
+	    crl_url, &err) < 0);
+	free(sc);
+	if (rc)
 		return cli_fail_err(&err);
 	printf("created CA \"%s\" in %s\n  certificate: %s/ca.crt (give this to clients)\n"
 	    "  key:         %s/ca.key (mode 0600; keep it secret)\n", name, dir, dir, dir);

@@ -16,6 +16,7 @@
 #include "client.h"
 #include "ossl_words.h"
 #include "pki.h"
+#include "store.h"
 #include "util.h"
 
 static const char cert_usage[] =
@@ -40,6 +41,8 @@ static const char cert_usage[] =
 "revoke: the CA that issued it lists it in its CRL (DIR/crl.pem and crl.der,\n"
 "signed again at once); REASON: unspecified (default), keyCompromise,\n"
 "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn.\n"
+"It reads --config FILE, --set KEY=VALUE, --state-dir DIR: with store.backend\n"
+"etcd, a revocation by the cluster's CA (state_dir/ca) reaches every node.\n"
 "check exits 0 when the certificate is valid (and, for HOST:PORT, trusted) for at\n"
 "least N more days, 1 otherwise: for cron and monitoring.\n";
 
@@ -356,8 +359,12 @@ cert_revoke(int argc, char **argv)
 {
 	const char *what = NULL, *ca = NULL, *v;
 	char dbuf[PATH_MAX], serial[130];
+	struct cli_cfg_flags f;
+	struct tg_store_conf *sc = NULL;
 	struct tg_err err;
-	int i, missing = 0, reason = 0, count = 0;
+	int i, r, rc, missing = 0, reason = 0, count = 0;
+
+	memset(&f, 0, sizeof(f));
 
 	for (i = 2; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
@@ -370,6 +377,9 @@ cert_revoke(int argc, char **argv)
 				return cli_fail("--reason %s: use unspecified, keyCompromise, "
 				    "affiliationChanged, superseded, cessationOfOperation or "
 				    "privilegeWithdrawn", v);
+		} else if (!missing && (r = cli_cfg_flag(&f, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return 1;
 		} else if (missing || argv[i][0] == '-' || what) {
 			return cli_fail(missing ? "%s needs a value" : "cert revoke: unexpected %s; "
 			    "see `tlsgate cert --help`", argv[i]);
@@ -379,12 +389,12 @@ cert_revoke(int argc, char **argv)
 	}
 	if (what == NULL)
 		return cli_fail("cert revoke: name the certificate file or its serial number");
-	if (ca == NULL) {
-		if (cli_default_ca_dir(dbuf, sizeof(dbuf)) < 0)
-			return 1;
-		ca = dbuf;
-	}
-	if (tg_ca_revoke(ca, what, reason, serial, sizeof(serial), &count, &err) < 0)
+	if (cli_ca_where(&f, ca, dbuf, sizeof(dbuf), &sc) < 0)
+		return 1;
+	ca = dbuf;
+	rc = tg_ca_revoke(ca, sc, what, reason, serial, sizeof(serial), &count, &err);
+	free(sc);
+	if (rc < 0)
 		return cli_fail_err(&err);
 	printf("revoked serial %s (%s)\n  CRL: %s/crl.pem and %s/crl.der, %d revoked, valid %d "
 	    "days (signed again by `tlsgate ca crl` or a serving node before then)\n", serial,

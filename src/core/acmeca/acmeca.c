@@ -1224,8 +1224,8 @@ revoke(struct rq *q)
 			goto out;
 		}
 	}
-	if (tg_ca_revoke(q->ca->conf.ca_dir, serial, code, serial, sizeof(serial), &count,
-	    &err) < 0) {
+	if (tg_ca_revoke(q->ca->conf.ca_dir, &q->ca->conf.store, serial, code, serial,
+	    sizeof(serial), &count, &err) < 0) {
 		if (err.code == TG_E_EXISTS)
 			problem(q, 400, "alreadyRevoked", "%s", err.msg);
 		else

@@ -72,20 +72,32 @@ int tg_sans_check(const char *sans, struct tg_err *err);
  * Revocation (pki_crl.c). The CA folder keeps `revoked` (what was
  * revoked), `crlnumber`, and the CRL as crl.pem and crl.der, valid for
  * TG_CRL_DAYS and signed again when half of that is gone.
+ *
+ * sc: the configuration's store, or NULL. When it is a cluster's (etcd)
+ * and ca_dir is its state_dir/ca, these live in the cluster's store
+ * (ca/revoked, ...; this node's folder gets its copy at once, the others
+ * through their followers): every node serves one CRL whichever revoked.
+ * Otherwise, the folder. Blocking (files, etcd): not on an event loop.
  */
 #define TG_CRL_DAYS 7
+struct tg_store_conf;
 /* keyCompromise, key-compromise, ...: the RFC 5280 reason code; -1 unknown. */
 int tg_crl_reason_code(const char *name);
 const char *tg_crl_reason_words(int code);   /* "key compromise" */
 /* Revokes what (a certificate file this CA issued, or a hex serial) with
  * reason, writes the new CRL; the serial lands in serial, the number of
  * revoked certificates in *count. */
-int tg_ca_revoke(const char *ca_dir, const char *what, int reason, char *serial, size_t slen,
-    int *count, struct tg_err *err);
+int tg_ca_revoke(const char *ca_dir, const struct tg_store_conf *sc, const char *what,
+    int reason, char *serial, size_t slen, int *count, struct tg_err *err);
 /* Signs the CRL again (days 0: TG_CRL_DAYS). */
-int tg_crl_make(const char *ca_dir, int days, int *count, struct tg_err *err);
+int tg_crl_make(const char *ca_dir, const struct tg_store_conf *sc, int days, int *count,
+    struct tg_err *err);
 /* Signs it again when due: 1 made, 0 still current, -1 error. */
-int tg_crl_refresh(const char *ca_dir, struct tg_err *err);
+int tg_crl_refresh(const char *ca_dir, const struct tg_store_conf *sc, struct tg_err *err);
+/* Sets where relying parties fetch the CRL (ca_dir/crl-url, put in the
+ * CRL distribution point of certificates issued from then on). */
+int tg_ca_set_crl_url(const char *ca_dir, const struct tg_store_conf *sc, const char *url,
+    struct tg_err *err);
 /* Adds the CRLs of a file (PEM, several, or DER) or a folder to st: their
  * number, or -1 in words. */
 int tg_crl_load(X509_STORE *st, const char *path, struct tg_err *err);

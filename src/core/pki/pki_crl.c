@@ -1,6 +1,10 @@
 /*
  * Revocation by the local CA, and CRLs for whoever checks peers.
  *
+ * A cluster's CA (state_dir/ca with store.backend etcd) keeps the same
+ * names in the cluster's store under "ca/", under the store's lock "ca";
+ * each node's follower copies them into its folder (see struct crl_at).
+ *
  * The CA folder keeps what it revoked in `revoked` (a line per serial:
  * "HEX UNIX-TIME REASON-CODE"), the next CRL number in `crlnumber`, and
  * the CRL itself as `crl.pem` and `crl.der` (the form HTTP clients fetch),
@@ -120,6 +124,63 @@ serial_of(X509 *x, char *out, size_t len)
 	return bn_hex(ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL), out, len);
 }
 
+/* Where a CA's revocation state lives: its folder, or, for a cluster's CA
+ * (state_dir/ca with store.backend etcd), the cluster's store under "ca/".
+ * There every write goes to etcd first and then into this node's folder;
+ * the other nodes' followers copy it into theirs, so every node serves the
+ * same CRL, numbered in one sequence, whichever node revoked. */
+struct crl_at {
+	struct tg_store *st;
+	const char *pfx;   /* "" (the folder) or "ca/" (the cluster's store) */
+};
+
+/* Is dir the cluster's CA folder, state_dir/ca? Compared as real paths:
+ * the CLI may name it relative to the working folder. */
+static int
+cluster_ca_dir(const struct tg_store_conf *sc, const char *dir)
+{
+	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX + 4];
+
+	if (sc == NULL || !sc->etcd || realpath(dir, a) == NULL ||
+	    realpath(sc->state_dir, b) == NULL)
+		return 0;
+	snprintf(c, sizeof(c), "%s/ca", b);
+	return strcmp(a, c) == 0;
+}
+
+static int
+at_open(const char *dir, const struct tg_store_conf *sc, struct crl_at *at, struct tg_err *err)
+{
+	if (cluster_ca_dir(sc, dir)) {
+		at->pfx = "ca/";
+		at->st = tg_store_open_conf(sc, 1, err);
+	} else {
+		at->pfx = "";
+		at->st = tg_store_fs_open(dir, err);
+	}
+	return at->st ? 0 : -1;
+}
+
+static int
+at_get(const struct crl_at *at, const char *name, unsigned char **out, size_t *len,
+    struct tg_err *err)
+{
+	char k[64];
+
+	snprintf(k, sizeof(k), "%s%s", at->pfx, name);
+	return tg_store_get(at->st, k, out, len, err);
+}
+
+static int
+at_put(const struct crl_at *at, const char *name, const void *data, size_t len,
+    struct tg_err *err)
+{
+	char k[64];
+
+	snprintf(k, sizeof(k), "%s%s", at->pfx, name);
+	return tg_store_put(at->st, k, data, len, 0, err);
+}
+
 /* The lines of `revoked`, as read; NULL with *n 0 when there is none. */
 struct rev {
 	char serial[130];
@@ -128,31 +189,33 @@ struct rev {
 };
 
 static struct rev *
-read_revoked(const char *dir, size_t *n, struct tg_err *err)
+read_revoked(const struct crl_at *at, size_t *n, struct tg_err *err)
 {
-	char p[PATH_MAX], line[256];
+	unsigned char *buf = NULL;
+	char *line, *next;
 	struct rev *v = NULL, *nv;
-	size_t cap = 0;
-	FILE *f;
+	size_t cap = 0, len = 0;
 
 	*n = 0;
-	if (tg_path_fmt(p, sizeof(p), err, "%s/revoked", dir) < 0)
-		return NULL;
-	if ((f = fopen(p, "r")) == NULL) {
-		if (errno != ENOENT)
-			tg_err_set(err, TG_E_IO, "%s: %s", p, strerror(errno));
+	err->code = 0;
+	if (at_get(at, "revoked", &buf, &len, err) < 0) {
+		if (err->code == TG_E_NOT_FOUND)
+			err->code = 0;
 		return NULL;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	for (line = (char *)buf; line && *line; line = next) {
 		struct rev r;
 		char s[130];
+
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
 		if (sscanf(line, "%129s %lld %d", s, &r.when, &r.reason) != 3 ||
 		    serial_norm(s, r.serial, sizeof(r.serial)) < 0)
 			continue;   /* a torn last line of a crash: skipped, the rest stands */
 		if (*n == cap) {
 			if ((nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v))) == NULL) {
 				free(v);
-				fclose(f);
+				OPENSSL_free(buf);
 				*n = 0;
 				tg_err_set(err, TG_E_INTERNAL, "out of memory");
 				return NULL;
@@ -161,7 +224,7 @@ read_revoked(const char *dir, size_t *n, struct tg_err *err)
 		}
 		v[(*n)++] = r;
 	}
-	fclose(f);
+	OPENSSL_free(buf);
 	return v;
 }
 
@@ -173,23 +236,22 @@ ca_signing_key(const struct tg_ca *ca)
 
 /* The next CRL number (kept in crlnumber), RFC 5280 §5.2.3: increasing. */
 static long long
-next_number(const char *dir, struct tg_err *err)
+next_number(const struct crl_at *at, struct tg_err *err)
 {
-	char p[PATH_MAX], buf[32];
+	unsigned char *old = NULL;
+	size_t olen = 0;
+	char buf[32];
 	long long n = 1;
-	FILE *f;
 
-	if (tg_path_fmt(p, sizeof(p), err, "%s/crlnumber", dir) < 0)
-		return -1;
-	if ((f = fopen(p, "r")) != NULL) {
-		if (fgets(buf, sizeof(buf), f))
-			n = strtoll(buf, NULL, 10) + 1;
-		fclose(f);
-	}
+	if (at_get(at, "crlnumber", &old, &olen, err) == 0)
+		n = strtoll((char *)old, NULL, 10) + 1;
+	else if (err->code != TG_E_NOT_FOUND)
+		return -1;   /* the store did not answer: never a number used twice */
+	OPENSSL_free(old);
 	if (n < 1)
 		n = 1;
 	snprintf(buf, sizeof(buf), "%lld\n", n);
-	if (tg_write_atomic(p, buf, strlen(buf), 0, err) < 0)
+	if (at_put(at, "crlnumber", buf, strlen(buf), err) < 0)
 		return -1;
 	return n;
 }
@@ -223,7 +285,8 @@ add_revoked(X509_CRL *crl, const struct rev *r)
 
 /* Signs and writes the CRL from `revoked`; the CA's lock is held. */
 static int
-make_locked(const char *dir, const struct tg_ca *ca, int days, int *count, struct tg_err *err)
+make_locked(const struct crl_at *at, const char *dir, const struct tg_ca *ca, int days,
+    int *count, struct tg_err *err)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *last = ASN1_TIME_new(), *next = ASN1_TIME_new();
@@ -231,7 +294,6 @@ make_locked(const char *dir, const struct tg_ca *ca, int days, int *count, struc
 	struct rev *v = NULL;
 	size_t n = 0, i;
 	long long number;
-	char p[PATH_MAX];
 	unsigned char *der = NULL;
 	BIO *b = NULL;
 	BUF_MEM *pem;
@@ -240,11 +302,10 @@ make_locked(const char *dir, const struct tg_ca *ca, int days, int *count, struc
 	int dl, rv = -1;
 	time_t now = time(NULL);
 
-	err->code = 0;
-	v = read_revoked(dir, &n, err);
+	v = read_revoked(at, &n, err);
 	if (v == NULL && err->code)
 		goto out;
-	if ((number = next_number(dir, err)) < 0)
+	if ((number = next_number(at, err)) < 0)
 		goto out;
 	if (crl == NULL || last == NULL || next == NULL || num == NULL ||
 	    X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
@@ -270,10 +331,8 @@ make_locked(const char *dir, const struct tg_ca *ca, int days, int *count, struc
 	if ((dl = i2d_X509_CRL(crl, &der)) <= 0)
 		goto ossl;
 	/* the DER first: a reader of crl.pem never finds it newer than crl.der */
-	if (tg_path_fmt(p, sizeof(p), err, "%s/crl.der", dir) < 0 ||
-	    tg_write_atomic(p, der, (size_t)dl, 0, err) < 0 ||
-	    tg_path_fmt(p, sizeof(p), err, "%s/crl.pem", dir) < 0 ||
-	    tg_write_atomic(p, pem->data, pem->length, 0, err) < 0)
+	if (at_put(at, "crl.der", der, (size_t)dl, err) < 0 ||
+	    at_put(at, "crl.pem", pem->data, pem->length, err) < 0)
 		goto out;
 	if (count)
 		*count = (int)n;
@@ -293,45 +352,52 @@ out:
 	return rv;
 }
 
-/* The CA loaded and its lock taken, for a write. */
-static struct tg_store *
-ca_open_locked(const char *dir, struct tg_ca *ca, struct tg_err *err)
+/* The CA loaded and its lock taken, for a write: the folder's, or the
+ * cluster's (an etcd lease; writes under it are fenced). */
+static int
+ca_open_locked(const char *dir, const struct tg_store_conf *sc, struct tg_ca *ca,
+    struct crl_at *at, struct tg_err *err)
 {
-	struct tg_store *st;
-
 	if (tg_ca_load(dir, ca, err) < 0)
-		return NULL;
-	if ((st = tg_store_fs_open(dir, err)) == NULL) {
+		return -1;
+	if (at_open(dir, sc, at, err) < 0) {
 		tg_ca_clear(ca);
-		return NULL;
+		return -1;
 	}
-	if (tg_store_lock(st, "ca", 10000, err) < 0) {
-		tg_store_free(st);
+	if (tg_store_lock(at->st, "ca", 10000, err) < 0) {
+		if (at->pfx[0]) {   /* the cluster's store */
+			char m[sizeof(err->msg)];
+			snprintf(m, sizeof(m), "%s", err->msg);
+			tg_err_set(err, err->code, "the CA's lock in the cluster's store: %s; nothing "
+			    "was changed", m);
+		}
+		tg_store_free(at->st);
 		tg_ca_clear(ca);
-		return NULL;
+		return -1;
 	}
-	return st;
+	return 0;
 }
 
 static void
-ca_close(struct tg_store *st, struct tg_ca *ca)
+ca_close(struct crl_at *at, struct tg_ca *ca)
 {
-	tg_store_unlock(st, "ca");
-	tg_store_free(st);
+	tg_store_unlock(at->st, "ca");
+	tg_store_free(at->st);
 	tg_ca_clear(ca);
 }
 
 int
-tg_crl_make(const char *dir, int days, int *count, struct tg_err *err)
+tg_crl_make(const char *dir, const struct tg_store_conf *sc, int days, int *count,
+    struct tg_err *err)
 {
 	struct tg_ca ca;
-	struct tg_store *st = ca_open_locked(dir, &ca, err);
+	struct crl_at at;
 	int rv;
 
-	if (st == NULL)
+	if (ca_open_locked(dir, sc, &ca, &at, err) < 0)
 		return -1;
-	rv = make_locked(dir, &ca, days > 0 ? days : TG_CRL_DAYS, count, err);
-	ca_close(st, &ca);
+	rv = make_locked(&at, dir, &ca, days > 0 ? days : TG_CRL_DAYS, count, err);
+	ca_close(&at, &ca);
 	return rv;
 }
 
@@ -368,41 +434,39 @@ target_serial(const char *what, const struct tg_ca *ca, char *serial, size_t len
 }
 
 int
-tg_ca_revoke(const char *dir, const char *what, int reason, char *serial, size_t slen,
-    int *count, struct tg_err *err)
+tg_ca_revoke(const char *dir, const struct tg_store_conf *sc, const char *what, int reason,
+    char *serial, size_t slen, int *count, struct tg_err *err)
 {
 	struct tg_ca ca;
-	struct tg_store *st;
+	struct crl_at at;
 	struct rev *v = NULL;
 	size_t n = 0, i;
-	char p[PATH_MAX], line[200];
+	char line[200];
 	unsigned char *old = NULL, *buf = NULL;
 	size_t olen = 0;
 	int rv = -1;
 
-	if ((st = ca_open_locked(dir, &ca, err)) == NULL)
+	if (ca_open_locked(dir, sc, &ca, &at, err) < 0)
 		return -1;
 	if (target_serial(what, &ca, serial, slen, err) < 0)
 		goto out;
-	err->code = 0;
-	v = read_revoked(dir, &n, err);
+	v = read_revoked(&at, &n, err);
 	if (v == NULL && err->code)
 		goto out;
 	for (i = 0; i < n; i++) {
 		if (!strcmp(v[i].serial, serial)) {
 			/* signed again all the same: a CRL that a failed write left
 			 * behind the list gets it now */
-			if (make_locked(dir, &ca, TG_CRL_DAYS, count, err) == 0)
+			if (make_locked(&at, dir, &ca, TG_CRL_DAYS, count, err) == 0)
 				tg_err_set(err, TG_E_EXISTS, "serial %s was already revoked (%s); the "
 				    "CRL, signed again, lists it", serial,
 				    tg_crl_reason_words(v[i].reason));
 			goto out;
 		}
 	}
-	/* the list grows by one line, written whole (a copy, then a rename) */
-	if (tg_path_fmt(p, sizeof(p), err, "%s/revoked", dir) < 0)
-		goto out;
-	if (tg_read_file(p, &old, &olen, 64 << 20, err) < 0) {
+	/* the list grows by one line, written whole (a copy, then a rename;
+	 * in a cluster, one value in etcd) */
+	if (at_get(&at, "revoked", &old, &olen, err) < 0) {
 		if (err->code != TG_E_NOT_FOUND)
 			goto out;
 		old = NULL, olen = 0;
@@ -415,35 +479,37 @@ tg_ca_revoke(const char *dir, const char *what, int reason, char *serial, size_t
 	if (olen)
 		memcpy(buf, old, olen);
 	memcpy(buf + olen, line, strlen(line));
-	if (tg_write_atomic(p, buf, olen + strlen(line), 0, err) < 0)
+	if (at_put(&at, "revoked", buf, olen + strlen(line), err) < 0)
 		goto out;
-	rv = make_locked(dir, &ca, TG_CRL_DAYS, count, err);
+	rv = make_locked(&at, dir, &ca, TG_CRL_DAYS, count, err);
 out:
 	OPENSSL_free(old);
 	free(buf);
 	free(v);
-	ca_close(st, &ca);
+	ca_close(&at, &ca);
 	return rv;
 }
 
-/* When the CRL should be signed again: half its validity gone, or none. */
-int
-tg_crl_refresh(const char *dir, struct tg_err *err)
+/* Is the CRL due to be signed again: less than half of its validity left,
+ * or none (or none readable)? */
+static int
+crl_due(const struct crl_at *at)
 {
-	char p[PATH_MAX];
+	unsigned char *pem = NULL;
+	size_t len = 0;
 	X509_CRL *crl = NULL;
-	FILE *f;
+	struct tg_err e2;
+	BIO *b;
 	int due = 1;
 
-	if (tg_path_fmt(p, sizeof(p), err, "%s/crl.pem", dir) < 0)
-		return -1;
-	if ((f = fopen(p, "r")) != NULL) {
-		crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
-		fclose(f);
+	if (at_get(at, "crl.pem", &pem, &len, &e2) == 0 &&
+	    (b = BIO_new_mem_buf(pem, (int)len)) != NULL) {
+		crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+		BIO_free(b);
 	}
+	OPENSSL_free(pem);
 	if (crl && X509_CRL_get0_nextUpdate(crl)) {
 		int day, sec, dl, dsl;
-		/* due when less than half of lastUpdate..nextUpdate is left */
 		if (ASN1_TIME_diff(&day, &sec, NULL, X509_CRL_get0_nextUpdate(crl)) == 1 &&
 		    ASN1_TIME_diff(&dl, &dsl, X509_CRL_get0_lastUpdate(crl),
 		    X509_CRL_get0_nextUpdate(crl)) == 1)
@@ -451,9 +517,48 @@ tg_crl_refresh(const char *dir, struct tg_err *err)
 	}
 	X509_CRL_free(crl);
 	ERR_clear_error();
-	if (!due)
+	return due;
+}
+
+/* When the CRL should be signed again. In a cluster every node asks; the
+ * first to take the lock signs, the others find it current under the lock
+ * (so one number per refresh, not one per node). */
+int
+tg_crl_refresh(const char *dir, const struct tg_store_conf *sc, struct tg_err *err)
+{
+	struct tg_ca ca;
+	struct crl_at at;
+	int rv = 0;
+
+	if (at_open(dir, sc, &at, err) < 0)
+		return -1;
+	rv = crl_due(&at);
+	tg_store_free(at.st);
+	if (rv == 0)
 		return 0;
-	return tg_crl_make(dir, TG_CRL_DAYS, NULL, err) < 0 ? -1 : 1;
+	if (ca_open_locked(dir, sc, &ca, &at, err) < 0)
+		return -1;
+	if ((rv = crl_due(&at)) != 0)
+		rv = make_locked(&at, dir, &ca, TG_CRL_DAYS, NULL, err) < 0 ? -1 : 1;
+	ca_close(&at, &ca);
+	return rv;
+}
+
+int
+tg_ca_set_crl_url(const char *dir, const struct tg_store_conf *sc, const char *url,
+    struct tg_err *err)
+{
+	struct crl_at at;
+	char line[600];
+	int rv;
+
+	if (snprintf(line, sizeof(line), "%s\n", url) >= (int)sizeof(line))
+		return tg_err_set(err, TG_E_USAGE, "the CRL's URL is too long (at most 500 characters)");
+	if (at_open(dir, sc, &at, err) < 0)
+		return -1;
+	rv = at_put(&at, "crl-url", line, strlen(line), err);
+	tg_store_free(at.st);
+	return rv;
 }
 
 /* ---- checking ------------------------------------------------------------------------ */

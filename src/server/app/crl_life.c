@@ -3,7 +3,9 @@
  * (state_dir/ca/crl.pem, made by the first `tlsgate cert revoke` or `ca
  * crl`), it is signed again before half its validity is gone, on the
  * thread pool, checked at start and every hour. The admin listener serves
- * it (admin.c: /crl, /crl.pem).
+ * it (admin.c: /crl, /crl.pem). In a cluster the CRL is the store's: each
+ * node asks, the first to take the store's lock signs it, and the
+ * followers bring it to every node.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "magic.h"
 #include "pki.h"
 #include "server.h"
+#include "store.h"
 #include "util.h"
 
 #define CRL_CHECK_MS (3600 * 1000)
@@ -24,6 +27,8 @@ struct crl_job {
 	uv_work_t work;
 	struct tg_server *srv;
 	char dir[PATH_MAX];
+	struct tg_store_conf sc;   /* a copy: the job owns what it reads */
+	int shared;                /* a cluster's store: sc is set */
 	struct tg_err err;
 	int rv;
 };
@@ -36,7 +41,8 @@ crl_work(uv_work_t *w)
 	struct stat sb;
 
 	snprintf(p, sizeof(p), "%s/crl.pem", j->dir);
-	j->rv = stat(p, &sb) == 0 ? tg_crl_refresh(j->dir, &j->err) : 0;
+	j->rv = stat(p, &sb) == 0 ? tg_crl_refresh(j->dir, j->shared ? &j->sc : NULL,
+	    &j->err) : 0;
 }
 
 static void
@@ -68,6 +74,10 @@ on_crl_tick(uv_timer_t *t)
 		return;
 	j->work.data = j;
 	j->srv = s;
+	if (s->store) {
+		j->sc = *s->store;
+		j->shared = 1;
+	}
 	if (tg_path_fmt(j->dir, sizeof(j->dir), NULL, "%s/ca", s->state_dir) < 0 ||
 	    uv_queue_work(s->loop, &j->work, crl_work, crl_done) != 0) {
 		free(j);
