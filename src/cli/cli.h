@@ -28,6 +28,9 @@ struct cli_cfg_flags {
 };
 /* Consumes a config flag at argv[*i]; 1 consumed, 0 not ours, -1 error. */
 int cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i);
+/* The same for --config, --set and --state-dir only: commands that read
+ * where the state lives, not what to serve. */
+int cli_store_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i);
 /* defaults < file < env < flags, then validation. */
 struct tg_config *cli_load_config(const struct cli_cfg_flags *f, struct tg_err *err);
 

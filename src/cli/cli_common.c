@@ -62,6 +62,20 @@ cli_flag(int argc, char **argv, int *i, const char *flag, int *missing)
 }
 
 int
+cli_store_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i)
+{
+	static const char *const ours[] = { "--config", "--set", "--state-dir" };
+	size_t k, n;
+
+	for (k = 0; k < sizeof(ours) / sizeof(ours[0]); k++) {
+		n = strlen(ours[k]);
+		if (!strncmp(argv[*i], ours[k], n) && (argv[*i][n] == '\0' || argv[*i][n] == '='))
+			return cli_cfg_flag(f, argc, argv, i);
+	}
+	return 0;
+}
+
+int
 cli_cfg_flag(struct cli_cfg_flags *f, int argc, char **argv, int *i)
 {
 	static const struct { const char *flag, *key; } shorts[] = {

@@ -153,7 +153,7 @@ cmd_ca(int argc, char **argv)
 			days = atoi(v);
 			if (days <= 0 || days > 36500)
 				return cli_fail("--days %s: give a number of days from 1 to 36500", v);
-		} else if (!missing && (r = cli_cfg_flag(&f, argc, argv, &i)) != 0) {
+		} else if (!missing && (r = cli_store_flag(&f, argc, argv, &i)) != 0) {
 			if (r < 0)
 				return 1;
 		} else {

@@ -377,7 +377,7 @@ cert_revoke(int argc, char **argv)
 				return cli_fail("--reason %s: use unspecified, keyCompromise, "
 				    "affiliationChanged, superseded, cessationOfOperation or "
 				    "privilegeWithdrawn", v);
-		} else if (!missing && (r = cli_cfg_flag(&f, argc, argv, &i)) != 0) {
+		} else if (!missing && (r = cli_store_flag(&f, argc, argv, &i)) != 0) {
 			if (r < 0)
 				return 1;
 		} else if (missing || argv[i][0] == '-' || what) {
@@ -392,7 +392,7 @@ cert_revoke(int argc, char **argv)
 	if (cli_ca_where(&f, ca, dbuf, sizeof(dbuf), &sc) < 0)
 		return 1;
 	ca = dbuf;
-	rc = tg_ca_revoke(ca, sc, what, reason, serial, sizeof(serial), &count, &err);
+	rc = tg_ca_revoke(ca, sc, what, reason, 0, serial, sizeof(serial), &count, &err);
 	free(sc);
 	if (rc < 0)
 		return cli_fail_err(&err);

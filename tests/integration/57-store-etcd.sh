@@ -105,17 +105,18 @@ done
 pass "quorum back: the store works again without a restart of anything"
 
 # ---- the cluster's CA revokes for every node (issue 17) ----
-# the CA folder becomes the cluster's at n1's start; its first CRL, made
-# before, is the store's already (state_dir/ca with store.backend etcd)
+# n1's CA folder revoked dave before the cluster: the first CRL the cluster
+# signs brings that list and number in (nothing revoked comes back)
 CS=("${NODE_STORE[@]}" --set store.prefix=/crl/)
 "$TG_BIN" ca init --dir n1/ca >/dev/null
-"$TG_BIN" ca crl --state-dir n1 "${CS[@]}" >/dev/null || fail "ca crl through the store"
-for u in alice bob carol; do "$TG_BIN" cert issue --client --name $u --ca n1/ca --out $u >/dev/null; done
-BOB=$(openssl x509 -in bob.crt -noout -serial | cut -d= -f2)
-CAROL=$(openssl x509 -in carol.crt -noout -serial | cut -d= -f2)
+for u in alice bob carol dave; do "$TG_BIN" cert issue --client --name $u --ca n1/ca --out $u >/dev/null; done
+"$TG_BIN" cert revoke dave.crt --ca n1/ca --reason superseded >/dev/null || fail "revoke dave in the folder"
+sn() { openssl x509 -in "$1.crt" -noout -serial | cut -d= -f2; }
+BOB=$(sn bob); CAROL=$(sn carol); DAVE=$(sn dave)
 CM=$(free_port)
 CRLN=(--mode mutual --set tls.auto=local-ca --set tls.clients.trust=ca "${CS[@]}")
 start_tlsgate n1 "${CRLN[@]}" --set tls.clients.crl="$T/n1/ca/crl.pem" --set admin.listen=off
+wait_log "$T/n1.log" "ca: the CRL of .*/n1/ca signed again" 10 "node 1 signs the cluster's first CRL"
 start_tlsgate n2 "${CRLN[@]}" --set tls.clients.crl="$T/n2/ca/crl.pem" --set "admin.listen=127.0.0.1:$CM"
 cmp -s n1/ca/ca.crt n2/ca/ca.crt && cmp -s n1/ca/crl.pem n2/ca/crl.pem ||
 	fail "node 2 did not take the cluster's CA and CRL"
@@ -124,8 +125,13 @@ in_as() {   # NODE USER: the HTTP code of one request as USER
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert n1/ca/ca.crt --cert "$2.crt" \
 		--key "$2.key" "https://localhost:$p/files/" 2>/dev/null || true
 }
+crl_no() { openssl crl -in "$1" -noout -text | grep -A1 "X509v3 CRL Number" | tail -1 | tr -d ' '; }
+[ "$(crl_no n2/ca/crl.pem)" = 2 ] || fail "the cluster's first CRL is number $(crl_no n2/ca/crl.pem), want 2"
+[ "$(in_as n2 dave)" = 000 ] || fail "node 2 let dave in, revoked before the cluster"
+wait_log "$T/n2.log" "certificate for dave \(serial $DAVE\) was revoked on .*reason: superseded" 5 \
+	"a revocation made before the cluster holds on every node (CRL number 2 after 1)"
 for n in n1 n2; do for u in alice bob carol; do
-	[ "$(in_as $n $u)" = 200 ] || fail "$u refused by $n before any revocation"
+	[ "$(in_as $n $u)" = 200 ] || fail "$u refused by $n before her or his revocation"
 done; done
 # revoked on node 1's folder: node 2 refuses bob, and serves the same CRL
 t0=$(date +%s%N)
@@ -139,7 +145,7 @@ echo "measured: cert revoke took $(( (t1 - t0) / 1000000 )) ms; node 2 checks ag
 wait_log "$T/n2.log" "certificate for bob \(serial $BOB\) was revoked on .*reason: key compromise" 5 \
 	"node 2 refuses bob, revoked through node 1's folder, in words"
 [ "$(in_as n2 alice)" = 200 ] || fail "node 2 refused alice after bob's revocation"
-# revoked through node 2: one list, one number sequence (1 ca crl, 2 bob, 3 carol)
+# revoked through node 2: one list, one number sequence (2, bob 3, carol 4)
 mk=$(log_mark "$T/n1.log" "tls.clients.crl changed on disk")
 mk2=$(log_mark "$T/n2.log" "tls.clients.crl changed on disk")
 "$TG_BIN" cert revoke carol.crt --state-dir n2 "${CS[@]}" --reason superseded >rev.out 2>&1 ||
@@ -147,18 +153,21 @@ mk2=$(log_mark "$T/n2.log" "tls.clients.crl changed on disk")
 for _ in $(seq 50); do cmp -s n1/ca/crl.pem n2/ca/crl.pem && break; sleep 0.1; done
 cmp -s n1/ca/crl.pem n2/ca/crl.pem || fail "the nodes hold different CRLs"
 txt=$(openssl crl -in n1/ca/crl.pem -noout -text)
-grep -q "Serial Number: $BOB" <<<"$txt" && grep -q "Serial Number: $CAROL" <<<"$txt" ||
-	fail "one revocation lost: $txt"
-grep -A1 "X509v3 CRL Number" <<<"$txt" | grep -qx " *3" || fail "CRL number: $(grep -A1 'CRL Number' <<<"$txt")"
+for x in "$BOB" "$CAROL" "$DAVE"; do grep -q "Serial Number: $x" <<<"$txt" || fail "$x lost: $txt"; done
+[ "$(crl_no n1/ca/crl.pem)" = 4 ] || fail "CRL number $(crl_no n1/ca/crl.pem), want 4"
 openssl crl -in n1/ca/crl.pem -CAfile n1/ca/ca.crt -noout -verify 2>&1 | grep -q "verify OK" ||
 	fail "openssl crl -verify on the cluster's CRL"
 curl -s "http://127.0.0.1:$CM/crl" | openssl crl -inform DER -noout -text | grep -q "Serial Number: $CAROL" ||
 	fail "node 2's admin listener serves an old CRL"
 wait_new_log "$T/n1.log" "tls.clients.crl changed on disk" "$mk" 10 "node 1 takes in node 2's revocation"
 wait_new_log "$T/n2.log" "tls.clients.crl changed on disk" "$mk2" 10 "node 2 takes in its own"
-[ "$(in_as n1 carol)" = 000 ] || fail "node 1 let carol in after her revocation on node 2"
-[ "$(in_as n2 carol)" = 000 ] || fail "node 2 let carol in after her revocation"
-pass "the cluster's CA: revoked through either node, both refuse, one CRL (number 3, bob and carol, verify OK)"
+for n in n1 n2; do
+	[ "$(in_as $n carol)" = 000 ] || fail "$n let carol in after her revocation on node 2"
+	wait_log "$T/$n.log" "certificate for carol \(serial $CAROL\) was revoked on .*reason: superseded" 5 \
+		"$n refuses carol in words"
+	[ "$(in_as $n alice)" = 200 ] || fail "$n refused alice after carol's revocation"
+done
+pass "the cluster's CA: revoked through either node, both refuse, one CRL (number 4: dave, bob, carol; verify OK)"
 # the store out of reach: refused in words, nothing changed
 cp n1/ca/crl.pem crl.before
 expect_fail "revoke with the store out of reach" "the CA's lock in the cluster's store: etcd at https://127.0.0.1:1: .*; nothing was changed" \

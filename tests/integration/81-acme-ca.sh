@@ -180,6 +180,7 @@ YAML
 }
 NA=$(free_port); NB=$(free_port); TUN=$(free_port)
 node_conf nodea 127.0.0.1 "$NA"
+echo "tls.acme.check_interval: 3s" >>nodea.yaml   # asks the hub's renewal information often
 node_conf nodeb 127.0.0.2 "$NB" --lifetime 2m   # B renews by itself within the test
 cat >>nodeb.yaml <<YAML
 tunnels:
@@ -209,6 +210,23 @@ if curl -s --cacert hub/ca/ca.crt "https://127.0.0.1:$NA/files/note.txt" >/dev/n
 	fail "node A let in a client without a certificate"
 fi
 pass "node A refuses a client without a certificate"
+# revoked at the hub: node A's next check finds the renewal window (RFC
+# 9773) in the past and replaces the certificate by itself, once
+CA_A=$(ls "$T"/nodea/acme/*/certs/127.0.0.1.crt)
+SA1=$(openssl x509 -in "$CA_A" -noout -serial)
+mk=$(log_mark nodea.log "acme: certificate for 127.0.0.1 in service")
+"$TG_BIN" cert revoke "$CA_A" --ca hub/ca --reason keyCompromise >/dev/null || fail "revoke node A's certificate"
+wait_new_log nodea.log "acme: certificate for 127.0.0.1 in service" "$mk" 30 "node A replaces its revoked certificate"
+grep -q "acme: certificate for 127.0.0.1: renewing because the CA's renewal window has begun" nodea.log ||
+	fail "node A did not say why it renewed: $(grep acme: nodea.log | tail -4)"
+[ "$(openssl x509 -in "$CA_A" -noout -serial)" != "$SA1" ] || fail "node A's certificate file did not change"
+sleep 4
+[ "$(log_mark nodea.log "acme: certificate for 127.0.0.1 in service")" = $((mk + 1)) ] ||
+	fail "node A renews in a loop: $(grep -c 'in service' nodea.log)"
+grep -q "acme: certificate for 127.0.0.1 checked: not due until" nodea.log ||
+	fail "node A's checks after the renewal: $(grep acme: nodea.log | tail -3)"
+[ "$(curl -sf "http://127.0.0.1:$TUN/files/note.txt")" = "from b" ] || fail "the tunnel to node A after its renewal"
+pass "a revoked certificate: the hub's renewal information says renew now, node A does, once (no command on node A)"
 # doctor: a renew_before not shorter than the lifetime the CA issues
 out=$("$TG_BIN" doctor --config nodea.yaml --set tls.acme.renew_before=48h) && fail "doctor found nothing: $out"
 grep -q "^problem: tls.acme.renew_before (--set) is 48 hours, not shorter than the 24-hour lifetime" <<<"$out" ||

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -17,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "acme.h"
 #include "acme_wire.h"
 #include "acmeca.h"
 #include "acmeca_int.h"
@@ -313,6 +315,55 @@ authz_valid(const char *dir, const char *url)
 	json_decref(a);
 }
 
+/* Renewal information (RFC 9773) for leaf, issued by the CA in cadir: a
+ * window ahead while it stands, one in the past once it is revoked. */
+static void
+ari_checks(X509 *leaf, const char *cadir)
+{
+	struct tg_acmeca_resp r;
+	struct tg_acme_ari w;
+	struct tg_err err;
+	char id[300], path[400], serial[130], other[300];
+	time_t now = time(NULL);
+	int count = 0;
+
+	memset(&r, 0, sizeof(r));
+	CHECK(tg_acme_cert_id(leaf, id, sizeof(id)) == 0, "certificate ID");
+	snprintf(path, sizeof(path), "/acme/renewal-info/%s", id);
+	CHECK(call("GET", path, NULL, &r) == 200 && has(&r, "Retry-After: ") &&
+	    tg_acme_parse_ari(r.body, r.body_len, &w, &err) == 0, "renewal info: %d %s",
+	    r.status, r.body);
+	/* a 1-hour certificate: around half its life, within it */
+	CHECK(w.start > now + 1200 && w.end > w.start && w.end < now + 3600 + 60,
+	    "window %lld..%lld, now %lld", (long long)w.start, (long long)w.end, (long long)now);
+	CHECK(call("GET", "/acme/renewal-info/nodot", NULL, &r) == 400, "no dot: %d", r.status);
+	snprintf(path, sizeof(path), "/acme/renewal-info/AAAA%s", strchr(id, '.'));
+	CHECK(call("GET", path, NULL, &r) == 404 && has(&r, "authority key id"),
+	    "another AKI: %d %s", r.status, r.body);
+	snprintf(other, sizeof(other), "%.*s.AQ", (int)strcspn(id, "."), id);
+	snprintf(path, sizeof(path), "/acme/renewal-info/%s", other);
+	CHECK(call("GET", path, NULL, &r) == 404 && has(&r, "no certificate with serial"),
+	    "an unknown serial: %d %s", r.status, r.body);
+	/* revoked: a window that has passed, so its holder renews now */
+	CHECK(tg_ca_revoke(cadir, NULL, "x", 0, 0, serial, sizeof(serial), &count, &err) < 0,
+	    "revoked 'x'");
+	{
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+		char *hex = BN_bn2hex(bn);
+		CHECK(tg_ca_revoke(cadir, NULL, hex, 1, 0, serial, sizeof(serial), &count, &err) == 0,
+		    "revoke: %s", err.msg);
+		CHECK(tg_ca_revoked(cadir, hex, NULL, NULL, &err) == 1, "not in the list");
+		OPENSSL_free(hex);
+		BN_free(bn);
+	}
+	snprintf(path, sizeof(path), "/acme/renewal-info/%s", id);
+	CHECK(call("GET", path, NULL, &r) == 200 &&
+	    tg_acme_parse_ari(r.body, r.body_len, &w, &err) == 0 && w.end < time(NULL) &&
+	    w.start < w.end, "revoked: window %lld..%lld: %s", (long long)w.start,
+	    (long long)w.end, r.body);
+	tg_acmeca_resp_clear(&r);
+}
+
 static void
 protocol(void)
 {
@@ -351,6 +402,7 @@ protocol(void)
 	tg_store_free(st);
 
 	CHECK(call("GET", "/acme/directory", NULL, &r) == 200 && has(&r, BASE "new-order") &&
+	    has(&r, BASE "renewal-info") &&
 	    has(&r, "\"externalAccountRequired\": true"), "directory: %s", r.body);
 	CHECK(call("HEAD", "/acme/new-nonce", NULL, &r) == 200 && nonce[0], "new-nonce");
 	CHECK(call("GET", "/acme/new-order", NULL, &r) == 405, "GET new-order: %d", r.status);
@@ -507,6 +559,7 @@ protocol(void)
 				CHECK(g && sk_GENERAL_NAME_num(g) == 3, "three SANs, got %d",
 				    g ? sk_GENERAL_NAME_num(g) : -1);
 				GENERAL_NAMES_free(g);
+				ari_checks(sk_X509_value(sk, 0), cadir);
 				sk_X509_pop_free(sk, X509_free);
 			}
 		}

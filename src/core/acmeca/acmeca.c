@@ -1224,13 +1224,20 @@ revoke(struct rq *q)
 			goto out;
 		}
 	}
-	if (tg_ca_revoke(q->ca->conf.ca_dir, &q->ca->conf.store, serial, code, serial,
+	/* a short wait for the CA's lock: this holds a pool thread and the
+	 * CA's mutex */
+	if (tg_ca_revoke(q->ca->conf.ca_dir, &q->ca->conf.store, serial, code, 2000, serial,
 	    sizeof(serial), &count, &err) < 0) {
-		if (err.code == TG_E_EXISTS)
+		if (err.code == TG_E_EXISTS) {
 			problem(q, 400, "alreadyRevoked", "%s", err.msg);
-		else
+		} else if (err.code == TG_E_LOCKED || err.code == TG_E_CONNECT) {
+			hdr(q->resp, "Retry-After: 5\r\n");
+			problem(q, 503, "serverInternal", "revoking serial %s: the CA is busy or its "
+			    "store unreachable (%s); nothing was revoked, try again", serial, err.msg);
+		} else {
 			problem(q, 500, "serverInternal", "revoking serial %s failed: %s", serial,
 			    err.msg);
+		}
 		goto out;
 	}
 	q->resp->event = TG_ACMECA_EV_REVOKED;
@@ -1294,21 +1301,119 @@ finalize(struct rq *q, const char *oid)
 	tg_store_unlock(q->ca->st, "acme-ca");
 }
 
+/* ---- renewal information (RFC 9773) ------------------------------------------------------ */
+
+/* GET renewal-info/AKI.SERIAL: when the holder of a certificate this CA
+ * issued should renew it. The window sits around the point tlsgate's own
+ * client would pick (a third of the lifetime left, half under 10 days),
+ * a tenth of the lifetime wide, so a fleet's renewals spread; a revoked
+ * certificate gets a window in the past, so its holder renews at its next
+ * check, without anyone touching the device. */
+static time_t
+asn1_secs(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
+}
+
+static void
+renewal_info(struct rq *q, const char *id)
+{
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(q->ca->ca.cert);
+	const char *dot = strchr(id, '.');
+	unsigned char aki[128], sn[128];
+	char part[200], *hex = NULL, ts[40], te[40];
+	long al, sl;
+	BIGNUM *bn = NULL;
+	json_t *rec = NULL;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	struct tg_err err;
+	long long when = 0;
+	time_t nb, na, life, mid, start, end, now = time(NULL);
+	int r, reason = 0;
+
+	if (dot == NULL || (size_t)(dot - id) >= sizeof(part) || strlen(dot + 1) >= sizeof(part)) {
+		problem(q, 400, "malformed", "a certificate ID is base64url(authority key id) \".\" "
+		    "base64url(serial number) (RFC 9773 section 4.1)");
+		return;
+	}
+	memcpy(part, id, (size_t)(dot - id));
+	part[dot - id] = '\0';
+	al = tg_b64url_decode(part, aki, sizeof(aki));
+	sl = tg_b64url_decode(dot + 1, sn, sizeof(sn));
+	if (al <= 0 || sl <= 0) {
+		problem(q, 400, "malformed", "the certificate ID is not base64url");
+		return;
+	}
+	if (ski == NULL || ASN1_STRING_length(ski) != al ||
+	    memcmp(ASN1_STRING_get0_data(ski), aki, (size_t)al) != 0) {
+		problem(q, 404, "malformed", "this CA did not issue a certificate with that "
+		    "authority key id");
+		return;
+	}
+	if ((bn = BN_bin2bn(sn, (int)sl, NULL)) == NULL || (hex = BN_bn2hex(bn)) == NULL) {
+		problem(q, 500, "serverInternal", "out of memory");
+		goto out;
+	}
+	if ((r = load(q, "cert", hex, &rec)) <= 0) {
+		if (r == 0)
+			problem(q, 404, "malformed", "this CA issued no certificate with serial %s", hex);
+		goto out;
+	}
+	if ((b = BIO_new_mem_buf(sget(rec, "pem"), -1)) == NULL ||
+	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    (nb = asn1_secs(X509_get0_notBefore(x))) == 0 ||
+	    (na = asn1_secs(X509_get0_notAfter(x))) <= nb) {
+		ERR_clear_error();
+		problem(q, 500, "serverInternal", "the CA's record of serial %s is damaged", hex);
+		goto out;
+	}
+	if ((r = tg_ca_revoked(q->ca->conf.ca_dir, hex, &when, &reason, &err)) < 0) {
+		problem(q, 500, "serverInternal", "the CA's revocation list: %s", err.msg);
+		goto out;
+	}
+	life = na - nb;
+	if (r == 1) {   /* renew now: an hour ago until a second before it was revoked */
+		end = (time_t)when < now ? (time_t)when : now;
+		end -= 1;
+		start = end - 3600;
+	} else {
+		mid = na - (life < 10 * 86400 ? life / 2 : life / 3);
+		start = mid - life / 20;
+		end = mid + life / 20;
+	}
+	rfc3339(start, ts, sizeof(ts));
+	rfc3339(end, te, sizeof(te));
+	/* when to ask again: a twentieth of the lifetime, 1 minute to 6 hours */
+	hdr(q->resp, "Retry-After: %ld\r\n", (long)(life / 20 < 60 ? 60 : life / 20 > 21600 ?
+	    21600 : life / 20));
+	answer(q, 200, json_pack("{s:{s:s, s:s}}", "suggestedWindow", "start", ts, "end", te));
+out:
+	X509_free(x);
+	BIO_free(b);
+	json_decref(rec);
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static void
 directory(struct rq *q)
 {
-	char u[5][600];
+	char u[6][600];
 
 	snprintf(u[0], sizeof(u[0]), "%snew-nonce", q->base);
 	snprintf(u[1], sizeof(u[1]), "%snew-account", q->base);
 	snprintf(u[2], sizeof(u[2]), "%snew-order", q->base);
 	snprintf(u[3], sizeof(u[3]), "%srevoke-cert", q->base);
 	snprintf(u[4], sizeof(u[4]), "%skey-change", q->base);
-	answer(q, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", u[0],
-	    "newAccount", u[1], "newOrder", u[2], "revokeCert", u[3], "keyChange", u[4], "meta",
-	    "externalAccountRequired", !q->ca->conf.allow[0]));
+	snprintf(u[5], sizeof(u[5]), "%srenewal-info", q->base);
+	answer(q, 200, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b}}", "newNonce", u[0],
+	    "newAccount", u[1], "newOrder", u[2], "revokeCert", u[3], "keyChange", u[4],
+	    "renewalInfo", u[5], "meta", "externalAccountRequired", !q->ca->conf.allow[0]));
 }
 
 static void
@@ -1441,6 +1546,10 @@ dispatch(struct rq *q)
 	}
 	if (!strcmp(p, "crl") && !post) {
 		file_answer(q, "crl.der", "application/pkix-crl");
+		return;
+	}
+	if (!strncmp(p, "renewal-info/", 13) && !post) {
+		renewal_info(q, p + 13);
 		return;
 	}
 	if (!post) {

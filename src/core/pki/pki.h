@@ -86,14 +86,21 @@ int tg_crl_reason_code(const char *name);
 const char *tg_crl_reason_words(int code);   /* "key compromise" */
 /* Revokes what (a certificate file this CA issued, or a hex serial) with
  * reason, writes the new CRL; the serial lands in serial, the number of
- * revoked certificates in *count. */
+ * revoked certificates in *count. wait_ms: for the CA's lock (0: 10 s). */
 int tg_ca_revoke(const char *ca_dir, const struct tg_store_conf *sc, const char *what,
-    int reason, char *serial, size_t slen, int *count, struct tg_err *err);
+    int reason, int wait_ms, char *serial, size_t slen, int *count, struct tg_err *err);
+/* A cluster's CA refuses to list more (its CRL is one etcd value). */
+#define TG_CRL_CLUSTER_MAX 12000
 /* Signs the CRL again (days 0: TG_CRL_DAYS). */
 int tg_crl_make(const char *ca_dir, const struct tg_store_conf *sc, int days, int *count,
     struct tg_err *err);
 /* Signs it again when due: 1 made, 0 still current, -1 error. */
 int tg_crl_refresh(const char *ca_dir, const struct tg_store_conf *sc, struct tg_err *err);
+/* Is serial (hex) in the list of ca_dir (in a cluster, this node's copy,
+ * which its follower keeps)? 1 yes (*when, *reason set when not NULL), 0
+ * no, -1 the list could not be read (err). */
+int tg_ca_revoked(const char *ca_dir, const char *serial, long long *when, int *reason,
+    struct tg_err *err);
 /* Sets where relying parties fetch the CRL (ca_dir/crl-url, put in the
  * CRL distribution point of certificates issued from then on). */
 int tg_ca_set_crl_url(const char *ca_dir, const struct tg_store_conf *sc, const char *url,

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -141,11 +142,13 @@ cluster_ca_dir(const struct tg_store_conf *sc, const char *dir)
 {
 	char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX + 4];
 
-	if (sc == NULL || !sc->etcd || realpath(dir, a) == NULL ||
-	    realpath(sc->state_dir, b) == NULL)
+	if (sc == NULL || !sc->etcd || realpath(dir, a) == NULL)
 		return 0;
-	snprintf(c, sizeof(c), "%s/ca", b);
-	return strcmp(a, c) == 0;
+	/* state_dir/ca resolved too: either may be a symbolic link */
+	if (snprintf(c, sizeof(c), "%s/ca", sc->state_dir) >= (int)sizeof(c) ||
+	    realpath(c, b) == NULL)
+		return 0;
+	return strcmp(a, b) == 0;
 }
 
 static int
@@ -203,12 +206,15 @@ read_revoked(const struct crl_at *at, size_t *n, struct tg_err *err)
 			err->code = 0;
 		return NULL;
 	}
-	for (line = (char *)buf; line && *line; line = next) {
+	for (line = (char *)buf; line < (char *)buf + len; line = next) {
 		struct rev r;
-		char s[130];
+		char s[130], *nl = memchr(line, '\n', (size_t)((char *)buf + len - line));
 
-		if ((next = strchr(line, '\n')) != NULL)
-			*next++ = '\0';
+		/* a line at a time within len: a NUL in one damaged line ends
+		 * that line, not the list */
+		next = nl ? nl + 1 : (char *)buf + len;
+		if (nl)
+			*nl = '\0';
 		if (sscanf(line, "%129s %lld %d", s, &r.when, &r.reason) != 3 ||
 		    serial_norm(s, r.serial, sizeof(r.serial)) < 0)
 			continue;   /* a torn last line of a crash: skipped, the rest stands */
@@ -352,11 +358,51 @@ out:
 	return rv;
 }
 
+/* A CA folder that kept its revocations before its node joined a cluster
+ * brings them in, the first time the cluster's CA writes (under its lock):
+ * what the store does not have yet is taken from the folder, so no
+ * revoked certificate comes back and the CRL number keeps growing. */
+static int
+seed_from_folder(const struct crl_at *at, const char *dir, struct tg_err *err)
+{
+	static const char *const names[] = { "revoked", "crlnumber", "crl-url" };
+	struct tg_store *fs;
+	size_t i;
+	int rv = 0;
+
+	if (!at->pfx[0])
+		return 0;
+	if ((fs = tg_store_fs_open(dir, err)) == NULL)
+		return -1;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]) && rv == 0; i++) {
+		unsigned char *v = NULL, *mine = NULL;
+		size_t vl = 0, ml = 0;
+
+		if (at_get(at, names[i], &v, &vl, err) == 0) {
+			OPENSSL_free(v);
+			continue;   /* the cluster's value stands */
+		}
+		if (err->code != TG_E_NOT_FOUND) {
+			rv = -1;   /* the store did not answer: nothing decided on a guess */
+		} else if (tg_store_get(fs, names[i], &mine, &ml, err) == 0) {
+			rv = at_put(at, names[i], mine, ml, err);
+		} else if (err->code != TG_E_NOT_FOUND) {
+			rv = -1;
+		}
+		OPENSSL_free(mine);
+	}
+	if (rv == 0)
+		err->code = 0;
+	tg_store_free(fs);
+	return rv;
+}
+
 /* The CA loaded and its lock taken, for a write: the folder's, or the
- * cluster's (an etcd lease; writes under it are fenced). */
+ * cluster's (an etcd lease; writes under it are fenced), waiting at most
+ * wait_ms (0: 10 s) for it. */
 static int
 ca_open_locked(const char *dir, const struct tg_store_conf *sc, struct tg_ca *ca,
-    struct crl_at *at, struct tg_err *err)
+    struct crl_at *at, int wait_ms, struct tg_err *err)
 {
 	if (tg_ca_load(dir, ca, err) < 0)
 		return -1;
@@ -364,13 +410,19 @@ ca_open_locked(const char *dir, const struct tg_store_conf *sc, struct tg_ca *ca
 		tg_ca_clear(ca);
 		return -1;
 	}
-	if (tg_store_lock(at->st, "ca", 10000, err) < 0) {
+	if (tg_store_lock(at->st, "ca", wait_ms > 0 ? wait_ms : 10000, err) < 0) {
 		if (at->pfx[0]) {   /* the cluster's store */
 			char m[sizeof(err->msg)];
 			snprintf(m, sizeof(m), "%s", err->msg);
 			tg_err_set(err, err->code, "the CA's lock in the cluster's store: %s; nothing "
 			    "was changed", m);
 		}
+		tg_store_free(at->st);
+		tg_ca_clear(ca);
+		return -1;
+	}
+	if (seed_from_folder(at, dir, err) < 0) {
+		tg_store_unlock(at->st, "ca");
 		tg_store_free(at->st);
 		tg_ca_clear(ca);
 		return -1;
@@ -394,7 +446,7 @@ tg_crl_make(const char *dir, const struct tg_store_conf *sc, int days, int *coun
 	struct crl_at at;
 	int rv;
 
-	if (ca_open_locked(dir, sc, &ca, &at, err) < 0)
+	if (ca_open_locked(dir, sc, &ca, &at, 0, err) < 0)
 		return -1;
 	rv = make_locked(&at, dir, &ca, days > 0 ? days : TG_CRL_DAYS, count, err);
 	ca_close(&at, &ca);
@@ -435,7 +487,7 @@ target_serial(const char *what, const struct tg_ca *ca, char *serial, size_t len
 
 int
 tg_ca_revoke(const char *dir, const struct tg_store_conf *sc, const char *what, int reason,
-    char *serial, size_t slen, int *count, struct tg_err *err)
+    int wait_ms, char *serial, size_t slen, int *count, struct tg_err *err)
 {
 	struct tg_ca ca;
 	struct crl_at at;
@@ -446,7 +498,7 @@ tg_ca_revoke(const char *dir, const struct tg_store_conf *sc, const char *what, 
 	size_t olen = 0;
 	int rv = -1;
 
-	if (ca_open_locked(dir, sc, &ca, &at, err) < 0)
+	if (ca_open_locked(dir, sc, &ca, &at, wait_ms, err) < 0)
 		return -1;
 	if (target_serial(what, &ca, serial, slen, err) < 0)
 		goto out;
@@ -463,6 +515,14 @@ tg_ca_revoke(const char *dir, const struct tg_store_conf *sc, const char *what, 
 				    tg_crl_reason_words(v[i].reason));
 			goto out;
 		}
+	}
+	/* in etcd the CRL is one value: about 100 bytes an entry as PEM in a
+	 * JSON request, under etcd's default limit of 1.5 MiB per request */
+	if (at.pfx[0] && n >= TG_CRL_CLUSTER_MAX) {
+		tg_err_set(err, TG_E_USAGE, "the cluster's CA lists %zu revoked certificates: its "
+		    "CRL would outgrow etcd's request limit (1.5 MiB); nothing was revoked (start "
+		    "a new CA for the fleet, or raise etcd's --max-request-bytes)", n);
+		goto out;
 	}
 	/* the list grows by one line, written whole (a copy, then a rename;
 	 * in a cluster, one value in etcd) */
@@ -536,7 +596,7 @@ tg_crl_refresh(const char *dir, const struct tg_store_conf *sc, struct tg_err *e
 	tg_store_free(at.st);
 	if (rv == 0)
 		return 0;
-	if (ca_open_locked(dir, sc, &ca, &at, err) < 0)
+	if (ca_open_locked(dir, sc, &ca, &at, 0, err) < 0)
 		return -1;
 	if ((rv = crl_due(&at)) != 0)
 		rv = make_locked(&at, dir, &ca, TG_CRL_DAYS, NULL, err) < 0 ? -1 : 1;
@@ -549,14 +609,50 @@ tg_ca_set_crl_url(const char *dir, const struct tg_store_conf *sc, const char *u
     struct tg_err *err)
 {
 	struct crl_at at;
-	char line[600];
+	char line[600], p[PATH_MAX];
 	int rv;
 
 	if (snprintf(line, sizeof(line), "%s\n", url) >= (int)sizeof(line))
 		return tg_err_set(err, TG_E_USAGE, "the CRL's URL is too long (at most 500 characters)");
+	if (tg_path_fmt(p, sizeof(p), err, "%s/ca.crt", dir) < 0)
+		return -1;
+	if (access(p, F_OK) != 0)   /* never a folder made for a mistyped name */
+		return tg_err_set(err, TG_E_NOT_FOUND, "%s holds no CA (ca.crt): `tlsgate ca init "
+		    "--dir %s` makes one", dir, dir);
 	if (at_open(dir, sc, &at, err) < 0)
 		return -1;
 	rv = at_put(&at, "crl-url", line, strlen(line), err);
+	tg_store_free(at.st);
+	return rv;
+}
+
+int
+tg_ca_revoked(const char *dir, const char *serial, long long *when, int *reason,
+    struct tg_err *err)
+{
+	struct crl_at at;
+	struct rev *v;
+	char want[130];
+	size_t n = 0, i;
+	int rv = 0;
+
+	if (serial_norm(serial, want, sizeof(want)) < 0)
+		return tg_err_set(err, TG_E_USAGE, "'%s' is not a serial number in hex", serial);
+	if (at_open(dir, NULL, &at, err) < 0)   /* the folder: this node's copy */
+		return -1;
+	v = read_revoked(&at, &n, err);
+	if (v == NULL && err->code)
+		rv = -1;
+	for (i = 0; i < n && rv == 0; i++) {
+		if (!strcmp(v[i].serial, want)) {
+			if (when)
+				*when = v[i].when;
+			if (reason)
+				*reason = v[i].reason;
+			rv = 1;
+		}
+	}
+	free(v);
 	tg_store_free(at.st);
 	return rv;
 }
