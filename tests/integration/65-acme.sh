@@ -105,6 +105,24 @@ crt=$(echo "$T/s/acme/"*/certs/s.example.com.crt)
 head -c 300 "$crt" >half && cat half >"$crt"
 wait_new_log "$T/s.log" "acme: certificate for s.example.com obtained" "$m" 30 "a half-written certificate leads to a new order"
 get "$PORT_s" || fail "serving after a half-written certificate"
+# a reload that reads the pair while the agent replaces it (its new key
+# beside the old certificate): the certificate in service stays, and the
+# agent then puts a whole pair in (before: a context without a certificate
+# refused every handshake until the agent's hand-over)
+m=$(log_mark "$T/s.log" "acme: certificate for s.example.com obtained")
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key 2>/dev/null
+cat other.key >"$(echo "$T/s/acme/"*/certs/s.example.com.key)"
+kill -HUP "$PID_s"
+ok=0; bad=0   # requests from the reload until the agent's new pair is in service
+for _ in $(seq 1000); do
+	if get "$PORT_s" 2>/dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+	[ "$(log_mark "$T/s.log" "acme: certificate for s.example.com obtained")" -gt "$m" ] && break
+done
+[ "$bad" = 0 ] || fail "a reload during a renewal left no certificate in service: $bad of $((ok + bad)) requests failed"
+wait_log "$T/s.log" "SIGHUP: the ACME certificate was being replaced while the configuration was read" 5 \
+	"a reload amid a renewal keeps the certificate in service ($ok requests until the new pair, 0 failed)"
+wait_new_log "$T/s.log" "acme: certificate for s.example.com obtained" "$m" 30 "the agent replaces the pair that is no pair"
+get "$PORT_s" || fail "serving after the pair was replaced"
 stop_pid "$PID_s"
 
 # renewal under load: renew_before longer than the lifetime forces one at
@@ -114,13 +132,13 @@ wait_log "$T/s.log" "in service" 30 "renewing daemon started"
 pin_start=$(pin "$PORT_s")
 ok=0; bad=0; end=$((SECONDS + 8)); hups=0
 while [ $SECONDS -lt $end ]; do
-	if get "$PORT_s" 2>/dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+	if get "$PORT_s" 2>>swap.err; then ok=$((ok + 1)); else bad=$((bad + 1)); date +%T.%N >>swap.err; fi
 	# reloads while the ACME thread logs (the log settings are shared)
 	if [ $((ok % 10)) = 5 ] && [ $hups -lt 6 ]; then kill -HUP "$PID_s"; hups=$((hups + 1)); fi
 done
 renewed=$(grep -c "certificate for s.example.com renewed" "$T/s.log" || true)
 [ "$renewed" -ge 2 ] || fail "only $renewed renewals in 8 s"
-[ "$bad" = 0 ] || fail "$bad of $((ok + bad)) requests failed during $renewed swaps"
+[ "$bad" = 0 ] || fail "$bad of $((ok + bad)) requests failed during $renewed swaps: $(cat swap.err)"
 [ "$(pin "$PORT_s")" != "$pin_start" ] || fail "the renewed certificate is not served"
 pass "$renewed renewals swapped in under load, $hups reloads: $ok requests, 0 failed"
 # the renewal's certificate write fails: the old pair stays whole in the

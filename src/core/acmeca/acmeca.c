@@ -1347,6 +1347,10 @@ renewal_info(struct rq *q, const char *id)
 		problem(q, 400, "malformed", "the certificate ID is not base64url");
 		return;
 	}
+	if (sl > 21) {   /* 20 octets (RFC 5280), and a leading zero */
+		problem(q, 400, "malformed", "a serial number has at most 20 octets");
+		return;
+	}
 	if (ski == NULL || ASN1_STRING_length(ski) != al ||
 	    memcmp(ASN1_STRING_get0_data(ski), aki, (size_t)al) != 0) {
 		problem(q, 404, "malformed", "this CA did not issue a certificate with that "

@@ -359,41 +359,79 @@ out:
 }
 
 /* A CA folder that kept its revocations before its node joined a cluster
- * brings them in, the first time the cluster's CA writes (under its lock):
- * what the store does not have yet is taken from the folder, so no
- * revoked certificate comes back and the CRL number keeps growing. */
+ * brings them in with the cluster's first CRL (under the CA's lock): while
+ * the store has no CRL number yet, the folder's list, number and CRL URL
+ * are copied in, so no revoked certificate comes back and the number never
+ * goes down. Only when the folder's CRL was signed by this CA: a node
+ * whose own CA the cluster's replaced keeps the old CA's list (and URL)
+ * out. Once the store has a number, the store alone is the truth (nothing
+ * a folder holds comes back after an operator changed the store). */
+#define REV_LINE 200   /* "SERIAL TIME REASON\n": at most 129 + 1 + 20 + 1 + 11 + 1 */
 static int
-seed_from_folder(const struct crl_at *at, const char *dir, struct tg_err *err)
+seed_from_folder(const struct crl_at *at, const char *dir, const struct tg_ca *ca,
+    struct tg_err *err)
 {
-	static const char *const names[] = { "revoked", "crlnumber", "crl-url" };
-	struct tg_store *fs;
-	size_t i;
-	int rv = 0;
+	static const char *const names[] = { "revoked", "crl-url", "crlnumber" };
+	struct crl_at mine = { NULL, "" };
+	unsigned char *v = NULL;
+	size_t vl = 0, n = 0, i;
+	struct rev *lr = NULL;
+	X509_CRL *crl = NULL;
+	BIO *b;
+	int rv = -1;
 
 	if (!at->pfx[0])
 		return 0;
-	if ((fs = tg_store_fs_open(dir, err)) == NULL)
-		return -1;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]) && rv == 0; i++) {
-		unsigned char *v = NULL, *mine = NULL;
-		size_t vl = 0, ml = 0;
-
-		if (at_get(at, names[i], &v, &vl, err) == 0) {
-			OPENSSL_free(v);
-			continue;   /* the cluster's value stands */
-		}
-		if (err->code != TG_E_NOT_FOUND) {
-			rv = -1;   /* the store did not answer: nothing decided on a guess */
-		} else if (tg_store_get(fs, names[i], &mine, &ml, err) == 0) {
-			rv = at_put(at, names[i], mine, ml, err);
-		} else if (err->code != TG_E_NOT_FOUND) {
-			rv = -1;
-		}
-		OPENSSL_free(mine);
+	if (at_get(at, "crlnumber", &v, &vl, err) == 0) {
+		OPENSSL_free(v);
+		return 0;   /* the cluster has its CRL */
 	}
+	if (err->code != TG_E_NOT_FOUND)
+		return -1;   /* the store did not answer: nothing decided on a guess */
+	v = NULL;
+	if ((mine.st = tg_store_fs_open(dir, err)) == NULL)
+		return -1;
+	if (at_get(&mine, "crl.pem", &v, &vl, err) == 0 &&
+	    (b = BIO_new_mem_buf(v, (int)vl)) != NULL) {
+		crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+		BIO_free(b);
+	}
+	OPENSSL_free(v);
+	v = NULL;
+	if (crl == NULL || X509_CRL_verify(crl, X509_get0_pubkey(ca->cert)) != 1) {
+		ERR_clear_error();
+		rv = 0;   /* nothing of this CA's in the folder */
+		goto out;
+	}
+	lr = read_revoked(&mine, &n, err);
+	if (lr == NULL && err->code)
+		goto out;
+	if (n > TG_CRL_CLUSTER_MAX) {
+		tg_err_set(err, TG_E_USAGE, "%s lists %zu revoked certificates, more than a "
+		    "cluster's CA can (%d: its CRL is one etcd value); nothing was changed", dir, n,
+		    TG_CRL_CLUSTER_MAX);
+		goto out;
+	}
+	/* the number last: a failure half-way leaves the store without one,
+	 * and the next write seeds again */
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (at_get(&mine, names[i], &v, &vl, err) == 0) {
+			if (at_put(at, names[i], v, vl, err) < 0)
+				goto out;
+		} else if (err->code != TG_E_NOT_FOUND) {
+			goto out;
+		}
+		OPENSSL_free(v);
+		v = NULL;
+	}
+	rv = 0;
+out:
 	if (rv == 0)
 		err->code = 0;
-	tg_store_free(fs);
+	X509_CRL_free(crl);
+	OPENSSL_free(v);
+	free(lr);
+	tg_store_free(mine.st);
 	return rv;
 }
 
@@ -421,7 +459,7 @@ ca_open_locked(const char *dir, const struct tg_store_conf *sc, struct tg_ca *ca
 		tg_ca_clear(ca);
 		return -1;
 	}
-	if (seed_from_folder(at, dir, err) < 0) {
+	if (seed_from_folder(at, dir, ca, err) < 0) {
 		tg_store_unlock(at->st, "ca");
 		tg_store_free(at->st);
 		tg_ca_clear(ca);
@@ -541,7 +579,14 @@ tg_ca_revoke(const char *dir, const struct tg_store_conf *sc, const char *what, 
 	memcpy(buf + olen, line, strlen(line));
 	if (at_put(&at, "revoked", buf, olen + strlen(line), err) < 0)
 		goto out;
-	rv = make_locked(&at, dir, &ca, TG_CRL_DAYS, count, err);
+	if ((rv = make_locked(&at, dir, &ca, TG_CRL_DAYS, count, err)) < 0) {
+		/* listed, not yet signed: the next revocation or refresh signs it
+		 * (a code of its own: "nothing was revoked" would be untrue) */
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		tg_err_set(err, TG_E_IO, "serial %s is listed as revoked, but its CRL could not be "
+		    "signed: %s; `tlsgate ca crl` (or the next revocation) signs it", serial, m);
+	}
 out:
 	OPENSSL_free(old);
 	free(buf);
@@ -608,21 +653,19 @@ int
 tg_ca_set_crl_url(const char *dir, const struct tg_store_conf *sc, const char *url,
     struct tg_err *err)
 {
+	struct tg_ca ca;
 	struct crl_at at;
-	char line[600], p[PATH_MAX];
+	char line[600];
 	int rv;
 
 	if (snprintf(line, sizeof(line), "%s\n", url) >= (int)sizeof(line))
 		return tg_err_set(err, TG_E_USAGE, "the CRL's URL is too long (at most 500 characters)");
-	if (tg_path_fmt(p, sizeof(p), err, "%s/ca.crt", dir) < 0)
-		return -1;
-	if (access(p, F_OK) != 0)   /* never a folder made for a mistyped name */
-		return tg_err_set(err, TG_E_NOT_FOUND, "%s holds no CA (ca.crt): `tlsgate ca init "
-		    "--dir %s` makes one", dir, dir);
-	if (at_open(dir, sc, &at, err) < 0)
+	/* the CA must be there (never a folder made for a mistyped name), and
+	 * its lock held, as for every other write of its revocation state */
+	if (ca_open_locked(dir, sc, &ca, &at, 0, err) < 0)
 		return -1;
 	rv = at_put(&at, "crl-url", line, strlen(line), err);
-	tg_store_free(at.st);
+	ca_close(&at, &ca);
 	return rv;
 }
 

@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "acme_agent.h"
 #include "acmeca.h"
@@ -468,6 +470,23 @@ restart_notes(struct tg_server *s, const struct tg_config *cfg, unsigned workers
 	}
 }
 
+/* The certificate, key and chain of from into to (each takes its own
+ * references). */
+static int
+carry_pair(SSL_CTX *to, SSL_CTX *from)
+{
+	STACK_OF(X509) *chain = NULL;
+
+	if (SSL_CTX_use_certificate(to, SSL_CTX_get0_certificate(from)) != 1 ||
+	    SSL_CTX_use_PrivateKey(to, SSL_CTX_get0_privatekey(from)) != 1 ||
+	    SSL_CTX_get0_chain_certs(from, &chain) != 1 ||
+	    (chain && SSL_CTX_set1_chain(to, chain) != 1)) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
 /* SIGHUP: everything is built aside first; only a complete new set is
  * swapped in, so a broken file or certificate leaves the old one serving. */
 static int
@@ -476,6 +495,7 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	struct tg_server n;
 	struct tg_keypair kp;
 	char old_listen[sizeof(s->listen)];
+	int carried = 0;
 
 	int want_acme = !strcmp(tg_cfg_str(cfg, TG_CFG_TLS_AUTO), "acme") &&
 	    !tg_cfg_str(cfg, TG_CFG_TLS_CERT)[0] && strcmp(tg_cfg_str(cfg, TG_CFG_TLS_MODE),
@@ -502,6 +522,24 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 		free(n.acme_set);
 		return -1;
 	}
+	/* the ACME pair read while the agent was replacing it (its new key
+	 * beside the old certificate for a moment: two files) is no pair, and
+	 * a context without a certificate refuses every handshake: the pair in
+	 * service goes into the new context, and the agent hands the new one
+	 * over once both files are written (CI saw one request in 923 fail) */
+	if (s->acme_on && n.ssl_ctx && s->ssl_ctx && SSL_CTX_get0_certificate(n.ssl_ctx) == NULL &&
+	    SSL_CTX_get0_certificate(s->ssl_ctx) != NULL) {
+		if (carry_pair(n.ssl_ctx, s->ssl_ctx) < 0) {
+			SSL_CTX_free(n.ssl_ctx);
+			tg_trust_free(n.clients);
+			free(n.acme_set);
+			if (n.files_root_fd >= 0)
+				close(n.files_root_fd);
+			return tg_err_set(err, TG_E_TLS, "the ACME certificate is being replaced and "
+			    "the one in service could not be kept; try the reload again");
+		}
+		carried = 1;
+	}
 	/* contexts in use by open connections hold their own reference to the
 	 * old trust object: it goes when the last of them does */
 	tg_known_watch_stop(s, s->clients);
@@ -514,9 +552,15 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	s->ssl_ctx = n.ssl_ctx;
 	s->clients = n.clients;
 	tg_known_watch_start(s, s->clients);
-	memcpy(s->m.cert_name, n.m.cert_name, sizeof(s->m.cert_name));
-	memcpy(s->m.cert_source, n.m.cert_source, sizeof(s->m.cert_source));
-	s->m.cert_not_after = n.m.cert_not_after;
+	if (carried) {   /* the certificate's figures stay those of the one kept */
+		tg_log(s, TG_LOG_WARN, "SIGHUP: the ACME certificate was being replaced while the "
+		    "configuration was read; the one in service stays until the new one is handed "
+		    "over");
+	} else {
+		memcpy(s->m.cert_name, n.m.cert_name, sizeof(s->m.cert_name));
+		memcpy(s->m.cert_source, n.m.cert_source, sizeof(s->m.cert_source));
+		s->m.cert_not_after = n.m.cert_not_after;
+	}
 	s->tls = n.tls;
 	if (n.acme_set) {
 		free(s->acme_set);
