@@ -110,6 +110,8 @@ get "$PORT_s" || fail "serving after a half-written certificate"
 # agent then puts a whole pair in (before: a context without a certificate
 # refused every handshake until the agent's hand-over)
 m=$(log_mark "$T/s.log" "acme: certificate for s.example.com obtained")
+mi=$(log_mark "$T/s.log" "acme: certificate for s.example.com in service")
+pin_before=$(pin "$PORT_s")
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key 2>/dev/null
 cat other.key >"$(echo "$T/s/acme/"*/certs/s.example.com.key)"
 kill -HUP "$PID_s"
@@ -119,10 +121,11 @@ for _ in $(seq 1000); do
 	[ "$(log_mark "$T/s.log" "acme: certificate for s.example.com obtained")" -gt "$m" ] && break
 done
 [ "$bad" = 0 ] || fail "a reload during a renewal left no certificate in service: $bad of $((ok + bad)) requests failed"
-wait_log "$T/s.log" "SIGHUP: the ACME certificate was being replaced while the configuration was read" 5 \
+wait_log "$T/s.log" "SIGHUP: the ACME files are no usable pair \(.*\): being replaced right now.*the certificate for s.example.com keeps serving" 5 \
 	"a reload amid a renewal keeps the certificate in service ($ok requests until the new pair, 0 failed)"
-wait_new_log "$T/s.log" "acme: certificate for s.example.com obtained" "$m" 30 "the agent replaces the pair that is no pair"
+wait_new_log "$T/s.log" "acme: certificate for s.example.com in service" "$mi" 30 "the agent's new pair goes into service"
 get "$PORT_s" || fail "serving after the pair was replaced"
+[ "$(pin "$PORT_s")" != "$pin_before" ] || fail "the old certificate still serves after the agent's new pair"
 stop_pid "$PID_s"
 
 # renewal under load: renew_before longer than the lifetime forces one at

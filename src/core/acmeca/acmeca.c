@@ -1347,7 +1347,7 @@ renewal_info(struct rq *q, const char *id)
 		problem(q, 400, "malformed", "the certificate ID is not base64url");
 		return;
 	}
-	if (sl > 21) {   /* 20 octets (RFC 5280), and a leading zero */
+	if (sl > 20) {   /* RFC 5280 section 4.1.2.2: at most 20 octets */
 		problem(q, 400, "malformed", "a serial number has at most 20 octets");
 		return;
 	}

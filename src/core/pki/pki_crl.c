@@ -366,7 +366,6 @@ out:
  * whose own CA the cluster's replaced keeps the old CA's list (and URL)
  * out. Once the store has a number, the store alone is the truth (nothing
  * a folder holds comes back after an operator changed the store). */
-#define REV_LINE 200   /* "SERIAL TIME REASON\n": at most 129 + 1 + 20 + 1 + 11 + 1 */
 static int
 seed_from_folder(const struct crl_at *at, const char *dir, const struct tg_ca *ca,
     struct tg_err *err)
@@ -391,25 +390,39 @@ seed_from_folder(const struct crl_at *at, const char *dir, const struct tg_ca *c
 	v = NULL;
 	if ((mine.st = tg_store_fs_open(dir, err)) == NULL)
 		return -1;
-	if (at_get(&mine, "crl.pem", &v, &vl, err) == 0 &&
-	    (b = BIO_new_mem_buf(v, (int)vl)) != NULL) {
-		crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
-		BIO_free(b);
-	}
-	OPENSSL_free(v);
-	v = NULL;
-	if (crl == NULL || X509_CRL_verify(crl, X509_get0_pubkey(ca->cert)) != 1) {
-		ERR_clear_error();
-		rv = 0;   /* nothing of this CA's in the folder */
-		goto out;
-	}
 	lr = read_revoked(&mine, &n, err);
 	if (lr == NULL && err->code)
 		goto out;
+	if (at_get(&mine, "crl.pem", &v, &vl, err) == 0) {
+		if ((b = BIO_new_mem_buf(v, (int)vl)) != NULL) {
+			crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+			BIO_free(b);
+		}
+	} else if (err->code != TG_E_NOT_FOUND) {
+		goto out;
+	}
+	OPENSSL_free(v);
+	v = NULL;
+	if (crl == NULL && n > 0) {
+		/* a list and no readable CRL to say whose it is: never dropped
+		 * without a word, never taken on a guess */
+		ERR_clear_error();
+		tg_err_set(err, TG_E_PKI, "%s lists %zu revoked certificates but has no readable "
+		    "crl.pem to show they are this CA's: sign it without the cluster (tlsgate ca crl "
+		    "--dir %s, no store settings) or remove %s/revoked; nothing was changed", dir, n,
+		    dir, dir);
+		goto out;
+	}
+	if (crl == NULL || X509_CRL_verify(crl, X509_get0_pubkey(ca->cert)) != 1) {
+		ERR_clear_error();
+		rv = 0;   /* nothing of this CA's in the folder (another CA's, or none) */
+		goto out;
+	}
 	if (n > TG_CRL_CLUSTER_MAX) {
 		tg_err_set(err, TG_E_USAGE, "%s lists %zu revoked certificates, more than a "
-		    "cluster's CA can (%d: its CRL is one etcd value); nothing was changed", dir, n,
-		    TG_CRL_CLUSTER_MAX);
+		    "cluster's CA can (%d: its CRL is one etcd value); nothing was changed: raise "
+		    "etcd's --max-request-bytes and keep this CA out of the cluster, or start a new "
+		    "CA for the fleet", dir, n, TG_CRL_CLUSTER_MAX);
 		goto out;
 	}
 	/* the number last: a failure half-way leaves the store without one,
@@ -423,6 +436,11 @@ seed_from_folder(const struct crl_at *at, const char *dir, const struct tg_ca *c
 		}
 		OPENSSL_free(v);
 		v = NULL;
+	}
+	/* a number, whatever the folder had: the seeding happens once */
+	if (at_get(at, "crlnumber", &v, &vl, err) < 0) {
+		if (err->code != TG_E_NOT_FOUND || at_put(at, "crlnumber", "0\n", 2, err) < 0)
+			goto out;
 	}
 	rv = 0;
 out:

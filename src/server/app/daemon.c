@@ -552,10 +552,17 @@ apply(struct tg_server *s, const struct tg_config *cfg, struct tg_err *err)
 	s->ssl_ctx = n.ssl_ctx;
 	s->clients = n.clients;
 	tg_known_watch_start(s, s->clients);
-	if (carried) {   /* the certificate's figures stay those of the one kept */
-		tg_log(s, TG_LOG_WARN, "SIGHUP: the ACME certificate was being replaced while the "
-		    "configuration was read; the one in service stays until the new one is handed "
-		    "over");
+	if (carried) {   /* the certificate's figures and files stay those of the one kept */
+		tg_log(s, TG_LOG_WARN, "SIGHUP: the ACME files are no usable pair (%s): being "
+		    "replaced right now, or no longer what tls.acme asks for; the certificate for %s "
+		    "keeps serving until the agent hands over its next one", n.acme_unusable,
+		    s->m.cert_name[0] ? s->m.cert_name : "(unnamed)");
+		/* rebuilds (a CRL change, a tunnel presenting the node's
+		 * certificate) read these paths: never empty while it serves */
+		memcpy(n.tls.cert, s->tls.cert, sizeof(n.tls.cert));
+		memcpy(n.tls.key, s->tls.key, sizeof(n.tls.key));
+		memcpy(n.tls.cert_origin, s->tls.cert_origin, sizeof(n.tls.cert_origin));
+		memcpy(n.tls.key_origin, s->tls.key_origin, sizeof(n.tls.key_origin));
 	} else {
 		memcpy(s->m.cert_name, n.m.cert_name, sizeof(s->m.cert_name));
 		memcpy(s->m.cert_source, n.m.cert_source, sizeof(s->m.cert_source));

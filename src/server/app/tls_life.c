@@ -147,8 +147,10 @@ acme_keypair(struct tg_server *s, const struct tg_config *cfg, struct tg_keypair
 		goto fail;
 	/* a cached certificate that does not pass is not served: the agent
 	 * orders a new one at once */
-	if (tg_acme_cached(st, crt, key, set->names, set->nnames, &leaf, &e2) == 0 &&
-	    acme_paths(set, kp->cert, kp->key, sizeof(kp->cert), err) < 0)
+	s->acme_unusable[0] = '\0';
+	if (tg_acme_cached(st, crt, key, set->names, set->nnames, &leaf, &e2) < 0)
+		snprintf(s->acme_unusable, sizeof(s->acme_unusable), "%.299s", e2.msg);
+	else if (acme_paths(set, kp->cert, kp->key, sizeof(kp->cert), err) < 0)
 		goto fail;
 	X509_free(leaf);
 	tg_store_free(st);

@@ -68,6 +68,7 @@ struct tg_server {
 	/* ACME (tls.auto: acme) */
 	int acme_on;
 	struct tg_acme_settings *acme_set;
+	char acme_unusable[300];     /* why the ACME files made no pair at the last build; "" */
 	struct tg_acme_agent *acme;
 	struct tg_answers *answers;  /* challenge answers the loop serves */
 	/* Was this finished handshake itself the answer (RFC 8737 TLS-ALPN-01)?
