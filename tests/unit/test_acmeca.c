@@ -298,6 +298,18 @@ csr_b64(EVP_PKEY *k, const char *sans)
 	return out;
 }
 
+/* finalize at path, signed by k as kid, with a CSR for ck naming sans: the
+ * status */
+static int
+finalize_csr(EVP_PKEY *k, const char *kid, const char *path, EVP_PKEY *ck, const char *sans,
+    struct tg_acmeca_resp *r)
+{
+	char payload[2000], *csr = csr_b64(ck, sans);
+	snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	return post(k, kid, path, payload, r);
+}
+
 /* Marks an authorization valid in the folder store, as a check would. */
 static void
 authz_valid(const char *dir, const char *url)
@@ -502,7 +514,7 @@ protocol(void)
 	    "finalize early: %s", r.body);
 	/* the checks passed (as if): the order is ready; CSRs are judged */
 	{
-		char opath[400], *csr;
+		char opath[400];
 		json_t *o, *a;
 		EVP_PKEY *ck = tg_key_generate(TG_KEY_EC_P256, NULL);
 		size_t i;
@@ -514,34 +526,25 @@ protocol(void)
 			authz_valid(dir, json_string_value(json_array_get(a, i)));
 		json_decref(o);
 		/* a comma inside a URI would have smuggled in a name of its own */
-		csr = csr_b64(ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://t/x,dns:victim.example");
-		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
-		free(csr);
-		CHECK(post(k1, acct, path, payload, &r) == 400 && has(&r, "badCSR") &&
+		CHECK(finalize_csr(k1, acct, path, ck,
+		    "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://t/x,dns:victim.example", &r) == 400 &&
+		    has(&r, "badCSR") &&
 		    has(&r, "characters a URI may not"), "URI with a comma: %d %s", r.status, r.body);
 		/* a URI outside the policy */
-		csr = csr_b64(ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://other/x");
-		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
-		free(csr);
-		CHECK(post(k1, acct, path, payload, &r) == 403 && has(&r, "may not have the URI"),
+		CHECK(finalize_csr(k1, acct, path, ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://other/x",
+		    &r) == 403 && has(&r, "may not have the URI"),
 		    "URI outside the policy: %s", r.body);
 		/* a name the order does not have */
-		csr = csr_b64(ck, "DNS:a.t.test|DNS:b.t.test|IP:10.1.2.3");
-		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
-		free(csr);
-		CHECK(post(k1, acct, path, payload, &r) == 400 && has(&r, "not exactly the order"),
+		CHECK(finalize_csr(k1, acct, path, ck, "DNS:a.t.test|DNS:b.t.test|IP:10.1.2.3", &r) ==
+		    400 && has(&r, "not exactly the order"),
 		    "extra name: %s", r.body);
 		/* the account key as the certificate's */
-		csr = csr_b64(k1, "DNS:a.t.test|IP:10.1.2.3");
-		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
-		free(csr);
-		CHECK(post(k1, acct, path, payload, &r) == 400 && has(&r, "account key"),
+		CHECK(finalize_csr(k1, acct, path, k1, "DNS:a.t.test|IP:10.1.2.3", &r) == 400 &&
+		    has(&r, "account key"),
 		    "account key in the CSR: %s", r.body);
 		/* right: the certificate names exactly that */
-		csr = csr_b64(ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://t/node-1");
-		snprintf(payload, sizeof(payload), "{\"csr\":\"%s\"}", csr);
-		free(csr);
-		CHECK(post(k1, acct, path, payload, &r) == 200 && has(&r, "\"valid\"") &&
+		CHECK(finalize_csr(k1, acct, path, ck, "DNS:a.t.test|IP:10.1.2.3|URI:spiffe://t/node-1",
+		    &r) == 200 && has(&r, "\"valid\"") &&
 		    has(&r, BASE "cert/"), "finalize: %s", r.body);
 		{
 			const char *c = r.body ? strstr(r.body, BASE "cert/") : NULL;
